@@ -1,0 +1,33 @@
+# Two entry points for a fresh machine (see README.md):
+#   make demo   -- installs the pinned virtualenv, runs the embedded default demo
+#   make test   -- installs the pinned virtualenv, runs the test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt setup.py | cksum | cut -d' ' -f1)
+
+# Tests and demo run on the CPU unless told otherwise; the persistent XLA
+# compilation cache makes a second run skip most compiles.
+export JAX_PLATFORMS ?= cpu
+export LUMIERE_JAX_CACHE ?= $(CURDIR)/.jax_cache
+
+.PHONY: venv test demo clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+test: venv
+	$(PY) -m pytest -q tests
+
+demo: venv
+	$(PY) -m lumiere_jax.demo
+
+clean:
+	rm -rf $(VENV) .jax_cache .pytest_cache

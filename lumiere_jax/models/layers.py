@@ -1,0 +1,135 @@
+"""Small shared layers: annotated Dense/Conv factories, fp32 GroupNorm, activations,
+sinusoidal embeddings.
+
+Every parameter created here carries logical axis names (`lumiere_jax.axes`), so
+a mesh + rules shard it without touching model code.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lumiere_jax import axes
+
+Dtype = Any
+
+# PyTorch's default init for Linear/Conv (kaiming_uniform with a=sqrt(5)), which is
+# what the T2I checkpoints we import were trained from.
+torch_default_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+zeros = nn.initializers.zeros_init()
+
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "silu": nn.silu,
+    "swish": nn.silu,
+    "gelu": lambda x: nn.gelu(x, approximate=False),   # exact (erf) GELU, as torch's default
+    "gelu_tanh": lambda x: nn.gelu(x, approximate=True),
+    "relu": nn.relu,
+    "mish": lambda x: x * jnp.tanh(nn.softplus(x)),
+}
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]
+
+
+def dense(features: int, *, name: str | None = None, dtype: Dtype = jnp.float32,
+          param_dtype: Dtype = jnp.float32, use_bias: bool = True,
+          kernel_init=torch_default_init, axis_names: tuple[str, str] = (axes.IN, axes.OUT)) -> nn.Dense:
+    """`nn.Dense` whose kernel/bias carry logical axis names."""
+    return nn.Dense(
+        features, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype, name=name,
+        kernel_init=nn.with_logical_partitioning(kernel_init, axis_names),
+        bias_init=nn.with_logical_partitioning(zeros, (axis_names[-1],)),
+    )
+
+
+def conv(features: int, kernel_size: Sequence[int], *, name: str | None = None,
+         strides: Sequence[int] | int = 1, padding: Any = "SAME", dtype: Dtype = jnp.float32,
+         param_dtype: Dtype = jnp.float32, kernel_init=torch_default_init,
+         use_bias: bool = True) -> nn.Conv:
+    """`nn.Conv` (any number of batch dims) whose kernel/bias carry logical axis names.
+
+    A 2-D kernel is (H, W, in, out); a 3-D kernel (T, H, W, in, out).
+    """
+    kernel_size = tuple(kernel_size)
+    spatial_names = {1: (axes.CONV_T,), 2: (axes.CONV_H, axes.CONV_W),
+                     3: (axes.CONV_T, axes.CONV_H, axes.CONV_W)}[len(kernel_size)]
+    return nn.Conv(
+        features, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
+        dtype=dtype, param_dtype=param_dtype, name=name,
+        kernel_init=nn.with_logical_partitioning(kernel_init, spatial_names + (axes.IN, axes.OUT)),
+        bias_init=nn.with_logical_partitioning(zeros, (axes.OUT,)),
+    )
+
+
+class GroupNorm(nn.Module):
+    """GroupNorm computed in float32, statistics per example over `num_reduce_axes`
+    trailing non-channel axes and the channels of each group.
+
+    For a video [B, T, H, W, C] with ``num_reduce_axes=2`` the statistics are per
+    frame (over H, W), so frames never mix: an image model applied to a video's
+    frames behaves exactly as on the images. Tokens [B, L, C] use ``num_reduce_axes=1``.
+    """
+    num_groups: int = 32
+    epsilon: float = 1e-5
+    num_reduce_axes: int = 2
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        if c % self.num_groups:
+            raise ValueError(f"GroupNorm: {c} channels not divisible by num_groups={self.num_groups}")
+        scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones_init(), (axes.NORM,)),
+                           (c,), self.param_dtype)
+        bias = self.param("bias", nn.with_logical_partitioning(zeros, (axes.NORM,)), (c,), self.param_dtype)
+        xf = x.astype(jnp.float32)
+        g = xf.reshape(x.shape[:-1] + (self.num_groups, c // self.num_groups))
+        red = tuple(range(g.ndim - 2 - self.num_reduce_axes, g.ndim - 2)) + (g.ndim - 1,)
+        mean = jnp.mean(g, axis=red, keepdims=True)
+        var = jnp.mean(jnp.square(g - mean), axis=red, keepdims=True)
+        g = (g - mean) * jax.lax.rsqrt(var + self.epsilon)
+        y = g.reshape(x.shape) * scale.astype(jnp.float32) + bias.astype(jnp.float32)
+        return y.astype(self.dtype)
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the last axis, computed in float32, annotated params."""
+    epsilon: float = 1e-5
+    use_bias: bool = True
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return nn.LayerNorm(
+            epsilon=self.epsilon, use_bias=self.use_bias, dtype=jnp.float32, param_dtype=self.param_dtype,
+            scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), (axes.NORM,)),
+            bias_init=nn.with_logical_partitioning(zeros, (axes.NORM,)), name="ln",
+        )(x.astype(jnp.float32)).astype(self.dtype)
+
+
+def sinusoidal_embedding(positions: jax.Array, dim: int, *, flip_sin_to_cos: bool = True,
+                         freq_shift: float = 0.0, max_period: float = 10000.0) -> jax.Array:
+    """Sinusoidal embedding of (possibly fractional) positions, [..., dim], float32.
+
+    Same convention as diffusers' `get_timestep_embedding`: frequencies
+    exp(-log(max_period) * i / (half - freq_shift)), [sin, cos] halves, swapped to
+    [cos, sin] when `flip_sin_to_cos`.
+    """
+    half = dim // 2
+    exponent = -math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / (half - freq_shift)
+    args = positions.astype(jnp.float32)[..., None] * jnp.exp(exponent)
+    emb = jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)
+    if flip_sin_to_cos:
+        emb = jnp.concatenate([emb[..., half:], emb[..., :half]], axis=-1)
+    if dim % 2:
+        emb = jnp.pad(emb, [(0, 0)] * (emb.ndim - 1) + [(0, 1)])
+    return emb

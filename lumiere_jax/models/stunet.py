@@ -1,0 +1,174 @@
+"""Space-Time U-Net (Lumiere §3.1, Fig. 4, App. B): a T2I U-Net inflated in time.
+
+Parameters live in two subtrees:
+  ``params["spatial"]``  -- exactly the T2I U-Net's parameters (pretrained; frozen
+                            during video training; swappable for style interpolation),
+  ``params["temporal"]`` -- the new modules, one per hook point of the U-Net:
+      every level but the coarsest: a `ConvInflationBlock` after each pretrained layer;
+      the coarsest level (last encoder/decoder level and the mid block): a stack of
+      `TemporalAttentionBlock`s after each pretrained layer;
+      after each of the first `num_temporal_downsamples` spatial down-samplings a
+      `TemporalDownsample`, mirrored by a `TemporalUpsample` after the spatial
+      up-sampling back to that level.
+
+With freshly initialised temporal parameters, frames 0, N, 2N, ... of the output
+equal the T2I U-Net applied to those frames alone (N = 2**num_temporal_downsamples).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lumiere_jax.models import temporal as tmp
+from lumiere_jax.models.unet import UNet, UNetConfig, check_image_size, to_dtype
+
+SPATIAL, TEMPORAL = "spatial", "temporal"
+
+
+@dataclasses.dataclass(frozen=True)
+class STUNetConfig:
+    unet: UNetConfig = UNetConfig()
+    num_temporal_downsamples: Optional[int] = None   # None: after every spatial down-sampling
+    temporal_kernel_size: int = 3
+    temporal_attention_depth: int = 1                # blocks stacked after each coarsest-level layer
+    temporal_head_dim: int = 32
+    temporal_position_encoding: str = "sinusoidal"   # sinusoidal | rope | learned | none
+    temporal_max_frames: int = 128                   # for learned positions
+    temporal_mlp_ratio: int = 4
+
+    def __post_init__(self):
+        max_down = self.unet.num_levels - 1
+        if self.num_temporal_downsamples is not None and not 0 <= self.num_temporal_downsamples <= max_down:
+            raise ValueError(f"num_temporal_downsamples={self.num_temporal_downsamples} must be in [0, {max_down}] "
+                             f"(one per spatial down-sampling of the {self.unet.num_levels}-level U-Net)")
+        if self.temporal_position_encoding not in tmp.POSITION_ENCODINGS:
+            raise ValueError(f"temporal_position_encoding must be one of {tmp.POSITION_ENCODINGS}, "
+                             f"got {self.temporal_position_encoding!r}")
+        if self.temporal_kernel_size % 2 != 1:
+            raise ValueError(f"temporal_kernel_size must be odd, got {self.temporal_kernel_size}")
+
+    @property
+    def temporal_downsamples(self) -> int:
+        n = self.num_temporal_downsamples
+        return self.unet.num_levels - 1 if n is None else n
+
+    @property
+    def temporal_factor(self) -> int:
+        """N: total temporal down-sampling; frame counts must be multiples of it."""
+        return 2 ** self.temporal_downsamples
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "STUNetConfig":
+        d = dict(d)
+        unet = UNetConfig.from_dict(dict(d.pop("unet", {})))
+        known = {f.name for f in dataclasses.fields(cls)} - {"unet"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown STUNetConfig keys {unknown}; valid keys: {sorted(known)}")
+        return cls(unet=unet, **d)
+
+
+def check_num_frames(cfg: STUNetConfig, num_frames: int) -> None:
+    n = cfg.temporal_factor
+    if num_frames < 1 or num_frames % n:
+        ok = sorted({max(n, (num_frames // n) * n), (num_frames // n + 1) * n})
+        raise ValueError(
+            f"num_frames={num_frames} is not divisible by 2**num_temporal_downsamples={n} "
+            f"({cfg.temporal_downsamples} temporal down-samplings); use a multiple of {n}, "
+            f"e.g. {' or '.join(map(str, ok))}")
+
+
+def hook_plan(cfg: STUNetConfig) -> dict[str, str]:
+    """Which temporal module sits at which U-Net hook point: name -> kind, kind in
+    {"conv", "attention", "down", "up"}."""
+    u = cfg.unet
+    last = u.num_levels - 1
+    plan = {}
+    for level in range(u.num_levels):
+        kind = "attention" if level == last else "conv"
+        for i in range(u.num_res_blocks):
+            plan[f"down_{level}_{i}"] = kind
+        for i in range(u.num_res_blocks + 1):
+            plan[f"up_{level}_{i}"] = kind
+    plan["mid_0"] = plan["mid_1"] = "attention"
+    for j in range(cfg.temporal_downsamples):
+        plan[f"tdown_{j}"], plan[f"tup_{j}"] = "down", "up"
+    return plan
+
+
+class TemporalLayers(nn.Module):
+    """All temporal modules of a STUNet, addressed by U-Net hook name."""
+    config: STUNetConfig
+
+    def setup(self):
+        cfg, u = self.config, self.config.unet
+        kw = dict(dtype=to_dtype(u.dtype), param_dtype=to_dtype(u.param_dtype))
+        make = {
+            "conv": lambda: tmp.ConvInflationBlock(u.norm_groups, cfg.temporal_kernel_size, u.act, **kw),
+            "attention": lambda: tmp.TemporalAttentionStack(
+                cfg.temporal_attention_depth, cfg.temporal_head_dim, cfg.temporal_position_encoding,
+                cfg.temporal_max_frames, cfg.temporal_mlp_ratio, u.attention_impl, **kw),
+            "down": lambda: tmp.TemporalDownsample(cfg.temporal_kernel_size, **kw),
+            "up": lambda: tmp.TemporalUpsample(cfg.temporal_kernel_size, **kw),
+        }
+        self.blocks = {name: make[kind]() for name, kind in hook_plan(cfg).items()}
+
+    def __call__(self, name: str, h: jax.Array) -> jax.Array:
+        block = self.blocks.get(name)
+        return h if block is None else block(h)
+
+
+class STUNet(nn.Module):
+    """x: [B, T, H, W, C] noisy video; t: [B]; text: [B, L, D]; text_mask: [B, L]."""
+    config: STUNetConfig
+
+    def setup(self):
+        self.spatial = UNet(self.config.unet)
+        self.temporal = TemporalLayers(self.config)
+
+    def __call__(self, x: jax.Array, t: jax.Array, text: jax.Array | None = None,
+                 text_mask: jax.Array | None = None, *, train: bool = False) -> jax.Array:
+        if x.ndim != 5:
+            raise ValueError(f"STUNet expects a video [B, T, H, W, C], got shape {x.shape}")
+        check_num_frames(self.config, x.shape[1])
+        check_image_size(self.config.unet, x.shape[2], x.shape[3])
+        return self.spatial(x, t, text, text_mask, train=train, hook=self.temporal)
+
+
+def dummy_inputs(cfg: STUNetConfig, num_frames: int, size: int, batch: int = 1, text_len: int = 8):
+    """Zero inputs of the right shapes, for `init` / `eval_shape`."""
+    u = cfg.unet
+    x = jnp.zeros((batch, num_frames, size, size, u.in_channels), jnp.float32)
+    t = jnp.zeros((batch,), jnp.int32)
+    if u.text_dim is None:
+        return x, t, None, None
+    return x, t, jnp.zeros((batch, text_len, u.text_dim), jnp.float32), jnp.ones((batch, text_len), bool)
+
+
+def inflate_params(cfg: STUNetConfig, t2i_params: Any, rng: jax.Array, *, num_frames: int,
+                   size: int) -> dict:
+    """STUNet parameters from a trained T2I U-Net: the spatial subtree is `t2i_params`
+    verbatim (same leaves, not copies), the temporal subtree freshly initialised
+    (zero-init projections, identity-init temporal resampling)."""
+    check_num_frames(cfg, num_frames)
+    model = STUNet(cfg)
+    inputs = dummy_inputs(cfg, num_frames, size)
+    t2i_params = nn.meta.unbox(t2i_params)
+    # Check shapes abstractly first: a mismatch fails before anything is compiled.
+    abstract = nn.meta.unbox(jax.eval_shape(model.init, rng, *inputs))["params"]
+    want = jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), abstract[SPATIAL])
+    got = jax.tree_util.tree_map(lambda a: (jnp.shape(a), jnp.asarray(a).dtype), t2i_params)
+    if jax.tree_util.tree_structure(want) != jax.tree_util.tree_structure(got) or want != got:
+        raise ValueError("T2I parameters do not match the STUNet's spatial U-Net (config.unet): "
+                         "check that the checkpoint was trained with the same UNetConfig")
+    fresh = nn.meta.unbox(jax.jit(model.init)(rng, *inputs))["params"]
+    return {SPATIAL: t2i_params, TEMPORAL: fresh[TEMPORAL]}
+
+
+def param_labels(params: dict) -> dict:
+    """Tree of "spatial"/"temporal" labels, for `optax.multi_transform` freezing."""
+    return {k: jax.tree_util.tree_map(lambda _: k, v) for k, v in params.items()}

@@ -1,0 +1,164 @@
+"""Temporal modules that inflate a T2I U-Net into a STUNet (Lumiere Fig. 4, App. B).
+
+All take and return [B, T, H, W, C]:
+  * `ConvInflationBlock` (Fig. 4b): factorized space-time convolution (2-D spatial
+    conv, then 1-D temporal conv, each after norm + nonlinearity) and a zero-initialised
+    linear projection, added residually: the identity at initialisation.
+  * `TemporalAttentionBlock` (Fig. 4c): self-attention along time at each spatial
+    position, then an MLP; both end in zero-initialised projections (identity at init).
+  * `TemporalDownsample` / `TemporalUpsample` (App. B): a 1-D temporal conv initialised
+    to the identity followed by stride 2; frame duplication followed by an
+    identity-initialised 1-D temporal conv. At init they are nearest-neighbour
+    temporal resizing.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lumiere_jax import axes
+from lumiere_jax.models import layers
+from lumiere_jax.models.attention import dot_product_attention
+
+Dtype = Any
+POSITION_ENCODINGS = ("sinusoidal", "rope", "learned", "none")
+
+
+def identity_temporal_init(key, shape, dtype=jnp.float32):
+    """Kernel (K, 1, 1, C, C) that copies the centre frame: a 1-D temporal identity."""
+    del key
+    k, _, _, cin, cout = shape
+    if cin != cout:
+        raise ValueError(f"identity init needs in == out channels, got {cin} -> {cout}")
+    return jnp.zeros(shape, dtype).at[k // 2, 0, 0].set(jnp.eye(cin, dtype=dtype))
+
+
+def _temporal_conv(features: int, kernel: int, *, stride: int = 1, identity: bool = False,
+                   name: str, dtype: Dtype, param_dtype: Dtype) -> nn.Conv:
+    pad = kernel // 2
+    return layers.conv(features, (kernel, 1, 1), strides=(stride, 1, 1), padding=((pad, pad), (0, 0), (0, 0)),
+                       kernel_init=identity_temporal_init if identity else layers.torch_default_init,
+                       name=name, dtype=dtype, param_dtype=param_dtype)
+
+
+class ConvInflationBlock(nn.Module):
+    norm_groups: int = 32
+    kernel_size: int = 3
+    act: str = "silu"
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        c = h.shape[-1]
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        act = layers.activation(self.act)
+        y = act(layers.GroupNorm(self.norm_groups, name="norm_spatial", **kw)(h))
+        y = layers.conv(c, (3, 3), name="conv_spatial", **kw)(y)
+        y = act(layers.GroupNorm(self.norm_groups, name="norm_temporal", **kw)(y))
+        y = _temporal_conv(c, self.kernel_size, name="conv_temporal", **kw)(y)
+        y = layers.dense(c, name="proj_out", kernel_init=layers.zeros, **kw)(y)
+        return nn.with_logical_constraint(h + y, axes.VIDEO)
+
+
+def rope(x: jax.Array, positions: jax.Array, max_period: float = 10000.0) -> jax.Array:
+    """Rotary position embedding over the sequence axis of x [N, T, heads, D]."""
+    d = x.shape[-1]
+    freqs = jnp.exp(-jnp.log(max_period) * jnp.arange(0, d // 2, dtype=jnp.float32) / (d // 2))
+    ang = positions.astype(jnp.float32)[:, None] * freqs              # [T, D/2]
+    cos, sin = jnp.cos(ang)[None, :, None, :], jnp.sin(ang)[None, :, None, :]
+    x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+    return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1).astype(x.dtype)
+
+
+class TemporalAttentionBlock(nn.Module):
+    head_dim: int = 32
+    position_encoding: str = "sinusoidal"
+    max_frames: int = 128
+    mlp_ratio: int = 4
+    attention_impl: str = "xla"
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        b, t, hh, ww, c = h.shape
+        if self.position_encoding not in POSITION_ENCODINGS:
+            raise ValueError(f"unknown temporal position_encoding {self.position_encoding!r}; "
+                             f"choose one of {POSITION_ENCODINGS}")
+        if c % self.head_dim:
+            raise ValueError(f"temporal attention: {c} channels not divisible by head_dim={self.head_dim}")
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        n = c // self.head_dim
+        x = h.transpose(0, 2, 3, 1, 4).reshape(b * hh * ww, t, c)    # one sequence per pixel
+        x = nn.with_logical_constraint(x, (axes.BATCH, axes.FRAMES, axes.EMBED))
+        y = layers.LayerNorm(name="norm", **kw)(x)
+        pos = jnp.arange(t)
+        if self.position_encoding == "sinusoidal":
+            y = y + layers.sinusoidal_embedding(pos, c).astype(y.dtype)
+        elif self.position_encoding == "learned":
+            if t > self.max_frames:
+                raise ValueError(f"learned temporal positions cover {self.max_frames} frames, got {t}")
+            table = self.param("pos_embedding", nn.with_logical_partitioning(
+                nn.initializers.normal(0.02), (axes.POS, axes.EMBED)), (self.max_frames, c), self.param_dtype)
+            y = y + table[:t].astype(y.dtype)
+        split = lambda z: z.reshape(z.shape[:-1] + (n, self.head_dim))
+        q, k, v = (split(layers.dense(c, name=nm, **kw)(y)) for nm in ("to_q", "to_k", "to_v"))
+        if self.position_encoding == "rope":
+            q, k = rope(q, pos), rope(k, pos)
+        o = dot_product_attention(q, k, v, impl=self.attention_impl).reshape(x.shape)
+        x = x + layers.dense(c, name="proj_out", kernel_init=layers.zeros, **kw)(o)
+        y = layers.LayerNorm(name="norm_mlp", **kw)(x)
+        y = layers.dense(self.mlp_ratio * c, name="mlp_in", axis_names=(axes.IN, axes.MLP), **kw)(y)
+        y = layers.dense(c, name="mlp_out", kernel_init=layers.zeros, axis_names=(axes.MLP, axes.OUT), **kw)(
+            layers.activation("gelu_tanh")(y))
+        x = x + y
+        out = x.reshape(b, hh, ww, t, c).transpose(0, 3, 1, 2, 4)
+        return nn.with_logical_constraint(out, axes.VIDEO)
+
+
+class TemporalAttentionStack(nn.Module):
+    """`depth` temporal attention blocks in a row (Fig. 4c: stacked at the coarsest level)."""
+    depth: int = 1
+    head_dim: int = 32
+    position_encoding: str = "sinusoidal"
+    max_frames: int = 128
+    mlp_ratio: int = 4
+    attention_impl: str = "xla"
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        for i in range(self.depth):
+            h = TemporalAttentionBlock(self.head_dim, self.position_encoding, self.max_frames, self.mlp_ratio,
+                                       self.attention_impl, self.dtype, self.param_dtype, name=f"layer_{i}")(h)
+        return h
+
+
+class TemporalDownsample(nn.Module):
+    kernel_size: int = 3
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        if h.shape[1] % 2:
+            raise ValueError(f"temporal down-sampling needs an even number of frames, got {h.shape[1]}")
+        return _temporal_conv(h.shape[-1], self.kernel_size, stride=2, identity=True, name="conv",
+                              dtype=self.dtype, param_dtype=self.param_dtype)(h)
+
+
+class TemporalUpsample(nn.Module):
+    kernel_size: int = 3
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        h = jnp.repeat(h, 2, axis=1)
+        return _temporal_conv(h.shape[-1], self.kernel_size, identity=True, name="conv",
+                              dtype=self.dtype, param_dtype=self.param_dtype)(h)

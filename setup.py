@@ -1,0 +1,15 @@
+"""lumiere_jax: Lumiere-style text-to-video diffusion in JAX/Flax."""
+import setuptools
+
+setuptools.setup(
+    name="lumiere_jax",
+    version="0.1.0",
+    description="Space-Time U-Net (Lumiere) text-to-video diffusion in JAX/Flax",
+    packages=setuptools.find_packages(include=["lumiere_jax", "lumiere_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.10", "flax>=0.12", "optax", "orbax-checkpoint", "ml_collections",
+        "chex", "absl-py", "numpy",
+    ],
+    extras_require={"test": ["pytest"]},
+)

@@ -1,0 +1,74 @@
+"""Tiny model configurations and shared (session-scoped) compiled fixtures."""
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import pytest
+
+from lumiere_jax.models import STUNet, STUNetConfig, UNet, UNetConfig, inflate_params
+
+FRAMES, SIZE, TEXT_LEN, TEXT_DIM = 8, 16, 5, 12
+
+# Imagen-style: strided-conv resampling, mean-pooled text, SiLU; N = 4.
+IMAGEN_TINY = STUNetConfig(
+    unet=UNetConfig(base_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(2, 4),
+                    head_dim=8, norm_groups=4, text_dim=TEXT_DIM),
+    temporal_head_dim=8)
+# DeepFloyd-IF-style blocks: resnet resampling, text projection, attention pooling,
+# GELU, skip_time_act, output scaling; one temporal down-sampling (N = 2), RoPE,
+# two stacked temporal attention blocks.
+IF_TINY = STUNetConfig(
+    unet=UNetConfig(base_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(2, 4),
+                    head_dim=8, norm_groups=4, text_dim=TEXT_DIM, cross_attention_dim=16,
+                    text_pooling="attention", text_pool_heads=2, text_pool_use_mask=False, act="gelu",
+                    time_embed_act="gelu", skip_time_act=True, resnet_output_scale=1.414, resample="resnet",
+                    out_channels=6),
+    num_temporal_downsamples=1, temporal_attention_depth=2, temporal_position_encoding="rope",
+    temporal_head_dim=8)
+CONFIGS = {"imagen": IMAGEN_TINY, "if": IF_TINY}
+
+
+def random_inputs(seed: int, cfg: STUNetConfig, batch: int = 2, frames: int = FRAMES):
+    k = jax.random.split(jax.random.PRNGKey(seed), 4)
+    x = jax.random.normal(k[0], (batch, frames, SIZE, SIZE, cfg.unet.in_channels))
+    t = jax.random.randint(k[1], (batch,), 0, 1000)
+    text = jax.random.normal(k[2], (batch, TEXT_LEN, TEXT_DIM))
+    lengths = jax.random.randint(k[3], (batch,), 1, TEXT_LEN + 1)
+    mask = jnp.arange(TEXT_LEN)[None] < lengths[:, None]
+    return x, t, text, mask
+
+
+@dataclasses.dataclass
+class Models:
+    cfg: STUNetConfig
+    t2i_params: dict
+    params: dict           # inflated STUNet params {"spatial", "temporal"}
+    t2i_apply: callable    # jitted (params, x[B,H,W,C], t, text, mask) -> out
+    apply: callable        # jitted (params, video, t, text, mask) -> out
+
+
+_CACHE = {}
+
+
+def build_models(name: str) -> Models:
+    if name not in _CACHE:
+        cfg = CONFIGS[name]
+        t2i = UNet(cfg.unet)
+        x, t, text, mask = random_inputs(0, cfg)
+        t2i_params = nn.meta.unbox(jax.jit(t2i.init)(jax.random.PRNGKey(1), x[:, 0], t, text, mask))["params"]
+        params = inflate_params(cfg, t2i_params, jax.random.PRNGKey(2), num_frames=FRAMES, size=SIZE)
+        t2i_apply = jax.jit(lambda p, *a: t2i.apply({"params": p}, *a))
+        apply = jax.jit(lambda p, *a: STUNet(cfg).apply({"params": p}, *a))
+        _CACHE[name] = Models(cfg, t2i_params, params, t2i_apply, apply)
+    return _CACHE[name]
+
+
+@pytest.fixture(scope="session", params=sorted(CONFIGS))
+def models(request) -> Models:
+    return build_models(request.param)
+
+
+@pytest.fixture(scope="session")
+def imagen_models() -> Models:
+    return build_models("imagen")

@@ -1,0 +1,157 @@
+"""STUNet inflation: App. B initialisation property, placement of temporal modules,
+freezing, verbatim inflation, and input validation."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from lumiere_jax.models import STUNet, STUNetConfig, UNetConfig, inflate_params, param_labels
+from lumiere_jax.models import temporal as tmp
+from lumiere_jax.models.stunet import dummy_inputs, hook_plan
+from tests.models.conftest import FRAMES, SIZE, random_inputs
+
+
+@pytest.mark.parametrize("seed", [10, 11, 12])
+def test_every_nth_frame_equals_t2i_at_init(models, seed):
+    """App. B: with fresh temporal params, frames 0, N, 2N... equal the T2I U-Net on
+    those frames alone; other frames do not (they mix neighbouring frames)."""
+    x, t, text, mask = random_inputs(seed, models.cfg)
+    out = np.asarray(models.apply(models.params, x, t, text, mask))
+    n = models.cfg.temporal_factor
+    for f in range(FRAMES):
+        ref = np.asarray(models.t2i_apply(models.t2i_params, x[:, f], t, text, mask))
+        err = np.max(np.abs(out[:, f] - ref)) / np.max(np.abs(ref))
+        if f % n == 0:
+            assert err < 1e-5, f"frame {f}: relative error {err:.2e} vs T2I"
+        else:
+            assert err > 1e-3, f"frame {f} unexpectedly equals the T2I output (err {err:.2e})"
+
+
+def test_inflation_blocks_are_identity_at_init():
+    h = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 4, 4, 16))
+    for block in (tmp.ConvInflationBlock(norm_groups=4),
+                  tmp.TemporalAttentionStack(depth=2, head_dim=8),
+                  tmp.TemporalAttentionStack(head_dim=8, position_encoding="learned", max_frames=8)):
+        params = block.init(jax.random.PRNGKey(1), h)
+        np.testing.assert_array_equal(block.apply(params, h), h)
+        # ...and only because of the zero-initialised output projections:
+        bumped = jax.tree_util.tree_map_with_path(
+            lambda p, a: a + 0.1 if "proj_out" in jax.tree_util.keystr(p) else a, nn.meta.unbox(params))
+        assert np.max(np.abs(block.apply(bumped, h) - h)) > 1e-3
+    down, up = tmp.TemporalDownsample(), tmp.TemporalUpsample()
+    np.testing.assert_array_equal(down.apply(down.init(jax.random.PRNGKey(2), h), h), h[:, ::2])
+    np.testing.assert_array_equal(up.apply(up.init(jax.random.PRNGKey(3), h), h), jnp.repeat(h, 2, axis=1))
+
+
+def test_temporal_attention_only_at_coarsest_level(models):
+    cfg = models.cfg
+    x, t, text, mask = random_inputs(0, cfg)
+    _, state = jax.jit(lambda p, *a: STUNet(cfg).apply(
+        {"params": p}, *a, capture_intermediates=lambda m, _: isinstance(
+            m, (tmp.TemporalAttentionBlock, tmp.ConvInflationBlock))))(models.params, x, t, text, mask)
+    blocks = state["intermediates"]["temporal"]
+    last = cfg.unet.num_levels - 1
+    n_attn = n_conv = 0
+    for name, sub in blocks.items():
+        hook = name.removeprefix("blocks_")
+        if "layer_0" in sub:                     # an attention stack
+            for layer in sub.values():
+                frames = layer["__call__"][0].shape[1]
+                assert frames == FRAMES // cfg.temporal_factor, (hook, frames)
+                n_attn += 1
+            assert hook.startswith(("mid_", f"down_{last}_", f"up_{last}_")), hook
+        elif "__call__" in sub:                  # a conv inflation block
+            level = int(hook.split("_")[1])
+            assert level < last, hook
+            expected = FRAMES // 2 ** min(level, cfg.temporal_downsamples)
+            assert sub["__call__"][0].shape[1] == expected, (hook, sub["__call__"][0].shape)
+            n_conv += 1
+    u = cfg.unet
+    assert n_attn == cfg.temporal_attention_depth * (2 * u.num_res_blocks + 1 + 2)
+    assert n_conv == (u.num_levels - 1) * (2 * u.num_res_blocks + 1)
+
+
+def test_training_only_temporal_leaves_spatial_bit_identical(imagen_models):
+    m = imagen_models
+    x, t, text, mask = random_inputs(3, m.cfg)
+    tx = optax.multi_transform({"spatial": optax.set_to_zero(), "temporal": optax.adam(1e-2)},
+                               param_labels(m.params))
+
+    @jax.jit
+    def step(params, opt_state):
+        loss_fn = lambda p: jnp.mean((m.apply(p, x, t, text, mask) - x) ** 2)
+        grads = jax.grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), grads
+
+    new, grads = step(m.params, tx.init(m.params))
+    # The spatial gradient is non-zero: freezing is the optimiser's doing.
+    assert max(float(jnp.max(jnp.abs(g))) for g in jax.tree_util.tree_leaves(grads["spatial"])) > 0
+    for a, b in zip(jax.tree_util.tree_leaves(m.params["spatial"]), jax.tree_util.tree_leaves(new["spatial"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # Temporal leaves move exactly where they receive gradient. At init the zero output
+    # projections block the gradient to the layers before them, so the first step moves
+    # the projections and the temporal resampling convs.
+    moved = {}
+    for (path, a), b, g in zip(jax.tree_util.tree_leaves_with_path(m.params["temporal"]),
+                               jax.tree_util.tree_leaves(new["temporal"]),
+                               jax.tree_util.tree_leaves(grads["temporal"])):
+        name = jax.tree_util.keystr(path)
+        moved[name] = not np.array_equal(a, b)
+        assert moved[name] == bool(np.any(g != 0)), name
+    for name, did in moved.items():
+        if "proj_out']['kernel" in name or "mlp_out']['kernel" in name or "tdown" in name or "tup" in name:
+            assert did, f"{name} did not train"
+
+
+def test_inflate_copies_spatial_subtree_verbatim(imagen_models):
+    m = imagen_models
+    assert set(m.params) == {"spatial", "temporal"}
+    for a, b in zip(jax.tree_util.tree_leaves(m.t2i_params), jax.tree_util.tree_leaves(m.params["spatial"])):
+        assert a is b
+    other = STUNetConfig(unet=UNetConfig(base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
+                                         norm_groups=4, head_dim=8, text_dim=12), temporal_head_dim=8)
+    with pytest.raises(ValueError, match="do not match"):
+        inflate_params(other, m.t2i_params, jax.random.PRNGKey(0), num_frames=FRAMES, size=SIZE)
+
+
+def test_hook_plan_covers_every_block():
+    cfg = STUNetConfig(unet=UNetConfig(channel_mult=(1, 2, 3, 4), num_res_blocks=2), num_temporal_downsamples=2)
+    plan = hook_plan(cfg)
+    assert [k for k, v in plan.items() if v == "down"] == ["tdown_0", "tdown_1"]
+    assert [k for k, v in plan.items() if v == "up"] == ["tup_0", "tup_1"]
+    assert sum(v == "conv" for v in plan.values()) == 3 * (2 + 3)
+    assert sum(v == "attention" for v in plan.values()) == (2 + 3) + 2
+    assert cfg.temporal_factor == 4
+
+
+def _shape_check(cfg, frames, size):
+    x, t, text, mask = dummy_inputs(cfg, 8, 16)
+    x = jnp.zeros((1, frames, size, size, 3))
+    jax.eval_shape(STUNet(cfg).init, jax.random.PRNGKey(0), x, t, text, mask)
+
+
+def test_bad_frame_count_raises(imagen_models):
+    cfg = imagen_models.cfg                      # N = 4
+    with pytest.raises(ValueError, match=r"num_frames=6 .*divisible by .*=4.*multiple of 4, e.g. 4 or 8"):
+        _shape_check(cfg, 6, SIZE)
+    with pytest.raises(ValueError, match=r"num_frames=2 .*e.g. 4"):
+        _shape_check(cfg, 2, SIZE)
+
+
+def test_bad_image_size_raises(imagen_models):
+    with pytest.raises(ValueError, match=r"height=18 is not divisible by .*=4.*multiple of 4, e.g. 16 or 20"):
+        _shape_check(imagen_models.cfg, FRAMES, 18)
+
+
+def test_bad_config_raises():
+    with pytest.raises(ValueError, match="num_temporal_downsamples=3 must be in \\[0, 2\\]"):
+        STUNetConfig(unet=UNetConfig(channel_mult=(1, 2, 2)), num_temporal_downsamples=3)
+    with pytest.raises(ValueError, match="unknown STUNetConfig keys \\['temporal_heads'\\]"):
+        STUNetConfig.from_dict({"temporal_heads": 4})
+    with pytest.raises(ValueError, match="unknown UNetConfig keys \\['channels_mult'\\]"):
+        STUNetConfig.from_dict({"unet": {"channels_mult": [1, 2]}})
+    with pytest.raises(ValueError, match="temporal_position_encoding"):
+        STUNetConfig(temporal_position_encoding="alibi")
