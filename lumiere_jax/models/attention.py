@@ -69,7 +69,8 @@ class SpatialAttention(nn.Module):
         ks, vs, masks = [], [], []
         if text is not None:
             if self.text_norm == "group_norm":
-                text = layers.GroupNorm(self.norm_groups, num_reduce_axes=1, name="norm_text", **kw)(text)
+                text = layers.GroupNorm(self.norm_groups, num_reduce_axes=1, name="norm_text", **kw)(
+                    text, text_mask)
             elif self.text_norm == "layer_norm":
                 text = layers.LayerNorm(name="norm_text", **kw)(text)
             elif self.text_norm is not None:

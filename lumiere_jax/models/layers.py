@@ -83,7 +83,9 @@ class GroupNorm(nn.Module):
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        """`mask` (shape x.shape[:-1], True = valid) excludes positions (e.g. padding
+        tokens) from the statistics."""
         c = x.shape[-1]
         if c % self.num_groups:
             raise ValueError(f"GroupNorm: {c} channels not divisible by num_groups={self.num_groups}")
@@ -93,8 +95,14 @@ class GroupNorm(nn.Module):
         xf = x.astype(jnp.float32)
         g = xf.reshape(x.shape[:-1] + (self.num_groups, c // self.num_groups))
         red = tuple(range(g.ndim - 2 - self.num_reduce_axes, g.ndim - 2)) + (g.ndim - 1,)
-        mean = jnp.mean(g, axis=red, keepdims=True)
-        var = jnp.mean(jnp.square(g - mean), axis=red, keepdims=True)
+        if mask is None:
+            mean = jnp.mean(g, axis=red, keepdims=True)
+            var = jnp.mean(jnp.square(g - mean), axis=red, keepdims=True)
+        else:
+            w = jnp.broadcast_to(mask.astype(jnp.float32)[..., None, None], g.shape)
+            count = jnp.maximum(jnp.sum(w, axis=red, keepdims=True), 1.0)
+            mean = jnp.sum(g * w, axis=red, keepdims=True) / count
+            var = jnp.sum(jnp.square(g - mean) * w, axis=red, keepdims=True) / count
         g = (g - mean) * jax.lax.rsqrt(var + self.epsilon)
         y = g.reshape(x.shape) * scale.astype(jnp.float32) + bias.astype(jnp.float32)
         return y.astype(self.dtype)
