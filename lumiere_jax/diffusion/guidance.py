@@ -1,0 +1,80 @@
+"""Classifier-free guidance: text dropout for training, guided model outputs for sampling."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lumiere_jax import axes
+
+
+class NullTextEmbedding(nn.Module):
+    """Learned "empty prompt" embedding [length, dim]; zero-initialised, so it starts equal to
+    the fixed zero null embedding."""
+
+    length: int
+    dim: int
+
+    @nn.compact
+    def __call__(self) -> jax.Array:
+        init = nn.with_logical_partitioning(nn.initializers.zeros_init(), (axes.POS, axes.EMBED))
+        return self.param("embedding", init, (self.length, self.dim), jnp.float32)
+
+
+def null_text(
+    batch: int, length: int, dim: int, null_emb: jax.Array | None = None,
+    dtype: Any = jnp.float32, mask_dtype: Any = jnp.bool_,
+) -> tuple[jax.Array, jax.Array]:
+    """The unconditional text input: ``null_emb`` (broadcast to [L, D]; None = zeros) for every
+    example, with an all-ones mask (the whole null sequence is attended)."""
+    null = jnp.zeros((length, dim), dtype) if null_emb is None else jnp.broadcast_to(
+        null_emb, (length, dim)).astype(dtype)
+    return jnp.broadcast_to(null, (batch, length, dim)), jnp.ones((batch, length), mask_dtype)
+
+
+def drop_text(
+    key: jax.Array, text_emb: jax.Array, text_mask: jax.Array, null_emb: jax.Array | None,
+    prob: float,
+) -> tuple[jax.Array, jax.Array]:
+    """Replaces each example's (emb [B, L, D], mask [B, L]) by :func:`null_text` with probability
+    ``prob``, independently per example. Gradients flow into a learned ``null_emb``."""
+    batch, length, dim = text_emb.shape
+    drop = jax.random.bernoulli(key, prob, (batch,))
+    null_e, null_m = null_text(batch, length, dim, null_emb, text_emb.dtype, text_mask.dtype)
+    emb = jnp.where(drop[:, None, None], null_e, text_emb)
+    mask = jnp.where(drop[:, None], null_m, text_mask)
+    return emb, mask
+
+
+def guide(cond_out: jax.Array, uncond_out: jax.Array, guidance_scale: float,
+          channels: int) -> jax.Array:
+    """uncond + scale * (cond - uncond). For a learned-variance output (2 * ``channels`` on the
+    last axis) only the first ``channels`` are guided and the cond variance half is kept, as in
+    diffusers' IF pipeline."""
+    if cond_out.shape[-1] == 2 * channels:
+        guided = guide(cond_out[..., :channels], uncond_out[..., :channels], guidance_scale,
+                       channels)
+        return jnp.concatenate([guided, cond_out[..., channels:]], axis=-1)
+    return uncond_out + guidance_scale * (cond_out - uncond_out)
+
+
+def cfg_model_fn(
+    model_fn: Callable[[jax.Array, jax.Array, Any], jax.Array], cond: Any, uncond: Any,
+    guidance_scale: float,
+) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """Wraps ``model_fn(x, t, context)`` into a guided ``fn(x, t)`` for the samplers.
+
+    ``cond`` and ``uncond`` are context pytrees with leading batch dim B (e.g. (emb, mask) from
+    the prompt and from :func:`null_text`). Both branches run in ONE call on a batch of 2B:
+    [x; x], [t; t], [cond; uncond]; the output is split and combined with :func:`guide`.
+    """
+    context = jax.tree.map(lambda c, u: jnp.concatenate([c, u], axis=0), cond, uncond)
+
+    def fn(x: jax.Array, t: jax.Array) -> jax.Array:
+        batch = x.shape[0]
+        out = model_fn(jnp.concatenate([x, x], axis=0), jnp.concatenate([t, t], axis=0), context)
+        return guide(out[:batch], out[batch:], guidance_scale, x.shape[-1])
+
+    return fn

@@ -1,0 +1,312 @@
+"""DDPM, DDIM and DPM-Solver++(2M) samplers with diffusers' conventions.
+
+Each sampler is a :class:`Sampler`: a pytree holding the int32 ``timesteps`` and per-step float32
+coefficients, with two pure functions ``init_state(x_T)`` and
+``step(state, i, x, model_output, noise) -> (x_next, state)``. Code that denoises several
+overlapping windows (MultiDiffusion) can call ``step`` once per window and average the results.
+
+The per-step scalars are computed once in numpy with the same float32 operations, in the same
+order, as ``DDPMScheduler`` / ``DDIMScheduler`` / ``DPMSolverMultistepScheduler``
+(transcendentals are rounded from float64); given the same model outputs the trajectories agree
+with diffusers to float32 rounding. Diffusers' quirks are kept on purpose, e.g. DDIM's previous
+timestep is always ``t - num_train_timesteps // num_steps`` whatever the spacing, and DDPM adds
+noise whenever the current timestep is > 0 (also at the last step of a ``trailing`` schedule).
+Model outputs with 2*C channels (learned-variance head) are reduced to their first C channels;
+the learned-range DDPM variance is not implemented yet (the variance half is ignored).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from lumiere_jax.diffusion import noising
+from lumiere_jax.diffusion import schedules as schedules_lib
+from lumiere_jax.diffusion import thresholding as thresholding_lib
+from lumiere_jax.diffusion.schedules import Schedule
+
+SAMPLERS = ("ddim", "dpmpp_2m", "ddpm")
+FINAL_SIGMAS_TYPES = ("zero", "sigma_min")
+
+ModelFn = Callable[[jax.Array, jax.Array], jax.Array]
+_F32 = np.float32
+
+
+@struct.dataclass
+class Sampler:
+    """Step object of one sampler; build it with :func:`get_sampler` (outside ``jit``)."""
+
+    timesteps: jax.Array  # int32 [num_steps], descending
+    coefs: dict[str, jax.Array]  # float32 [num_steps] each
+    name: str = struct.field(pytree_node=False)
+    prediction_type: str = struct.field(pytree_node=False)
+    eta: float = struct.field(pytree_node=False)
+    thresholding: bool = struct.field(pytree_node=False)
+    dynamic_thresholding_ratio: float = struct.field(pytree_node=False)
+    sample_max_value: float = struct.field(pytree_node=False)
+    clip_sample: bool = struct.field(pytree_node=False)
+    clip_sample_range: float = struct.field(pytree_node=False)
+
+    @property
+    def num_steps(self) -> int:
+        return self.timesteps.shape[0]
+
+    @property
+    def needs_noise(self) -> bool:
+        return self.name == "ddpm" or (self.name == "ddim" and self.eta > 0)
+
+    def init_state(self, x_T: jax.Array) -> Any:
+        """Solver state before step 0: DPM-Solver++ keeps the previous x0 prediction."""
+        return jnp.zeros_like(x_T) if self.name == "dpmpp_2m" else ()
+
+    def step(
+        self, state: Any, i: jax.Array | int, x: jax.Array, model_output: jax.Array,
+        noise: jax.Array | None,
+    ) -> tuple[jax.Array, Any]:
+        """Step ``i`` (0-based; may be traced): x at ``timesteps[i]`` -> x at the next timestep."""
+        if self.needs_noise and noise is None:
+            raise ValueError(f"sampler {self.name!r} (eta={self.eta}) needs a noise array")
+        c = {k: v[i] for k, v in self.coefs.items()}
+        out = noising.split_learned_variance(model_output, x)
+        x0 = noising.x0_from_output(out, x, c["alpha"], c["sigma"], self.prediction_type)
+        x0 = self._clamp(x0)
+        if self.name == "ddim":
+            # The direction term uses the unclamped eps (diffusers' use_clipped_model_output=False).
+            eps = noising.eps_from_output(out, x, c["alpha"], c["sigma"], self.prediction_type)
+            x_next = c["alpha_prev"] * x0 + c["dir"] * eps
+            if self.eta > 0:
+                x_next = x_next + c["std"] * noise
+        elif self.name == "ddpm":
+            x_next = c["x0_coef"] * x0 + c["x_coef"] * x
+            x_next = x_next + c["std"] * noise
+        else:
+            # First-order steps have d1_coef = d2_coef = 0, which leaves the first-order value exact.
+            d1 = c["d1_coef"] * (x0 - state)
+            x_next = c["ratio"] * x - c["c1"] * x0 - c["d2_coef"] * d1
+            state = x0.astype(x.dtype)
+        return x_next.astype(x.dtype), state
+
+    def _clamp(self, x0: jax.Array) -> jax.Array:
+        if self.thresholding:
+            return thresholding_lib.dynamic_threshold(
+                x0, self.dynamic_thresholding_ratio, self.sample_max_value
+            )
+        if self.clip_sample:
+            return thresholding_lib.static_clip(x0, self.clip_sample_range)
+        return x0
+
+
+def _sqrt(x: np.ndarray) -> np.ndarray:
+    return np.sqrt(x.astype(_F32))
+
+
+def _log(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(x.astype(np.float64)).astype(_F32)
+
+
+def _exp(x: np.ndarray) -> np.ndarray:
+    return np.exp(x.astype(np.float64)).astype(_F32)
+
+
+def _ddim_coefs(ac: np.ndarray, ts: np.ndarray, n_train: int, eta: float,
+                set_alpha_to_one: bool) -> dict[str, np.ndarray]:
+    prev = ts - n_train // len(ts)
+    final = _F32(1.0) if set_alpha_to_one else ac[0]
+    a_t = ac[ts]
+    a_prev = np.where(prev >= 0, ac[np.maximum(prev, 0)], final).astype(_F32)
+    beta_t = _F32(1) - a_t
+    beta_prev = _F32(1) - a_prev
+    variance = (beta_prev / beta_t) * (_F32(1) - a_t / a_prev)
+    std = _F32(eta) * _sqrt(variance)
+    with np.errstate(invalid="ignore"):
+        direction = _sqrt(_F32(1) - a_prev - std * std)
+    return dict(alpha=_sqrt(a_t), sigma=_sqrt(beta_t), alpha_prev=_sqrt(a_prev), dir=direction,
+                std=std)
+
+
+def _ddpm_coefs(ac: np.ndarray, ts: np.ndarray) -> dict[str, np.ndarray]:
+    prev = np.append(ts[1:], -1)
+    a_t = ac[ts]
+    a_prev = np.where(prev >= 0, ac[np.maximum(prev, 0)], _F32(1)).astype(_F32)
+    beta_t = _F32(1) - a_t
+    beta_prev = _F32(1) - a_prev
+    cur_alpha = a_t / a_prev
+    cur_beta = _F32(1) - cur_alpha
+    variance = np.maximum((_F32(1) - a_prev) / (_F32(1) - a_t) * cur_beta, _F32(1e-20))
+    std = np.where(ts > 0, _sqrt(variance), _F32(0)).astype(_F32)
+    return dict(alpha=_sqrt(a_t), sigma=_sqrt(beta_t),
+                x0_coef=(_sqrt(a_prev) * cur_beta) / beta_t,
+                x_coef=_sqrt(cur_alpha) * beta_prev / beta_t, std=std)
+
+
+def _dpm_coefs(ac: np.ndarray, ts: np.ndarray, lower_order_final: bool,
+               final_sigmas_type: str) -> dict[str, np.ndarray]:
+    n = len(ts)
+    all_sigmas = _sqrt((_F32(1) - ac) / ac)
+    last = all_sigmas[0] if final_sigmas_type == "sigma_min" else _F32(0)
+    sig = np.append(all_sigmas[ts], last).astype(_F32)
+    alpha = _F32(1) / _sqrt(sig * sig + _F32(1))
+    sigma = sig * alpha
+    lam = _log(alpha) - _log(sigma)
+    s0, t1 = np.arange(n), np.arange(n) + 1
+    h = lam[t1] - lam[s0]
+    c1 = alpha[t1] * (_exp(-h) - _F32(1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = sigma[t1] / sigma[s0]
+        r0 = (lam[s0] - lam[np.maximum(s0 - 1, 0)]) / h
+        inv_r0 = _F32(1.0) / r0
+    final_first_order = (lower_order_final and n < 15) or final_sigmas_type == "zero"
+    second = (s0 >= 1) & ~((s0 == n - 1) & final_first_order)
+    return dict(alpha=alpha[:n], sigma=sigma[:n], ratio=ratio, c1=c1,
+                d1_coef=np.where(second, inv_r0, _F32(0)).astype(_F32),
+                d2_coef=np.where(second, _F32(0.5) * c1, _F32(0)).astype(_F32))
+
+
+def get_sampler(
+    name: str,
+    sched: Schedule,
+    num_steps: int,
+    *,
+    timestep_spacing: str = "leading",
+    prediction_type: str = "epsilon",
+    eta: float = 0.0,
+    thresholding: bool = False,
+    dynamic_thresholding_ratio: float = 0.995,
+    sample_max_value: float = 1.0,
+    clip_sample: bool = False,
+    clip_sample_range: float = 1.0,
+    set_alpha_to_one: bool = False,
+    steps_offset: int = 0,
+    lower_order_final: bool = True,
+    final_sigmas_type: str = "zero",
+) -> Sampler:
+    """Builds the step object of sampler ``name`` (``ddim``, ``dpmpp_2m`` or ``ddpm``).
+
+    Options carry diffusers' names and meanings. ``eta`` and ``set_alpha_to_one`` are DDIM only;
+    ``lower_order_final`` and ``final_sigmas_type`` are DPM-Solver++ only; DPM-Solver++ has no
+    ``clip_sample``. Note that diffusers' DDIM/DDPM default ``clip_sample=True`` (and DDIM
+    ``set_alpha_to_one=True``) while here both default to False.
+    """
+    if name not in SAMPLERS:
+        raise ValueError(f"Unknown sampler {name!r}; valid samplers: {', '.join(SAMPLERS)}")
+    noising.check_prediction_type(prediction_type)
+    if eta < 0 or (eta != 0 and name != "ddim"):
+        raise ValueError(f"eta must be >= 0 and is only used by 'ddim'; got eta={eta} for {name!r}")
+    if set_alpha_to_one and name != "ddim":
+        raise ValueError("set_alpha_to_one is only used by 'ddim'")
+    if clip_sample and name == "dpmpp_2m":
+        raise ValueError("clip_sample is not supported by 'dpmpp_2m' (use thresholding)")
+    if final_sigmas_type not in FINAL_SIGMAS_TYPES:
+        raise ValueError(
+            f"Unknown final_sigmas_type {final_sigmas_type!r}; valid: {', '.join(FINAL_SIGMAS_TYPES)}"
+        )
+    ts = schedules_lib.timesteps(
+        sched, num_steps, timestep_spacing, steps_offset, dpm_solver=name == "dpmpp_2m"
+    )
+    ac = np.asarray(sched.alphas_cumprod, dtype=_F32)
+    if name == "ddim":
+        coefs = _ddim_coefs(ac, ts, sched.num_train_timesteps, eta, set_alpha_to_one)
+    elif name == "ddpm":
+        coefs = _ddpm_coefs(ac, ts)
+    else:
+        coefs = _dpm_coefs(ac, ts, lower_order_final, final_sigmas_type)
+    return Sampler(
+        timesteps=jnp.asarray(ts, jnp.int32),
+        coefs={k: jnp.asarray(v, jnp.float32) for k, v in coefs.items()},
+        name=name,
+        prediction_type=prediction_type,
+        eta=float(eta),
+        thresholding=thresholding,
+        dynamic_thresholding_ratio=dynamic_thresholding_ratio,
+        sample_max_value=sample_max_value,
+        clip_sample=clip_sample,
+        clip_sample_range=clip_sample_range,
+    )
+
+
+def _loop(model_fn: ModelFn, sampler: Sampler, x_T: jax.Array, key: jax.Array | None,
+          record: bool) -> tuple[jax.Array, jax.Array | None]:
+    batch = x_T.shape[0]
+
+    def body(carry, i):
+        x, state = carry
+        t = jnp.full((batch,), sampler.timesteps[i], jnp.int32)
+        noise = None
+        if sampler.needs_noise:
+            noise = jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype)
+        x, state = sampler.step(state, i, x, model_fn(x, t), noise)
+        return (x, state), (x if record else None)
+
+    (x, _), xs = jax.lax.scan(body, (x_T, sampler.init_state(x_T)), jnp.arange(sampler.num_steps))
+    traj = jnp.concatenate([x_T[None], xs]) if record else None
+    return x, traj
+
+
+# model_fn is static: pass the same callable object to reuse the compiled loop.
+_run = jax.jit(_loop, static_argnames=("model_fn", "record"))
+
+
+def sample_trajectory(
+    model_fn: ModelFn,
+    x_T: jax.Array,
+    sched: Schedule,
+    sampler: str = "ddim",
+    num_steps: int = 50,
+    timestep_spacing: str = "leading",
+    prediction_type: str = "epsilon",
+    eta: float = 0.0,
+    thresholding: bool = False,
+    dynamic_thresholding_ratio: float = 0.995,
+    sample_max_value: float = 1.0,
+    set_alpha_to_one: bool = False,
+    key: jax.Array | None = None,
+    **options: Any,
+) -> tuple[jax.Array, jax.Array]:
+    """Like :func:`sample`, also returning the trajectory [num_steps + 1, *x_T.shape] (x_T first)."""
+    return _sample(model_fn, x_T, sched, sampler, num_steps, key, True, dict(
+        timestep_spacing=timestep_spacing, prediction_type=prediction_type, eta=eta,
+        thresholding=thresholding, dynamic_thresholding_ratio=dynamic_thresholding_ratio,
+        sample_max_value=sample_max_value, set_alpha_to_one=set_alpha_to_one, **options))
+
+
+def sample(
+    model_fn: ModelFn,
+    x_T: jax.Array,
+    sched: Schedule,
+    sampler: str = "ddim",
+    num_steps: int = 50,
+    timestep_spacing: str = "leading",
+    prediction_type: str = "epsilon",
+    eta: float = 0.0,
+    thresholding: bool = False,
+    dynamic_thresholding_ratio: float = 0.995,
+    sample_max_value: float = 1.0,
+    set_alpha_to_one: bool = False,
+    key: jax.Array | None = None,
+    **options: Any,
+) -> jax.Array:
+    """Runs the whole jitted sampling loop from x_T and returns x0.
+
+    ``model_fn(x, t)`` gets int32 timesteps of shape [batch]. ``key`` is required by samplers that
+    draw noise (DDPM, DDIM with eta > 0); step i uses ``jax.random.fold_in(key, i)``. Further
+    ``options`` (``clip_sample``, ``clip_sample_range``, ``steps_offset``, ``lower_order_final``,
+    ``final_sigmas_type``) are passed to :func:`get_sampler`.
+    """
+    x, _ = _sample(model_fn, x_T, sched, sampler, num_steps, key, False, dict(
+        timestep_spacing=timestep_spacing, prediction_type=prediction_type, eta=eta,
+        thresholding=thresholding, dynamic_thresholding_ratio=dynamic_thresholding_ratio,
+        sample_max_value=sample_max_value, set_alpha_to_one=set_alpha_to_one, **options))
+    return x
+
+
+def _sample(model_fn: ModelFn, x_T: jax.Array, sched: Schedule, name: str, num_steps: int,
+            key: jax.Array | None, record: bool,
+            kwargs: dict[str, Any]) -> tuple[jax.Array, jax.Array | None]:
+    s = get_sampler(name, sched, num_steps, **kwargs)
+    if s.needs_noise and key is None:
+        raise ValueError(f"sampler {name!r} (eta={s.eta}) draws noise: pass a PRNG key")
+    return _run(model_fn, s, x_T, key if s.needs_noise else None, record)

@@ -1,0 +1,164 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lumiere_jax.diffusion import noising, samplers, schedules, thresholding
+
+SHAPE = (2, 3, 4, 4, 3)  # [B, T, H, W, C]
+SCHED = schedules.get_schedule("squaredcos_cap_v2")
+X0 = jax.random.uniform(jax.random.key(1), SHAPE, minval=-1.0, maxval=1.0)
+X_T = jax.random.normal(jax.random.key(2), SHAPE)
+
+
+def _oracle(prediction_type):
+    """Model that knows x0: returns the exact target of its prediction type for (x_t, t)."""
+
+    def model_fn(x, t):
+        a = SCHED.alphas_cumprod[t].reshape(-1, 1, 1, 1, 1)
+        eps = (x - a**0.5 * X0) / (1 - a) ** 0.5
+        return noising.get_target(SCHED, X0, eps, t, prediction_type)
+
+    return model_fn
+
+
+ORACLES = {p: _oracle(p) for p in noising.PREDICTION_TYPES}
+
+
+def linear_model(x, t):
+    return 0.5 * x + 1e-3 * t.astype(x.dtype).reshape(-1, 1, 1, 1, 1)
+
+
+def learned_variance_model(x, t):
+    return jnp.concatenate([linear_model(x, t), jnp.full_like(x, 1e3)], axis=-1)
+
+
+@pytest.mark.parametrize("sampler", samplers.SAMPLERS)
+@pytest.mark.parametrize("prediction_type", noising.PREDICTION_TYPES)
+def test_oracle_model_recovers_x0(sampler, prediction_type):
+    """DDIM (eta=0), DPM-Solver++ and DDPM end exactly at the oracle's x0 (last prev alpha = 1)."""
+    out = samplers.sample(ORACLES[prediction_type], X_T, SCHED, sampler=sampler, num_steps=5,
+                          prediction_type=prediction_type, set_alpha_to_one=sampler == "ddim",
+                          key=jax.random.key(0) if sampler == "ddpm" else None)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(X0), atol=2e-4)
+
+
+def test_ddim_without_alpha_to_one_ends_at_first_train_step():
+    """set_alpha_to_one=False: the last step (t=0) lands on alpha_bar_0 instead of 1."""
+    _, traj = samplers.sample_trajectory(ORACLES["epsilon"], X_T, SCHED, sampler="ddim",
+                                         num_steps=5)
+    a0 = float(SCHED.alphas_cumprod[0])
+    eps_hat = (np.asarray(traj[-2]) - a0**0.5 * np.asarray(X0)) / (1 - a0) ** 0.5
+    expected = a0**0.5 * np.asarray(X0) + (1 - a0) ** 0.5 * eps_hat
+    np.testing.assert_allclose(np.asarray(traj[-1]), expected, atol=1e-5)
+    assert np.abs(np.asarray(traj[-1]) - np.asarray(X0)).max() > 1e-3
+
+
+def test_dynamic_threshold_matches_numpy_definition():
+    scales = np.array([0.5, 1.2, 10.0], np.float32).reshape(-1, 1, 1, 1, 1)
+    x0 = np.asarray(jax.random.normal(jax.random.key(3), (3, 2, 4, 4, 3))) * scales
+    ratio, max_value = 0.9, 2.5
+    flat = np.abs(x0.reshape(3, -1)).astype(np.float64)
+    q = np.quantile(flat, ratio, axis=1)
+    s = np.clip(q, 1.0, max_value).reshape(-1, 1, 1, 1, 1)
+    assert q[0] < 1.0 < q[1] < max_value < q[2]  # all three branches exercised
+    expected = np.clip(x0, -s, s) / s
+    got = thresholding.dynamic_threshold(jnp.asarray(x0), ratio, max_value)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_static_clip():
+    x = jnp.array([-3.0, -1.0, 0.25, 2.0])
+    np.testing.assert_array_equal(np.asarray(thresholding.static_clip(x, 1.5)), [-1.5, -1.0, 0.25, 1.5])
+
+
+def test_ddpm_determinism_and_key_dependence():
+    run = lambda k: samplers.sample(linear_model, X_T, SCHED, sampler="ddpm", num_steps=4,  # noqa
+                                    key=jax.random.key(k))
+    a, b, c = run(0), run(0), run(1)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert np.abs(np.asarray(a) - np.asarray(c)).max() > 1e-2
+
+
+def test_ddim_eta_noise_uses_fold_in_per_step():
+    key = jax.random.key(7)
+    _, traj = samplers.sample_trajectory(linear_model, X_T, SCHED, sampler="ddim", num_steps=3,
+                                         eta=0.7, key=key)
+    s = samplers.get_sampler("ddim", SCHED, 3, eta=0.7)
+    x, state = X_T, s.init_state(X_T)
+    for i, t in enumerate(np.asarray(s.timesteps)):
+        noise = jax.random.normal(jax.random.fold_in(key, i), SHAPE)
+        x, state = s.step(state, i, x, linear_model(x, jnp.full((2,), t, jnp.int32)), noise)
+        np.testing.assert_allclose(np.asarray(traj[i + 1]), np.asarray(x), rtol=1e-5, atol=1e-5)
+
+
+def test_trajectory_shape_and_endpoints():
+    x0, traj = samplers.sample_trajectory(linear_model, X_T, SCHED, sampler="dpmpp_2m",
+                                          num_steps=4, timestep_spacing="trailing")
+    assert traj.shape == (5,) + SHAPE
+    np.testing.assert_array_equal(np.asarray(traj[0]), np.asarray(X_T))
+    np.testing.assert_array_equal(np.asarray(traj[-1]), np.asarray(x0))
+
+
+@pytest.mark.parametrize("sampler", samplers.SAMPLERS)
+def test_learned_variance_channels_are_ignored(sampler):
+    key = jax.random.key(0) if sampler == "ddpm" else None
+    ref = samplers.sample(linear_model, X_T, SCHED, sampler=sampler, num_steps=3, key=key)
+    got = samplers.sample(learned_variance_model, X_T, SCHED, sampler=sampler, num_steps=3, key=key)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(ref))
+
+
+def test_sample_inside_outer_jit_with_traced_closure():
+    """model_fn may close over tracers of an enclosing jit (e.g. model params)."""
+
+    @jax.jit
+    def run(scale, key):
+        return samplers.sample(lambda x, t: scale * x, X_T, SCHED, sampler="ddpm", num_steps=3,
+                               key=key)
+
+    eager = samplers.sample(lambda x, t: 0.5 * x, X_T, SCHED, sampler="ddpm", num_steps=3,
+                            key=jax.random.key(0))
+    np.testing.assert_allclose(np.asarray(run(0.5, jax.random.key(0))), np.asarray(eager),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.asarray(run(0.9, jax.random.key(0))), np.asarray(eager))
+
+
+def test_keeps_input_dtype():
+    out = samplers.sample(linear_model, X_T.astype(jnp.bfloat16), SCHED, num_steps=2)
+    assert out.dtype == jnp.bfloat16
+
+
+def test_needs_key_for_noise():
+    for kwargs in (dict(sampler="ddpm"), dict(sampler="ddim", eta=0.5)):
+        with pytest.raises(ValueError, match="key"):
+            samplers.sample(linear_model, X_T, SCHED, num_steps=2, **kwargs)
+    s = samplers.get_sampler("ddpm", SCHED, 2)
+    with pytest.raises(ValueError, match="noise"):
+        s.step(s.init_state(X_T), 0, X_T, X_T, None)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(sampler="euler"), "ddim.*dpmpp_2m.*ddpm"),
+    (dict(prediction_type="eps"), "epsilon.*v_prediction.*sample"),
+    (dict(timestep_spacing="uniform"), "leading.*linspace.*trailing"),
+    (dict(num_steps=1001), "num_steps"),
+    (dict(sampler="dpmpp_2m", eta=0.5), "eta"),
+    (dict(sampler="ddpm", set_alpha_to_one=True), "set_alpha_to_one"),
+    (dict(sampler="dpmpp_2m", clip_sample=True), "clip_sample"),
+    (dict(sampler="dpmpp_2m", final_sigmas_type="max"), "final_sigmas_type"),
+])
+def test_invalid_options(kwargs, match):
+    kwargs = dict(dict(sampler="ddim", num_steps=4), **kwargs)
+    with pytest.raises(ValueError, match=match):
+        samplers.sample(linear_model, X_T, SCHED, **kwargs)
+
+
+def test_step_object_supports_per_window_steps():
+    """One step applied to two halves separately equals one step on the whole (pointwise ops)."""
+    s = samplers.get_sampler("dpmpp_2m", SCHED, 4)
+    t = jnp.full((2,), s.timesteps[0], jnp.int32)
+    x, state = X_T, s.init_state(X_T)
+    whole, _ = s.step(state, 0, x, linear_model(x, t), None)
+    halves = [s.step(state[:, sl], 0, x[:, sl], linear_model(x[:, sl], t), None)[0]
+              for sl in (slice(0, 2), slice(2, 3))]
+    np.testing.assert_array_equal(np.asarray(jnp.concatenate(halves, axis=1)), np.asarray(whole))
