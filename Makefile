@@ -4,7 +4,8 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt setup.py | cksum | cut -d' ' -f1)
+# Re-install whenever the pins change.
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt setup.py | cksum | cut -d' ' -f1)
 
 # Tests and demo run on the CPU unless told otherwise; the persistent XLA
 # compilation cache makes a second run skip most compiles.
@@ -15,10 +16,10 @@ export LUMIERE_JAX_CACHE ?= $(CURDIR)/.jax_cache
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt setup.py
+$(STAMP): requirements.txt constraints.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
 	$(PY) -m pip install -q --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
