@@ -11,5 +11,6 @@ setuptools.setup(
         "jax>=0.10", "flax>=0.12", "optax", "orbax-checkpoint", "ml_collections",
         "chex", "absl-py", "numpy",
     ],
-    extras_require={"test": ["pytest"]},
+    # [tf]: TensorFlow, only for tfds catalog datasets (ucf101, ...); our own builders need none.
+    extras_require={"test": ["pytest"], "tf": ["tensorflow>=2.16"]},
 )

@@ -1,0 +1,42 @@
+r"""A tiny config for tests and smoke runs (seconds per step on a CPU).
+
+  python main.py --config=configs/tiny.py:video --workdir=/tmp/tiny \
+      --config.train.train_spatial=True
+"""
+from lumiere_jax import config as config_lib
+
+
+def get_config(arg: str = "video"):
+    if arg not in ("t2i", "video"):
+        raise ValueError(f"configs/tiny.py takes 't2i' or 'video', got {arg!r}")
+    c = config_lib.default_config()
+    c.stage = arg
+    c.model.unet.base_channels = 8
+    c.model.unet.channel_mult = (1, 2)
+    c.model.unet.num_res_blocks = 1
+    c.model.unet.attention_resolutions = (2,)
+    c.model.unet.head_dim = 8
+    c.model.unet.norm_groups = 4
+    c.model.unet.text_dim = 16
+    c.model.text_encoder.width = 16
+    c.model.text_encoder.depth = 1
+    c.model.text_encoder.num_heads = 2
+    c.model.text_encoder.max_length = 16
+    c.model.temporal.num_temporal_downsamples = 1
+    c.model.temporal.temporal_head_dim = 8
+    c.model.num_frames = 4
+    c.model.resolution = 8
+    c.data.dataset = "moving_shapes"
+    c.data.global_batch = 2
+    c.data.num_train = 16
+    c.data.num_eval = 8
+    c.optim.warmup_steps = 2
+    c.train.num_steps = 6
+    c.train.log_every = 2
+    c.train.checkpoint_every = 2
+    c.train.progress = False
+    c.sample.num_steps = 3
+    c.sample.num_samples = 1
+    c.sample.prompts = ("a red square moving left",)
+    c.lock()
+    return c

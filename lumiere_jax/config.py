@@ -1,0 +1,110 @@
+"""Run configuration: defaults, validation, and conversion to typed model configs.
+
+Config files (`configs/*.py`, big_vision style) start from `default_config()` and
+change what they need; `get_config` locks the result, so a misspelt key — in a
+file or as a `--config.a.b=value` override — fails loudly. `validate()` checks the
+values and builds the typed model config, which rejects unknown model keys.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import ml_collections
+
+from lumiere_jax.diffusion import losses, noising, samplers, schedules
+from lumiere_jax.models.diffusion_model import DiffusionModelConfig
+from lumiere_jax.models.stunet import STUNetConfig
+from lumiere_jax.models.unet import UNetConfig
+
+STAGES = ("t2i", "video")
+DATASETS = ("moving_shapes", "video_folder")
+
+
+_OPTIONAL_TYPES = {"cross_attention_dim": int, "time_embed_dim": int, "time_embed_act": str, "text_dim": int,
+                   "text_norm": str, "num_temporal_downsamples": int}
+
+
+def _dataclass_section(obj, exclude: tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+    section = ml_collections.ConfigDict()
+    for f in dataclasses.fields(obj):
+        if f.name in exclude:
+            continue
+        value = getattr(obj, f.name)
+        section[f.name] = ml_collections.config_dict.placeholder(_OPTIONAL_TYPES[f.name]) if value is None else value
+    return section
+
+
+def default_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.stage = "video"                     # t2i | video
+
+    c.model = ml_collections.ConfigDict()
+    # Every architecture field is present (so any can be overridden from the command line);
+    # optional ones as typed placeholders.
+    c.model.unet = _dataclass_section(UNetConfig(
+        base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(2, 4),
+        head_dim=16, norm_groups=8, text_dim=64))
+    c.model.temporal = _dataclass_section(STUNetConfig(
+        num_temporal_downsamples=2, temporal_head_dim=16), exclude=("unet",))
+    c.model.text_source = "encoder"       # encoder | precomputed (embeddings stored with the data)
+    c.model.text_encoder = ml_collections.ConfigDict(dict(max_length=32, width=64, depth=2, num_heads=4))
+    c.model.null_text = "learned"
+    c.model.num_frames = 16
+    c.model.resolution = 32
+
+    c.diffusion = ml_collections.ConfigDict(dict(
+        schedule="squaredcos_cap_v2", prediction_type="v_prediction", snr_weighting="none", snr_gamma=5.0,
+        cond_drop_prob=0.1))
+
+    c.data = ml_collections.ConfigDict(dict(
+        dataset="moving_shapes", config_name="32px_16f", data_dir="", split="train", global_batch=8,
+        num_train=0,          # moving_shapes: train-split size (0 = builder default)
+        num_eval=0,           # moving_shapes: test / held_out split sizes (0 = builder default)
+        num_workers=0, video_folder="", captions=""))
+
+    c.optim = ml_collections.ConfigDict(dict(
+        lr=3e-4, warmup_steps=100, end_lr_factor=0.1, b1=0.9, b2=0.99, eps=1e-8, weight_decay=0.0,
+        grad_clip=1.0))
+
+    c.train = ml_collections.ConfigDict(dict(
+        num_steps=1000, seed=0, log_every=50, checkpoint_every=250, keep_checkpoints=3, sample_every=0,
+        init_from="", train_spatial=False, ema_decay=0.999, async_checkpoints=True, progress=True))
+
+    c.sample = ml_collections.ConfigDict(dict(
+        sampler="ddim", num_steps=25, guidance_scale=3.0, eta=0.0, timestep_spacing="trailing",
+        thresholding=True, dynamic_thresholding_ratio=0.995, sample_max_value=1.0, num_samples=4,
+        prompts=("a red square moving right", "a blue circle moving up"), fps=8, seed=0))
+    return c
+
+
+def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
+    """Check a run config; return the typed model config. Raises ValueError naming
+    the offending key."""
+    if config.stage not in STAGES:
+        raise ValueError(f"config.stage must be one of {STAGES}, got {config.stage!r}")
+    if config.data.dataset not in DATASETS:
+        raise ValueError(f"config.data.dataset must be one of {DATASETS}, got {config.data.dataset!r}")
+    d = config.diffusion
+    schedules.get_schedule(d.schedule)
+    noising.check_prediction_type(d.prediction_type)
+    if (None if d.snr_weighting == "none" else d.snr_weighting) not in losses.SNR_WEIGHTINGS:
+        raise ValueError(f"config.diffusion.snr_weighting must be 'none' or 'min_snr', got {d.snr_weighting!r}")
+    if not 0.0 <= d.cond_drop_prob < 1.0:
+        raise ValueError(f"config.diffusion.cond_drop_prob must be in [0, 1), got {d.cond_drop_prob}")
+    if config.sample.sampler not in samplers.SAMPLERS:
+        raise ValueError(f"config.sample.sampler must be one of {samplers.SAMPLERS}, got {config.sample.sampler!r}")
+    if config.data.global_batch <= 0:
+        raise ValueError(f"config.data.global_batch must be positive, got {config.data.global_batch}")
+    model = DiffusionModelConfig.from_config(config.model.to_dict(), "image" if config.stage == "t2i" else "video")
+    if model.kind == "video":
+        from lumiere_jax.models.stunet import check_num_frames
+        check_num_frames(model.stunet, model.num_frames)
+    from lumiere_jax.models.unet import check_image_size
+    check_image_size(model.stunet.unet, model.resolution, model.resolution)
+    return model
+
+
+def model_config(config_dict: dict) -> DiffusionModelConfig:
+    """Typed model config from a stored (JSON) run config."""
+    kind = "image" if config_dict["stage"] == "t2i" else "video"
+    return DiffusionModelConfig.from_config(config_dict["model"], kind)

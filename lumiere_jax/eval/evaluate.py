@@ -1,0 +1,53 @@
+"""Sample a model on a dataset split's captions and score the videos with the probe."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from lumiere_jax.eval import probe
+
+SUMMARY_KEYS = ("color_accuracy", "direction_accuracy", "shape_accuracy", "presence", "jitter_px")
+
+
+def split_prompts(config, split: str, num: int) -> list[str]:
+    """The captions of the first `num` examples of `split` (moving_shapes: held_out,
+    test or train), in order: a fixed evaluation set."""
+    from lumiere_jax import config as config_lib
+    from lumiere_jax.data import sources
+    model_cfg = config_lib.validate(config)
+    source = sources.make_source(config, model_cfg, split)
+    return [source[i]["caption"] for i in range(min(num, len(source)))]
+
+
+def evaluate_prompts(generator, prompts: list[str], seed: int = 0, **overrides) -> dict[str, Any]:
+    result = generator.generate(prompts, num_samples=1, seed=seed, progress=False, **overrides)
+    scores = probe.score(result.videos, result.prompts)
+    scores["settings"] = result.settings
+    return scores
+
+
+def evaluate_split(generator, config, split: str, num: int, seed: int = 0, **overrides) -> dict[str, Any]:
+    scores = evaluate_prompts(generator, split_prompts(config, split, num), seed, **overrides)
+    scores["split"] = split
+    return scores
+
+
+def json_safe(obj: Any) -> Any:
+    """NaN/inf -> None, recursively, so the scores are strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def format_scores(scores: dict[str, Any]) -> str:
+    parts = []
+    for k in SUMMARY_KEYS:
+        v = scores.get(k)
+        if v is not None and not (isinstance(v, float) and math.isnan(v)):
+            parts.append(f"{k}={v:.3f}")
+    head = f"[{scores.get('split', 'prompts')}, {scores.get('num_videos')} videos] "
+    return head + " ".join(parts)

@@ -1,0 +1,163 @@
+"""The trained object: text encoder + null ("empty prompt") embedding + denoiser.
+
+Parameters are a plain dict, so stages can copy, freeze and swap parts:
+  ``text_encoder`` -- `TextEncoder` params (absent when text embeddings are precomputed),
+  ``null_text``    -- [L, D] learned null embedding (absent for a zero null embedding),
+  ``denoiser``     -- `UNet` params (image model) or `STUNet` params (video model:
+                      ``{"spatial": <UNet params>, "temporal": ...}``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lumiere_jax.diffusion import guidance
+from lumiere_jax.models.stunet import SPATIAL, TEMPORAL, STUNet, STUNetConfig, dummy_inputs, inflate_params
+from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
+from lumiere_jax.models.unet import UNet
+
+KINDS = ("image", "video")
+NULL_TEXT = ("learned", "zero")
+
+
+def _from_mapping(cls, d: Mapping[str, Any], what: str):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} keys {unknown}; valid keys: {sorted(known)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionModelConfig:
+    kind: str = "video"                      # "image": T2I UNet on [B,H,W,C]; "video": STUNet
+    stunet: STUNetConfig = STUNetConfig()    # for "image" only .unet is used
+    text_encoder: TextEncoderConfig | None = TextEncoderConfig()   # None: precomputed embeddings
+    null_text: str = "learned"               # "learned" | "zero"
+    num_frames: int = 16
+    resolution: int = 32
+    precomputed_text_length: int = 77        # tokens per precomputed embedding (T5 in IF: 77)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"model kind must be one of {KINDS}, got {self.kind!r}")
+        if self.null_text not in NULL_TEXT:
+            raise ValueError(f"null_text must be one of {NULL_TEXT}, got {self.null_text!r}")
+        if self.text_encoder is not None and self.text_encoder.width != self.stunet.unet.text_dim:
+            raise ValueError(f"text_encoder.width={self.text_encoder.width} must equal "
+                             f"unet.text_dim={self.stunet.unet.text_dim}")
+        if self.stunet.unet.text_dim is None:
+            raise ValueError("the diffusion model is text-conditioned: set unet.text_dim")
+
+    @property
+    def text_length(self) -> int:
+        return self.text_encoder.max_length if self.text_encoder else self.precomputed_text_length
+
+    def sample_shape(self, batch: int) -> tuple[int, ...]:
+        c = self.stunet.unet.in_channels
+        r = self.resolution
+        return (batch, r, r, c) if self.kind == "image" else (batch, self.num_frames, r, r, c)
+
+    def replace(self, **kw) -> "DiffusionModelConfig":
+        return dataclasses.replace(self, **kw)
+
+    @classmethod
+    def from_config(cls, model: Mapping[str, Any], kind: str) -> "DiffusionModelConfig":
+        """From the `config.model` section: keys unet, temporal, text_source ("encoder" |
+        "precomputed"), text_encoder, null_text, num_frames, resolution. Unknown keys raise."""
+        model = dict(model)
+        unet = dict(model.pop("unet", {}))
+        temporal = dict(model.pop("temporal", {}))
+        text = dict(model.pop("text_encoder", {}))
+        source = model.pop("text_source", "encoder")
+        if source not in ("encoder", "precomputed"):
+            raise ValueError(f"model.text_source must be 'encoder' or 'precomputed', got {source!r}")
+        stunet = STUNetConfig.from_dict({"unet": unet, **temporal})
+        text_cfg = _from_mapping(TextEncoderConfig, text, "text_encoder") if source == "encoder" else None
+        allowed = {"null_text", "num_frames", "resolution"}
+        unknown = sorted(set(model) - allowed)
+        if unknown:
+            raise ValueError(f"unknown model keys {unknown}; valid keys: "
+                             f"{sorted(allowed | {'unet', 'temporal', 'text_source', 'text_encoder'})}")
+        if source == "precomputed":
+            model["precomputed_text_length"] = int(text.get("max_length", 77))
+        return cls(kind=kind, stunet=stunet, text_encoder=text_cfg, **model)
+
+
+class DiffusionModel:
+    """Pure functions over the parameter dict described in the module docstring."""
+
+    def __init__(self, config: DiffusionModelConfig):
+        self.config = config
+        self.text_module = TextEncoder(config.text_encoder) if config.text_encoder else None
+        self.denoiser = UNet(config.stunet.unet) if config.kind == "image" else STUNet(config.stunet)
+
+    # -- parameters --------------------------------------------------------------------
+    def init(self, rng: jax.Array, *, boxed: bool = False) -> dict:
+        """Fresh parameters. With `boxed`, leaves keep their logical-axis metadata
+        (for `nn.get_partition_spec` on `jax.eval_shape(model.init, ...)`)."""
+        cfg = self.config
+        k_text, k_den = jax.random.split(rng)
+        unbox = (lambda v: v) if boxed else nn.meta.unbox
+        params = {}
+        length, dim = cfg.text_length, cfg.stunet.unet.text_dim
+        if self.text_module is not None:
+            ids = jnp.zeros((1, length), jnp.int32)
+            params["text_encoder"] = unbox(self.text_module.init(k_text, ids, ids > 0))["params"]
+        if cfg.null_text == "learned":
+            params["null_text"] = unbox(guidance.NullTextEmbedding(length, dim).init(k_text))["params"]["embedding"]
+        x, t, text, mask = dummy_inputs(cfg.stunet, cfg.num_frames, cfg.resolution, text_len=length)
+        if cfg.kind == "image":
+            x = x[:, 0]
+        params["denoiser"] = unbox(self.denoiser.init(k_den, x, t, text, mask))["params"]
+        return params
+
+    def inflate(self, t2i_params: dict, rng: jax.Array) -> dict:
+        """Video-model parameters from a trained image model's: text encoder and null
+        embedding copied, the U-Net becomes the STUNet's spatial subtree verbatim."""
+        if self.config.kind != "video":
+            raise ValueError("inflate() builds a video model; this model is an image model")
+        needed = {"denoiser"} | ({"text_encoder"} if self.text_module else set())
+        missing = sorted(needed - set(t2i_params))
+        if missing:
+            raise ValueError(f"T2I parameters lack {missing}")
+        out = {k: v for k, v in t2i_params.items() if k != "denoiser"}
+        if self.config.null_text == "learned" and "null_text" not in out:
+            out["null_text"] = jnp.zeros((self.config.text_length, self.config.stunet.unet.text_dim))
+        out["denoiser"] = inflate_params(self.config.stunet, t2i_params["denoiser"], rng,
+                                         num_frames=self.config.num_frames, size=self.config.resolution)
+        return out
+
+    def trainable_labels(self, params: dict, train_spatial: bool) -> dict:
+        """"train"/"frozen" per leaf. Image model: everything trains. Video model: the
+        temporal subtree trains; with `train_spatial` everything does (full fine-tuning)."""
+        def label(path, _):
+            keys = [getattr(p, "key", None) for p in path]
+            if self.config.kind == "image" or train_spatial:
+                return "train"
+            return "train" if keys[:2] == ["denoiser", TEMPORAL] else "frozen"
+        return jax.tree_util.tree_map_with_path(label, params)
+
+    # -- computation -------------------------------------------------------------------
+    def encode_text(self, params: dict, ids: jax.Array, mask: jax.Array) -> jax.Array:
+        if self.text_module is None:
+            raise ValueError("this model takes precomputed text embeddings (text_encoder=None)")
+        return self.text_module.apply({"params": params["text_encoder"]}, ids, mask)
+
+    def null_text(self, params: dict, batch: int) -> tuple[jax.Array, jax.Array]:
+        null = params.get("null_text") if self.config.null_text == "learned" else None
+        return guidance.null_text(batch, self.config.text_length, self.config.stunet.unet.text_dim, null)
+
+    def denoise(self, params: dict, x: jax.Array, t: jax.Array, text: jax.Array, mask: jax.Array, *,
+                train: bool = False, rng: jax.Array | None = None) -> jax.Array:
+        rngs = {"dropout": rng} if rng is not None else None
+        return self.denoiser.apply({"params": params["denoiser"]}, x, t, text, mask, train=train, rngs=rngs)
+
+
+def spatial_params(params: dict) -> dict:
+    """The T2I U-Net parameters inside a video model's parameters."""
+    return params["denoiser"][SPATIAL]

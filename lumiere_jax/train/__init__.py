@@ -1,0 +1,1 @@
+"""Training: optimiser, state, the jitted step, checkpoints and the loop."""

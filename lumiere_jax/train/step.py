@@ -1,0 +1,67 @@
+"""The training objective and the jitted train step."""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lumiere_jax.diffusion import guidance, losses, noising
+from lumiere_jax.diffusion.schedules import Schedule
+from lumiere_jax.models.diffusion_model import DiffusionModel
+from lumiere_jax.train.state import TrainState
+
+
+def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any], params: Any,
+            batch: Mapping[str, jax.Array], rng: jax.Array) -> jax.Array:
+    """Denoising loss of one batch: text encoded (or precomputed), dropped to the null
+    embedding with probability `cond_drop_prob` (CFG training), x0 noised at uniform
+    timesteps, MSE against the prediction-type target with optional SNR weighting."""
+    k_drop, k_t, k_noise, k_dropout = jax.random.split(rng, 4)
+    x0 = batch["image" if model.config.kind == "image" else "video"]
+    mask = batch["text_mask"]
+    if "text_emb" in batch:
+        emb = batch["text_emb"].astype(jnp.float32)
+    else:
+        emb = model.encode_text(params, batch["text_ids"], mask)
+    null = params.get("null_text") if model.config.null_text == "learned" else None
+    emb, mask = guidance.drop_text(k_drop, emb, mask, null, float(diffusion["cond_drop_prob"]))
+    t = losses.sample_timesteps(k_t, x0.shape[0], sched)
+    noise = jax.random.normal(k_noise, x0.shape, jnp.float32)
+    x_t = noising.add_noise(sched, x0, noise, t)
+    out = model.denoise(params, x_t, t, emb, mask, train=True, rng=k_dropout)
+    weighting = diffusion["snr_weighting"]
+    return losses.diffusion_loss(out, x0, noise, t, sched, diffusion["prediction_type"],
+                                 None if weighting in (None, "none") else weighting,
+                                 float(diffusion["snr_gamma"]))
+
+
+def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any], tx,
+                    lr_schedule: optax.Schedule, labels: Any, ema_decay: float,
+                    seed: int) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
+    """(state, batch) -> (state, metrics). The step's randomness is fold_in(seed, step).
+
+    A non-finite loss or gradient norm leaves the state untouched except the step
+    counter, and reports `finite = False`: the host stops the run there (before any
+    checkpoint of a poisoned state can be written)."""
+    base_key = jax.random.PRNGKey(seed)
+
+    def train_step(state: TrainState, batch: Mapping[str, jax.Array]):
+        rng = jax.random.fold_in(base_key, state.step)
+        loss, grads = jax.value_and_grad(lambda p: loss_fn(model, sched, diffusion, p, batch, rng))(state.params)
+        # Norm of what trains only (frozen gradients are then dead code XLA removes).
+        trained = jax.tree_util.tree_map(lambda g, l: g if l == "train" else jnp.zeros((), g.dtype),
+                                         grads, labels)
+        grad_norm = optax.global_norm(trained)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        ema = jax.tree_util.tree_map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, state.ema_params, params)
+        keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
+        new_state = TrainState(step=state.step + 1, params=keep(params, state.params),
+                               opt_state=keep(opt_state, state.opt_state), ema_params=keep(ema, state.ema_params))
+        metrics = {"loss": loss, "grad_norm": grad_norm, "lr": lr_schedule(state.step), "finite": finite}
+        return new_state, metrics
+
+    return train_step

@@ -1,0 +1,154 @@
+"""The training loop: stages `t2i` (pre-train the spatial U-Net on frames) and `video`
+(inflate a T2I checkpoint into a STUNet and train its temporal layers).
+
+Resuming is automatic: if `<workdir>/checkpoints` holds a finished checkpoint, the run
+continues from it. Batches depend only on (seed, step) and the step's randomness on
+fold_in(seed, step), so a run killed at any point and restarted with the same command
+ends with the same parameters as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from lumiere_jax import config as config_lib
+from lumiere_jax.data import sources
+from lumiere_jax.diffusion import schedules
+from lumiere_jax.models.diffusion_model import DiffusionModel
+from lumiere_jax.train import checkpoint, optim, state as state_lib, step as step_lib
+from lumiere_jax.train.metrics import MetricWriter, format_metrics
+
+log = logging.getLogger(__name__)
+BATCH_KEYS = ("video", "image", "text_ids", "text_mask", "text_emb")
+
+
+class NonFiniteError(FloatingPointError):
+    """Raised when a step produced a NaN/Inf loss or gradient."""
+
+
+def config_json(config: ml_collections.ConfigDict) -> dict:
+    return json.loads(config.to_json())
+
+
+def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> Any:
+    rng = jax.random.PRNGKey(config.train.seed)
+    if config.stage == "t2i" or not config.train.init_from:
+        return jax.jit(model.init)(rng)
+    t2i_params, t2i_config = checkpoint.load(config.train.init_from)
+    if t2i_config.get("stage") != "t2i":
+        raise ValueError(f"config.train.init_from={config.train.init_from!r} is a {t2i_config.get('stage')!r} "
+                         "checkpoint; the video stage inflates a 't2i' checkpoint")
+    log.info("inflating T2I parameters from %s", config.train.init_from)
+    return model.inflate(t2i_params, rng)
+
+
+def _check_resume_config(stored: dict, current: dict) -> None:
+    for section in ("stage", "model", "diffusion"):
+        if stored.get(section) != current.get(section):
+            raise ValueError(f"the workdir's checkpoint was trained with a different config.{section}; "
+                             "use a new --workdir or the original config")
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainState:
+    model_cfg = config_lib.validate(config)
+    if config.stage == "video" and not config.train.init_from and not config.train.train_spatial:
+        raise ValueError("stage 'video' freezes the spatial U-Net, so it needs config.train.init_from "
+                         "(a T2I workdir or export); or set config.train.train_spatial=True to train from scratch")
+    model = DiffusionModel(model_cfg)
+    sched = schedules.get_schedule(config.diffusion.schedule)
+    cfg_json = config_json(config)
+    num_steps = int(config.train.num_steps)
+
+    ckpt = checkpoint.Checkpointer(workdir, keep=config.train.keep_checkpoints,
+                                   async_save=config.train.async_checkpoints)
+    abstract_params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
+    labels = model.trainable_labels(abstract_params, config.train.train_spatial)
+    tx, lr_schedule = optim.make_optimizer(config.optim, num_steps, labels)
+
+    latest = ckpt.latest_step()
+    if latest is not None:
+        abstract_state = jax.eval_shape(lambda p: state_lib.create(p, tx), abstract_params)
+        train_state, stored = ckpt.restore(latest, abstract_state)
+        _check_resume_config(stored, cfg_json)
+        log.info("resumed from %s at step %d", ckpt.directory, latest)
+    else:
+        train_state = state_lib.create(initial_params(config, model), tx)
+    start = int(train_state.step)
+
+    train_step = jax.jit(step_lib.make_train_step(model, sched, config.diffusion, tx, lr_schedule, labels,
+                                                  float(config.train.ema_decay), int(config.train.seed)),
+                         donate_argnums=0)
+    pipeline = sources.make_pipeline(config, model_cfg)
+    writer = MetricWriter(workdir)
+    progress = _progress(start, num_steps, config.train.progress)
+    pending: list[tuple[int, dict]] = []
+    t_last, s_last = time.time(), start
+
+    def flush_metrics(step: int) -> None:
+        """Fetch the metrics of all steps since the last flush; stop on a non-finite one."""
+        nonlocal t_last, s_last
+        fetched = jax.device_get(pending)
+        pending.clear()
+        for s, m in fetched:
+            if not bool(m["finite"]):
+                raise NonFiniteError(
+                    f"non-finite loss or gradient at step {s} (loss={float(m['loss'])}, "
+                    f"grad_norm={float(m['grad_norm'])}); stopped. The last good checkpoint in "
+                    f"{ckpt.directory} (step {ckpt.latest_step()}) is kept.")
+        if not fetched:
+            return
+        dt = max(time.time() - t_last, 1e-9)
+        m = {k: float(np.mean([f[1][k] for f in fetched])) for k in ("loss", "grad_norm")}
+        m["lr"] = float(fetched[-1][1]["lr"])
+        m["steps_per_sec"] = (step - s_last) / dt
+        m["examples_per_sec"] = m["steps_per_sec"] * config.data.global_batch
+        t_last, s_last = time.time(), step
+        writer.scalars(step, m)
+        progress.set_postfix(loss=f"{m['loss']:.4f}", refresh=False)
+        log.info(format_metrics(step, m))
+
+    try:
+        with pipeline.iterate(start_step=start, num_steps=num_steps - start) as batches:
+            for step, batch in zip(range(start, num_steps), batches):
+                device_batch = {k: jnp.asarray(v) for k, v in batch.items() if k in BATCH_KEYS}
+                train_state, metrics = train_step(train_state, device_batch)
+                pending.append((step, metrics))
+                done = step + 1
+                progress.update(1)
+                is_ckpt = done % config.train.checkpoint_every == 0 or done == num_steps
+                if done % config.train.log_every == 0 or is_ckpt:
+                    flush_metrics(done)
+                if is_ckpt:
+                    ckpt.save(done, train_state, cfg_json)
+                if config.train.sample_every and done % config.train.sample_every == 0:
+                    _write_training_samples(config, model, train_state, workdir, done, writer)
+        flush_metrics(num_steps)
+    finally:
+        progress.close()
+        writer.close()
+        ckpt.close()
+    return train_state
+
+
+def _progress(start: int, total: int, enabled: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, initial=start, desc="train", disable=not enabled, dynamic_ncols=True)
+
+
+def _write_training_samples(config, model, train_state, workdir, step, writer) -> None:
+    import os
+    from lumiere_jax import pipeline as pipeline_lib
+    gen = pipeline_lib.Generator(model, train_state.ema_params, config_json(config))
+    prompts = list(config.sample.prompts)
+    result = gen.generate(prompts, seed=config.sample.seed, progress=False)
+    out = os.path.join(workdir, "samples", f"step_{step:07d}")
+    pipeline_lib.write_outputs(result, out, fps=config.sample.fps)
+    if result.videos.ndim == 5:
+        writer.video(step, "samples", result.videos, fps=config.sample.fps)
