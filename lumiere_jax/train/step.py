@@ -53,7 +53,7 @@ def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[s
         # Norm of what trains only (frozen gradients are then dead code XLA removes).
         trained = jax.tree_util.tree_map(lambda g, l: g if l == "train" else jnp.zeros((), g.dtype),
                                          grads, labels)
-        grad_norm = optax.global_norm(trained)
+        grad_norm = optax.tree.norm(trained)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)

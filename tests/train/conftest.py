@@ -1,0 +1,42 @@
+"""Tiny runs shared by the training tests (one T2I run, one video run per session)."""
+import importlib.util
+import os
+
+import pytest
+
+from lumiere_jax.train import trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_config(name: str, arg: str, data_dir: str, **overrides):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(arg)
+    config.data.data_dir = data_dir
+    for key, value in overrides.items():
+        section, field = key.split(".")
+        config[section][field] = value
+    return config
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def t2i_run(tmp_path_factory, data_dir):
+    workdir = str(tmp_path_factory.mktemp("t2i"))
+    config = load_config("tiny", "t2i", data_dir, **{"train.num_steps": 4})
+    state = trainer.train(config, workdir)
+    return workdir, config, state
+
+
+@pytest.fixture(scope="session")
+def video_run(tmp_path_factory, data_dir, t2i_run):
+    workdir = str(tmp_path_factory.mktemp("video"))
+    config = load_config("tiny", "video", data_dir, **{"train.num_steps": 4, "train.init_from": t2i_run[0]})
+    state = trainer.train(config, workdir)
+    return workdir, config, state

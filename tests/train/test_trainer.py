@@ -1,0 +1,139 @@
+"""Trainer: freezing, EMA, non-finite handling, exact resume after SIGKILL."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lumiere_jax import config as config_lib
+from lumiere_jax.data import sources
+from lumiere_jax.diffusion import schedules
+from lumiere_jax.models.diffusion_model import DiffusionModel
+from lumiere_jax.train import checkpoint, optim, state as state_lib, step as step_lib, trainer
+from tests.train.conftest import ROOT, load_config
+
+leaves = jax.tree_util.tree_leaves
+
+
+def assert_trees_equal(a, b):
+    la, lb = jax.tree_util.tree_leaves_with_path(a), leaves(b)
+    assert len(la) == len(lb)
+    for (path, x), y in zip(la, lb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
+
+
+def test_video_stage_inflates_and_freezes_spatial(t2i_run, video_run):
+    t2i_params, _ = checkpoint.load(t2i_run[0])            # EMA params the video stage inflated
+    state = video_run[2]
+    assert_trees_equal(state.params["denoiser"]["spatial"], t2i_params["denoiser"])
+    assert_trees_equal(state.params["text_encoder"], t2i_params["text_encoder"])
+    assert_trees_equal(state.params["null_text"], t2i_params["null_text"])
+    fresh = DiffusionModel(config_lib.validate(video_run[1])).inflate(t2i_params, jax.random.PRNGKey(0))
+    moved = [not np.array_equal(a, b) for a, b in zip(leaves(fresh["denoiser"]["temporal"]),
+                                                      leaves(state.params["denoiser"]["temporal"]))]
+    assert any(moved)
+
+
+def test_train_step_ema_and_nonfinite_guard(t2i_run, data_dir):
+    config = load_config("tiny", "t2i", data_dir)
+    model = DiffusionModel(config_lib.validate(config))
+    params = checkpoint.load(t2i_run[0])[0]
+    labels = model.trainable_labels(params, False)
+    tx, lr = optim.make_optimizer(config.optim, 10, labels)
+    decay = 0.9
+    step = jax.jit(step_lib.make_train_step(model, schedules.get_schedule("squaredcos_cap_v2"), config.diffusion,
+                                            tx, lr, labels, decay, 0))
+    batch = next(iter(sources.make_pipeline(config, model.config).iterate(0, 1, prefetch=0)))
+    batch = {k: jnp.asarray(v) for k, v in batch.items() if k in trainer.BATCH_KEYS}
+    s0 = state_lib.create(params, tx)
+    s1, m = step(s0, batch)
+    assert bool(m["finite"]) and int(s1.step) == 1
+    for e0, p1, e1 in zip(leaves(s0.ema_params), leaves(s1.params), leaves(s1.ema_params)):
+        np.testing.assert_allclose(e1, decay * e0 + (1 - decay) * p1, rtol=1e-6, atol=1e-7)
+    bad = dict(batch, image=batch["image"].at[0, 0, 0, 0].set(jnp.nan))
+    s2, m2 = step(s1, bad)
+    assert not bool(m2["finite"]) and int(s2.step) == 2
+    assert_trees_equal((s2.params, s2.opt_state, s2.ema_params), (s1.params, s1.opt_state, s1.ema_params))
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, monkeypatch):
+    config = load_config("tiny", "t2i", data_dir, **{"train.num_steps": 6, "train.checkpoint_every": 2,
+                                                      "train.log_every": 2})
+    real = sources.make_pipeline
+
+    class Poisoned:
+        def __init__(self, pipeline):
+            self.pipeline = pipeline
+
+        def iterate(self, start_step=0, num_steps=None, **kw):
+            it = self.pipeline.iterate(start_step, num_steps, prefetch=0)
+
+            class Ctx:
+                def __enter__(self_):
+                    return self_
+
+                def __exit__(self_, *a):
+                    it.close()
+
+                def __iter__(self_):
+                    for i, b in enumerate(it, start=start_step):
+                        if i == 3:
+                            b = dict(b, image=np.full_like(b["image"], np.nan))
+                        yield b
+            return Ctx()
+
+    monkeypatch.setattr(sources, "make_pipeline", lambda *a, **k: Poisoned(real(*a, **k)))
+    with pytest.raises(trainer.NonFiniteError, match=r"at step 3\b.*step 2\) is kept"):
+        trainer.train(config, str(tmp_path))
+    ckpt = checkpoint.Checkpointer(str(tmp_path), async_save=False)
+    assert ckpt.latest_step() == 2
+    params, _ = checkpoint.load(str(tmp_path))
+    assert all(np.isfinite(np.asarray(a)).all() for a in leaves(params))
+    ckpt.close()
+
+
+def _main(workdir, t2i_dir, data_dir, steps=8):
+    return [sys.executable, os.path.join(ROOT, "main.py"), "--config", os.path.join(ROOT, "configs/tiny.py:video"),
+            f"--workdir={workdir}", f"--config.train.init_from={t2i_dir}", f"--config.data.data_dir={data_dir}",
+            f"--config.train.num_steps={steps}", "--config.train.checkpoint_every=2", "--config.train.log_every=1"]
+
+
+def test_exact_resume_after_sigkill(tmp_path, t2i_run, data_dir):
+    """A run killed with SIGKILL mid-way and restarted with the same command ends
+    bit-identical to an uninterrupted run."""
+    env = dict(os.environ, LUMIERE_JAX_CACHE=os.environ.get("LUMIERE_JAX_CACHE", str(tmp_path / "xla")))
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_main(full, t2i_run[0], data_dir), env=env, check=True, capture_output=True)
+
+    proc = subprocess.Popen(_main(killed, t2i_run[0], data_dir), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "4").exists():       # killed after step 4 was written
+        assert proc.poll() is None, "run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    ckpt = checkpoint.Checkpointer(str(killed), async_save=False)
+    assert ckpt.latest_step() < 8
+    ckpt.close()
+    subprocess.run(_main(killed, t2i_run[0], data_dir), env=env, check=True, capture_output=True)
+
+    states = []
+    for workdir in (full, killed):
+        c = checkpoint.Checkpointer(str(workdir), async_save=False)
+        assert c.latest_step() == 8
+        states.append(c.manager.restore(8)["state"])
+        c.close()
+    assert_trees_equal(states[0], states[1])
+
+
+def test_video_stage_needs_init_from(tmp_path, data_dir):
+    config = load_config("tiny", "video", data_dir)
+    with pytest.raises(ValueError, match="needs config.train.init_from"):
+        trainer.train(config, str(tmp_path))
