@@ -11,14 +11,10 @@ r"""lumiere_jax command line: train, sample, evaluate, export.
 
 `--config.a.b=value` overrides any config value; unknown keys fail.
 """
-import logging as pylogging
-import os
-
-import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lumiere_jax import cli
+from lumiere_jax import cli, runtime
 
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py[:arg]).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory: checkpoints, TensorBoard, samples.")
@@ -42,12 +38,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
-    # Our modules log at INFO; orbax et al. log through absl's logger: keep those to warnings.
-    pylogging.getLogger("absl").setLevel(pylogging.WARNING)
-    # Persistent XLA compilation cache: a second run of the same config skips most compiles.
-    cache = os.environ.get("LUMIERE_JAX_CACHE", os.path.expanduser("~/.cache/lumiere_jax/xla"))
-    jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    runtime.setup()
     cli.run(flags.FLAGS.config, flags.FLAGS)
 
 

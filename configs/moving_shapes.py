@@ -37,7 +37,7 @@ def get_config(arg: str = "video"):
         c.data.global_batch = 32
         c.optim.lr = 1e-3
         c.optim.warmup_steps = 100
-        c.train.num_steps = 3000
+        c.train.num_steps = 1000
     else:
         c.data.global_batch = 8
         c.optim.lr = 5e-4

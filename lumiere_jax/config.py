@@ -8,6 +8,8 @@ values and builds the typed model config, which rejects unknown model keys.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import os
 
 import ml_collections
 
@@ -108,3 +110,14 @@ def model_config(config_dict: dict) -> DiffusionModelConfig:
     """Typed model config from a stored (JSON) run config."""
     kind = "image" if config_dict["stage"] == "t2i" else "video"
     return DiffusionModelConfig.from_config(config_dict["model"], kind)
+
+
+def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+    """`get_config(arg)` of a config file, e.g. ("configs/moving_shapes.py", "video")
+    (what `--config=configs/moving_shapes.py:video` loads), for notebooks and tests."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path} does not exist")
+    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()

@@ -1,78 +1,101 @@
-"""Core-library demo (`make demo`): inflate a T2I U-Net into a STUNet and sample.
+"""Quickstart (`make demo`): the whole recipe, briefly, on a CPU.
 
-Builds a tiny random T2I U-Net and text encoder, inflates the U-Net into a STUNet,
-checks the App. B property numerically (every N-th frame equals the T2I output),
-then samples a 16-frame video with DDIM and classifier-free guidance. Prints what
-it measured; the weights are untrained, so the video itself is noise-like.
+1. builds the `moving_shapes` dataset (16 frames at 32x32);
+2. pre-trains the T2I U-Net and text encoder on single frames;
+3. inflates it into a STUNet and trains the temporal layers (spatial frozen);
+4. samples videos for training and held-out prompts, writes them (mp4/gif/npy,
+   manifest, contact sheet) and prints the probe's scores;
+5. samples the shipped reference model (assets/) with the same prompts and prints its
+   scores, so you see what a short run gives and what the full recipe gives.
+
+    python -m lumiere_jax.demo [--workdir=runs/demo] [--t2i_steps=300] [--video_steps=150]
 """
 from __future__ import annotations
 
+import os
 import time
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import numpy as np
+from absl import app, flags, logging
 
-from lumiere_jax.diffusion import guidance, samplers, schedules
-from lumiere_jax.models import STUNet, STUNetConfig, UNet, UNetConfig, inflate_params
-from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
-from lumiere_jax.models.tokenizer import ByteTokenizer
+from lumiere_jax import config as config_lib
+from lumiere_jax import pipeline, runtime
+from lumiere_jax.data import moving_shapes
+from lumiere_jax.eval import evaluate, probe
+from lumiere_jax.train import trainer
 
-FRAMES, SIZE = 16, 32
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+flags.DEFINE_string("workdir", "runs/demo", "Where the demo's runs, data and samples go.")
+flags.DEFINE_integer("t2i_steps", 300, "T2I pre-training steps.")
+flags.DEFINE_integer("video_steps", 150, "STUNet (temporal layers) training steps.")
+flags.DEFINE_integer("num_eval", 12, "Held-out prompts to sample and score.")
+flags.DEFINE_string("reference", os.path.join(ROOT, "assets", "moving_shapes_base"), "Shipped reference export.")
+FLAGS = flags.FLAGS
+
+TRAIN_PROMPTS = ["a red square moving right", "a green triangle moving left", "a blue circle moving down",
+                 "a yellow triangle moving up"]
 
 
-def main() -> None:
+def _config(arg: str, workdir: str, steps: int, **overrides):
+    c = config_lib.load_config_file(os.path.join(ROOT, "configs", "moving_shapes.py"), arg)
+    c.data.data_dir = os.path.join(workdir, "data")
+    c.train.num_steps = steps
+    c.train.checkpoint_every = steps
+    c.train.log_every = max(steps // 6, 1)
+    c.optim.warmup_steps = min(c.optim.warmup_steps, steps // 5)
+    for k, v in overrides.items():
+        section, field = k.split(".")
+        c[section][field] = v
+    return c
+
+
+def _score(gen: pipeline.Generator, prompts: list[str], out_dir: str, fps: int) -> tuple[dict, dict]:
+    result = gen.generate(prompts, seed=0)
+    pipeline.write_outputs(result, out_dir, fps=fps)
+    n = len(TRAIN_PROMPTS)
+    return (probe.score(result.videos[:n], result.prompts[:n]),
+            probe.score(result.videos[n:], result.prompts[n:]))
+
+
+def main(argv) -> None:
+    del argv
+    import tensorflow_datasets as tfds
+    logging.set_verbosity(logging.INFO)
+    runtime.setup()
+    tfds.disable_progress_bar()
     t0 = time.time()
-    text_cfg = TextEncoderConfig(max_length=32, width=64)
-    cfg = STUNetConfig(unet=UNetConfig(base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
-                                       attention_resolutions=(2, 4), head_dim=16, norm_groups=8,
-                                       text_dim=text_cfg.width),
-                       temporal_head_dim=16)
-    prompts = ["a red square moving left", "a white circle moving up"]
-    ids, mask = ByteTokenizer(text_cfg.max_length)(prompts)
-    encoder = TextEncoder(text_cfg)
-    enc_params = jax.jit(encoder.init)(jax.random.PRNGKey(0), ids, mask)
-    text = jax.jit(encoder.apply)(enc_params, ids, mask)
+    workdir = FLAGS.workdir
+    t2i = _config("t2i", workdir, FLAGS.t2i_steps, **{"data.global_batch": 16})
+    video = _config("video", workdir, FLAGS.video_steps,
+                    **{"train.init_from": os.path.join(workdir, "t2i"), "data.global_batch": 4})
+    print(f"[1/5] building moving_shapes under {t2i.data.data_dir}")
+    moving_shapes.build(t2i.data.data_dir, t2i.data.config_name)
+    print(f"[2/5] pre-training the T2I U-Net for {FLAGS.t2i_steps} steps ({time.time() - t0:.0f}s)")
+    trainer.train(t2i, os.path.join(workdir, "t2i"))
+    print(f"[3/5] inflating into a STUNet, training temporal layers for {FLAGS.video_steps} steps "
+          f"({time.time() - t0:.0f}s)")
+    trainer.train(video, os.path.join(workdir, "video"))
 
-    t2i = UNet(cfg.unet)
-    frame = jnp.zeros((len(prompts), SIZE, SIZE, 3))
-    t2i_params = nn.meta.unbox(jax.jit(t2i.init)(jax.random.PRNGKey(1), frame, jnp.zeros(2, jnp.int32),
-                                                 text, mask))["params"]
-    params = inflate_params(cfg, t2i_params, jax.random.PRNGKey(2), num_frames=FRAMES, size=SIZE)
-    n_sp = sum(a.size for a in jax.tree_util.tree_leaves(params["spatial"]))
-    n_tm = sum(a.size for a in jax.tree_util.tree_leaves(params["temporal"]))
-    print(f"STUNet: {n_sp:,} spatial (T2I) + {n_tm:,} temporal parameters; "
-          f"N = 2**{cfg.temporal_downsamples} = {cfg.temporal_factor}")
+    held_out = evaluate.split_prompts(video, "held_out", FLAGS.num_eval)
+    prompts = TRAIN_PROMPTS + held_out
+    print(f"[4/5] sampling {len(prompts)} videos ({len(TRAIN_PROMPTS)} train prompts, {len(held_out)} held-out) "
+          f"({time.time() - t0:.0f}s)")
+    out = os.path.join(workdir, "samples")
+    tr, ho = _score(pipeline.Generator.load(os.path.join(workdir, "video")), prompts, out, video.sample.fps)
+    print(f"    wrote {out}/ (contact_sheet.png, manifest.json, NNNN.mp4/.gif/.npy)")
+    print("    this run,       train prompts: " + evaluate.format_scores(tr))
+    print("    this run,    held-out prompts: " + evaluate.format_scores(ho))
 
-    stunet = STUNet(cfg)
-    apply = jax.jit(lambda p, x, t, e, m: stunet.apply({"params": p}, x, t, e, m))
-    t2i_apply = jax.jit(lambda p, x, t, e, m: t2i.apply({"params": p}, x, t, e, m))
-    x = jax.random.normal(jax.random.PRNGKey(3), (len(prompts), FRAMES, SIZE, SIZE, 3))
-    t = jnp.array([100, 700])
-    out = apply(params, x, t, text, mask)
-    errs = [float(jnp.max(jnp.abs(out[:, f] - t2i_apply(t2i_params, x[:, f], t, text, mask))))
-            for f in range(FRAMES)]
-    nth = [e for f, e in enumerate(errs) if f % cfg.temporal_factor == 0]
-    other = [e for f, e in enumerate(errs) if f % cfg.temporal_factor]
-    print(f"App. B at init: max |STUNet - T2I| on every N-th frame {max(nth):.2e}, "
-          f"on the other frames min {min(other):.2e}")
-
-    sched = schedules.get_schedule("squaredcos_cap_v2")
-    null_e, null_m = guidance.null_text(len(prompts), text.shape[1], text.shape[2])
-
-    @jax.jit
-    def generate(params, key):
-        model_fn = lambda x, t, ctx: stunet.apply({"params": params}, x, t, *ctx)
-        guided = guidance.cfg_model_fn(model_fn, (text, mask), (null_e, null_m), guidance_scale=3.0)
-        x_T = jax.random.normal(key, (len(prompts), FRAMES, SIZE, SIZE, 3))
-        return samplers.sample(guided, x_T, sched, sampler="ddim", num_steps=10, thresholding=True)
-
-    t1 = time.time()
-    video = np.asarray(generate(params, jax.random.PRNGKey(4)))
-    print(f"DDIM (10 steps, CFG 3.0) video {video.shape} in [{video.min():.2f}, {video.max():.2f}], "
-          f"{time.time() - t1:.1f}s incl. compile; demo total {time.time() - t0:.1f}s")
+    if os.path.isdir(FLAGS.reference):
+        print(f"[5/5] sampling the shipped reference model {FLAGS.reference} ({time.time() - t0:.0f}s)")
+        ref_out = os.path.join(workdir, "samples_reference")
+        tr, ho = _score(pipeline.Generator.load(FLAGS.reference), prompts, ref_out, video.sample.fps)
+        print(f"    wrote {ref_out}/")
+        print("    reference,      train prompts: " + evaluate.format_scores(tr))
+        print("    reference,   held-out prompts: " + evaluate.format_scores(ho))
+    else:
+        print(f"[5/5] no reference model at {FLAGS.reference}; skipped")
+    print(f"demo done in {time.time() - t0:.0f}s")
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

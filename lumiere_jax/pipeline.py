@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from typing import Any, Sequence
 
 import jax
@@ -140,7 +141,9 @@ def write_outputs(result: Result, output_dir: str, *, fps: int = 8) -> list[dict
     manifest = []
     for i, (video, prompt, seed) in enumerate(zip(videos, result.prompts, result.seeds)):
         stem = os.path.join(output_dir, f"{i:04d}")
-        video_io.write_mp4(stem + ".mp4", video, fps=fps)
+        with warnings.catch_warnings():      # ffmpeg runs as a subprocess; JAX warns about fork(): harmless here
+            warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+            video_io.write_mp4(stem + ".mp4", video, fps=fps)
         video_io.write_gif(stem + ".gif", video, fps=fps)
         video_io.write_npy(stem + ".npy", video)
         manifest.append({"prompt": prompt, "seed": seed, **result.settings,

@@ -37,6 +37,13 @@ def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any]
                                  float(diffusion["snr_gamma"]))
 
 
+def ema_decay_at(step: jax.Array, ema_decay: float) -> jax.Array:
+    """EMA warm-up: min(decay, (1 + step) / (10 + step)). Without it a short run's EMA is
+    mostly the random initialisation (0.999**1000 = 37% of it after 1000 steps)."""
+    step = jnp.asarray(step, jnp.float32)
+    return jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
+
+
 def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any], tx,
                     lr_schedule: optax.Schedule, labels: Any, ema_decay: float,
                     seed: int) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
@@ -57,7 +64,8 @@ def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[s
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        ema = jax.tree_util.tree_map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, state.ema_params, params)
+        decay = ema_decay_at(state.step, ema_decay)
+        ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
         keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
         new_state = TrainState(step=state.step + 1, params=keep(params, state.params),
                                opt_state=keep(opt_state, state.opt_state), ema_params=keep(ema, state.ema_params))

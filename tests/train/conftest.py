@@ -1,19 +1,16 @@
 """Tiny runs shared by the training tests (one T2I run, one video run per session)."""
-import importlib.util
 import os
 
 import pytest
 
+from lumiere_jax import config as config_lib
 from lumiere_jax.train import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def load_config(name: str, arg: str, data_dir: str, **overrides):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(arg)
+    config = config_lib.load_config_file(os.path.join(ROOT, "configs", f"{name}.py"), arg)
     config.data.data_dir = data_dir
     for key, value in overrides.items():
         section, field = key.split(".")

@@ -50,14 +50,16 @@ def test_train_step_ema_and_nonfinite_guard(t2i_run, data_dir):
                                             tx, lr, labels, decay, 0))
     batch = next(iter(sources.make_pipeline(config, model.config).iterate(0, 1, prefetch=0)))
     batch = {k: jnp.asarray(v) for k, v in batch.items() if k in trainer.BATCH_KEYS}
-    s0 = state_lib.create(params, tx)
+    s0 = state_lib.create(params, tx).replace(step=jnp.int32(1000))    # past the EMA warm-up
     s1, m = step(s0, batch)
-    assert bool(m["finite"]) and int(s1.step) == 1
+    assert bool(m["finite"]) and int(s1.step) == 1001
     for e0, p1, e1 in zip(leaves(s0.ema_params), leaves(s1.params), leaves(s1.ema_params)):
         np.testing.assert_allclose(e1, decay * e0 + (1 - decay) * p1, rtol=1e-6, atol=1e-7)
+    assert float(step_lib.ema_decay_at(0, decay)) == pytest.approx(0.1)     # warm-up: mostly the params
+    assert float(step_lib.ema_decay_at(90, decay)) == pytest.approx(0.9)
     bad = dict(batch, image=batch["image"].at[0, 0, 0, 0].set(jnp.nan))
     s2, m2 = step(s1, bad)
-    assert not bool(m2["finite"]) and int(s2.step) == 2
+    assert not bool(m2["finite"]) and int(s2.step) == 1002
     assert_trees_equal((s2.params, s2.opt_state, s2.ema_params), (s1.params, s1.opt_state, s1.ema_params))
 
 
