@@ -45,5 +45,6 @@ def get_config(arg: str = "video"):
         c.train.num_steps = 3000
     c.train.checkpoint_every = 250
     c.train.log_every = 50
+    c.train.sample_every = 500
     c.lock()
     return c

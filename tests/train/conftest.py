@@ -34,6 +34,7 @@ def t2i_run(tmp_path_factory, data_dir):
 @pytest.fixture(scope="session")
 def video_run(tmp_path_factory, data_dir, t2i_run):
     workdir = str(tmp_path_factory.mktemp("video"))
-    config = load_config("tiny", "video", data_dir, **{"train.num_steps": 4, "train.init_from": t2i_run[0]})
+    config = load_config("tiny", "video", data_dir, **{"train.num_steps": 4, "train.init_from": t2i_run[0],
+                                                        "train.sample_every": 4})
     state = trainer.train(config, workdir)
     return workdir, config, state

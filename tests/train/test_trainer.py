@@ -1,4 +1,5 @@
 """Trainer: freezing, EMA, non-finite handling, exact resume after SIGKILL."""
+import json
 import os
 import signal
 import subprocess
@@ -37,6 +38,15 @@ def test_video_stage_inflates_and_freezes_spatial(t2i_run, video_run):
     moved = [not np.array_equal(a, b) for a, b in zip(leaves(fresh["denoiser"]["temporal"]),
                                                       leaves(state.params["denoiser"]["temporal"]))]
     assert any(moved)
+
+
+def test_periodic_samples_and_tensorboard(video_run):
+    workdir = video_run[0]
+    samples = os.path.join(workdir, "samples", "step_0000004")
+    assert os.path.getsize(os.path.join(samples, "contact_sheet.png")) > 0
+    assert len(json.load(open(os.path.join(samples, "manifest.json")))) == len(video_run[1].sample.prompts)
+    events = os.listdir(os.path.join(workdir, "tensorboard"))
+    assert any(e.startswith("events.out.tfevents") for e in events)
 
 
 def test_train_step_ema_and_nonfinite_guard(t2i_run, data_dir):
