@@ -39,10 +39,10 @@ def get_config(arg: str = "video"):
         c.optim.warmup_steps = 100
         c.train.num_steps = 1000
     else:
-        c.data.global_batch = 8
+        c.data.global_batch = 4
         c.optim.lr = 5e-4
         c.optim.warmup_steps = 100
-        c.train.num_steps = 3000
+        c.train.num_steps = 1200
     c.train.checkpoint_every = 250
     c.train.log_every = 50
     c.train.sample_every = 500

@@ -8,7 +8,7 @@
 5. samples the shipped reference model (assets/) with the same prompts and prints its
    scores, so you see what a short run gives and what the full recipe gives.
 
-    python -m lumiere_jax.demo [--workdir=runs/demo] [--t2i_steps=300] [--video_steps=150]
+    python -m lumiere_jax.demo [--workdir=runs/demo] [--t2i_steps=200] [--video_steps=60]
 """
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ from lumiere_jax.train import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.DEFINE_string("workdir", "runs/demo", "Where the demo's runs, data and samples go.")
-flags.DEFINE_integer("t2i_steps", 300, "T2I pre-training steps.")
-flags.DEFINE_integer("video_steps", 150, "STUNet (temporal layers) training steps.")
-flags.DEFINE_integer("num_eval", 12, "Held-out prompts to sample and score.")
+flags.DEFINE_integer("t2i_steps", 200, "T2I pre-training steps.")
+flags.DEFINE_integer("video_steps", 60, "STUNet (temporal layers) training steps.")
+flags.DEFINE_integer("num_eval", 8, "Held-out prompts to sample and score.")
+flags.DEFINE_integer("sample_steps", 20, "DDIM steps when sampling.")
 flags.DEFINE_string("reference", os.path.join(ROOT, "assets", "moving_shapes_base"), "Shipped reference export.")
 FLAGS = flags.FLAGS
 
@@ -49,7 +50,7 @@ def _config(arg: str, workdir: str, steps: int, **overrides):
 
 
 def _score(gen: pipeline.Generator, prompts: list[str], out_dir: str, fps: int) -> tuple[dict, dict]:
-    result = gen.generate(prompts, seed=0)
+    result = gen.generate(prompts, seed=0, batch_size=len(prompts), num_steps=FLAGS.sample_steps)
     pipeline.write_outputs(result, out_dir, fps=fps)
     n = len(TRAIN_PROMPTS)
     return (probe.score(result.videos[:n], result.prompts[:n]),
