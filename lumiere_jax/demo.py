@@ -8,7 +8,7 @@
 5. samples the shipped reference model (assets/) with the same prompts and prints its
    scores, so you see what a short run gives and what the full recipe gives.
 
-    python -m lumiere_jax.demo [--workdir=runs/demo] [--t2i_steps=200] [--video_steps=60]
+    python -m lumiere_jax.demo [--workdir=runs/demo] [--t2i_steps=150] [--video_steps=40]
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from lumiere_jax.train import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.DEFINE_string("workdir", "runs/demo", "Where the demo's runs, data and samples go.")
-flags.DEFINE_integer("t2i_steps", 200, "T2I pre-training steps.")
-flags.DEFINE_integer("video_steps", 60, "STUNet (temporal layers) training steps.")
+flags.DEFINE_integer("t2i_steps", 150, "T2I pre-training steps.")
+flags.DEFINE_integer("video_steps", 40, "STUNet (temporal layers) training steps.")
 flags.DEFINE_integer("num_eval", 8, "Held-out prompts to sample and score.")
 flags.DEFINE_integer("sample_steps", 20, "DDIM steps when sampling.")
 flags.DEFINE_string("reference", os.path.join(ROOT, "assets", "moving_shapes_base"), "Shipped reference export.")
