@@ -50,6 +50,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from lumiere_jax.data.views import as_str
+
 try:  # The builder needs tfds; the renderer does not.
     import tensorflow_datasets as tfds
     from etils import epath
@@ -154,9 +156,7 @@ def caption(spec: ClipSpec | Combo) -> str:
 
 def parse_caption(text: str | bytes) -> Combo:
     """Inverse of :func:`caption` -> (color, shape, direction); ValueError if unparsable."""
-    if isinstance(text, (bytes, np.bytes_)):
-        text = bytes(text).decode("utf-8")
-    m = _CAPTION_RE.match(str(text).lower())
+    m = _CAPTION_RE.match(as_str(text).lower())
     if m is None:
         raise ValueError(f"not a moving_shapes caption: {text!r}")
     color, shape, direction = m.groups()
@@ -243,10 +243,8 @@ def render_clip(spec: ClipSpec, num_frames: int, size: int | Sequence[int],
 
 def spec_from_record(record: Mapping[str, Any]) -> ClipSpec:
     """The :class:`ClipSpec` stored in a dataset record."""
-    def s(v):
-        return v.decode("utf-8") if isinstance(v, (bytes, np.bytes_)) else str(v)
     start, vel = np.asarray(record["start"], np.float64), np.asarray(record["velocity"], np.float64)
-    return ClipSpec(s(record["color"]), s(record["shape"]), s(record["direction"]),
+    return ClipSpec(as_str(record["color"]), as_str(record["shape"]), as_str(record["direction"]),
                     (float(start[0]), float(start[1])), (float(vel[0]), float(vel[1])),
                     float(record["diameter"]))
 
@@ -292,12 +290,8 @@ def decode_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """tfds returns strings as ``bytes``: decode them to ``str`` (other values as is)."""
     out = dict(record)
     for k in _STRING_KEYS:
-        v = out.get(k)
-        if isinstance(v, (bytes, np.bytes_)):
-            out[k] = bytes(v).decode("utf-8")
-        elif isinstance(v, np.ndarray) and v.dtype.kind in "OSU" and v.ndim == 0:
-            item = v.item()
-            out[k] = item.decode("utf-8") if isinstance(item, bytes) else str(item)
+        if k in out:
+            out[k] = as_str(out[k])
     return out
 
 

@@ -65,6 +65,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from lumiere_jax.data.views import as_str
+
 Tokenizer = Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]
 
 
@@ -86,14 +88,6 @@ def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
     key = _splitmix64(key ^ np.uint64(epoch & 0xFFFFFFFFFFFFFFFF))
     h = _splitmix64(np.arange(num_examples, dtype=np.uint64) ^ key)
     return np.argsort(h, kind="stable").astype(np.int64)
-
-
-def decode_caption(c: Any) -> str:
-    if isinstance(c, bytes):
-        return c.decode("utf-8")
-    if isinstance(c, np.ndarray) and c.ndim == 0:
-        return decode_caption(c.item())
-    return str(c)
 
 
 def uint8_to_float(x: np.ndarray) -> np.ndarray:
@@ -315,7 +309,7 @@ class Pipeline:
                 raise KeyError(f"record has no {key!r} field (keys: {sorted(r)}); "
                                f"kind={self.kind!r} needs it")
         batch: dict[str, np.ndarray] = {key: uint8_to_float(np.stack([np.asarray(r[key]) for r in records]))}
-        captions = [decode_caption(r.get("caption", "")) for r in records]
+        captions = [as_str(r.get("caption", "")) for r in records]
         batch["caption"] = np.array(captions, dtype=str) if captions else np.zeros((0,), str)
         if self.tokenizer is not None:
             ids, mask = self.tokenizer(captions)

@@ -71,6 +71,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from lumiere_jax.data import video_io
+from lumiere_jax.data.views import as_str
 
 log = logging.getLogger(__name__)
 
@@ -403,6 +404,5 @@ class VideoFolderSource:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         r = self._source[i]
-        dec = lambda s: s.decode("utf-8") if isinstance(s, bytes) else str(s)  # noqa: E731
-        return {"video": np.asarray(r["video"], np.uint8), "caption": dec(r["caption"]),
-                "path": dec(r["path"]), "clip_start": int(r["clip_start"])}
+        return {"video": np.asarray(r["video"], np.uint8), "caption": as_str(r["caption"]),
+                "path": as_str(r["path"]), "clip_start": int(r["clip_start"])}

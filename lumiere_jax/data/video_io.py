@@ -287,11 +287,13 @@ def contact_sheet(videos: np.ndarray, *, separator: int = 2, separator_value: in
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray) -> str:
-    """Save a uint8 ``[H, W, 3]`` (or float in [-1, 1]) image as png."""
+    """Save a uint8 ``[H, W]``, ``[H, W, 1]`` or ``[H, W, 3]`` (or float in [-1, 1]) image as png."""
     image = to_uint8(np.asarray(image))
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(path, format="PNG")
+    Image.fromarray(image).save(path, format="PNG")
     return path
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
 
+import numpy as np
+
 
 @runtime_checkable
 class Source(Protocol):
@@ -22,8 +24,13 @@ class Source(Protocol):
     def __getitem__(self, index: int) -> Any: ...
 
 
-def _as_str(v: Any) -> str:
-    return bytes(v).decode("utf-8") if isinstance(v, (bytes, bytearray)) else str(v)
+def as_str(v: Any) -> str:
+    """A record's string field as ``str``: tfds returns ``bytes`` (or 0-d arrays of them)."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v.item()
+    if isinstance(v, (bytes, bytearray, np.bytes_)):
+        return bytes(v).decode("utf-8")
+    return str(v)
 
 
 class ImageView:
@@ -69,7 +76,7 @@ class ImageView:
         video = record[self.video_key]
         if video.shape[0] < self.frames_per_video:
             raise ValueError(f"video {video_index} has {video.shape[0]} frames < {self.frames_per_video}")
-        out = {"image": video[frame_index], "caption": _as_str(record[self.caption_key])}
+        out = {"image": video[frame_index], "caption": as_str(record[self.caption_key])}
         if self.with_indices:
             out["video_index"], out["frame_index"] = video_index, frame_index
         return out

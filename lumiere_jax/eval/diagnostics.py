@@ -16,6 +16,9 @@ import os
 
 import numpy as np
 
+from lumiere_jax.data import video_io
+from lumiere_jax.data.video_io import to_uint8  # noqa: F401  (re-exported: part of this module's API)
+
 
 def to_unit(video: np.ndarray) -> np.ndarray:
     """uint8 [0, 255] -> x / 255; float [-1, 1] -> (x + 1) / 2, clipped; float32."""
@@ -25,14 +28,6 @@ def to_unit(video: np.ndarray) -> np.ndarray:
     if np.issubdtype(video.dtype, np.floating):
         return np.clip((video.astype(np.float32) + 1.0) / 2.0, 0.0, 1.0)
     raise TypeError(f"expected uint8 or floating video, got {video.dtype}")
-
-
-def to_uint8(video: np.ndarray) -> np.ndarray:
-    """Any accepted video / image (uint8 or float in [-1, 1]) -> uint8."""
-    video = np.asarray(video)
-    if video.dtype == np.uint8:
-        return video
-    return np.rint(to_unit(video) * 255.0).astype(np.uint8)
 
 
 def frame_difference_curve(video: np.ndarray) -> np.ndarray:
@@ -78,15 +73,7 @@ def upscale(image: np.ndarray, scale: int) -> np.ndarray:
 def save_png(image: np.ndarray, path: str | os.PathLike, scale: int = 1) -> str:
     """Writes an image ([H, W], [H, W, 1] or [H, W, 3]; uint8 or float in [-1, 1]) as a
     PNG, upscaled ``scale`` times (nearest-neighbour). Returns the path."""
-    from PIL import Image
-
-    img = upscale(to_uint8(image), scale)
-    if img.ndim == 3 and img.shape[-1] == 1:
-        img = img[..., 0]
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    Image.fromarray(img).save(path, format="PNG")
-    return path
+    return video_io.save_png(path, upscale(to_uint8(image), scale))
 
 
 def save_xt_slice(video: np.ndarray, path: str | os.PathLike, y: int | None = None, scale: int = 4) -> str:

@@ -37,6 +37,7 @@ import numpy as np
 from scipy import ndimage
 
 from lumiere_jax.data.moving_shapes import COLORS, parse_caption
+from lumiere_jax.data.views import as_str
 from lumiere_jax.eval.diagnostics import to_unit
 
 NO_DIRECTION = "none"
@@ -177,7 +178,7 @@ def score(videos: Iterable[np.ndarray] | np.ndarray, prompts: Sequence[str],
         color, shape, direction = parse_caption(prompt)
         r = probe(video, config, **overrides)
         per_video.append({
-            "prompt": prompt if isinstance(prompt, str) else bytes(prompt).decode("utf-8"),
+            "prompt": as_str(prompt),
             "expected": {"color": color, "shape": shape, "direction": direction},
             **r.as_dict(),
             "color_correct": r.color == color,
