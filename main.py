@@ -30,7 +30,7 @@ flags.DEFINE_string("output_dir", None, "Where sampling writes videos (default: 
 flags.DEFINE_string("checkpoint", None, "Export directory or workdir to sample/evaluate (default: --workdir).")
 flags.DEFINE_string("export_dir", None, "Where --mode=export writes (default: <workdir>/export).")
 flags.DEFINE_enum("export_dtype", "float32", ["float32", "bfloat16"], "Parameter dtype of the export.")
-flags.DEFINE_string("eval_split", "held_out", "Split whose captions --mode=eval prompts with.")
+flags.DEFINE_string("eval_split", "held_out", "Split(s) whose captions --mode=eval prompts with (comma-separated).")
 flags.DEFINE_integer("eval_num_prompts", 32, "Number of (distinct-seed) eval samples.")
 
 

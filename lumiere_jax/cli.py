@@ -57,10 +57,13 @@ def run(config, flags) -> Any:
         return result
     if mode == "eval":
         from lumiere_jax.eval import evaluate
-        scores = evaluate.evaluate_split(gen, config, flags.eval_split, flags.eval_num_prompts, seed, **overrides)
-        out = os.path.join(flags.workdir or path, f"eval_{flags.eval_split}.json")
-        with open(out, "w") as f:
-            json.dump(evaluate.json_safe(scores), f, indent=1, allow_nan=False)
-        print(evaluate.format_scores(scores))
-        return scores
+        all_scores = {}
+        for split in flags.eval_split.split(","):
+            scores = evaluate.evaluate_split(gen, config, split, flags.eval_num_prompts, seed, **overrides)
+            out = os.path.join(flags.workdir or path, f"eval_{split}.json")
+            with open(out, "w") as f:
+                json.dump(evaluate.json_safe(scores), f, indent=1, allow_nan=False)
+            print(evaluate.format_scores(scores))
+            all_scores[split] = scores
+        return all_scores
     raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
