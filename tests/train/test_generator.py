@@ -38,3 +38,14 @@ def test_write_outputs(generator, tmp_path):
             assert os.path.getsize(tmp_path / entry[key]) > 0
     np.testing.assert_array_equal(np.load(tmp_path / "0001.npy"), r.videos[1])
     assert os.path.getsize(tmp_path / "contact_sheet.png") > 0
+
+
+def test_evaluate_split_is_strict_json(generator, video_run):
+    from lumiere_jax.data import moving_shapes
+    from lumiere_jax.eval import evaluate
+    scores = evaluate.evaluate_split(generator, video_run[1], "held_out", 2, seed=0, num_steps=2)
+    assert scores["num_videos"] == 2 and scores["split"] == "held_out"
+    assert all(moving_shapes.parse_caption(v["prompt"]) in moving_shapes.HELD_OUT for v in scores["per_video"])
+    text = json.dumps(evaluate.json_safe(scores), allow_nan=False)        # raises on NaN
+    assert "color_accuracy" in text
+    assert evaluate.format_scores(scores).startswith("[held_out, 2 videos]")
