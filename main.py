@@ -32,6 +32,10 @@ flags.DEFINE_string("export_dir", None, "Where --mode=export writes (default: <w
 flags.DEFINE_enum("export_dtype", "float32", ["float32", "bfloat16"], "Parameter dtype of the export.")
 flags.DEFINE_string("eval_split", "held_out", "Split(s) whose captions --mode=eval prompts with (comma-separated).")
 flags.DEFINE_integer("eval_num_prompts", 32, "Number of (distinct-seed) eval samples.")
+flags.DEFINE_multi_string("input_video", [], "Super-resolution model: low-resolution video(s) to up-sample "
+                          "(.npy uint8 [T,H,W,3], .mp4/.webm/.gif or a folder of frames; repeatable).")
+flags.DEFINE_boolean("multidiffusion", True, "Super-resolution: combine overlapping windows (False: "
+                     "non-overlapping windows denoised independently, the Fig. 14 baseline).")
 
 
 def main(argv):

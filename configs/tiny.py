@@ -2,13 +2,15 @@ r"""A tiny config for tests and smoke runs (seconds per step on a CPU).
 
   python main.py --config=configs/tiny.py:video --workdir=/tmp/tiny \
       --config.train.train_spatial=True
+
+`ssr_image` / `ssr`: a 4 -> 8 px super-resolution model on 2-frame windows of 4-frame clips.
 """
 from lumiere_jax import config as config_lib
 
 
 def get_config(arg: str = "video"):
-    if arg not in ("t2i", "video"):
-        raise ValueError(f"configs/tiny.py takes 't2i' or 'video', got {arg!r}")
+    if arg not in ("t2i", "video", "ssr_image", "ssr"):
+        raise ValueError(f"configs/tiny.py takes 't2i', 'video', 'ssr_image' or 'ssr', got {arg!r}")
     c = config_lib.default_config()
     c.stage = arg
     c.model.unet.base_channels = 8
@@ -38,5 +40,14 @@ def get_config(arg: str = "video"):
     c.sample.num_steps = 3
     c.sample.num_samples = 1
     c.sample.prompts = ("a red square moving left",)
+    if arg.startswith("ssr"):
+        c.model.unet.in_channels = 6
+        c.model.unet.aug_embedding = True
+        c.model.temporal.num_temporal_downsamples = 0
+        c.model.low_resolution = 4
+        c.model.num_frames = 2
+        c.data.num_frames = 4
+        c.ssr.overlap = 1
+        c.sample.guidance_scale = 1.0
     c.lock()
     return c

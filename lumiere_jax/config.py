@@ -18,7 +18,12 @@ from lumiere_jax.models.diffusion_model import DiffusionModelConfig
 from lumiere_jax.models.stunet import STUNetConfig
 from lumiere_jax.models.unet import UNetConfig
 
-STAGES = ("t2i", "video")
+# stage -> (model kind, conditioning). "ssr_image" pre-trains the super-resolution U-Net on frames,
+# "ssr" inflates it for video (temporal layers, no temporal down-sampling) and trains on windows.
+STAGES = {"t2i": ("image", "none"), "video": ("video", "none"),
+          "ssr_image": ("image", "low_res"), "ssr": ("video", "low_res")}
+# The stage whose checkpoint a stage inflates (config.train.init_from).
+INIT_STAGE = {"video": "t2i", "ssr": "ssr_image"}
 DATASETS = ("moving_shapes", "video_folder")
 
 
@@ -38,7 +43,7 @@ def _dataclass_section(obj, exclude: tuple[str, ...] = ()) -> ml_collections.Con
 
 def default_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.stage = "video"                     # t2i | video
+    c.stage = "video"                     # t2i | video | ssr_image | ssr
 
     c.model = ml_collections.ConfigDict()
     # Every architecture field is present (so any can be overridden from the command line);
@@ -53,6 +58,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.null_text = "learned"
     c.model.num_frames = 16
     c.model.resolution = 32
+    c.model.low_resolution = 0            # super-resolution stages: the input (base model) resolution
 
     c.diffusion = ml_collections.ConfigDict(dict(
         schedule="squaredcos_cap_v2", prediction_type="v_prediction", snr_weighting="none", snr_gamma=5.0,
@@ -62,7 +68,23 @@ def default_config() -> ml_collections.ConfigDict:
         dataset="moving_shapes", config_name="32px_16f", data_dir="", split="train", global_batch=8,
         num_train=0,          # moving_shapes: train-split size (0 = builder default)
         num_eval=0,           # moving_shapes: test / held_out split sizes (0 = builder default)
+        num_frames=0,         # frames per stored clip (0 = model.num_frames); ssr trains on random windows
         num_workers=0, video_folder="", captions=""))
+
+    # Super-resolution: training-time degradation and sampling with temporal MultiDiffusion.
+    c.ssr = ml_collections.ConfigDict(dict(
+        noise_aug_max=250,    # training: low-res input noise-augmented at a uniform timestep in [0, max]
+        aug_level=100,        # sampling: the augmentation timestep of the base model's output
+        upsample="linear",    # low-res -> output size before concatenation (linear | cubic | nearest)
+        patch_size=0,         # > 0: train on random square patches of this size
+        window=0,             # sampling: frames per MultiDiffusion window (0 = model.num_frames)
+        overlap=2,            # frames shared by consecutive windows (App. C: 2)
+        weights="uniform",    # per-frame averaging weights: uniform | triangular
+        chunk_size=0,         # windows per batched model call (0 = all at once)
+    ))
+
+    # --mode=sample of a text -> base -> SSR cascade: exports (or workdirs) of both stages.
+    c.cascade = ml_collections.ConfigDict(dict(base="", ssr=""))
 
     c.optim = ml_collections.ConfigDict(dict(
         lr=3e-4, warmup_steps=100, end_lr_factor=0.1, b1=0.9, b2=0.99, eps=1e-8, weight_decay=0.0,
@@ -83,7 +105,7 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
     """Check a run config; return the typed model config. Raises ValueError naming
     the offending key."""
     if config.stage not in STAGES:
-        raise ValueError(f"config.stage must be one of {STAGES}, got {config.stage!r}")
+        raise ValueError(f"config.stage must be one of {tuple(STAGES)}, got {config.stage!r}")
     if config.data.dataset not in DATASETS:
         raise ValueError(f"config.data.dataset must be one of {DATASETS}, got {config.data.dataset!r}")
     d = config.diffusion
@@ -97,7 +119,19 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
         raise ValueError(f"config.sample.sampler must be one of {samplers.SAMPLERS}, got {config.sample.sampler!r}")
     if config.data.global_batch <= 0:
         raise ValueError(f"config.data.global_batch must be positive, got {config.data.global_batch}")
-    model = DiffusionModelConfig.from_config(config.model.to_dict(), "image" if config.stage == "t2i" else "video")
+    model = model_config(config.to_dict())
+    if model.conditioning == "low_res":
+        s = config.ssr
+        if not 0 <= s.noise_aug_max < schedules.get_schedule(d.schedule).num_train_timesteps:
+            raise ValueError(f"config.ssr.noise_aug_max={s.noise_aug_max} must be a timestep of the schedule")
+        if not 0 <= s.aug_level < schedules.get_schedule(d.schedule).num_train_timesteps:
+            raise ValueError(f"config.ssr.aug_level={s.aug_level} must be a timestep of the schedule")
+        if s.patch_size and (s.patch_size > model.resolution or s.patch_size % model.stunet.unet.spatial_factor):
+            raise ValueError(f"config.ssr.patch_size={s.patch_size} must be <= resolution {model.resolution} "
+                             f"and a multiple of {model.stunet.unet.spatial_factor}")
+        if config.data.num_frames and model.kind == "video" and config.data.num_frames < model.num_frames:
+            raise ValueError(f"config.data.num_frames={config.data.num_frames} is shorter than the SSR window "
+                             f"model.num_frames={model.num_frames}")
     if model.kind == "video":
         from lumiere_jax.models.stunet import check_num_frames
         check_num_frames(model.stunet, model.num_frames)
@@ -108,8 +142,18 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
 
 def model_config(config_dict: dict) -> DiffusionModelConfig:
     """Typed model config from a stored (JSON) run config."""
-    kind = "image" if config_dict["stage"] == "t2i" else "video"
-    return DiffusionModelConfig.from_config(config_dict["model"], kind)
+    stage = config_dict["stage"]
+    if stage not in STAGES:
+        raise ValueError(f"config.stage must be one of {tuple(STAGES)}, got {stage!r}")
+    kind, conditioning = STAGES[stage]
+    model = dict(config_dict["model"])
+    if conditioning == "none":
+        if model.get("low_resolution"):
+            raise ValueError(f"config.model.low_resolution is for the super-resolution stages, not {stage!r}")
+        model.pop("low_resolution", None)
+    else:
+        model["conditioning"] = conditioning
+    return DiffusionModelConfig.from_config(model, kind)
 
 
 def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:

@@ -8,9 +8,19 @@ result.videos          # uint8 [N, T, H, W, 3]
 pipeline.write_outputs(result, "out/")   # NNNN.mp4/.gif/.npy, manifest.json, contact_sheet.png
 ```
 
+A super-resolution model up-samples given low-resolution videos (temporal MultiDiffusion over
+overlapping windows, Lumiere §3.2), and a `Cascade` chains base and SSR:
+
+```python
+ssr = pipeline.Generator.load("assets/moving_shapes_ssr")
+high = ssr.upsample(result.videos, result.prompts, seed=0)          # uint8 [N, T, 64, 64, 3]
+cascade = pipeline.Cascade(gen, ssr)
+out = cascade.generate(["a red square moving left"])   # out.videos: 64px, out.low_res: 32px
+```
+
 Sample i of a call uses seed `seed + i`: its initial noise and every per-step noise
 come from that seed alone, so a sample is reproducible on its own, whatever else
-was in the batch.
+was in the batch. The SSR stage draws from `fold_in(PRNGKey(seed + i), 1)`.
 """
 from __future__ import annotations
 
@@ -26,13 +36,16 @@ import numpy as np
 
 from lumiere_jax import config as config_lib
 from lumiere_jax.data import video_io
-from lumiere_jax.diffusion import guidance, samplers, schedules
+from lumiere_jax.diffusion import guidance, low_res, samplers, schedules
+from lumiere_jax.diffusion import multidiffusion as md
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.tokenizer import ByteTokenizer
 from lumiere_jax.train import checkpoint
 
 SAMPLE_KEYS = ("sampler", "num_steps", "guidance_scale", "eta", "timestep_spacing", "thresholding",
                "dynamic_thresholding_ratio", "sample_max_value")
+SSR_KEYS = ("aug_level", "window", "overlap", "weights", "chunk_size", "upsample")
+SSR_DEFAULTS = dict(aug_level=100, window=0, overlap=2, weights="uniform", chunk_size=0, upsample="linear")
 
 
 @dataclasses.dataclass
@@ -41,6 +54,7 @@ class Result:
     prompts: list[str]
     seeds: list[int]
     settings: dict[str, Any]
+    low_res: np.ndarray | None = None   # cascade / upsample: the input videos (uint8)
 
 
 class Generator:
@@ -74,20 +88,131 @@ class Generator:
             prompts = [prompts]
         if not prompts:
             raise ValueError("no prompts given")
+        if self.model.config.conditioning != "none":
+            raise ValueError(f"this is a {self.model.config.conditioning!r}-conditioned model: use "
+                             "Generator.upsample (super-resolution) or a Cascade")
         s = self.settings(**overrides)
         all_prompts = [p for p in prompts for _ in range(num_samples)]
         seeds = [seed + i for i in range(len(all_prompts))]
-        sampler = samplers.get_sampler(
-            s["sampler"], self.sched, int(s["num_steps"]), timestep_spacing=s["timestep_spacing"],
-            prediction_type=self.config["diffusion"]["prediction_type"], eta=float(s["eta"]),
-            thresholding=bool(s["thresholding"]), dynamic_thresholding_ratio=float(s["dynamic_thresholding_ratio"]),
-            sample_max_value=float(s["sample_max_value"]))
+        sampler = self._sampler(s)
         outs = []
         for lo in range(0, len(all_prompts), batch_size):
             outs.append(self._generate_batch(all_prompts[lo:lo + batch_size], seeds[lo:lo + batch_size],
                                              sampler, float(s["guidance_scale"]), progress))
         videos = video_io.to_uint8(np.concatenate(outs))
         return Result(videos, all_prompts, seeds, s)
+
+    def _sampler(self, s: dict) -> samplers.Sampler:
+        return samplers.get_sampler(
+            s["sampler"], self.sched, int(s["num_steps"]), timestep_spacing=s["timestep_spacing"],
+            prediction_type=self.config["diffusion"]["prediction_type"], eta=float(s["eta"]),
+            thresholding=bool(s["thresholding"]), dynamic_thresholding_ratio=float(s["dynamic_thresholding_ratio"]),
+            sample_max_value=float(s["sample_max_value"]))
+
+    def ssr_settings(self, **overrides) -> dict[str, Any]:
+        """Super-resolution settings: the run config's `ssr` section, then `overrides`."""
+        s = {k: self.config.get("ssr", {}).get(k, v) for k, v in SSR_DEFAULTS.items()}
+        for k, v in overrides.items():
+            if k not in SSR_KEYS:
+                raise ValueError(f"unknown super-resolution setting {k!r}; valid: {SSR_KEYS}")
+            if v is not None:
+                s[k] = v
+        return s
+
+    def upsample(self, videos: np.ndarray, prompts: str | Sequence[str], *, seed: int = 0, batch_size: int = 4,
+                 progress: bool = True, multidiffusion: bool = True, **overrides) -> Result:
+        """Super-resolve `videos` (uint8 [N, T, h, h, 3] or [N, h, h, 3] for an image model; or
+        float in [-1, 1]) guided by one prompt per video (or one for all). A video model runs on
+        overlapping windows of `window` frames combined by MultiDiffusion at every step;
+        `multidiffusion=False` denoises non-overlapping windows independently (the paper's
+        Fig. 14 baseline). `overrides`: SAMPLE_KEYS and SSR_KEYS (None = config value)."""
+        cfg = self.model.config
+        if cfg.conditioning != "low_res":
+            raise ValueError("upsample() needs a super-resolution model (stage 'ssr' or 'ssr_image'); "
+                             f"this model's conditioning is {cfg.conditioning!r}")
+        videos = np.asarray(videos)
+        want_ndim = 5 if cfg.kind == "video" else 4
+        if videos.ndim != want_ndim or videos.shape[-1] != 3:
+            raise ValueError(f"expected {'videos [N, T, h, w, 3]' if want_ndim == 5 else 'images [N, h, w, 3]'}, "
+                             f"got shape {videos.shape}")
+        if videos.shape[-3:-1] != (cfg.low_resolution,) * 2:
+            raise ValueError(f"the model up-samples {cfg.low_resolution}x{cfg.low_resolution} inputs, got "
+                             f"{videos.shape[-3]}x{videos.shape[-2]} frames (resize them first)")
+        prompts = [prompts] * len(videos) if isinstance(prompts, str) else list(prompts)
+        if len(prompts) == 1 and len(videos) > 1:
+            prompts = prompts * len(videos)
+        if len(prompts) != len(videos):
+            raise ValueError(f"{len(prompts)} prompts for {len(videos)} videos: give one per video or one for all")
+        x = (videos.astype(np.float32) / 127.5 - 1.0) if videos.dtype == np.uint8 else videos.astype(np.float32)
+        sample_overrides = {k: v for k, v in overrides.items() if k in SAMPLE_KEYS}
+        s = self.settings(**sample_overrides)
+        ssr = self.ssr_settings(**{k: v for k, v in overrides.items() if k not in SAMPLE_KEYS})
+        layout = None
+        if cfg.kind == "video":
+            window = int(ssr["window"]) or cfg.num_frames
+            overlap = int(ssr["overlap"]) if multidiffusion else 0
+            layout = md.window_layout(videos.shape[1], window, overlap)
+        sampler = self._sampler(s)
+        seeds = [seed + i for i in range(len(videos))]
+        outs = []
+        for lo in range(0, len(videos), batch_size):
+            outs.append(self._upsample_batch(prompts[lo:lo + batch_size], seeds[lo:lo + batch_size],
+                                             x[lo:lo + batch_size], sampler, s, ssr, layout, progress))
+        high = video_io.to_uint8(np.concatenate(outs))
+        settings = {**s, **{k: ssr[k] for k in SSR_KEYS}, "multidiffusion": multidiffusion}
+        return Result(high, prompts, seeds, settings, low_res=video_io.to_uint8(x))
+
+    def _upsample_batch(self, prompts, seeds, low, sampler, s, ssr, layout, progress) -> np.ndarray:
+        cfg = self.model.config
+        ids, mask = self.tokenizer(list(prompts))
+        keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(sd), 1) for sd in seeds])
+        shape = (*low.shape[1:-3], cfg.resolution, cfg.resolution, cfg.sample_channels)
+        x = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), shape))(keys)
+        aug = jnp.full((len(seeds),), int(ssr["aug_level"]), jnp.int32)
+        cond = jax.vmap(lambda k, lr, a: low_res.condition(
+            self.sched, lr[None], cfg.resolution, a[None], jax.random.fold_in(k, 1), ssr["upsample"])[0])(
+                keys, jnp.asarray(low), aug)
+        ctx = self._context(self.params, jnp.asarray(ids), jnp.asarray(mask))
+        chunk = int(ssr["chunk_size"]) or None
+        if layout is None:
+            state = sampler.init_state(x)
+            weights = None
+        else:
+            state = md.init_multidiffusion_state(sampler, x, layout)
+            weights = jnp.asarray(md.window_weights(layout, ssr["weights"]))
+        step = self._ssr_step_fn(sampler.name, float(s["guidance_scale"]), layout, chunk)
+        from tqdm import tqdm
+        for i in tqdm(range(sampler.num_steps), desc="super-resolve", disable=not progress, leave=False):
+            x, state = step(self.params, sampler, x, state, jnp.int32(i), ctx, keys, cond, aug, weights)
+        return np.asarray(x)
+
+    def _ssr_step_fn(self, name: str, scale: float, layout, chunk):
+        key = ("ssr", name, scale, layout, chunk)
+        if key not in self._steps:
+            model = self.model
+
+            def step(params, sampler, x, state, i, ctx, keys, cond, aug, weights):
+                (emb, mask), (null_emb, null_mask) = ctx
+                inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2], aug_level=c[3])
+
+                def fn(x, t, cond):     # one (window of the) video batch
+                    if scale == 1.0:
+                        return inner(x, t, (emb, mask, cond, aug))
+                    return guidance.cfg_model_fn(inner, (emb, mask, cond, aug), (null_emb, null_mask, cond, aug),
+                                                 scale)(x, t)
+
+                noise = None
+                if sampler.needs_noise:
+                    noise = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(jax.random.fold_in(k, 2), i),
+                                                                 x.shape[1:]))(keys)
+                if layout is None:
+                    t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
+                    return sampler.step(state, i, x, fn(x, t, cond), noise)
+                return md.multidiffusion_step(sampler, state, i, x, fn, noise, layout, weights,
+                                                          conds=(cond,), chunk_size=chunk)
+
+            self._steps[key] = jax.jit(step)
+        return self._steps[key]
 
     def _generate_batch(self, prompts, seeds, sampler, scale, progress) -> np.ndarray:
         ids, mask = self.tokenizer(list(prompts))
@@ -133,6 +258,36 @@ class Generator:
         return self._steps[key]
 
 
+class Cascade:
+    """Text -> base model -> super-resolution (Lumiere Fig. 3b): one call, both stages."""
+
+    def __init__(self, base: Generator, ssr: Generator):
+        b, r = base.model.config, ssr.model.config
+        if b.conditioning != "none" or r.conditioning != "low_res":
+            raise ValueError("a Cascade takes a base model and a super-resolution model, got conditionings "
+                             f"{b.conditioning!r} and {r.conditioning!r}")
+        if b.kind != r.kind:
+            raise ValueError(f"cannot chain a {b.kind} base model with a {r.kind} super-resolution model")
+        if b.resolution != r.low_resolution:
+            raise ValueError(f"the base model makes {b.resolution}px frames, the SSR model takes "
+                             f"{r.low_resolution}px inputs")
+        self.base, self.ssr = base, ssr
+
+    @classmethod
+    def load(cls, base_path: str, ssr_path: str) -> "Cascade":
+        return cls(Generator.load(base_path), Generator.load(ssr_path))
+
+    def generate(self, prompts: Sequence[str], *, num_samples: int = 1, seed: int = 0, progress: bool = True,
+                 base_overrides: dict | None = None, ssr_overrides: dict | None = None,
+                 multidiffusion: bool = True) -> Result:
+        low = self.base.generate(prompts, num_samples=num_samples, seed=seed, progress=progress,
+                                 **(base_overrides or {}))
+        high = self.ssr.upsample(low.videos, low.prompts, seed=seed, progress=progress,
+                                 multidiffusion=multidiffusion, **(ssr_overrides or {}))
+        settings = {"base": low.settings, "ssr": high.settings}
+        return Result(high.videos, low.prompts, low.seeds, settings, low_res=low.videos)
+
+
 def write_outputs(result: Result, output_dir: str, *, fps: int = 8) -> list[dict]:
     """Per sample NNNN.mp4, NNNN.gif, NNNN.npy (uint8 [T, H, W, 3]); manifest.json;
     contact_sheet.png (rows = samples, columns = frames). Returns the manifest."""
@@ -146,8 +301,12 @@ def write_outputs(result: Result, output_dir: str, *, fps: int = 8) -> list[dict
             video_io.write_mp4(stem + ".mp4", video, fps=fps)
         video_io.write_gif(stem + ".gif", video, fps=fps)
         video_io.write_npy(stem + ".npy", video)
-        manifest.append({"prompt": prompt, "seed": seed, **result.settings,
-                         "mp4": f"{i:04d}.mp4", "gif": f"{i:04d}.gif", "npy": f"{i:04d}.npy"})
+        entry = {"prompt": prompt, "seed": seed, **result.settings,
+                 "mp4": f"{i:04d}.mp4", "gif": f"{i:04d}.gif", "npy": f"{i:04d}.npy"}
+        if result.low_res is not None:       # the super-resolution input, for comparison
+            video_io.write_npy(stem + "_low_res.npy", result.low_res[i])
+            entry["low_res_npy"] = f"{i:04d}_low_res.npy"
+        manifest.append(entry)
     with open(os.path.join(output_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     video_io.save_png(os.path.join(output_dir, "contact_sheet.png"), video_io.contact_sheet(videos))

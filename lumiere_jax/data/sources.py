@@ -15,13 +15,18 @@ def data_dir(config: ml_collections.ConfigDict) -> str:
     return os.path.expanduser(config.data.data_dir or os.environ.get("LUMIERE_DATA_DIR", "~/lumiere_data"))
 
 
+def clip_frames(config: ml_collections.ConfigDict, model_cfg: DiffusionModelConfig) -> int:
+    """Frames per stored clip: config.data.num_frames, or the model's when 0."""
+    return int(config.data.num_frames) or model_cfg.num_frames
+
+
 def make_source(config: ml_collections.ConfigDict, model_cfg: DiffusionModelConfig, split: str | None = None):
     """Video records {'video': uint8 [T,H,W,3], 'caption': str, ...} of the configured split."""
     d = config.data
     split = split or d.split
     if d.dataset == "moving_shapes":
         from lumiere_jax.data import moving_shapes
-        overrides = {"size": model_cfg.resolution, "num_frames": model_cfg.num_frames}
+        overrides = {"size": model_cfg.resolution, "num_frames": clip_frames(config, model_cfg)}
         if d.num_train:
             overrides["num_train"] = int(d.num_train)
         if d.num_eval:
@@ -30,14 +35,14 @@ def make_source(config: ml_collections.ConfigDict, model_cfg: DiffusionModelConf
     elif d.dataset == "video_folder":
         from lumiere_jax.data import video_folder
         source = video_folder.load_source(data_dir(config), d.video_folder, d.captions, split=split,
-                                          resolution=model_cfg.resolution, num_frames=model_cfg.num_frames)
+                                          resolution=model_cfg.resolution, num_frames=clip_frames(config, model_cfg))
     else:
         raise ValueError(f"unknown dataset {d.dataset!r}")
     first = source[0]["video"]
-    want = (model_cfg.num_frames, model_cfg.resolution, model_cfg.resolution, 3)
+    want = (clip_frames(config, model_cfg), model_cfg.resolution, model_cfg.resolution, 3)
     if first.shape != want:
         raise ValueError(f"dataset {d.dataset}/{d.config_name} has videos of shape {first.shape}, the model "
-                         f"expects {want} (config.model.num_frames / resolution)")
+                         f"expects {want} (config.data.num_frames or model.num_frames / model.resolution)")
     return source
 
 

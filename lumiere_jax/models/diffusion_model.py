@@ -16,12 +16,18 @@ import jax
 import jax.numpy as jnp
 
 from lumiere_jax.diffusion import guidance
-from lumiere_jax.models.stunet import SPATIAL, TEMPORAL, STUNet, STUNetConfig, dummy_inputs, inflate_params
+from lumiere_jax.models.stunet import (SPATIAL, TEMPORAL, STUNet, STUNetConfig, dummy_inputs, dummy_kwargs,
+                                      inflate_params)
 from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
 from lumiere_jax.models.unet import UNet
 
 KINDS = ("image", "video")
 NULL_TEXT = ("learned", "zero")
+# Extra input channels concatenated to the noisy sample, per kind of conditioning:
+#   "none"    -- the base T2I / STUNet,
+#   "low_res" -- spatial super-resolution: the (noise-augmented) low-resolution input up-sampled to
+#                the output size (3 channels); the augmentation level is an extra embedding.
+CONDITIONINGS = {"none": 0, "low_res": 3}
 
 
 def _from_mapping(cls, d: Mapping[str, Any], what: str):
@@ -41,6 +47,8 @@ class DiffusionModelConfig:
     num_frames: int = 16
     resolution: int = 32
     precomputed_text_length: int = 77        # tokens per precomputed embedding (T5 in IF: 77)
+    conditioning: str = "none"               # see CONDITIONINGS
+    low_resolution: int = 0                  # "low_res": the input resolution (< resolution)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -52,13 +60,39 @@ class DiffusionModelConfig:
                              f"unet.text_dim={self.stunet.unet.text_dim}")
         if self.stunet.unet.text_dim is None:
             raise ValueError("the diffusion model is text-conditioned: set unet.text_dim")
+        if self.conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {sorted(CONDITIONINGS)}, got {self.conditioning!r}")
+        u = self.stunet.unet
+        if u.in_channels != self.sample_channels + self.cond_channels or self.sample_channels < 1:
+            raise ValueError(
+                f"conditioning={self.conditioning!r} concatenates {self.cond_channels} channels to the noisy "
+                f"sample: unet.in_channels={u.in_channels} must be 3 + {self.cond_channels} = "
+                f"{3 + self.cond_channels}")
+        if self.conditioning == "low_res":
+            if not 0 < self.low_resolution < self.resolution:
+                raise ValueError(f"a super-resolution model needs 0 < low_resolution < resolution, got "
+                                 f"low_resolution={self.low_resolution}, resolution={self.resolution}")
+            if not u.aug_embedding:
+                raise ValueError("a super-resolution model (conditioning='low_res') needs unet.aug_embedding=True "
+                                 "(the noise-augmentation level of its low-resolution input)")
+        elif self.low_resolution:
+            raise ValueError(f"low_resolution={self.low_resolution} is only used with conditioning='low_res'")
+
+    @property
+    def cond_channels(self) -> int:
+        return CONDITIONINGS[self.conditioning]
+
+    @property
+    def sample_channels(self) -> int:
+        """Channels of the generated sample (the U-Net input minus the conditioning)."""
+        return self.stunet.unet.out_channels if self.stunet.unet.out_channels <= 3 else 3
 
     @property
     def text_length(self) -> int:
         return self.text_encoder.max_length if self.text_encoder else self.precomputed_text_length
 
     def sample_shape(self, batch: int) -> tuple[int, ...]:
-        c = self.stunet.unet.in_channels
+        c = self.sample_channels
         r = self.resolution
         return (batch, r, r, c) if self.kind == "image" else (batch, self.num_frames, r, r, c)
 
@@ -78,7 +112,7 @@ class DiffusionModelConfig:
             raise ValueError(f"model.text_source must be 'encoder' or 'precomputed', got {source!r}")
         stunet = STUNetConfig.from_dict({"unet": unet, **temporal})
         text_cfg = _from_mapping(TextEncoderConfig, text, "text_encoder") if source == "encoder" else None
-        allowed = {"null_text", "num_frames", "resolution"}
+        allowed = {"null_text", "num_frames", "resolution", "conditioning", "low_resolution"}
         unknown = sorted(set(model) - allowed)
         if unknown:
             raise ValueError(f"unknown model keys {unknown}; valid keys: "
@@ -113,7 +147,7 @@ class DiffusionModel:
         x, t, text, mask = dummy_inputs(cfg.stunet, cfg.num_frames, cfg.resolution, text_len=length)
         if cfg.kind == "image":
             x = x[:, 0]
-        params["denoiser"] = unbox(self.denoiser.init(k_den, x, t, text, mask))["params"]
+        params["denoiser"] = unbox(self.denoiser.init(k_den, x, t, text, mask, **dummy_kwargs(cfg.stunet)))["params"]
         return params
 
     def inflate(self, t2i_params: dict, rng: jax.Array) -> dict:
@@ -153,9 +187,23 @@ class DiffusionModel:
         return guidance.null_text(batch, self.config.text_length, self.config.stunet.unet.text_dim, null)
 
     def denoise(self, params: dict, x: jax.Array, t: jax.Array, text: jax.Array, mask: jax.Array, *,
+                cond: jax.Array | None = None, aug_level: jax.Array | None = None,
                 train: bool = False, rng: jax.Array | None = None) -> jax.Array:
+        """Model output for noisy `x` at timesteps `t`. A conditional model also takes `cond`
+        (channels concatenated to x: for "low_res", the up-sampled, noise-augmented low-resolution
+        input) and `aug_level` (its augmentation timestep, [B])."""
+        cfg = self.config
+        if (cond is None) != (cfg.cond_channels == 0):
+            raise ValueError(f"conditioning={cfg.conditioning!r}: cond must be "
+                             f"{'given' if cfg.cond_channels else 'None'}")
+        if cond is not None:
+            if cond.shape[:-1] != x.shape[:-1] or cond.shape[-1] != cfg.cond_channels:
+                raise ValueError(f"cond of shape {cond.shape} does not fit x of shape {x.shape} "
+                                 f"({cfg.cond_channels} conditioning channels)")
+            x = jnp.concatenate([x, cond.astype(x.dtype)], axis=-1)
+        kw = {"aug_level": aug_level} if aug_level is not None else {}
         rngs = {"dropout": rng} if rng is not None else None
-        return self.denoiser.apply({"params": params["denoiser"]}, x, t, text, mask, train=train, rngs=rngs)
+        return self.denoiser.apply({"params": params["denoiser"]}, x, t, text, mask, train=train, rngs=rngs, **kw)
 
 
 def spatial_params(params: dict) -> dict:

@@ -17,6 +17,7 @@ equal the T2I U-Net applied to those frames alone (N = 2**num_temporal_downsampl
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -131,12 +132,13 @@ class STUNet(nn.Module):
         self.temporal = TemporalLayers(self.config)
 
     def __call__(self, x: jax.Array, t: jax.Array, text: jax.Array | None = None,
-                 text_mask: jax.Array | None = None, *, train: bool = False) -> jax.Array:
+                 text_mask: jax.Array | None = None, *, train: bool = False,
+                 aug_level: jax.Array | None = None) -> jax.Array:
         if x.ndim != 5:
             raise ValueError(f"STUNet expects a video [B, T, H, W, C], got shape {x.shape}")
         check_num_frames(self.config, x.shape[1])
         check_image_size(self.config.unet, x.shape[2], x.shape[3])
-        return self.spatial(x, t, text, text_mask, train=train, hook=self.temporal)
+        return self.spatial(x, t, text, text_mask, train=train, hook=self.temporal, aug_level=aug_level)
 
 
 def dummy_inputs(cfg: STUNetConfig, num_frames: int, size: int, batch: int = 1, text_len: int = 8):
@@ -149,6 +151,11 @@ def dummy_inputs(cfg: STUNetConfig, num_frames: int, size: int, batch: int = 1, 
     return x, t, jnp.zeros((batch, text_len, u.text_dim), jnp.float32), jnp.ones((batch, text_len), bool)
 
 
+def dummy_kwargs(cfg: STUNetConfig) -> dict:
+    """Keyword inputs some configurations need (the SSR's noise-augmentation level)."""
+    return {"aug_level": jnp.zeros((1,), jnp.int32)} if cfg.unet.aug_embedding else {}
+
+
 def inflate_params(cfg: STUNetConfig, t2i_params: Any, rng: jax.Array, *, num_frames: int,
                    size: int) -> dict:
     """STUNet parameters from a trained T2I U-Net: the spatial subtree is `t2i_params`
@@ -159,13 +166,14 @@ def inflate_params(cfg: STUNetConfig, t2i_params: Any, rng: jax.Array, *, num_fr
     inputs = dummy_inputs(cfg, num_frames, size)
     t2i_params = nn.meta.unbox(t2i_params)
     # Check shapes abstractly first: a mismatch fails before anything is compiled.
-    abstract = nn.meta.unbox(jax.eval_shape(model.init, rng, *inputs))["params"]
+    init = functools.partial(model.init, **dummy_kwargs(cfg))
+    abstract = nn.meta.unbox(jax.eval_shape(init, rng, *inputs))["params"]
     want = jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), abstract[SPATIAL])
     got = jax.tree_util.tree_map(lambda a: (jnp.shape(a), jnp.asarray(a).dtype), t2i_params)
     if jax.tree_util.tree_structure(want) != jax.tree_util.tree_structure(got) or want != got:
         raise ValueError("T2I parameters do not match the STUNet's spatial U-Net (config.unet): "
                          "check that the checkpoint was trained with the same UNetConfig")
-    fresh = nn.meta.unbox(jax.jit(model.init)(rng, *inputs))["params"]
+    fresh = nn.meta.unbox(jax.jit(init)(rng, *inputs))["params"]
     return {SPATIAL: t2i_params, TEMPORAL: fresh[TEMPORAL]}
 
 

@@ -57,6 +57,9 @@ class UNetConfig:
     text_pool_heads: int = 4                   # [addition_embed_type_num_heads]
     text_pool_use_mask: bool = True            # IF pools over all tokens (False)
     text_norm: Optional[str] = "group_norm"    # norm on text before added K/V [cross_attention_norm]
+    # Noise-augmentation level of a super-resolution model's low-resolution input, embedded
+    # like the timestep and added to it [class_embed_type="timestep"]; the call then takes aug_level.
+    aug_embedding: bool = False
     only_cross_attention: bool = False
     # Embeddings and blocks.
     time_embed_dim: Optional[int] = None       # default 4 * base_channels
@@ -140,7 +143,7 @@ class UNet(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, t: jax.Array, text: jax.Array | None = None,
                  text_mask: jax.Array | None = None, *, train: bool = False,
-                 hook: Hook | None = None) -> jax.Array:
+                 hook: Hook | None = None, aug_level: jax.Array | None = None) -> jax.Array:
         cfg = self.config
         dtype, pdt = to_dtype(cfg.dtype), to_dtype(cfg.param_dtype)
         kw = dict(dtype=dtype, param_dtype=pdt)
@@ -168,6 +171,15 @@ class UNet(nn.Module):
                                           freq_shift=cfg.freq_shift)
         emb = layers.dense(cfg.temb_dim, name="time_embed_1", **kw)(emb.astype(dtype))
         emb = layers.dense(cfg.temb_dim, name="time_embed_2", **kw)(act(emb))
+        if cfg.aug_embedding != (aug_level is not None):
+            raise ValueError("aug_level (the low-resolution input's noise-augmentation timestep) must be given "
+                             f"iff config.aug_embedding is set (aug_embedding={cfg.aug_embedding})")
+        if aug_level is not None:
+            aug = jnp.broadcast_to(jnp.asarray(aug_level), (b,))
+            aug = layers.sinusoidal_embedding(aug, cfg.base_channels, flip_sin_to_cos=cfg.flip_sin_to_cos,
+                                              freq_shift=cfg.freq_shift)
+            aug = layers.dense(cfg.temb_dim, name="aug_embed_1", **kw)(aug.astype(dtype))
+            emb = emb + layers.dense(cfg.temb_dim, name="aug_embed_2", **kw)(act(aug))
         text_h = None
         if text is not None:
             text = text.astype(dtype)

@@ -10,16 +10,25 @@ import optax
 from lumiere_jax.diffusion import guidance, losses, noising
 from lumiere_jax.diffusion.schedules import Schedule
 from lumiere_jax.models.diffusion_model import DiffusionModel
+from lumiere_jax.train import conditioning
 from lumiere_jax.train.state import TrainState
 
 
 def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any], params: Any,
-            batch: Mapping[str, jax.Array], rng: jax.Array) -> jax.Array:
+            batch: Mapping[str, jax.Array], rng: jax.Array, ssr: Mapping[str, Any] | None = None) -> jax.Array:
     """Denoising loss of one batch: text encoded (or precomputed), dropped to the null
     embedding with probability `cond_drop_prob` (CFG training), x0 noised at uniform
-    timesteps, MSE against the prediction-type target with optional SNR weighting."""
-    k_drop, k_t, k_noise, k_dropout = jax.random.split(rng, 4)
+    timesteps, MSE against the prediction-type target with optional SNR weighting.
+    A super-resolution model (conditioning "low_res") is conditioned on its batch's own
+    degraded copy, built with the `ssr` settings (`train.conditioning.ssr_inputs`)."""
+    k_drop, k_t, k_noise, k_dropout, k_cond = jax.random.split(rng, 5)
     x0 = batch["image" if model.config.kind == "image" else "video"]
+    extra = {}
+    if model.config.conditioning == "low_res":
+        if ssr is None:
+            raise ValueError("a super-resolution model's loss needs the ssr settings (config.ssr)")
+        x0, cond, aug = conditioning.ssr_inputs(model.config, sched, ssr, x0, k_cond)
+        extra = {"cond": cond, "aug_level": aug}
     mask = batch["text_mask"]
     if "text_emb" in batch:
         emb = batch["text_emb"].astype(jnp.float32)
@@ -30,7 +39,7 @@ def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any]
     t = losses.sample_timesteps(k_t, x0.shape[0], sched)
     noise = jax.random.normal(k_noise, x0.shape, jnp.float32)
     x_t = noising.add_noise(sched, x0, noise, t)
-    out = model.denoise(params, x_t, t, emb, mask, train=True, rng=k_dropout)
+    out = model.denoise(params, x_t, t, emb, mask, train=True, rng=k_dropout, **extra)
     weighting = diffusion["snr_weighting"]
     return losses.diffusion_loss(out, x0, noise, t, sched, diffusion["prediction_type"],
                                  None if weighting in (None, "none") else weighting,
@@ -46,7 +55,7 @@ def ema_decay_at(step: jax.Array, ema_decay: float) -> jax.Array:
 
 def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any], tx,
                     lr_schedule: optax.Schedule, labels: Any, ema_decay: float,
-                    seed: int) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
+                    seed: int, ssr: Mapping[str, Any] | None = None) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
     """(state, batch) -> (state, metrics). The step's randomness is fold_in(seed, step).
 
     A non-finite loss or gradient norm leaves the state untouched except the step
@@ -56,7 +65,7 @@ def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[s
 
     def train_step(state: TrainState, batch: Mapping[str, jax.Array]):
         rng = jax.random.fold_in(base_key, state.step)
-        loss, grads = jax.value_and_grad(lambda p: loss_fn(model, sched, diffusion, p, batch, rng))(state.params)
+        loss, grads = jax.value_and_grad(lambda p: loss_fn(model, sched, diffusion, p, batch, rng, ssr))(state.params)
         # Norm of what trains only (frozen gradients are then dead code XLA removes).
         trained = jax.tree_util.tree_map(lambda g, l: g if l == "train" else jnp.zeros((), g.dtype),
                                          grads, labels)

@@ -1,5 +1,6 @@
-"""The training loop: stages `t2i` (pre-train the spatial U-Net on frames) and `video`
-(inflate a T2I checkpoint into a STUNet and train its temporal layers).
+"""The training loop. Stages: `t2i` (pre-train the spatial U-Net on frames), `video` (inflate a
+T2I checkpoint into a STUNet and train its temporal layers), `ssr_image` (pre-train the
+super-resolution U-Net on frames) and `ssr` (inflate it for video windows).
 
 Resuming is automatic: if `<workdir>/checkpoints` holds a finished checkpoint, the run
 continues from it. Batches depend only on (seed, step) and the step's randomness on
@@ -39,13 +40,17 @@ def config_json(config: ml_collections.ConfigDict) -> dict:
 
 def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> Any:
     rng = jax.random.PRNGKey(config.train.seed)
-    if config.stage == "t2i" or not config.train.init_from:
+    want = config_lib.INIT_STAGE.get(config.stage)
+    if want is None or not config.train.init_from:
+        if config.train.init_from:
+            raise ValueError(f"stage {config.stage!r} starts from scratch; config.train.init_from is only used by "
+                             f"the stages that inflate an image model: {config_lib.INIT_STAGE}")
         return jax.jit(model.init)(rng)
     t2i_params, t2i_config = checkpoint.load(config.train.init_from)
-    if t2i_config.get("stage") != "t2i":
+    if t2i_config.get("stage") != want:
         raise ValueError(f"config.train.init_from={config.train.init_from!r} is a {t2i_config.get('stage')!r} "
-                         "checkpoint; the video stage inflates a 't2i' checkpoint")
-    log.info("inflating T2I parameters from %s", config.train.init_from)
+                         f"checkpoint; stage {config.stage!r} inflates a {want!r} checkpoint")
+    log.info("inflating %s parameters from %s", want, config.train.init_from)
     return model.inflate(t2i_params, rng)
 
 
@@ -58,9 +63,10 @@ def _check_resume_config(stored: dict, current: dict) -> None:
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainState:
     model_cfg = config_lib.validate(config)
-    if config.stage == "video" and not config.train.init_from and not config.train.train_spatial:
-        raise ValueError("stage 'video' freezes the spatial U-Net, so it needs config.train.init_from "
-                         "(a T2I workdir or export); or set config.train.train_spatial=True to train from scratch")
+    if model_cfg.kind == "video" and not config.train.init_from and not config.train.train_spatial:
+        raise ValueError(f"stage {config.stage!r} freezes the spatial U-Net, so it needs config.train.init_from "
+                         f"(a {config_lib.INIT_STAGE[config.stage]!r} workdir or export); or set "
+                         "config.train.train_spatial=True to train from scratch")
     model = DiffusionModel(model_cfg)
     sched = schedules.get_schedule(config.diffusion.schedule)
     cfg_json = config_json(config)
@@ -83,7 +89,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
     start = int(train_state.step)
 
     train_step = jax.jit(step_lib.make_train_step(model, sched, config.diffusion, tx, lr_schedule, labels,
-                                                  float(config.train.ema_decay), int(config.train.seed)),
+                                                  float(config.train.ema_decay), int(config.train.seed),
+                                                  ssr=config.ssr.to_dict()),
                          donate_argnums=0)
     pipeline = sources.make_pipeline(config, model_cfg)
     writer = MetricWriter(workdir)
@@ -127,7 +134,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
                     flush_metrics(done)
                 if is_ckpt:
                     ckpt.save(done, train_state, cfg_json)
-                if config.train.sample_every and done % config.train.sample_every == 0:
+                if (config.train.sample_every and done % config.train.sample_every == 0
+                        and model_cfg.conditioning == "none"):     # SSR samples need a low-res input
                     _write_training_samples(config, model, train_state, workdir, done, writer)
         flush_metrics(num_steps)
     finally:

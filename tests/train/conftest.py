@@ -38,3 +38,19 @@ def video_run(tmp_path_factory, data_dir, t2i_run):
                                                         "train.sample_every": 4})
     state = trainer.train(config, workdir)
     return workdir, config, state
+
+
+@pytest.fixture(scope="session")
+def ssr_image_run(tmp_path_factory, data_dir):
+    workdir = str(tmp_path_factory.mktemp("ssr_image"))
+    config = load_config("tiny", "ssr_image", data_dir, **{"train.num_steps": 4, "ssr.patch_size": 4})
+    state = trainer.train(config, workdir)
+    return workdir, config, state
+
+
+@pytest.fixture(scope="session")
+def ssr_run(tmp_path_factory, data_dir, ssr_image_run):
+    workdir = str(tmp_path_factory.mktemp("ssr"))
+    config = load_config("tiny", "ssr", data_dir, **{"train.num_steps": 4, "train.init_from": ssr_image_run[0]})
+    state = trainer.train(config, workdir)
+    return workdir, config, state
