@@ -45,8 +45,8 @@ def run(config, flags) -> Any:
     from lumiere_jax import pipeline
     overrides = dict(num_steps=flags.num_steps, guidance_scale=flags.guidance_scale, sampler=flags.sampler)
     seed = config.sample.seed if flags.seed is None else flags.seed
-    if mode == "sample" and (config.cascade.base or config.cascade.ssr):
-        return _sample_cascade(config, flags, overrides, seed)
+    if mode in ("sample", "eval") and (config.cascade.base or config.cascade.ssr):
+        return _cascade(config, flags, overrides, seed)
     path = flags.checkpoint or _require(flags.workdir, "workdir or --checkpoint", mode)
     gen = pipeline.Generator.load(path)
     if mode == "sample" and gen.model.config.conditioning == "low_res":
@@ -61,20 +61,13 @@ def run(config, flags) -> Any:
         return result
     if mode == "eval":
         from lumiere_jax.eval import evaluate
-        all_scores = {}
-        for split in flags.eval_split.split(","):
-            scores = evaluate.evaluate_split(gen, config, split, flags.eval_num_prompts, seed, **overrides)
-            print(evaluate.format_scores(scores))
-            out_dir = flags.output_dir or flags.workdir or path
-            os.makedirs(out_dir, exist_ok=True)
-            with open(os.path.join(out_dir, f"eval_{split}.json"), "w") as f:
-                json.dump(evaluate.json_safe(scores), f, indent=1, allow_nan=False)
-            all_scores[split] = scores
-        return all_scores
+        return _eval_splits(flags, lambda split: evaluate.evaluate_split(gen, config, split, flags.eval_num_prompts,
+                                                                          seed, **overrides),
+                            flags.output_dir or flags.workdir or path)
     raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
 
 
-def _sample_cascade(config, flags, overrides, seed):
+def _cascade(config, flags, overrides, seed):
     from lumiere_jax import pipeline
     if not (config.cascade.base and config.cascade.ssr):
         raise ValueError("a cascade needs both config.cascade.base and config.cascade.ssr (exports or workdirs)")
@@ -82,6 +75,9 @@ def _sample_cascade(config, flags, overrides, seed):
         if not os.path.exists(p):
             raise FileNotFoundError(f"cascade checkpoint {p} does not exist")
     cascade = pipeline.Cascade.load(config.cascade.base, config.cascade.ssr)
+    if flags.mode == "eval":
+        return _eval_splits(flags, lambda split: evaluate_cascade(cascade, config, split, flags, overrides, seed),
+                            flags.output_dir or flags.workdir or "runs/cascade")
     prompts = read_prompts(flags.prompt, flags.prompts_file) or list(config.sample.prompts)
     num = flags.num_samples or config.sample.num_samples
     result = cascade.generate(prompts, num_samples=num, seed=seed, multidiffusion=flags.multidiffusion,
@@ -114,3 +110,24 @@ def _upsample_files(gen, config, flags, overrides, seed, path):
     pipeline.write_outputs(result, out, fps=config.sample.fps)
     print(f"wrote {len(result.prompts)} up-sampled videos to {out}")
     return result
+
+
+def evaluate_cascade(cascade, config, split, flags, overrides, seed):
+    from lumiere_jax.eval import evaluate
+    return evaluate.evaluate_cascade_split(
+        cascade, config, split, flags.eval_num_prompts, seed, multidiffusion=flags.multidiffusion,
+        base_overrides=overrides, ssr_overrides={"num_steps": flags.num_steps})
+
+
+def _eval_splits(flags, evaluate_split, out_dir: str) -> dict:
+    """Evaluate each of --eval_split, print the scores, write <out_dir>/eval_<split>.json."""
+    from lumiere_jax.eval import evaluate
+    all_scores = {}
+    for split in flags.eval_split.split(","):
+        scores = evaluate_split(split)
+        print(evaluate.format_scores(scores))
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, f"eval_{split}.json"), "w") as f:
+            json.dump(evaluate.json_safe(scores), f, indent=1, allow_nan=False)
+        all_scores[split] = scores
+    return all_scores

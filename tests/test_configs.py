@@ -11,8 +11,11 @@ from lumiere_jax import config as config_lib
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from tests.train.conftest import ROOT, load_config
 
+ARGS = {"tiny.py": ("t2i", "video", "ssr_image", "ssr"),
+        "moving_shapes.py": ("t2i", "video", "ssr_image", "ssr", "cascade"),
+        "ssr.py": ("ssr_image", "ssr", "cascade")}
 CONFIGS = [(os.path.basename(p)[:-3], arg) for p in sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
-           for arg in (("t2i", "video") if os.path.basename(p) in ("tiny.py", "moving_shapes.py") else ("",))]
+           for arg in ARGS.get(os.path.basename(p), ("",))]
 
 
 @pytest.mark.parametrize("name,arg", CONFIGS)
@@ -32,6 +35,40 @@ def test_paper_scale_base():
     assert n(params["denoiser"]["spatial"]) == 826_538_755          # the t2i_base U-Net, verbatim
     config.model.num_frames = 81
     with pytest.raises(ValueError, match=r"num_frames=81 .*multiple of 16, e.g. 80 or 96"):
+        config_lib.validate(config)
+
+
+def test_paper_scale_ssr():
+    from lumiere_jax.diffusion import multidiffusion
+    config = load_config("ssr", "ssr", "/nonexistent")
+    m = config_lib.validate(config)
+    assert (m.resolution, m.low_resolution, m.num_frames, m.conditioning) == (1024, 128, 16, "low_res")
+    assert m.stunet.temporal_factor == 1 and m.stunet.unet.in_channels == 6
+    layout = multidiffusion.window_layout(config.data.num_frames, m.num_frames, config.ssr.overlap)
+    assert layout.starts == (0, 14, 28, 42, 56, 64)
+    image = config_lib.validate(load_config("ssr", "ssr_image", "/nonexistent"))
+    p_img = jax.eval_shape(DiffusionModel(image).init, jax.random.PRNGKey(0))
+    p_vid = jax.eval_shape(DiffusionModel(m).init, jax.random.PRNGKey(0))
+    shapes = lambda t: jax.tree_util.tree_map(lambda a: a.shape, t)
+    assert shapes(p_vid["denoiser"]["spatial"]) == shapes(p_img["denoiser"])   # inflatable
+
+
+def test_ssr_values_raise():
+    config = load_config("tiny", "ssr", "/nonexistent")
+    config.model.low_resolution = 8
+    with pytest.raises(ValueError, match="0 < low_resolution < resolution"):
+        config_lib.validate(config)
+    config = load_config("tiny", "ssr", "/nonexistent")
+    config.ssr.noise_aug_max = 1000
+    with pytest.raises(ValueError, match="noise_aug_max=1000"):
+        config_lib.validate(config)
+    config = load_config("tiny", "ssr", "/nonexistent")
+    config.model.unet.aug_embedding = False
+    with pytest.raises(ValueError, match="aug_embedding=True"):
+        config_lib.validate(config)
+    config = load_config("tiny", "video", "/nonexistent")
+    config.model.low_resolution = 4
+    with pytest.raises(ValueError, match="low_resolution is for the super-resolution stages"):
         config_lib.validate(config)
 
 

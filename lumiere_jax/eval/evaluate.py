@@ -32,6 +32,28 @@ def evaluate_split(generator, config, split: str, num: int, seed: int = 0, **ove
     return scores
 
 
+def evaluate_cascade_prompts(cascade, prompts: list[str], seed: int = 0, **kw) -> dict[str, Any]:
+    """Scores of the base videos and of their super-resolved versions, same prompts and seeds.
+    `jitter_px_base_scale` is the SSR output's jitter in base-resolution pixels."""
+    result = cascade.generate(prompts, num_samples=1, seed=seed, progress=False, **kw)
+    base = probe.score(result.low_res, result.prompts)
+    ssr = probe.score(result.videos, result.prompts)
+    ratio = result.low_res.shape[-2] / result.videos.shape[-2]
+    ssr["jitter_px_base_scale"] = ssr["jitter_px"] * ratio
+    return {"base": base, "ssr": ssr, "settings": result.settings, "num_videos": len(prompts)}
+
+
+def evaluate_cascade_split(cascade, config, split: str, num: int, seed: int = 0, **kw) -> dict[str, Any]:
+    """`split`'s captions of the base model's dataset (the config stored with the base model,
+    read from `config.data.data_dir`)."""
+    import ml_collections
+    base_config = ml_collections.ConfigDict(cascade.base.config)
+    base_config.data.data_dir = config.data.data_dir
+    scores = evaluate_cascade_prompts(cascade, split_prompts(base_config, split, num), seed, **kw)
+    scores["split"] = split
+    return scores
+
+
 def json_safe(obj: Any) -> Any:
     """NaN/inf -> None, recursively, so the scores are strict JSON."""
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -44,6 +66,9 @@ def json_safe(obj: Any) -> Any:
 
 
 def format_scores(scores: dict[str, Any]) -> str:
+    if "base" in scores and "ssr" in scores:       # a cascade: one line per stage
+        return "\n".join(format_scores({**scores[k], "split": f"{scores.get('split', 'prompts')}, {k}",
+                                         "num_videos": scores.get("num_videos")}) for k in ("base", "ssr"))
     parts = []
     for k in SUMMARY_KEYS:
         v = scores.get(k)

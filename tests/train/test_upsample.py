@@ -108,3 +108,24 @@ def test_cli_upsamples_video_files(ssr_run, tmp_path):
         cli.run(config, _flags(checkpoint=workdir))
     with pytest.raises(FileNotFoundError, match="missing.npy"):
         cli.run(config, _flags(checkpoint=workdir, input_video=[str(tmp_path / "missing.npy")]))
+
+
+def test_cli_cascade_sample_and_eval(video_run, tmp_path):
+    from lumiere_jax.train import checkpoint
+    ssr = _fresh_ssr_generator(8, 16)
+    checkpoint.export(str(tmp_path / "ssr"), ssr.params, ssr.config, "float32")
+    config = load_config("tiny", "ssr", video_run[1].data.data_dir)
+    config.model.low_resolution, config.model.resolution = 8, 16
+    config.cascade.base, config.cascade.ssr = video_run[0], str(tmp_path / "ssr")
+    r = cli.run(config, _flags(output_dir=str(tmp_path / "out"), prompt=["a red square moving left"]))
+    assert r.videos.shape == (1, 4, 16, 16, 3)
+    assert json.load(open(tmp_path / "out" / "manifest.json"))[0]["ssr"]["num_steps"] == 2
+    scores = cli.run(config, _flags(mode="eval", eval_split="held_out", eval_num_prompts=2,
+                                    output_dir=str(tmp_path / "eval")))["held_out"]
+    assert scores["num_videos"] == 2 and set(scores) >= {"base", "ssr"}
+    assert scores["ssr"]["num_videos"] == scores["base"]["num_videos"] == 2
+    on_disk = json.load(open(tmp_path / "eval" / "eval_held_out.json"))
+    assert on_disk["base"]["num_videos"] == 2
+    config.cascade.ssr = str(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="missing"):
+        cli.run(config, _flags())
