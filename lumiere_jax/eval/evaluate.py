@@ -32,15 +32,18 @@ def evaluate_split(generator, config, split: str, num: int, seed: int = 0, **ove
     return scores
 
 
-def evaluate_cascade_prompts(cascade, prompts: list[str], seed: int = 0, **kw) -> dict[str, Any]:
-    """Scores of the base videos and of their super-resolved versions, same prompts and seeds.
+def cascade_scores(result) -> dict[str, Any]:
+    """Probe scores of a cascade `Result`'s base videos (`low_res`) and super-resolved ones.
     `jitter_px_base_scale` is the SSR output's jitter in base-resolution pixels."""
-    result = cascade.generate(prompts, num_samples=1, seed=seed, progress=False, **kw)
     base = probe.score(result.low_res, result.prompts)
     ssr = probe.score(result.videos, result.prompts)
-    ratio = result.low_res.shape[-2] / result.videos.shape[-2]
-    ssr["jitter_px_base_scale"] = ssr["jitter_px"] * ratio
-    return {"base": base, "ssr": ssr, "settings": result.settings, "num_videos": len(prompts)}
+    ssr["jitter_px_base_scale"] = ssr["jitter_px"] * result.low_res.shape[-2] / result.videos.shape[-2]
+    return {"base": base, "ssr": ssr, "settings": result.settings, "num_videos": len(result.prompts)}
+
+
+def evaluate_cascade_prompts(cascade, prompts: list[str], seed: int = 0, **kw) -> dict[str, Any]:
+    """Scores of the base videos and of their super-resolved versions, same prompts and seeds."""
+    return cascade_scores(cascade.generate(prompts, num_samples=1, seed=seed, progress=False, **kw))
 
 
 def evaluate_cascade_split(cascade, config, split: str, num: int, seed: int = 0, **kw) -> dict[str, Any]:

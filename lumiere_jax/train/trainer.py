@@ -39,19 +39,26 @@ def config_json(config: ml_collections.ConfigDict) -> dict:
 
 
 def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> Any:
+    """Fresh parameters; or, with config.train.init_from, either the inflation of an image-stage
+    checkpoint (t2i -> video, ssr_image -> ssr) or a warm start from a checkpoint of this stage
+    with the same config.model (parameters copied; optimizer and step start fresh)."""
     rng = jax.random.PRNGKey(config.train.seed)
-    want = config_lib.INIT_STAGE.get(config.stage)
-    if want is None or not config.train.init_from:
-        if config.train.init_from:
-            raise ValueError(f"stage {config.stage!r} starts from scratch; config.train.init_from is only used by "
-                             f"the stages that inflate an image model: {config_lib.INIT_STAGE}")
+    if not config.train.init_from:
         return jax.jit(model.init)(rng)
-    t2i_params, t2i_config = checkpoint.load(config.train.init_from)
-    if t2i_config.get("stage") != want:
-        raise ValueError(f"config.train.init_from={config.train.init_from!r} is a {t2i_config.get('stage')!r} "
-                         f"checkpoint; stage {config.stage!r} inflates a {want!r} checkpoint")
+    params, stored = checkpoint.load(config.train.init_from)
+    stage, want = stored.get("stage"), config_lib.INIT_STAGE.get(config.stage)
+    if stage == config.stage:
+        if stored.get("model") != config_json(config)["model"]:
+            raise ValueError(f"config.train.init_from={config.train.init_from!r} is a {stage!r} checkpoint with "
+                             "a different config.model; it cannot warm-start this run")
+        log.info("warm start from the %s checkpoint %s", stage, config.train.init_from)
+        return params
+    if want is None or stage != want:
+        inflates = f"inflates a {want!r} checkpoint or " if want else ""
+        raise ValueError(f"config.train.init_from={config.train.init_from!r} is a {stage!r} checkpoint; "
+                         f"stage {config.stage!r} {inflates}warm-starts from a {config.stage!r} one")
     log.info("inflating %s parameters from %s", want, config.train.init_from)
-    return model.inflate(t2i_params, rng)
+    return model.inflate(params, rng)
 
 
 def _check_resume_config(stored: dict, current: dict) -> None:

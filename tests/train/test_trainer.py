@@ -149,3 +149,19 @@ def test_video_stage_needs_init_from(tmp_path, data_dir):
     config = load_config("tiny", "video", data_dir)
     with pytest.raises(ValueError, match="needs config.train.init_from"):
         trainer.train(config, str(tmp_path))
+
+
+def test_warm_start_from_same_stage(video_run, data_dir):
+    from lumiere_jax import config as config_lib
+    from lumiere_jax.models.diffusion_model import DiffusionModel
+    config = load_config("tiny", "video", data_dir, **{"train.init_from": video_run[0], "train.train_spatial": True})
+    model = DiffusionModel(config_lib.validate(config))
+    params = trainer.initial_params(config, model)
+    stored, _ = checkpoint.load(video_run[0])
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params, stored)
+    config.model.temporal.temporal_kernel_size = 5
+    with pytest.raises(ValueError, match="different config.model; it cannot warm-start"):
+        trainer.initial_params(config, DiffusionModel(config_lib.validate(config)))
+    t2i = load_config("tiny", "t2i", data_dir, **{"train.init_from": video_run[0]})
+    with pytest.raises(ValueError, match="stage 't2i' warm-starts from a 't2i' one"):
+        trainer.initial_params(t2i, DiffusionModel(config_lib.validate(t2i)))
