@@ -59,6 +59,9 @@ LABELS = {"no_multidiffusion": "(a) no MultiDiffusion (stitched windows)",
           "multidiffusion": "(b) MultiDiffusion (overlapping windows)",
           "ground_truth": "ground truth (high-res clip)"}
 COLORS = {"no_multidiffusion": (214, 39, 40), "multidiffusion": (31, 119, 180), "ground_truth": (90, 90, 90)}
+# (line width, dash length; 0 = solid): drawn in this order, so a dashed (a) stays visible where it
+# coincides with (b) (e.g. a model whose temporal layers are still the identity).
+STYLES = {"ground_truth": (2, 0), "multidiffusion": (4, 0), "no_multidiffusion": (2, 4)}
 
 
 # ----------------------------------------------------------------------------- data
@@ -152,7 +155,8 @@ def _text(img: np.ndarray, items: list[tuple[tuple[int, int], str, tuple[int, in
 
 
 def render_curves_png(path: str, curves: dict[str, np.ndarray], boundaries: Sequence[int], *,
-                      title: str = "", width: int = 800, height: int = 420) -> str:
+                      title: str = "", legend: dict[str, str] | None = None, width: int = 800,
+                      height: int = 420) -> str:
     """Line plot of frame-difference curves (x: transition t -> t + 1, y: mean |diff|) with dashed
     vertical lines at ``boundaries``; drawn with numpy, saved with ``video_io.save_png``."""
     left, right, top, bottom = 60, 20, 40, 110
@@ -175,20 +179,22 @@ def render_curves_png(path: str, curves: dict[str, np.ndarray], boundaries: Sequ
         _draw_line(img, (X(b), top), (X(b), top + ph), (150, 150, 150), 1, dash=3)
     _draw_line(img, (left, top), (left, top + ph), (0, 0, 0), 1)
     _draw_line(img, (left, top + ph), (left + pw, top + ph), (0, 0, 0), 1)
-    for name, c in curves.items():
-        color = COLORS.get(name, (0, 0, 0))
-        pts = [(X(t), Y(float(v))) for t, v in enumerate(c)]
+    order = sorted(curves, key=lambda k: list(STYLES).index(k) if k in STYLES else len(STYLES))
+    for name in order:
+        color, (lw, dash) = COLORS.get(name, (0, 0, 0)), STYLES.get(name, (2, 0))
+        pts = [(X(t), Y(float(v))) for t, v in enumerate(curves[name])]
         for p0, p1 in zip(pts[:-1], pts[1:]):
-            _draw_line(img, p0, p1, color, 2)
+            _draw_line(img, p0, p1, color, lw, dash=dash)
         for x, y in pts:
-            _draw_dot(img, x, y, color, 2)
+            _draw_dot(img, x, y, color, 2 if lw <= 2 else 3)
     labels.append(((left + pw // 2, top + ph + 22), "transition t -> t+1 (dashed: window boundaries without MultiDiffusion)",
                    (0, 0, 0), "mt"))
     labels.append(((left, 12), title or "mean |frame[t+1] - frame[t]|", (0, 0, 0), "lt"))
     for i, name in enumerate(curves):                    # legend
         y = top + ph + 46 + 16 * i
-        _draw_line(img, (left + 10, y), (left + 40, y), COLORS.get(name, (0, 0, 0)), 3)
-        labels.append(((left + 48, y), LABELS.get(name, name), (0, 0, 0), "lm"))
+        lw, dash = STYLES.get(name, (2, 0))
+        _draw_line(img, (left + 10, y), (left + 40, y), COLORS.get(name, (0, 0, 0)), lw, dash=dash)
+        labels.append(((left + 48, y), (legend or {}).get(name, LABELS.get(name, name)), (0, 0, 0), "lm"))
     return video_io.save_png(path, _text(img, labels))
 
 
@@ -203,7 +209,7 @@ def xt_row(record: dict, size: int) -> int:
 def run(ssr: str, data_dir: str, *, num_frames: int = 32, num_videos: int = 4, num_steps: int | None = 20,
         seed: int = 0, out_dir: str = "docs/figures/ssr_fig14", window: int | None = None,
         overlap: int | None = None, chunk_size: int | None = None, aug_level: int | None = None,
-        batch_size: int = 4, xt_video: int = 0, progress: bool = True) -> dict[str, Any]:
+        batch_size: int = 4, xt_video: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Runs the ablation, writes the figures and results.json into ``out_dir``; returns the results."""
     timings = {}
     t0 = time.perf_counter()
@@ -246,7 +252,10 @@ def run(ssr: str, data_dir: str, *, num_frames: int = 32, num_videos: int = 4, n
     files = {"frame_difference": render_curves_png(
         os.path.join(out_dir, "frame_difference.png"), curves, boundaries,
         title=f"SSR {cfg.low_resolution}->{cfg.resolution}px, {num_frames} frames, window {win}, "
-              f"overlap {ovl}, {num_videos} videos, {settings['multidiffusion']['num_steps']} steps")}
+              f"overlap {ovl}, {num_videos} videos, {settings['multidiffusion']['num_steps']} steps",
+        legend={k_: f"{LABELS[k_]}: boundary/other = {ratios[k_]['ratio']:.3f}" for k_ in VARIANTS})}
+    if xt_video is None:     # the first clip moving left / right: its X-T slice shows the motion as a line
+        xt_video = next((i for i, r in enumerate(records) if r.get("direction") in ("left", "right")), 0)
     k = min(max(xt_video, 0), num_videos - 1)
     row = xt_row(records[k], cfg.resolution)
     scale = max(1, 256 // cfg.resolution)
@@ -308,7 +317,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--chunk_size", type=int, default=None, help="windows per model call; default: config")
     p.add_argument("--aug_level", type=int, default=None, help="low-res noise augmentation; default: config")
     p.add_argument("--batch_size", type=int, default=4)
-    p.add_argument("--xt_video", type=int, default=0, help="which video the X-T slices show")
+    p.add_argument("--xt_video", type=int, default=None,
+                   help="which video the X-T slices show (default: the first one moving left or right)")
     p.add_argument("--results_jsonl", default=os.path.join(REPO, "bench", "results.jsonl"),
                    help="append one JSON line here ('' = don't)")
     p.add_argument("--no_progress", action="store_true")

@@ -17,10 +17,11 @@ the model call.
 
 Command (about a minute or two of compiling on a 2-core CPU)::
 
-    JAX_PLATFORMS=cpu LUMIERE_JAX_CACHE=$PWD/.jax_cache .venv/bin/python bench/ssr_memory.py \
+    JAX_PLATFORMS=cpu .venv/bin/python bench/ssr_memory.py \
         --config=configs/moving_shapes.py --config_arg=ssr --frames=16,64 --chunks=1,2,0 --scales=1.0,3.0
 
-Writes ``docs/figures/ssr_memory.json`` (``--out``) and appends one JSON line (name
+The persistent compilation cache is off unless ``--compilation_cache`` (then ``compile_s`` would
+time a cache hit). Writes ``docs/figures/ssr_memory.json`` (``--out``) and appends one JSON line (name
 "ssr_memory") to ``bench/results.jsonl``.
 """
 from __future__ import annotations
@@ -201,17 +202,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--chunks", default="1,2,0", help="comma-separated chunk sizes (0 = all windows)")
     p.add_argument("--scales", default="1.0,3.0", help="comma-separated guidance scales")
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--compilation_cache", action="store_true",
+                   help="use the persistent XLA cache (runtime.setup); off by default so compile_s is a real "
+                        "compile (memory_analysis is the same either way)")
     p.add_argument("--out", default=os.path.join(REPO, "docs", "figures", "ssr_memory.json"))
     p.add_argument("--results_jsonl", default=os.path.join(REPO, "bench", "results.jsonl"),
                    help="append one JSON line here ('' = don't)")
     args = p.parse_args(argv)
-    runtime.setup()
+    if args.compilation_cache:
+        runtime.setup()
     start = time.time()
     res = run(args.config, args.config_arg or None, _ints(args.frames), _ints(args.chunks), _floats(args.scales),
               args.batch)
     wall = time.time() - start
-    res.update(name="ssr_memory", command=shlex.join([os.path.relpath(sys.argv[0], REPO) if sys.argv[0] else
-                                                      "bench/ssr_memory.py", *(argv if argv is not None else sys.argv[1:])]),
+    command = shlex.join(["python", "bench/ssr_memory.py", *(sys.argv[1:] if argv is None else argv)])
+    res.update(name="ssr_memory", command=command,
                date=datetime.datetime.now().isoformat(timespec="seconds"), machine=machine(),
                wall_time_s=round(wall, 1))
     print(table(res["rows"]))
