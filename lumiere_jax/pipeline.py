@@ -57,6 +57,16 @@ class Result:
     low_res: np.ndarray | None = None   # cascade / upsample: the input videos (uint8)
 
 
+def _merge(settings: dict[str, Any], overrides: dict[str, Any], what: str) -> dict[str, Any]:
+    """`settings` updated with the non-None `overrides`; an unknown key raises."""
+    for k, v in overrides.items():
+        if k not in settings:
+            raise ValueError(f"unknown {what} {k!r}; valid: {tuple(settings)}")
+        if v is not None:
+            settings[k] = v
+    return settings
+
+
 class Generator:
     """Holds a model, its parameters and the run config; generates samples."""
 
@@ -73,13 +83,8 @@ class Generator:
         return cls(DiffusionModel(config_lib.model_config(config)), params, config)
 
     def settings(self, **overrides) -> dict[str, Any]:
-        s = {k: self.config["sample"][k] for k in SAMPLE_KEYS}
-        for k, v in overrides.items():
-            if k not in SAMPLE_KEYS:
-                raise ValueError(f"unknown sampling setting {k!r}; valid: {SAMPLE_KEYS}")
-            if v is not None:
-                s[k] = v
-        return s
+        """Sampling settings: the run config's `sample` section, then `overrides`."""
+        return _merge({k: self.config["sample"][k] for k in SAMPLE_KEYS}, overrides, "sampling setting")
 
     def generate(self, prompts: Sequence[str], *, num_samples: int = 1, seed: int = 0, batch_size: int = 8,
                  progress: bool = True, **overrides) -> Result:
@@ -112,12 +117,7 @@ class Generator:
     def ssr_settings(self, **overrides) -> dict[str, Any]:
         """Super-resolution settings: the run config's `ssr` section, then `overrides`."""
         s = {k: self.config.get("ssr", {}).get(k, v) for k, v in SSR_DEFAULTS.items()}
-        for k, v in overrides.items():
-            if k not in SSR_KEYS:
-                raise ValueError(f"unknown super-resolution setting {k!r}; valid: {SSR_KEYS}")
-            if v is not None:
-                s[k] = v
-        return s
+        return _merge(s, overrides, "super-resolution setting")
 
     def upsample(self, videos: np.ndarray, prompts: str | Sequence[str], *, seed: int = 0, batch_size: int = 4,
                  progress: bool = True, multidiffusion: bool = True, **overrides) -> Result:

@@ -48,7 +48,7 @@ def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> 
     params, stored = checkpoint.load(config.train.init_from)
     stage, want = stored.get("stage"), config_lib.INIT_STAGE.get(config.stage)
     if stage == config.stage:
-        if stored.get("model") != config_json(config)["model"]:
+        if config_lib.model_config(stored) != model.config:     # typed: older configs lack newer defaults
             raise ValueError(f"config.train.init_from={config.train.init_from!r} is a {stage!r} checkpoint with "
                              "a different config.model; it cannot warm-start this run")
         log.info("warm start from the %s checkpoint %s", stage, config.train.init_from)
@@ -61,9 +61,20 @@ def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> 
     return model.inflate(params, rng)
 
 
+def same_model(stored: dict, current: dict) -> bool:
+    try:
+        return config_lib.model_config(stored) == config_lib.model_config(current)
+    except (ValueError, KeyError):
+        return False
+
+
 def _check_resume_config(stored: dict, current: dict) -> None:
-    for section in ("stage", "model", "diffusion"):
-        if stored.get(section) != current.get(section):
+    same = {"stage": stored.get("stage") == current["stage"],
+            "diffusion": stored.get("diffusion") == current["diffusion"],
+            # typed comparison: a config stored by an older version lacks newer (default) fields
+            "model": same_model(stored, current)}
+    for section, ok in same.items():
+        if not ok:
             raise ValueError(f"the workdir's checkpoint was trained with a different config.{section}; "
                              "use a new --workdir or the original config")
 
