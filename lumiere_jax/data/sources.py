@@ -17,7 +17,7 @@ def data_dir(config: ml_collections.ConfigDict) -> str:
 
 def clip_frames(config: ml_collections.ConfigDict, model_cfg: DiffusionModelConfig) -> int:
     """Frames per stored clip: config.data.num_frames, or the model's when 0."""
-    return int(config.data.num_frames) or model_cfg.num_frames
+    return int(config.data.get("num_frames", 0)) or model_cfg.num_frames   # older stored configs lack it
 
 
 def make_source(config: ml_collections.ConfigDict, model_cfg: DiffusionModelConfig, split: str | None = None):
