@@ -38,7 +38,15 @@ def cascade_scores(result) -> dict[str, Any]:
     base = probe.score(result.low_res, result.prompts)
     ssr = probe.score(result.videos, result.prompts)
     ssr["jitter_px_base_scale"] = ssr["jitter_px"] * result.low_res.shape[-2] / result.videos.shape[-2]
-    return {"base": base, "ssr": ssr, "settings": result.settings, "num_videos": len(result.prompts)}
+    return {"base": base, "ssr": ssr, "agreement": agreement(base, ssr), "settings": result.settings,
+            "num_videos": len(result.prompts)}
+
+
+def agreement(base: dict[str, Any], ssr: dict[str, Any]) -> dict[str, float]:
+    """Per-video agreement of the probe's readings (colour, shape, direction) between base videos
+    and their super-resolved versions: does the SSR keep what the base model made?"""
+    pairs = list(zip(base["per_video"], ssr["per_video"]))
+    return {k: sum(b[k] == s[k] for b, s in pairs) / max(len(pairs), 1) for k in ("color", "shape", "direction")}
 
 
 def evaluate_cascade_prompts(cascade, prompts: list[str], seed: int = 0, **kw) -> dict[str, Any]:
@@ -70,8 +78,11 @@ def json_safe(obj: Any) -> Any:
 
 def format_scores(scores: dict[str, Any]) -> str:
     if "base" in scores and "ssr" in scores:       # a cascade: one line per stage
-        return "\n".join(format_scores({**scores[k], "split": f"{scores.get('split', 'prompts')}, {k}",
-                                         "num_videos": scores.get("num_videos")}) for k in ("base", "ssr"))
+        lines = [format_scores({**scores[k], "split": f"{scores.get('split', 'prompts')}, {k}",
+                                "num_videos": scores.get("num_videos")}) for k in ("base", "ssr")]
+        if "agreement" in scores:
+            lines.append("base/ssr agreement: " + " ".join(f"{k}={v:.3f}" for k, v in scores["agreement"].items()))
+        return "\n".join(lines)
     parts = []
     for k in SUMMARY_KEYS:
         v = scores.get(k)

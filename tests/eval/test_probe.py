@@ -117,3 +117,12 @@ def test_bad_inputs():
     with pytest.raises(ValueError):
         probe(np.zeros((4, 8, 8), np.uint8))
     assert ProbeConfig().threshold == 0.3
+
+
+def test_cascade_agreement_counts_matching_readings():
+    from lumiere_jax.eval import evaluate
+    base = {"per_video": [{"color": "red", "shape": "square", "direction": "left"},
+                          {"color": "blue", "shape": "circle", "direction": "up"}]}
+    ssr = {"per_video": [{"color": "red", "shape": "circle", "direction": "left"},
+                         {"color": "green", "shape": "circle", "direction": "up"}]}
+    assert evaluate.agreement(base, ssr) == {"color": 0.5, "shape": 0.5, "direction": 1.0}

@@ -124,6 +124,8 @@ def test_cli_cascade_sample_and_eval(video_run, tmp_path):
                                     output_dir=str(tmp_path / "eval")))["held_out"]
     assert scores["num_videos"] == 2 and set(scores) >= {"base", "ssr"}
     assert scores["ssr"]["num_videos"] == scores["base"]["num_videos"] == 2
+    assert set(scores["agreement"]) == {"color", "shape", "direction"}
+    assert all(0.0 <= v <= 1.0 for v in scores["agreement"].values())
     on_disk = json.load(open(tmp_path / "eval" / "eval_held_out.json"))
     assert on_disk["base"]["num_videos"] == 2
     config.cascade.ssr = str(tmp_path / "missing")
