@@ -27,7 +27,9 @@ NULL_TEXT = ("learned", "zero")
 #   "none"    -- the base T2I / STUNet,
 #   "low_res" -- spatial super-resolution: the (noise-augmented) low-resolution input up-sampled to
 #                the output size (3 channels); the augmentation level is an extra embedding.
-CONDITIONINGS = {"none": 0, "low_res": 3}
+#   "masked"  -- the conditional model of Lumiere §4.2: masked video C (3 channels) and mask M
+#                (1 channel, ones = known content), after the noisy video J: <J, C, M>, 7 channels.
+CONDITIONINGS = {"none": 0, "low_res": 3, "masked": 4}
 
 
 def _from_mapping(cls, d: Mapping[str, Any], what: str):
@@ -204,6 +206,23 @@ class DiffusionModel:
         kw = {"aug_level": aug_level} if aug_level is not None else {}
         rngs = {"dropout": rng} if rng is not None else None
         return self.denoiser.apply({"params": params["denoiser"]}, x, t, text, mask, train=train, rngs=rngs, **kw)
+
+
+def expand_input_channels(params: dict, in_channels: int) -> dict:
+    """A conditional model's parameters from an unconditional one's (Lumiere §4.2): the first
+    convolution's kernel [kh, kw, c, out] gets zero weights for the new input channels c..in_channels,
+    so at conversion the model computes exactly what the unconditional one did, whatever the
+    conditioning. Works for image (U-Net) and video (STUNet) models; other leaves are shared."""
+    den = params["denoiser"]
+    unet = den.get(SPATIAL, den)
+    kernel = jnp.asarray(unet["conv_in"]["kernel"])
+    have = kernel.shape[-2]
+    if in_channels < have:
+        raise ValueError(f"cannot shrink the input convolution from {have} to {in_channels} channels")
+    pad = [(0, 0)] * (kernel.ndim - 2) + [(0, in_channels - have), (0, 0)]
+    new_unet = {**unet, "conv_in": {**unet["conv_in"], "kernel": jnp.pad(kernel, pad)}}
+    new_den = {**den, SPATIAL: new_unet} if SPATIAL in den else new_unet
+    return {**params, "denoiser": new_den}
 
 
 def spatial_params(params: dict) -> dict:

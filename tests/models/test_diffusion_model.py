@@ -1,0 +1,58 @@
+"""DiffusionModel: conversion of an unconditional model into the 7-channel conditional one."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lumiere_jax import config as config_lib
+from lumiere_jax.models.diffusion_model import DiffusionModel, expand_input_channels
+from tests.train.conftest import load_config
+
+
+def _perturbed(params, key):
+    """Random values everywhere (zero-init temporal projections would hide mistakes)."""
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree_util.tree_unflatten(
+        tree, [a + 0.05 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)])
+
+
+def _conditional(m):
+    unet = dataclasses.replace(m.stunet.unet, in_channels=7)
+    return m.replace(conditioning="masked", stunet=dataclasses.replace(m.stunet, unet=unet))
+
+
+@pytest.mark.parametrize("stage", ["video", "t2i"])
+def test_three_to_seven_channels_computes_the_unconditional_model(stage):
+    m = config_lib.validate(load_config("tiny", stage, ""))
+    base, cond_model = DiffusionModel(m), DiffusionModel(_conditional(m))
+    params = _perturbed(jax.jit(base.init)(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+    converted = expand_input_channels(params, 7)
+    shape = m.sample_shape(2)
+    x = jax.random.normal(jax.random.PRNGKey(2), shape)
+    cond = jax.random.normal(jax.random.PRNGKey(3), shape[:-1] + (4,))
+    t = jnp.array([10, 700])
+    text, mask = base.null_text(params, 2)
+    want = base.denoise(params, x, t, text, mask)
+    got = cond_model.denoise(converted, x, t, text, mask, cond=cond)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # the new channels are live parameters: once they are non-zero, the conditioning matters
+    live = _perturbed(converted, jax.random.PRNGKey(4))
+    a = cond_model.denoise(live, x, t, text, mask, cond=cond)
+    b = cond_model.denoise(live, x, t, text, mask, cond=-cond)
+    assert float(jnp.abs(a - b).mean()) > 1e-3
+    # only the first convolution changed
+    flat = lambda p: jax.tree_util.tree_leaves_with_path(p)
+    changed = [jax.tree_util.keystr(k) for (k, a), (_, b) in zip(flat(params), flat(converted)) if a.shape != b.shape
+               or not np.array_equal(a, b)]
+    assert len(changed) == 1 and "conv_in" in changed[0] and "kernel" in changed[0]
+
+
+def test_expand_input_channels_rejects_shrinking():
+    m = config_lib.validate(load_config("tiny", "video", ""))
+    params = jax.eval_shape(DiffusionModel(m).init, jax.random.PRNGKey(0))
+    params = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), params)
+    with pytest.raises(ValueError, match="from 3 to 2 channels"):
+        expand_input_channels(params, 2)
