@@ -1,0 +1,66 @@
+"""Conditional-model training masks: semantics of each kind and the mixture's statistics."""
+import jax
+import numpy as np
+import pytest
+
+from lumiere_jax.train import masks
+
+T, H, W = 6, 16, 16
+
+
+def _m(kind, seed=0):
+    return np.asarray(masks.mask(kind, jax.random.PRNGKey(seed), T, H, W))[..., 0]
+
+
+def test_binary_shapes():
+    for kind in masks.KINDS:
+        m = _m(kind)
+        assert m.shape == (T, H, W) and set(np.unique(m)) <= {0.0, 1.0}
+
+
+def test_i2v_and_none():
+    m = _m("i2v")
+    assert m[0].all() and not m[1:].any()
+    assert not _m("none").any()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_inpaint_outpaint_cinemagraph_geometry(seed):
+    inp = _m("inpaint", seed)
+    assert (inp == inp[0]).all()                     # same box in every frame
+    hole = inp[0] == 0
+    ys, xs = np.nonzero(hole)
+    assert hole.sum() == (np.ptp(ys) + 1) * (np.ptp(xs) + 1)   # one solid rectangle
+    assert 0 < hole.mean() < 1
+    out = _m("outpaint", seed)
+    known = out[0] == 1
+    ys, xs = np.nonzero(known)
+    assert known.sum() == (np.ptp(ys) + 1) * (np.ptp(xs) + 1) and 0 < known.mean() < 1
+    assert (out == out[0]).all()
+    cine = _m("cinemagraph", seed)
+    assert cine[0].all()                             # first frame fully known
+    assert (cine[1:] == cine[1]).all() and 0 < (cine[1] == 0).mean() < 1
+
+
+def test_mixture_frequencies_and_kinds_match():
+    mixture = {"i2v": 0.5, "inpaint": 0.25, "none": 0.25}
+    m, kinds = masks.sample_masks(jax.random.PRNGKey(0), 2000, 2, 8, 8, mixture)
+    kinds = np.asarray(kinds)
+    freq = np.bincount(kinds, minlength=len(masks.KINDS)) / len(kinds)
+    for i, name in enumerate(masks.KINDS):
+        assert abs(freq[i] - mixture.get(name, 0.0)) < 0.04, (name, freq[i])
+    m = np.asarray(m)[..., 0]
+    i2v, none = masks.KINDS.index("i2v"), masks.KINDS.index("none")
+    assert m[kinds == i2v][:, 0].all() and not m[kinds == i2v][:, 1:].any()
+    assert not m[kinds == none].any()
+    again, _ = masks.sample_masks(jax.random.PRNGKey(0), 2000, 2, 8, 8, mixture)
+    np.testing.assert_array_equal(np.asarray(again)[..., 0], m)      # a pure function of the key
+
+
+def test_bad_mixtures_raise():
+    with pytest.raises(ValueError, match="unknown mask kinds"):
+        masks.sample_masks(jax.random.PRNGKey(0), 2, T, H, W, {"stroke": 1.0})
+    with pytest.raises(ValueError, match="positive sum"):
+        masks.sample_masks(jax.random.PRNGKey(0), 2, T, H, W, {"i2v": 0.0})
+    with pytest.raises(ValueError, match="unknown mask kind"):
+        masks.mask("border", jax.random.PRNGKey(0), T, H, W)
