@@ -49,6 +49,7 @@ import numpy as np
 
 from lumiere_jax import pipeline, runtime
 from lumiere_jax.data import moving_shapes, video_io
+from lumiere_jax.data.pipeline import uint8_to_float
 from lumiere_jax.diffusion import low_res
 from lumiere_jax.diffusion import multidiffusion as md
 from lumiere_jax.eval import diagnostics
@@ -82,7 +83,7 @@ def load_test_clips(data_dir: str, size: int, num_frames: int, num_videos: int
 
 def downsample_uint8(videos: np.ndarray, size: int) -> np.ndarray:
     """uint8 [..., H, W, 3] -> uint8 [..., size, size, 3] through [-1, 1] floats (area averaging)."""
-    x = jnp.asarray(videos, jnp.float32) / 127.5 - 1.0
+    x = jnp.asarray(uint8_to_float(videos))
     return video_io.to_uint8(np.asarray(low_res.downsample(x, size)))
 
 

@@ -122,10 +122,10 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
     model = model_config(config.to_dict())
     if model.conditioning == "low_res":
         s = config.ssr
-        if not 0 <= s.noise_aug_max < schedules.get_schedule(d.schedule).num_train_timesteps:
-            raise ValueError(f"config.ssr.noise_aug_max={s.noise_aug_max} must be a timestep of the schedule")
-        if not 0 <= s.aug_level < schedules.get_schedule(d.schedule).num_train_timesteps:
-            raise ValueError(f"config.ssr.aug_level={s.aug_level} must be a timestep of the schedule")
+        num_timesteps = schedules.get_schedule(d.schedule).num_train_timesteps
+        for key in ("noise_aug_max", "aug_level"):
+            if not 0 <= s[key] < num_timesteps:
+                raise ValueError(f"config.ssr.{key}={s[key]} must be a timestep of the schedule")
         if s.patch_size and (s.patch_size > model.resolution or s.patch_size % model.stunet.unet.spatial_factor):
             raise ValueError(f"config.ssr.patch_size={s.patch_size} must be <= resolution {model.resolution} "
                              f"and a multiple of {model.stunet.unet.spatial_factor}")

@@ -36,6 +36,7 @@ import numpy as np
 
 from lumiere_jax import config as config_lib
 from lumiere_jax.data import video_io
+from lumiere_jax.data.pipeline import uint8_to_float
 from lumiere_jax.diffusion import guidance, low_res, samplers, schedules
 from lumiere_jax.diffusion import multidiffusion as md
 from lumiere_jax.models.diffusion_model import DiffusionModel
@@ -45,7 +46,6 @@ from lumiere_jax.train import checkpoint
 SAMPLE_KEYS = ("sampler", "num_steps", "guidance_scale", "eta", "timestep_spacing", "thresholding",
                "dynamic_thresholding_ratio", "sample_max_value")
 SSR_KEYS = ("aug_level", "window", "overlap", "weights", "chunk_size", "upsample")
-SSR_DEFAULTS = dict(aug_level=100, window=0, overlap=2, weights="uniform", chunk_size=0, upsample="linear")
 
 
 @dataclasses.dataclass
@@ -116,7 +116,8 @@ class Generator:
 
     def ssr_settings(self, **overrides) -> dict[str, Any]:
         """Super-resolution settings: the run config's `ssr` section, then `overrides`."""
-        s = {k: self.config.get("ssr", {}).get(k, v) for k, v in SSR_DEFAULTS.items()}
+        defaults = config_lib.default_config().ssr     # for configs stored before the ssr section
+        s = {k: self.config.get("ssr", {}).get(k, defaults[k]) for k in SSR_KEYS}
         return _merge(s, overrides, "super-resolution setting")
 
     def upsample(self, videos: np.ndarray, prompts: str | Sequence[str], *, seed: int = 0, batch_size: int = 4,
@@ -143,7 +144,7 @@ class Generator:
             prompts = prompts * len(videos)
         if len(prompts) != len(videos):
             raise ValueError(f"{len(prompts)} prompts for {len(videos)} videos: give one per video or one for all")
-        x = (videos.astype(np.float32) / 127.5 - 1.0) if videos.dtype == np.uint8 else videos.astype(np.float32)
+        x = uint8_to_float(videos) if videos.dtype == np.uint8 else videos.astype(np.float32)
         sample_overrides = {k: v for k, v in overrides.items() if k in SAMPLE_KEYS}
         s = self.settings(**sample_overrides)
         ssr = self.ssr_settings(**{k: v for k, v in overrides.items() if k not in SAMPLE_KEYS})
@@ -209,7 +210,7 @@ class Generator:
                     t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
                     return sampler.step(state, i, x, fn(x, t, cond), noise)
                 return md.multidiffusion_step(sampler, state, i, x, fn, noise, layout, weights,
-                                                          conds=(cond,), chunk_size=chunk)
+                                              conds=(cond,), chunk_size=chunk)
 
             self._steps[key] = jax.jit(step)
         return self._steps[key]

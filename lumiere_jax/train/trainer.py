@@ -48,7 +48,7 @@ def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> 
     params, stored = checkpoint.load(config.train.init_from)
     stage, want = stored.get("stage"), config_lib.INIT_STAGE.get(config.stage)
     if stage == config.stage:
-        if config_lib.model_config(stored) != model.config:     # typed: older configs lack newer defaults
+        if not same_model(stored, config_json(config)):
             raise ValueError(f"config.train.init_from={config.train.init_from!r} is a {stage!r} checkpoint with "
                              "a different config.model; it cannot warm-start this run")
         log.info("warm start from the %s checkpoint %s", stage, config.train.init_from)
@@ -62,6 +62,8 @@ def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> 
 
 
 def same_model(stored: dict, current: dict) -> bool:
+    """Same architecture, compared as typed model configs: a config stored by an older version
+    lacks newer (default-valued) fields, which a dict comparison would call a difference."""
     try:
         return config_lib.model_config(stored) == config_lib.model_config(current)
     except (ValueError, KeyError):
@@ -71,7 +73,6 @@ def same_model(stored: dict, current: dict) -> bool:
 def _check_resume_config(stored: dict, current: dict) -> None:
     same = {"stage": stored.get("stage") == current["stage"],
             "diffusion": stored.get("diffusion") == current["diffusion"],
-            # typed comparison: a config stored by an older version lacks newer (default) fields
             "model": same_model(stored, current)}
     for section, ok in same.items():
         if not ok:
