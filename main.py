@@ -8,6 +8,10 @@ r"""lumiere_jax command line: train, sample, evaluate, export.
   python main.py --config=configs/moving_shapes.py:video --mode=eval --workdir=runs/ms_video
   python main.py --config=configs/moving_shapes.py:video --mode=export --workdir=runs/ms_video \
       --export_dir=exports/ms_video --export_dtype=bfloat16
+  python main.py --config=configs/moving_shapes.py:conditional --mode=sample \
+      --checkpoint=assets/moving_shapes_conditional --task=i2v --image=frame.png --prompt="a red square moving up"
+  python main.py --config=configs/moving_shapes.py:video --mode=sample --checkpoint=assets/moving_shapes_base \
+      --task=sdedit --input_video=clip.mp4 --strength=0.6 --prompt="a blue square moving left"
 
 `--config.a.b=value` overrides any config value; unknown keys fail.
 """
@@ -34,6 +38,21 @@ flags.DEFINE_string("eval_split", "held_out", "Split(s) whose captions --mode=ev
 flags.DEFINE_integer("eval_num_prompts", 32, "Number of (distinct-seed) eval samples.")
 flags.DEFINE_multi_string("input_video", [], "Super-resolution model: low-resolution video(s) to up-sample "
                           "(.npy uint8 [T,H,W,3], .mp4/.webm/.gif or a folder of frames; repeatable).")
+flags.DEFINE_enum("task", None, cli.TASKS, "--mode=sample with a conditional model (i2v, inpaint, outpaint, "
+                  "cinemagraph) or a video model (sdedit: video-to-video).")
+flags.DEFINE_string("image", None, "i2v / cinemagraph: the input image (.png/.jpg/.npy, or a video's first frame).")
+flags.DEFINE_string("mask", None, "inpaint / cinemagraph: mask image or video, white (>= "
+                    "config.conditional.mask_threshold) = region to generate / animate.")
+flags.DEFINE_list("outpaint_padding", None, "outpaint: border pixels to generate, N or top,bottom,left,right.")
+flags.DEFINE_enum("outpaint_direction", None, ["left", "right", "up", "down"], "outpaint: the side to extend.")
+flags.DEFINE_float("outpaint_amount", 0.25, "outpaint with --outpaint_direction: fraction of the frame generated.")
+flags.DEFINE_float("strength", 0.6, "sdedit: noise level the input video is taken to (0 = unchanged, 1 = pure noise).")
+flags.DEFINE_boolean("resize_inputs", True, "Resize (and centre-crop) task inputs to the model's size; "
+                     "False rejects inputs of another size.")
+flags.DEFINE_boolean("paste_known", False, "Conditional tasks: copy the known pixels into the output.")
+flags.DEFINE_string("style_checkpoint", None, "Stylized generation: a style-fine-tuned T2I checkpoint whose "
+                    "spatial weights are interpolated into the video model's (Lumiere §4.1).")
+flags.DEFINE_float("style_alpha", 0.8, "Stylized generation: alpha * W_style + (1 - alpha) * W_orig.")
 flags.DEFINE_boolean("multidiffusion", True, "Super-resolution: combine overlapping windows (False: "
                      "non-overlapping windows denoised independently, the Fig. 14 baseline).")
 

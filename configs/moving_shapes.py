@@ -20,6 +20,16 @@ Two stages, chosen by the config argument:
   # 4. the cascade: text -> base STUNet (32px) -> SSR with MultiDiffusion (64px)
   python main.py --config=configs/moving_shapes.py:cascade --mode=sample \
       --prompt="a red square moving left"
+  # 5. the conditional (7-channel) model: fine-tune the base export on a mixture of masks, then
+  #    image-to-video / inpainting / outpainting / cinemagraphs (docs/conditional.md)
+  python main.py --config=configs/moving_shapes.py:conditional --workdir=runs/ms_conditional
+  python main.py --config=configs/moving_shapes.py:conditional --workdir=runs/ms_conditional \
+      --mode=sample --task=i2v --image=frame.png --prompt="a red square moving left"
+  # 6. stylized generation: fine-tune the T2I on outlined shapes, interpolate its spatial weights
+  #    into the base STUNet (alpha * W_style + (1 - alpha) * W_orig)
+  python main.py --config=configs/moving_shapes.py:style --workdir=runs/ms_style
+  python main.py --config=configs/moving_shapes.py:video --mode=sample --checkpoint=assets/moving_shapes_base \
+      --style_checkpoint=runs/ms_style --style_alpha=0.8 --prompt="a red square moving left"
 
 16 frames at 32x32, N = 4 (two temporal down-samplings; temporal attention on 4
 frames); SSR windows of 8 frames overlapping by 2 (App. C), so a 16-frame video is
@@ -29,8 +39,10 @@ docs/reference_model.md.
 from lumiere_jax import config as config_lib
 
 
-ARGS = ("t2i", "video", "ssr_image", "ssr", "cascade")
+ARGS = ("t2i", "video", "ssr_image", "ssr", "cascade", "conditional", "style")
 BASE_EXPORT = "assets/moving_shapes_base"
+CONDITIONAL_EXPORT = "assets/moving_shapes_conditional"
+T2I_EXPORT = "assets/moving_shapes_t2i"
 SSR_EXPORT = "assets/moving_shapes_ssr"
 
 
@@ -40,7 +52,9 @@ def get_config(arg: str = "video"):
     if arg in ("ssr_image", "ssr", "cascade"):
         return _ssr_config(arg)
     c = config_lib.default_config()
-    c.stage = arg
+    c.stage = "t2i" if arg == "style" else arg
+    if arg == "conditional":
+        c.model.unet.in_channels = 7         # <noisy video, masked video, mask>
     c.model.unet.base_channels = 32
     c.model.unet.channel_mult = (1, 2, 2)
     c.model.unet.num_res_blocks = 1
@@ -51,16 +65,33 @@ def get_config(arg: str = "video"):
     c.diffusion.prediction_type = "v_prediction"
     c.sample.prompts = ("a red square moving left", "a green circle moving right", "a blue triangle moving up",
                         "a yellow square moving down")
-    if arg == "t2i":
+    if arg == "style":                       # fine-tune the T2I U-Net on outlined shapes (Lumiere §4.1)
+        c.data.style = "outline"
+        c.train.init_from = T2I_EXPORT
+        c.train.trainable = ("denoiser/",)   # the text encoder stays the base model's
+        c.data.global_batch = 16
+        c.optim.lr = 3e-4
+        c.optim.warmup_steps = 20
+        c.train.num_steps = 300
+        c.train.sample_every = 0
+    elif arg == "t2i":
         c.data.global_batch = 32
         c.optim.lr = 1e-3
         c.optim.warmup_steps = 100
         c.train.num_steps = 1000
-    else:
+    elif arg == "video":
         c.data.global_batch = 4
         c.optim.lr = 5e-4
         c.optim.warmup_steps = 100
         c.train.num_steps = 1200
+    else:                                    # conditional: full fine-tune of the base export
+        c.train.init_from = BASE_EXPORT
+        c.train.train_spatial = True
+        c.data.global_batch = 4
+        c.optim.lr = 2e-4
+        c.optim.warmup_steps = 50
+        c.train.num_steps = 800
+        c.train.sample_every = 0
     c.train.checkpoint_every = 250
     c.train.log_every = 50
     c.train.sample_every = 500

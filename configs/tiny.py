@@ -4,13 +4,14 @@ r"""A tiny config for tests and smoke runs (seconds per step on a CPU).
       --config.train.train_spatial=True
 
 `ssr_image` / `ssr`: a 4 -> 8 px super-resolution model on 2-frame windows of 4-frame clips.
+`conditional`: the 7-channel masked model (init_from a tiny `video` run).
 """
 from lumiere_jax import config as config_lib
 
 
 def get_config(arg: str = "video"):
-    if arg not in ("t2i", "video", "ssr_image", "ssr"):
-        raise ValueError(f"configs/tiny.py takes 't2i', 'video', 'ssr_image' or 'ssr', got {arg!r}")
+    if arg not in ("t2i", "video", "ssr_image", "ssr", "conditional"):
+        raise ValueError(f"configs/tiny.py takes 't2i', 'video', 'ssr_image', 'ssr' or 'conditional', got {arg!r}")
     c = config_lib.default_config()
     c.stage = arg
     c.model.unet.base_channels = 8
@@ -49,5 +50,7 @@ def get_config(arg: str = "video"):
         c.data.num_frames = 4
         c.ssr.overlap = 1
         c.sample.guidance_scale = 1.0
+    if arg == "conditional":
+        c.model.unet.in_channels = 7
     c.lock()
     return c

@@ -8,6 +8,7 @@ from typing import Any
 from absl import logging
 
 MODES = ("train", "sample", "eval", "export")
+TASKS = ("i2v", "inpaint", "outpaint", "cinemagraph", "sdedit")
 
 
 def read_prompts(prompts: list[str], prompts_file: str | None) -> list[str]:
@@ -49,6 +50,12 @@ def run(config, flags) -> Any:
         return _cascade(config, flags, overrides, seed)
     path = flags.checkpoint or _require(flags.workdir, "workdir or --checkpoint", mode)
     gen = pipeline.Generator.load(path)
+    if getattr(flags, "style_checkpoint", None):
+        if not os.path.exists(flags.style_checkpoint):
+            raise FileNotFoundError(f"--style_checkpoint {flags.style_checkpoint} does not exist")
+        gen = gen.with_style(flags.style_checkpoint, flags.style_alpha)
+    if mode == "sample" and getattr(flags, "task", None):
+        return _run_task(gen, config, flags, overrides, seed, path)
     if mode == "sample" and gen.model.config.conditioning == "low_res":
         return _upsample_files(gen, config, flags, overrides, seed, path)
     if mode == "sample":
@@ -59,6 +66,8 @@ def run(config, flags) -> Any:
         pipeline.write_outputs(result, out, fps=config.sample.fps)
         print(f"wrote {len(result.prompts)} samples to {out}")
         return result
+    if mode == "eval" and (gen.model.config.conditioning == "masked" or getattr(flags, "task", None)):
+        return _eval_tasks(gen, config, flags, overrides, seed, path)
     if mode == "eval":
         from lumiere_jax.eval import evaluate
         return _eval_splits(flags, lambda split: evaluate.evaluate_split(gen, config, split, flags.eval_num_prompts,
@@ -119,15 +128,93 @@ def evaluate_cascade(cascade, config, split, flags, overrides, seed):
         base_overrides=overrides, ssr_overrides={"num_steps": flags.num_steps})
 
 
-def _eval_splits(flags, evaluate_split, out_dir: str) -> dict:
-    """Evaluate each of --eval_split, print the scores, write <out_dir>/eval_<split>.json."""
+def _eval_tasks(gen, config, flags, overrides, seed, path):
+    """--mode=eval of the conditional applications (all of them, or --task) on real clips."""
+    from lumiere_jax.eval import conditional
+    if gen.model.config.conditioning == "masked":
+        tasks = (flags.task,) if getattr(flags, "task", None) else conditional.TASKS
+    elif flags.task == "sdedit":
+        tasks = ("sdedit",)
+    else:
+        raise ValueError(f"--task={flags.task} needs a conditional model; this one's conditioning is "
+                         f"{gen.model.config.conditioning!r} (only --task=sdedit evaluates a video model)")
+
+    def one(split):
+        clips, captions = conditional.split_clips(config, split, flags.eval_num_prompts)
+        scores = conditional.evaluate_tasks(gen, clips, captions, tasks, seed=seed, **overrides)
+        scores["split"] = split
+        return scores
+
+    return _eval_splits(flags, one, flags.output_dir or flags.workdir or path,
+                        formatter=conditional.format_task_scores, prefix="eval_tasks")
+
+
+def _eval_splits(flags, evaluate_split, out_dir: str, formatter=None, prefix: str = "eval") -> dict:
+    """Evaluate each of --eval_split, print the scores, write <out_dir>/<prefix>_<split>.json."""
     from lumiere_jax.eval import evaluate
     all_scores = {}
     for split in flags.eval_split.split(","):
         scores = evaluate_split(split)
-        print(evaluate.format_scores(scores))
+        print((formatter or evaluate.format_scores)(scores))
         os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, f"eval_{split}.json"), "w") as f:
+        with open(os.path.join(out_dir, f"{prefix}_{split}.json"), "w") as f:
             json.dump(evaluate.json_safe(scores), f, indent=1, allow_nan=False)
         all_scores[split] = scores
     return all_scores
+
+
+def _load_video_flag(flags, task: str):
+    from lumiere_jax.data import cond_inputs
+    if len(flags.input_video) != 1:
+        raise ValueError(f"--task={task} takes exactly one --input_video, got {len(flags.input_video)}")
+    return cond_inputs.load_video(flags.input_video[0])
+
+
+def _outpaint_padding(values):
+    if not values:
+        return None
+    try:
+        padding = [int(v) for v in values]
+    except ValueError:
+        raise ValueError(f"--outpaint_padding takes integers (N or top,bottom,left,right), got {values}") from None
+    if len(padding) not in (1, 4):
+        raise ValueError(f"--outpaint_padding takes 1 or 4 integers, got {len(padding)}")
+    return padding[0] if len(padding) == 1 else tuple(padding)
+
+
+def _run_task(gen, config, flags, overrides, seed, path):
+    """--mode=sample --task=...: conditional generation from files, or SDEdit."""
+    from lumiere_jax import pipeline
+    from lumiere_jax.data import cond_inputs
+    task = flags.task
+    if task not in TASKS:
+        raise ValueError(f"unknown --task {task!r}; choose one of {TASKS}")
+    prompts = read_prompts(flags.prompt, flags.prompts_file)
+    if len(prompts) != 1:
+        raise ValueError(f"--task={task} takes one --prompt, got {len(prompts)}")
+    kw = dict(num_samples=flags.num_samples or 1, seed=seed, resize=flags.resize_inputs, **overrides)
+    needs = {"i2v": ("image",), "cinemagraph": ("image", "mask"), "inpaint": ("mask",)}.get(task, ())
+    for name in needs:
+        _require(getattr(flags, name), name, f"sample --task={task}")
+    if task == "sdedit":
+        result = gen.sdedit(_load_video_flag(flags, task), prompts[0], strength=flags.strength, **kw)
+    else:
+        kw["paste_known"] = flags.paste_known
+        if task == "i2v":
+            result = gen.i2v(cond_inputs.load_image(flags.image), prompts[0], **kw)
+        elif task == "cinemagraph":
+            region = cond_inputs.load_mask(flags.mask, config.conditional.mask_threshold)
+            result = gen.cinemagraph(cond_inputs.load_image(flags.image), region, prompts[0], **kw)
+        elif task == "inpaint":
+            region = cond_inputs.load_mask(flags.mask, config.conditional.mask_threshold)
+            result = gen.inpaint(_load_video_flag(flags, task), region, prompts[0], **kw)
+        else:
+            padding = _outpaint_padding(flags.outpaint_padding)
+            if (padding is None) == (flags.outpaint_direction is None):
+                raise ValueError("--task=outpaint needs exactly one of --outpaint_padding and --outpaint_direction")
+            result = gen.outpaint(_load_video_flag(flags, task), prompts[0], padding=padding,
+                                  direction=flags.outpaint_direction, amount=flags.outpaint_amount, **kw)
+    out = flags.output_dir or os.path.join(flags.workdir or path, "samples", task)
+    pipeline.write_outputs(result, out, fps=config.sample.fps)
+    print(f"wrote {len(result.prompts)} {task} samples to {out}")
+    return result

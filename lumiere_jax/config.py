@@ -17,13 +17,18 @@ from lumiere_jax.diffusion import losses, noising, samplers, schedules
 from lumiere_jax.models.diffusion_model import DiffusionModelConfig
 from lumiere_jax.models.stunet import STUNetConfig
 from lumiere_jax.models.unet import UNetConfig
+from lumiere_jax.train import masks as masks_lib
 
 # stage -> (model kind, conditioning). "ssr_image" pre-trains the super-resolution U-Net on frames,
 # "ssr" inflates it for video (temporal layers, no temporal down-sampling) and trains on windows.
+# "conditional" fine-tunes a video checkpoint into the 7-channel model of Lumiere §4.2 (noisy video,
+# masked video, mask): image-to-video, inpainting, outpainting, cinemagraphs.
 STAGES = {"t2i": ("image", "none"), "video": ("video", "none"),
-          "ssr_image": ("image", "low_res"), "ssr": ("video", "low_res")}
-# The stage whose checkpoint a stage inflates (config.train.init_from).
-INIT_STAGE = {"video": "t2i", "ssr": "ssr_image"}
+          "ssr_image": ("image", "low_res"), "ssr": ("video", "low_res"),
+          "conditional": ("video", "masked")}
+# The stage whose checkpoint a stage starts from (config.train.init_from): video and ssr inflate an
+# image checkpoint; conditional expands a video checkpoint's input convolution (3 -> 7 channels).
+INIT_STAGE = {"video": "t2i", "ssr": "ssr_image", "conditional": "video"}
 DATASETS = ("moving_shapes", "video_folder")
 
 
@@ -43,7 +48,7 @@ def _dataclass_section(obj, exclude: tuple[str, ...] = ()) -> ml_collections.Con
 
 def default_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.stage = "video"                     # t2i | video | ssr_image | ssr
+    c.stage = "video"                     # t2i | video | ssr_image | ssr | conditional
 
     c.model = ml_collections.ConfigDict()
     # Every architecture field is present (so any can be overridden from the command line);
@@ -69,6 +74,7 @@ def default_config() -> ml_collections.ConfigDict:
         num_train=0,          # moving_shapes: train-split size (0 = builder default)
         num_eval=0,           # moving_shapes: test / held_out split sizes (0 = builder default)
         num_frames=0,         # frames per stored clip (0 = model.num_frames); ssr trains on random windows
+        style="none",         # frames restyled before batching: none | outline | tinted (data/styles.py)
         num_workers=0, video_folder="", captions=""))
 
     # Super-resolution: training-time degradation and sampling with temporal MultiDiffusion.
@@ -83,6 +89,14 @@ def default_config() -> ml_collections.ConfigDict:
         chunk_size=0,         # windows per batched model call (0 = all at once)
     ))
 
+    # The conditional (masked) model, Lumiere §4.2: training masks drawn per example from this
+    # mixture of kinds (lumiere_jax/train/masks.py; weights need not sum to one); at sampling, user
+    # masks (white = region to generate) are binarised at mask_threshold.
+    c.conditional = ml_collections.ConfigDict(dict(
+        mixture=ml_collections.ConfigDict(dict(masks_lib.DEFAULT_MIXTURE)),
+        mask_threshold=0.5,
+    ))
+
     # --mode=sample of a text -> base -> SSR cascade: exports (or workdirs) of both stages.
     c.cascade = ml_collections.ConfigDict(dict(base="", ssr=""))
 
@@ -92,7 +106,9 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.train = ml_collections.ConfigDict(dict(
         num_steps=1000, seed=0, log_every=50, checkpoint_every=250, keep_checkpoints=3, sample_every=0,
-        init_from="", train_spatial=False, ema_decay=0.999, async_checkpoints=True, progress=True))
+        init_from="", train_spatial=False,
+        trainable=(),         # regexes over parameter paths ("denoiser/temporal/.*"): what trains; () = stage default
+        ema_decay=0.999, async_checkpoints=True, progress=True))
 
     c.sample = ml_collections.ConfigDict(dict(
         sampler="ddim", num_steps=25, guidance_scale=3.0, eta=0.0, timestep_spacing="trailing",
@@ -119,6 +135,9 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
         raise ValueError(f"config.sample.sampler must be one of {samplers.SAMPLERS}, got {config.sample.sampler!r}")
     if config.data.global_batch <= 0:
         raise ValueError(f"config.data.global_batch must be positive, got {config.data.global_batch}")
+    from lumiere_jax.data.styles import STYLES
+    if config.data.get("style", "none") not in STYLES:
+        raise ValueError(f"config.data.style must be one of {STYLES}, got {config.data.get('style')!r}")
     model = model_config(config.to_dict())
     if model.conditioning == "low_res":
         s = config.ssr
@@ -132,6 +151,11 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
         if config.data.num_frames and model.kind == "video" and config.data.num_frames < model.num_frames:
             raise ValueError(f"config.data.num_frames={config.data.num_frames} is shorter than the SSR window "
                              f"model.num_frames={model.num_frames}")
+    if model.conditioning == "masked":
+        masks_lib.check_mixture(config.conditional.mixture.to_dict())
+        if not 0.0 < config.conditional.mask_threshold <= 1.0:
+            raise ValueError(f"config.conditional.mask_threshold must be in (0, 1], got "
+                             f"{config.conditional.mask_threshold}")
     if model.kind == "video":
         from lumiere_jax.models.stunet import check_num_frames
         check_num_frames(model.stunet, model.num_frames)

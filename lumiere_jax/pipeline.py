@@ -35,13 +35,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from lumiere_jax import config as config_lib
-from lumiere_jax.data import video_io
+from lumiere_jax import tasks
+from lumiere_jax.data import cond_inputs, video_io
 from lumiere_jax.data.pipeline import uint8_to_float
-from lumiere_jax.diffusion import guidance, low_res, samplers, schedules
+from lumiere_jax.diffusion import guidance, low_res, noising, samplers, schedules
 from lumiere_jax.diffusion import multidiffusion as md
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.tokenizer import ByteTokenizer
-from lumiere_jax.train import checkpoint
+from lumiere_jax.train import checkpoint, conditioning
 
 SAMPLE_KEYS = ("sampler", "num_steps", "guidance_scale", "eta", "timestep_spacing", "thresholding",
                "dynamic_thresholding_ratio", "sample_max_value")
@@ -54,7 +55,9 @@ class Result:
     prompts: list[str]
     seeds: list[int]
     settings: dict[str, Any]
-    low_res: np.ndarray | None = None   # cascade / upsample: the input videos (uint8)
+    low_res: np.ndarray | None = None   # cascade / upsample / sdedit: the input videos (uint8)
+    known: np.ndarray | None = None     # conditional: the known content (uint8, zero where unknown)
+    mask: np.ndarray | None = None      # conditional: bool [N, T, H, W], True = known
 
 
 def _merge(settings: dict[str, Any], overrides: dict[str, Any], what: str) -> dict[str, Any]:
@@ -93,17 +96,21 @@ class Generator:
             prompts = [prompts]
         if not prompts:
             raise ValueError("no prompts given")
-        if self.model.config.conditioning != "none":
-            raise ValueError(f"this is a {self.model.config.conditioning!r}-conditioned model: use "
-                             "Generator.upsample (super-resolution) or a Cascade")
+        if self.model.config.conditioning == "low_res":
+            raise ValueError("this is a super-resolution model: use Generator.upsample or a Cascade")
         s = self.settings(**overrides)
         all_prompts = [p for p in prompts for _ in range(num_samples)]
         seeds = [seed + i for i in range(len(all_prompts))]
         sampler = self._sampler(s)
+        cond = None
+        if self.model.config.conditioning == "masked":    # nothing known: unconditional generation
+            cond = np.zeros((batch_size, *self.model.config.sample_shape(1)[1:-1], 4), np.float32)
         outs = []
         for lo in range(0, len(all_prompts), batch_size):
-            outs.append(self._generate_batch(all_prompts[lo:lo + batch_size], seeds[lo:lo + batch_size],
-                                             sampler, float(s["guidance_scale"]), progress))
+            n = len(all_prompts[lo:lo + batch_size])
+            outs.append(self._generate_batch(all_prompts[lo:lo + n], seeds[lo:lo + n],
+                                             sampler, float(s["guidance_scale"]), progress,
+                                             cond=None if cond is None else cond[:n]))
         videos = video_io.to_uint8(np.concatenate(outs))
         return Result(videos, all_prompts, seeds, s)
 
@@ -163,6 +170,144 @@ class Generator:
         settings = {**s, **{k: ssr[k] for k in SSR_KEYS}, "multidiffusion": multidiffusion}
         return Result(high, prompts, seeds, settings, low_res=video_io.to_uint8(x))
 
+    # -- the conditional (masked) model: Lumiere §4.2 --------------------------------------------
+    def conditional(self, known: np.ndarray, mask: np.ndarray, prompts: str | Sequence[str], *,
+                    num_samples: int = 1, seed: int = 0, batch_size: int = 8, progress: bool = True,
+                    paste_known: bool = False, **overrides) -> Result:
+        """Generate videos that keep the `known` content where `mask` is True. `known`: uint8 (or float
+        in [-1, 1]) [N, T, H, W, 3] or one video [T, H, W, 3] at the model's size; `mask`: bool
+        [N, T, H, W] / [T, H, W] (True = known, the model's M). `paste_known` copies the known pixels
+        into the output (by default the output is the model's own, so it shows how well the model
+        keeps them). `overrides`: SAMPLE_KEYS. The task methods (i2v, inpaint, outpaint, cinemagraph)
+        build `known` and `mask` from user inputs."""
+        cfg = self.model.config
+        if cfg.conditioning != "masked":
+            raise ValueError(f"conditional generation needs a conditional model (stage 'conditional'); this "
+                             f"model's conditioning is {cfg.conditioning!r}")
+        known, mask = np.asarray(known), np.asarray(mask)
+        if known.ndim == 4:
+            known, mask = known[None], mask[None] if mask.ndim == 3 else mask
+        want = cfg.sample_shape(1)[1:]
+        if known.ndim != 5 or known.shape[1:] != want:
+            raise ValueError(f"known content must be [N, {', '.join(map(str, want))}] (the model's frames and "
+                             f"size), got shape {known.shape}")
+        if mask.dtype != bool or mask.shape != known.shape[:-1]:
+            raise ValueError(f"mask must be bool of shape {known.shape[:-1]} (True = known), got "
+                             f"{mask.dtype} {mask.shape}")
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if len(prompts) == 1:
+            prompts = prompts * len(known)
+        if len(prompts) != len(known):
+            raise ValueError(f"{len(prompts)} prompts for {len(known)} inputs: give one per input or one for all")
+        x = uint8_to_float(known) if known.dtype == np.uint8 else known.astype(np.float32)
+        rep = lambda a: np.repeat(a, num_samples, axis=0)
+        x, m, all_prompts = rep(x), rep(mask)[..., None], [p for p in prompts for _ in range(num_samples)]
+        cond = np.asarray(conditioning.masked_conditioning(x, m))
+        s = self.settings(**overrides)
+        sampler = self._sampler(s)
+        seeds = [seed + i for i in range(len(all_prompts))]
+        outs = [self._generate_batch(all_prompts[lo:lo + batch_size], seeds[lo:lo + batch_size], sampler,
+                                     float(s["guidance_scale"]), progress, cond=cond[lo:lo + batch_size])
+                for lo in range(0, len(all_prompts), batch_size)]
+        out = np.concatenate(outs)
+        if paste_known:
+            out = np.where(m, x, out)
+        return Result(video_io.to_uint8(out), all_prompts, seeds, {**s, "paste_known": paste_known},
+                      known=video_io.to_uint8(np.where(m, x, 0.0)), mask=m[..., 0])
+
+    def _task_frames(self, x: np.ndarray, what: str, resize: bool) -> np.ndarray:
+        return cond_inputs.fit_frames(np.asarray(x), self.model.config.resolution, what=what, resize=resize)
+
+    def _task_region(self, region: np.ndarray, what: str, resize: bool) -> np.ndarray:
+        threshold = float(self.config.get("conditional", {}).get("mask_threshold", 0.5))
+        region = cond_inputs.binarize(np.asarray(region), threshold)
+        return cond_inputs.fit_frames(region, self.model.config.resolution, what=what, resize=resize)
+
+    def i2v(self, image: np.ndarray, prompt: str, *, resize: bool = True, **kwargs) -> Result:
+        """Image-to-video: `image` (uint8 [H, W, 3]) is the first frame. kwargs: see `conditional`."""
+        known, mask = tasks.i2v(self._task_frames(image, "image", resize), self.model.config.num_frames)
+        return self.conditional(known, mask, prompt, **kwargs)
+
+    def inpaint(self, video: np.ndarray, region: np.ndarray, prompt: str, *, resize: bool = True,
+                **kwargs) -> Result:
+        """Regenerate `region` (white / True = generate; [H, W] or [T, H, W]) of `video` [T, H, W, 3]."""
+        video = self._task_frames(video, "video", resize)
+        region = self._task_region(region, "inpainting mask", resize)
+        known, mask = tasks.inpaint(video, region, self.model.config.num_frames)
+        return self.conditional(known, mask, prompt, **kwargs)
+
+    def outpaint(self, video: np.ndarray, prompt: str, *, padding=None, direction: str | None = None,
+                 amount: float = 0.25, resize: bool = True, **kwargs) -> Result:
+        """Generate the borders of `video`: `padding` pixels (int, or (top, bottom, left, right)) or the
+        `amount` fraction of the frame on the `direction` side."""
+        video = self._task_frames(video, "video", resize)
+        region = cond_inputs.outpaint_mask(video.shape[1], video.shape[2], padding=padding, direction=direction,
+                                           amount=amount)
+        known, mask = tasks.outpaint(video, region, self.model.config.num_frames)
+        return self.conditional(known, mask, prompt, **kwargs)
+
+    def cinemagraph(self, image: np.ndarray, region: np.ndarray, prompt: str, *, resize: bool = True,
+                    **kwargs) -> Result:
+        """Animate `region` ([H, W], white / True = animate) of `image`; the rest stays still."""
+        image = self._task_frames(image, "image", resize)
+        region = self._task_region(region, "cinemagraph region", resize)
+        known, mask = tasks.cinemagraph(image, region, self.model.config.num_frames)
+        return self.conditional(known, mask, prompt, **kwargs)
+
+    # -- video-to-video and style -----------------------------------------------------------------
+    def sdedit(self, videos: np.ndarray, prompts: str | Sequence[str], *, strength: float, num_samples: int = 1,
+               seed: int = 0, batch_size: int = 8, progress: bool = True, resize: bool = True,
+               **overrides) -> Result:
+        """SDEdit (Lumiere Fig. 9): noise `videos` (uint8 [N, T, H, W, 3] or one [T, H, W, 3]) to
+        `strength` (0 = unchanged, 1 = pure noise: text-to-video) and denoise them guided by the prompts,
+        starting at the first sampler step whose timestep is <= strength * num_train_timesteps."""
+        cfg = self.model.config
+        if cfg.kind != "video" or cfg.conditioning == "low_res":
+            raise ValueError("SDEdit needs a text-to-video model (a 'video' or 'conditional' checkpoint)")
+        videos = np.asarray(videos)
+        if videos.ndim == 4:
+            videos = videos[None]
+        if videos.ndim != 5:
+            raise ValueError(f"expected videos [N, T, H, W, 3] or one video [T, H, W, 3], got shape {videos.shape}")
+        videos = np.stack([self._task_frames(v, "video", resize) for v in videos])
+        for v in videos:
+            cond_inputs.check_num_frames(v, cfg.num_frames, what="input video")
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if len(prompts) == 1:
+            prompts = prompts * len(videos)
+        if len(prompts) != len(videos):
+            raise ValueError(f"{len(prompts)} prompts for {len(videos)} videos: give one per video or one for all")
+        s = self.settings(**overrides)
+        sampler = self._sampler(s)
+        start = samplers.start_index(sampler, float(strength), self.sched.num_train_timesteps)
+        x = uint8_to_float(videos) if videos.dtype == np.uint8 else videos.astype(np.float32)
+        x = np.repeat(x, num_samples, axis=0)
+        all_prompts = [p for p in prompts for _ in range(num_samples)]
+        seeds = [seed + i for i in range(len(all_prompts))]
+        settings = {**s, "strength": float(strength), "start_step": start}
+        if start == sampler.num_steps:
+            warnings.warn(f"strength {strength} is below the last timestep: the inputs are returned unchanged")
+            return Result(video_io.to_uint8(x), all_prompts, seeds, settings, low_res=video_io.to_uint8(x))
+        tail = samplers.tail(sampler, start)
+        cond = None
+        if cfg.conditioning == "masked":
+            cond = np.zeros((*x.shape[:-1], 4), np.float32)
+        outs = [self._generate_batch(all_prompts[lo:lo + batch_size], seeds[lo:lo + batch_size], tail,
+                                     float(s["guidance_scale"]), progress, x0=x[lo:lo + batch_size],
+                                     cond=None if cond is None else cond[lo:lo + batch_size])
+                for lo in range(0, len(all_prompts), batch_size)]
+        return Result(video_io.to_uint8(np.concatenate(outs)), all_prompts, seeds, settings,
+                      low_res=video_io.to_uint8(x))
+
+    def with_style(self, style_checkpoint: str, alpha: float) -> "Generator":
+        """Stylized generation (Lumiere §4.1): a Generator whose spatial weights are
+        alpha * W_style + (1 - alpha) * W_orig, W_style from a style-fine-tuned T2I checkpoint; the
+        temporal layers and the text encoder are this model's."""
+        from lumiere_jax.models import style
+        params = style.load_style(self.params, self.config, style_checkpoint, alpha)
+        config = {**self.config, "style": {"checkpoint": style_checkpoint, "alpha": float(alpha)}}
+        return Generator(self.model, params, config)
+
     def _upsample_batch(self, prompts, seeds, low, sampler, s, ssr, layout, progress) -> np.ndarray:
         cfg = self.model.config
         ids, mask = self.tokenizer(list(prompts))
@@ -215,17 +360,23 @@ class Generator:
             self._steps[key] = jax.jit(step)
         return self._steps[key]
 
-    def _generate_batch(self, prompts, seeds, sampler, scale, progress) -> np.ndarray:
+    def _generate_batch(self, prompts, seeds, sampler, scale, progress, cond=None, x0=None) -> np.ndarray:
+        """Denoise one batch. `cond`: a conditional model's extra channels. `x0` (SDEdit): start from
+        this clean batch noised to the sampler's first timestep instead of from pure noise."""
         ids, mask = self.tokenizer(list(prompts))
         keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
         shape = self.model.config.sample_shape(1)[1:]
         x = jax.vmap(lambda k: jax.random.normal(k, shape))(keys)
+        if x0 is not None:
+            t0 = jnp.full((len(seeds),), sampler.timesteps[0], jnp.int32)
+            x = noising.add_noise(self.sched, jnp.asarray(x0, jnp.float32), x, t0)
         step = self._step_fn(sampler.name, scale)
         state = sampler.init_state(x)
         ctx = self._context(self.params, jnp.asarray(ids), jnp.asarray(mask))
+        cond = None if cond is None else jnp.asarray(cond, jnp.float32)
         from tqdm import tqdm
         for i in tqdm(range(sampler.num_steps), desc="denoise", disable=not progress, leave=False):
-            x, state = step(self.params, sampler, x, state, jnp.int32(i), ctx, keys)
+            x, state = step(self.params, sampler, x, state, jnp.int32(i), ctx, keys, cond)
         return np.asarray(x)
 
     def _context(self, params, ids, mask):
@@ -242,13 +393,14 @@ class Generator:
         if key not in self._steps:
             model = self.model
 
-            def step(params, sampler, x, state, i, ctx, keys):
-                cond, uncond = ctx
-                model_fn = lambda x, t, c: model.denoise(params, x, t, *c)
+            def step(params, sampler, x, state, i, ctx, keys, cond):
+                # Classifier-free guidance drops the text only: both branches see the conditioning.
+                text, null = (*ctx[0], cond), (*ctx[1], cond)
+                model_fn = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2])
                 if scale == 1.0:
-                    fn = lambda x, t: model_fn(x, t, cond)
+                    fn = lambda x, t: model_fn(x, t, text)
                 else:
-                    fn = guidance.cfg_model_fn(model_fn, cond, uncond, scale)
+                    fn = guidance.cfg_model_fn(model_fn, text, null, scale)
                 t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
                 noise = None
                 if sampler.needs_noise:
@@ -304,9 +456,13 @@ def write_outputs(result: Result, output_dir: str, *, fps: int = 8) -> list[dict
         video_io.write_npy(stem + ".npy", video)
         entry = {"prompt": prompt, "seed": seed, **result.settings,
                  "mp4": f"{i:04d}.mp4", "gif": f"{i:04d}.gif", "npy": f"{i:04d}.npy"}
-        if result.low_res is not None:       # the super-resolution input, for comparison
+        if result.low_res is not None:       # the super-resolution / SDEdit input, for comparison
             video_io.write_npy(stem + "_low_res.npy", result.low_res[i])
             entry["low_res_npy"] = f"{i:04d}_low_res.npy"
+        if result.known is not None:         # the conditional model's input
+            video_io.write_npy(stem + "_known.npy", result.known[i])
+            np.save(stem + "_mask.npy", result.mask[i])
+            entry.update(known_npy=f"{i:04d}_known.npy", mask_npy=f"{i:04d}_mask.npy")
         manifest.append(entry)
     with open(os.path.join(output_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)

@@ -38,6 +38,10 @@ def make_source(config: ml_collections.ConfigDict, model_cfg: DiffusionModelConf
                                           resolution=model_cfg.resolution, num_frames=clip_frames(config, model_cfg))
     else:
         raise ValueError(f"unknown dataset {d.dataset!r}")
+    style = d.get("style", "none")   # config.data.style; older stored configs lack it
+    if style != "none":              # before ImageView, so video and T2I image batches both get it
+        from lumiere_jax.data import styles
+        source = styles.StyledSource(source, style)
     first = source[0]["video"]
     want = (clip_frames(config, model_cfg), model_cfg.resolution, model_cfg.resolution, 3)
     if first.shape != want:

@@ -228,6 +228,29 @@ def get_sampler(
     )
 
 
+def start_index(sampler: Sampler, strength: float, num_train_timesteps: int) -> int:
+    """SDEdit: the first step whose timestep is <= strength * num_train_timesteps (strength in
+    [0, 1]; 1 = every step, from pure noise; a strength below the last timestep = no step)."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    ts = np.asarray(sampler.timesteps)
+    below = np.nonzero(ts <= strength * num_train_timesteps)[0]
+    return int(below[0]) if len(below) else len(ts)
+
+
+def tail(sampler: Sampler, start: int) -> Sampler:
+    """The sampler from step `start` on (SDEdit starts part-way down the schedule). Its step 0 is the
+    original step `start`; a multistep solver's first step falls back to first order (it has no
+    previous prediction), which keeps it exact."""
+    if not 0 <= start < sampler.num_steps:
+        raise ValueError(f"start step {start} outside [0, {sampler.num_steps})")
+    coefs = {k: v[start:] for k, v in sampler.coefs.items()}
+    if sampler.name == "dpmpp_2m":
+        coefs["d1_coef"] = coefs["d1_coef"].at[0].set(0.0)
+        coefs["d2_coef"] = coefs["d2_coef"].at[0].set(0.0)
+    return sampler.replace(timesteps=sampler.timesteps[start:], coefs=coefs)
+
+
 def _loop(model_fn: ModelFn, sampler: Sampler, x_T: jax.Array, key: jax.Array | None,
           record: bool) -> tuple[jax.Array, jax.Array | None]:
     batch = x_T.shape[0]

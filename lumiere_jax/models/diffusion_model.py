@@ -9,7 +9,8 @@ Parameters are a plain dict, so stages can copy, freeze and swap parts:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+import re
+from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -168,15 +169,35 @@ class DiffusionModel:
                                          num_frames=self.config.num_frames, size=self.config.resolution)
         return out
 
-    def trainable_labels(self, params: dict, train_spatial: bool) -> dict:
-        """"train"/"frozen" per leaf. Image model: everything trains. Video model: the
-        temporal subtree trains; with `train_spatial` everything does (full fine-tuning)."""
+    def trainable_labels(self, params: dict, train_spatial: bool, patterns: Sequence[str] = ()) -> dict:
+        """"train"/"frozen" per leaf. With `patterns` (regexes matched at the start of the leaf's
+        "/"-joined path, e.g. "denoiser/temporal/", "denoiser/spatial/conv_in/"), exactly the
+        matching leaves train. Otherwise the stage default: an image model trains everything; a video
+        model its temporal subtree, plus the input convolution when it is conditional (the new
+        conditioning channels enter there); with `train_spatial` everything (full fine-tuning)."""
+        compiled = [re.compile(p) for p in patterns]
+        used = set()
+
         def label(path, _):
-            keys = [getattr(p, "key", None) for p in path]
+            keys = [str(getattr(p, "key", getattr(p, "idx", p))) for p in path]
+            if compiled:
+                hits = {i for i, c in enumerate(compiled) if c.match("/".join(keys))}
+                used.update(hits)
+                return "train" if hits else "frozen"
             if self.config.kind == "image" or train_spatial:
                 return "train"
-            return "train" if keys[:2] == ["denoiser", TEMPORAL] else "frozen"
-        return jax.tree_util.tree_map_with_path(label, params)
+            if keys[:2] == ["denoiser", TEMPORAL]:
+                return "train"
+            if self.config.cond_channels and keys[:3] == ["denoiser", SPATIAL, "conv_in"]:
+                return "train"
+            return "frozen"
+
+        labels = jax.tree_util.tree_map_with_path(label, params)
+        unused = [p for i, p in enumerate(patterns) if i not in used]
+        if unused:
+            raise ValueError(f"trainable patterns {unused} match no parameter (paths look like "
+                             f"'denoiser/{SPATIAL}/conv_in/kernel', 'denoiser/{TEMPORAL}/...', 'text_encoder/...')")
+        return labels
 
     # -- computation -------------------------------------------------------------------
     def encode_text(self, params: dict, ids: jax.Array, mask: jax.Array) -> jax.Array:

@@ -5,6 +5,9 @@ own degraded copy: area down-sampled to `low_resolution`, up-sampled back, noise
 random level (`noise_aug_max` bounds it). Video clips longer than the model's window are cropped
 to a random window of `num_frames`; with `patch_size` > 0 a random square patch (the same for
 sample and conditioning) is trained on instead of the whole frame.
+
+`masked_inputs`: the conditional model (Lumiere §4.2) sees <C, M>, the clean video masked by a
+random training mask (ones = known) and the mask itself.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import jax.numpy as jnp
 from lumiere_jax.diffusion import low_res
 from lumiere_jax.diffusion.schedules import Schedule
 from lumiere_jax.models.diffusion_model import DiffusionModelConfig
+from lumiere_jax.train import masks as masks_lib
 
 
 def _random_crop(key: jax.Array, xs: tuple[jax.Array, ...], axes: tuple[int, ...], sizes: tuple[int, ...]):
@@ -56,3 +60,16 @@ def ssr_inputs(model_cfg: DiffusionModelConfig, sched: Schedule, ssr: Mapping[st
         h_axis = x0.ndim - 3
         x0, cond = _random_crop(k_patch, (x0, cond), (h_axis, h_axis + 1), (patch, patch))
     return x0, cond.astype(jnp.float32), levels
+
+
+def masked_conditioning(known: jax.Array, mask: jax.Array) -> jax.Array:
+    """<C, M> [..., 4]: C = known * M (unknown pixels zero, i.e. mid-grey in [-1, 1]), M in {0, 1}."""
+    mask = mask.astype(jnp.float32)
+    return jnp.concatenate([known.astype(jnp.float32) * mask, mask], axis=-1)
+
+
+def masked_inputs(x0: jax.Array, key: jax.Array, mixture: Mapping[str, float]) -> jax.Array:
+    """x0 [B, T, H, W, 3] -> <x0 * M, M> [B, T, H, W, 4], one mask kind per example from `mixture`."""
+    b, t, h, w, _ = x0.shape
+    m, _ = masks_lib.sample_masks(key, b, t, h, w, mixture)
+    return masked_conditioning(x0, m)

@@ -10,17 +10,19 @@ import optax
 from lumiere_jax.diffusion import guidance, losses, noising
 from lumiere_jax.diffusion.schedules import Schedule
 from lumiere_jax.models.diffusion_model import DiffusionModel
-from lumiere_jax.train import conditioning
+from lumiere_jax.train import conditioning, masks
 from lumiere_jax.train.state import TrainState
 
 
 def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any], params: Any,
-            batch: Mapping[str, jax.Array], rng: jax.Array, ssr: Mapping[str, Any] | None = None) -> jax.Array:
+            batch: Mapping[str, jax.Array], rng: jax.Array, ssr: Mapping[str, Any] | None = None,
+            mask_mixture: Mapping[str, float] | None = None) -> jax.Array:
     """Denoising loss of one batch: text encoded (or precomputed), dropped to the null
     embedding with probability `cond_drop_prob` (CFG training), x0 noised at uniform
     timesteps, MSE against the prediction-type target with optional SNR weighting.
     A super-resolution model (conditioning "low_res") is conditioned on its batch's own
-    degraded copy, built with the `ssr` settings (`train.conditioning.ssr_inputs`)."""
+    degraded copy, built with the `ssr` settings (`train.conditioning.ssr_inputs`); a masked model
+    (Lumiere §4.2) on <x0 * M, M> with masks M drawn from `mask_mixture` (`train.masks`)."""
     k_drop, k_t, k_noise, k_dropout, k_cond = jax.random.split(rng, 5)
     x0 = batch["image" if model.config.kind == "image" else "video"]
     extra = {}
@@ -29,6 +31,8 @@ def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any]
             raise ValueError("a super-resolution model's loss needs the ssr settings (config.ssr)")
         x0, cond, aug = conditioning.ssr_inputs(model.config, sched, ssr, x0, k_cond)
         extra = {"cond": cond, "aug_level": aug}
+    elif model.config.conditioning == "masked":
+        extra = {"cond": conditioning.masked_inputs(x0, k_cond, mask_mixture or masks.DEFAULT_MIXTURE)}
     mask = batch["text_mask"]
     if "text_emb" in batch:
         emb = batch["text_emb"].astype(jnp.float32)
@@ -55,7 +59,8 @@ def ema_decay_at(step: jax.Array, ema_decay: float) -> jax.Array:
 
 def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any], tx,
                     lr_schedule: optax.Schedule, labels: Any, ema_decay: float,
-                    seed: int, ssr: Mapping[str, Any] | None = None) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
+                    seed: int, ssr: Mapping[str, Any] | None = None,
+                    mask_mixture: Mapping[str, float] | None = None) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
     """(state, batch) -> (state, metrics). The step's randomness is fold_in(seed, step).
 
     A non-finite loss or gradient norm leaves the state untouched except the step
@@ -65,7 +70,8 @@ def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[s
 
     def train_step(state: TrainState, batch: Mapping[str, jax.Array]):
         rng = jax.random.fold_in(base_key, state.step)
-        loss, grads = jax.value_and_grad(lambda p: loss_fn(model, sched, diffusion, p, batch, rng, ssr))(state.params)
+        loss, grads = jax.value_and_grad(lambda p: loss_fn(model, sched, diffusion, p, batch, rng, ssr,
+                                                                  mask_mixture))(state.params)
         # Norm of what trains only (frozen gradients are then dead code XLA removes).
         trained = jax.tree_util.tree_map(lambda g, l: g if l == "train" else jnp.zeros((), g.dtype),
                                          grads, labels)

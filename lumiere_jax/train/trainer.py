@@ -1,6 +1,7 @@
 """The training loop. Stages: `t2i` (pre-train the spatial U-Net on frames), `video` (inflate a
 T2I checkpoint into a STUNet and train its temporal layers), `ssr_image` (pre-train the
-super-resolution U-Net on frames) and `ssr` (inflate it for video windows).
+super-resolution U-Net on frames), `ssr` (inflate it for video windows) and `conditional`
+(expand a video checkpoint to the 7-channel masked-conditioning model and fine-tune it).
 
 Resuming is automatic: if `<workdir>/checkpoints` holds a finished checkpoint, the run
 continues from it. Batches depend only on (seed, step) and the step's randomness on
@@ -9,6 +10,7 @@ ends with the same parameters as an uninterrupted one.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -22,7 +24,7 @@ import numpy as np
 from lumiere_jax import config as config_lib
 from lumiere_jax.data import sources
 from lumiere_jax.diffusion import schedules
-from lumiere_jax.models.diffusion_model import DiffusionModel
+from lumiere_jax.models.diffusion_model import DiffusionModel, expand_input_channels
 from lumiere_jax.train import checkpoint, optim, state as state_lib, step as step_lib
 from lumiere_jax.train.metrics import MetricWriter, format_metrics
 
@@ -39,9 +41,12 @@ def config_json(config: ml_collections.ConfigDict) -> dict:
 
 
 def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> Any:
-    """Fresh parameters; or, with config.train.init_from, either the inflation of an image-stage
-    checkpoint (t2i -> video, ssr_image -> ssr) or a warm start from a checkpoint of this stage
-    with the same config.model (parameters copied; optimizer and step start fresh)."""
+    """Fresh parameters; or, with config.train.init_from, either a warm start from a checkpoint of
+    this stage with the same config.model (parameters copied; optimizer and step start fresh) or
+    the conversion of the checkpoint of the stage before (`config.INIT_STAGE`): an image model
+    inflated into a video one (t2i -> video, ssr_image -> ssr), or a video model's input
+    convolution expanded for the conditioning channels (video -> conditional; zero weights, so the
+    converted model computes what the video model did)."""
     rng = jax.random.PRNGKey(config.train.seed)
     if not config.train.init_from:
         return jax.jit(model.init)(rng)
@@ -54,9 +59,20 @@ def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> 
         log.info("warm start from the %s checkpoint %s", stage, config.train.init_from)
         return params
     if want is None or stage != want:
-        inflates = f"inflates a {want!r} checkpoint or " if want else ""
+        inflates = f"starts from a {want!r} checkpoint or " if want else ""
         raise ValueError(f"config.train.init_from={config.train.init_from!r} is a {stage!r} checkpoint; "
                          f"stage {config.stage!r} {inflates}warm-starts from a {config.stage!r} one")
+    if model.config.conditioning == "masked":
+        unconditional = model.config.replace(
+            conditioning="none", stunet=dataclasses.replace(
+                model.config.stunet, unet=dataclasses.replace(model.config.stunet.unet, in_channels=3)))
+        if config_lib.model_config(stored) != unconditional:
+            raise ValueError(f"config.train.init_from={config.train.init_from!r}: its config.model differs from "
+                             "this run's in more than the input channels; the conditional model must have the "
+                             "video model's architecture")
+        log.info("expanding the input convolution of %s to %d channels", config.train.init_from,
+                 model.config.stunet.unet.in_channels)
+        return expand_input_channels(params, model.config.stunet.unet.in_channels)
     log.info("inflating %s parameters from %s", want, config.train.init_from)
     return model.inflate(params, rng)
 
@@ -82,7 +98,8 @@ def _check_resume_config(stored: dict, current: dict) -> None:
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainState:
     model_cfg = config_lib.validate(config)
-    if model_cfg.kind == "video" and not config.train.init_from and not config.train.train_spatial:
+    if (model_cfg.kind == "video" and not config.train.init_from and not config.train.train_spatial
+            and not config.train.trainable):
         raise ValueError(f"stage {config.stage!r} freezes the spatial U-Net, so it needs config.train.init_from "
                          f"(a {config_lib.INIT_STAGE[config.stage]!r} workdir or export); or set "
                          "config.train.train_spatial=True to train from scratch")
@@ -94,7 +111,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
     ckpt = checkpoint.Checkpointer(workdir, keep=config.train.keep_checkpoints,
                                    async_save=config.train.async_checkpoints)
     abstract_params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
-    labels = model.trainable_labels(abstract_params, config.train.train_spatial)
+    labels = model.trainable_labels(abstract_params, config.train.train_spatial, tuple(config.train.trainable))
     tx, lr_schedule = optim.make_optimizer(config.optim, num_steps, labels)
 
     latest = ckpt.latest_step()
@@ -109,7 +126,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
 
     train_step = jax.jit(step_lib.make_train_step(model, sched, config.diffusion, tx, lr_schedule, labels,
                                                   float(config.train.ema_decay), int(config.train.seed),
-                                                  ssr=config.ssr.to_dict()),
+                                                  ssr=config.ssr.to_dict(),
+                                                  mask_mixture=config.conditional.mixture.to_dict()),
                          donate_argnums=0)
     pipeline = sources.make_pipeline(config, model_cfg)
     writer = MetricWriter(workdir)
@@ -154,7 +172,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
                 if is_ckpt:
                     ckpt.save(done, train_state, cfg_json)
                 if (config.train.sample_every and done % config.train.sample_every == 0
-                        and model_cfg.conditioning == "none"):     # SSR samples need a low-res input
+                        and model_cfg.conditioning == "none"):     # conditional models need inputs
                     _write_training_samples(config, model, train_state, workdir, done, writer)
         flush_metrics(num_steps)
     finally:

@@ -54,3 +54,11 @@ def ssr_run(tmp_path_factory, data_dir, ssr_image_run):
     config = load_config("tiny", "ssr", data_dir, **{"train.num_steps": 4, "train.init_from": ssr_image_run[0]})
     state = trainer.train(config, workdir)
     return workdir, config, state
+
+
+@pytest.fixture(scope="session")
+def conditional_run(tmp_path_factory, data_dir, video_run):
+    workdir = str(tmp_path_factory.mktemp("conditional"))
+    config = load_config("tiny", "conditional", data_dir, **{"train.num_steps": 2, "train.init_from": video_run[0]})
+    state = trainer.train(config, workdir)
+    return workdir, config, state

@@ -72,7 +72,7 @@ def test_ssr_stages_train_and_inflate(ssr_image_run, ssr_run):
 
 def test_ssr_stage_rejects_wrong_init_stage(t2i_run, tmp_path):
     config = load_config("tiny", "ssr", t2i_run[1].data.data_dir, **{"train.init_from": t2i_run[0]})
-    with pytest.raises(ValueError, match="inflates a 'ssr_image' checkpoint"):
+    with pytest.raises(ValueError, match="starts from a 'ssr_image' checkpoint"):
         trainer.train(config, str(tmp_path))
 
 

@@ -1,0 +1,102 @@
+"""The conditional (7-channel) stage: conversion from a video checkpoint, training, trainable sets."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lumiere_jax import config as config_lib
+from lumiere_jax.models.diffusion_model import DiffusionModel
+from lumiere_jax.models.stunet import SPATIAL, TEMPORAL
+from lumiere_jax.train import checkpoint, conditioning, trainer
+
+from tests.train.conftest import load_config
+
+
+def _inputs(model_cfg, seed=0):
+    k = jax.random.split(jax.random.PRNGKey(seed), 4)
+    x = jax.random.normal(k[0], model_cfg.sample_shape(2))
+    t = jnp.array([10, 700])
+    text = jax.random.normal(k[1], (2, model_cfg.text_length, model_cfg.stunet.unet.text_dim))
+    mask = jnp.ones((2, model_cfg.text_length), bool)
+    cond = jnp.concatenate([jax.random.normal(k[2], x.shape),
+                            (jax.random.uniform(k[3], x.shape[:-1] + (1,)) > 0.5).astype(jnp.float32)], -1)
+    return x, t, text, mask, cond
+
+
+def test_converted_checkpoint_computes_the_video_model_at_step_zero(video_run, data_dir):
+    """initial_params of the conditional stage from a video checkpoint: whatever <C, M> is, the
+    7-channel model's output equals the video model's (zero weights on the new channels)."""
+    video_params, video_stored = checkpoint.load(video_run[0])
+    video = DiffusionModel(config_lib.model_config(video_stored))
+    config = load_config("tiny", "conditional", data_dir, **{"train.init_from": video_run[0]})
+    cond_model = DiffusionModel(config_lib.validate(config))
+    params = trainer.initial_params(config, cond_model)
+    x, t, text, mask, cond = _inputs(cond_model.config)
+    want = video.denoise(video_params, x, t, text, mask)
+    got = cond_model.denoise(params, x, t, text, mask, cond=cond)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert params["denoiser"][SPATIAL]["conv_in"]["kernel"].shape[-2] == 7
+
+
+def test_conversion_rejects_another_architecture(video_run, data_dir):
+    config = load_config("tiny", "conditional", data_dir, **{"train.init_from": video_run[0]})
+    config.model.unet.base_channels = 16
+    with pytest.raises(ValueError, match="more than the input channels"):
+        trainer.initial_params(config, DiffusionModel(config_lib.validate(config)))
+
+
+def test_conditional_training_default_trains_temporal_and_input_conv(conditional_run, video_run):
+    workdir, config, state = conditional_run
+    assert int(state.step) == 2
+    before, _ = checkpoint.load(video_run[0])
+    after = state.params["denoiser"]
+    assert not np.array_equal(after[SPATIAL]["conv_in"]["kernel"][..., 3:, :], 0)   # the new channels learn
+    flat_before = jax.tree_util.tree_leaves_with_path(before["denoiser"][SPATIAL])
+    spatial_after = after[SPATIAL]
+    for path, leaf in flat_before:
+        keys = [p.key for p in path]
+        if keys[0] == "conv_in":
+            continue
+        got = spatial_after
+        for k in keys:
+            got = got[k]
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(leaf), err_msg="/".join(keys))
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(after[TEMPORAL]),
+                                                       jax.tree_util.tree_leaves(before["denoiser"][TEMPORAL])))
+
+
+def test_trainable_patterns(data_dir):
+    config = load_config("tiny", "conditional", data_dir)
+    model = DiffusionModel(config_lib.validate(config))
+    abstract = jax.eval_shape(model.init, jax.random.PRNGKey(0))
+    labels = model.trainable_labels(abstract, False, ("denoiser/spatial/conv_in/", "null_text"))
+    flat = {"/".join(str(p.key) for p in path): v for path, v in jax.tree_util.tree_leaves_with_path(labels)}
+    trained = sorted(k for k, v in flat.items() if v == "train")
+    assert trained == ["denoiser/spatial/conv_in/bias", "denoiser/spatial/conv_in/kernel", "null_text"]
+    with pytest.raises(ValueError, match=r"\['denoiser/nope'\] match no parameter"):
+        model.trainable_labels(abstract, False, ("denoiser/nope",))
+
+
+def test_masked_conditioning_is_known_times_mask():
+    x = jnp.linspace(-1, 1, 2 * 3 * 4 * 4 * 3).reshape(2, 3, 4, 4, 3)
+    cond = conditioning.masked_inputs(x, jax.random.PRNGKey(3), {"i2v": 1.0})
+    np.testing.assert_array_equal(np.asarray(cond[..., 3]), np.broadcast_to(np.arange(3)[None, :, None, None] == 0,
+                                                                            (2, 3, 4, 4)))
+    np.testing.assert_allclose(np.asarray(cond[..., :3]), np.asarray(x * cond[..., 3:]))
+
+
+def test_conditional_config_validation(data_dir):
+    config = load_config("tiny", "conditional", data_dir)
+    config.conditional.mixture.i2v = -1.0
+    with pytest.raises(ValueError, match="mixture weights"):
+        config_lib.validate(config)
+    config = load_config("tiny", "conditional", data_dir)
+    config.model.unet.in_channels = 3
+    with pytest.raises(ValueError, match="in_channels=3 must be 3 \\+ 4"):
+        config_lib.validate(config)
+    config = load_config("tiny", "conditional", data_dir)
+    config.conditional.mask_threshold = 0.0
+    with pytest.raises(ValueError, match="mask_threshold"):
+        config_lib.validate(config)
+    with pytest.raises(AttributeError):
+        config.conditional.mixture.boxes = 0.5          # locked: unknown mask kinds fail
