@@ -11,8 +11,8 @@ from lumiere_jax import config as config_lib
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from tests.train.conftest import ROOT, load_config
 
-ARGS = {"tiny.py": ("t2i", "video", "ssr_image", "ssr"),
-        "moving_shapes.py": ("t2i", "video", "ssr_image", "ssr", "cascade"),
+ARGS = {"tiny.py": ("t2i", "video", "ssr_image", "ssr", "conditional"),
+        "moving_shapes.py": ("t2i", "video", "ssr_image", "ssr", "cascade", "conditional", "style"),
         "ssr.py": ("ssr_image", "ssr", "cascade")}
 CONFIGS = [(os.path.basename(p)[:-3], arg) for p in sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
            for arg in ARGS.get(os.path.basename(p), ("",))]
@@ -92,3 +92,18 @@ def test_cli_rejects_unknown_config_keys():
                         os.path.join(ROOT, "configs/tiny.py"), "--mode=train"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "needs --workdir" in r.stderr
+
+
+def test_paper_scale_conditional():
+    config = load_config("conditional", "", "/nonexistent")
+    m = config_lib.validate(config)
+    base = config_lib.validate(load_config("base", "", "/nonexistent"))
+    assert m.conditioning == "masked" and m.stunet.unet.in_channels == 7
+    p_base = jax.eval_shape(DiffusionModel(base).init, jax.random.PRNGKey(0))
+    p_cond = jax.eval_shape(DiffusionModel(m).init, jax.random.PRNGKey(0))
+    shapes = lambda t: jax.tree_util.tree_map(lambda a: a.shape, t)
+    conv = p_cond["denoiser"]["spatial"]["conv_in"]["kernel"].shape
+    assert conv[:2] + conv[3:] == p_base["denoiser"]["spatial"]["conv_in"]["kernel"].shape[:2] + conv[3:]
+    assert (conv[2], p_base["denoiser"]["spatial"]["conv_in"]["kernel"].shape[2]) == (7, 3)
+    p_cond["denoiser"]["spatial"]["conv_in"] = p_base["denoiser"]["spatial"]["conv_in"]
+    assert shapes(p_cond) == shapes(p_base)      # only the input convolution differs
