@@ -173,8 +173,10 @@ class DiffusionModel:
         """"train"/"frozen" per leaf. With `patterns` (regexes matched at the start of the leaf's
         "/"-joined path, e.g. "denoiser/temporal/", "denoiser/spatial/conv_in/"), exactly the
         matching leaves train. Otherwise the stage default: an image model trains everything; a video
-        model its temporal subtree, plus the input convolution when it is conditional (the new
-        conditioning channels enter there); with `train_spatial` everything (full fine-tuning)."""
+        model its temporal subtree, plus the input convolution of a masked (7-channel) model, where
+        the new, zero-initialised conditioning channels enter (an SSR's input convolution was
+        trained with its conditioning at the image stage and stays frozen); with `train_spatial`
+        everything (full fine-tuning)."""
         compiled = [re.compile(p) for p in patterns]
         used = set()
 
@@ -188,7 +190,7 @@ class DiffusionModel:
                 return "train"
             if keys[:2] == ["denoiser", TEMPORAL]:
                 return "train"
-            if self.config.cond_channels and keys[:3] == ["denoiser", SPATIAL, "conv_in"]:
+            if self.config.conditioning == "masked" and keys[:3] == ["denoiser", SPATIAL, "conv_in"]:
                 return "train"
             return "frozen"
 

@@ -77,6 +77,19 @@ def test_trainable_patterns(data_dir):
         model.trainable_labels(abstract, False, ("denoiser/nope",))
 
 
+@pytest.mark.parametrize("arg, conv_in_trains", [("conditional", True), ("ssr", False), ("video", False)])
+def test_default_labels_train_conv_in_only_for_the_masked_model(data_dir, arg, conv_in_trains):
+    """Stage defaults: the temporal subtree trains; the input convolution too only where new,
+    zero-initialised conditioning channels enter it (masked). The SSR's was trained at its image stage."""
+    model = DiffusionModel(config_lib.validate(load_config("tiny", arg, data_dir)))
+    labels = model.trainable_labels(jax.eval_shape(model.init, jax.random.PRNGKey(0)), False)
+    flat = {"/".join(str(p.key) for p in path): v for path, v in jax.tree_util.tree_leaves_with_path(labels)}
+    spatial_trained = sorted(k for k, v in flat.items() if v == "train" and k.startswith(f"denoiser/{SPATIAL}/"))
+    assert spatial_trained == (["denoiser/spatial/conv_in/bias", "denoiser/spatial/conv_in/kernel"]
+                               if conv_in_trains else [])
+    assert all(v == "train" for k, v in flat.items() if k.startswith(f"denoiser/{TEMPORAL}/"))
+
+
 def test_masked_conditioning_is_known_times_mask():
     x = jnp.linspace(-1, 1, 2 * 3 * 4 * 4 * 3).reshape(2, 3, 4, 4, 3)
     cond = conditioning.masked_inputs(x, jax.random.PRNGKey(3), {"i2v": 1.0})
