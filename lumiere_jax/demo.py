@@ -8,7 +8,10 @@
 5. samples the shipped reference model (assets/) with the same prompts and prints its
    scores, so you see what a short run gives and what the full recipe gives; then runs
    the reference cascade (base 32px -> SSR with temporal MultiDiffusion -> 64px) on the
-   training prompts and prints the probe's scores of both resolutions.
+   training prompts and prints the probe's scores of both resolutions;
+6. image-to-video with the shipped conditional (7-channel) reference: the first frames of
+   test clips as the known frame, their captions as prompts; prints the first frame's PSNR
+   and the probe's scores (docs/conditional.md).
 
     python -m lumiere_jax.demo [--workdir=runs/demo] [--t2i_steps=150] [--video_steps=40]
 """
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import os
 import time
+
+import numpy as np
 
 from absl import app, flags, logging
 
@@ -34,6 +39,9 @@ flags.DEFINE_integer("sample_steps", 20, "DDIM steps when sampling.")
 flags.DEFINE_string("reference", os.path.join(ROOT, "assets", "moving_shapes_base"), "Shipped reference export.")
 flags.DEFINE_string("reference_ssr", os.path.join(ROOT, "assets", "moving_shapes_ssr"),
                     "Shipped super-resolution export (32 -> 64 px).")
+flags.DEFINE_string("reference_conditional", os.path.join(ROOT, "assets", "moving_shapes_conditional"),
+                    "Shipped conditional (7-channel) export: image-to-video step.")
+flags.DEFINE_integer("num_i2v", 4, "Test clips whose first frame the conditional reference animates.")
 FLAGS = flags.FLAGS
 
 TRAIN_PROMPTS = ["a red square moving right", "a green triangle moving left", "a blue circle moving down",
@@ -70,6 +78,20 @@ def _cascade(prompts: list[str], out_dir: str, fps: int) -> None:
     print("    reference cascade:\n      " + evaluate.format_scores(scores).replace("\n", "\n      "))
 
 
+def _i2v(config, out_dir: str) -> None:
+    from lumiere_jax import tasks
+    from lumiere_jax.eval import conditional
+    gen = pipeline.Generator.load(FLAGS.reference_conditional)
+    clips, captions = conditional.split_clips(config, "test", FLAGS.num_i2v)
+    known, mask = zip(*(tasks.i2v(c[0], gen.model.config.num_frames) for c in clips))
+    result = gen.conditional(np.stack(known), np.stack(mask), captions, seed=0, progress=False,
+                             num_steps=FLAGS.sample_steps)
+    pipeline.write_outputs(result, out_dir, fps=config.sample.fps)
+    print(f"    animated the first frames of {len(clips)} test clips, wrote {out_dir}/")
+    scores = {"num_videos": len(clips), "split": "test", "i2v": conditional.i2v_scores(result.videos, clips, captions)}
+    print("    " + conditional.format_task_scores(scores).replace("\n", "\n    "))
+
+
 def main(argv) -> None:
     del argv
     import tensorflow_datasets as tfds
@@ -81,17 +103,17 @@ def main(argv) -> None:
     t2i = _config("t2i", workdir, FLAGS.t2i_steps, **{"data.global_batch": 16})
     video = _config("video", workdir, FLAGS.video_steps,
                     **{"train.init_from": os.path.join(workdir, "t2i"), "data.global_batch": 4})
-    print(f"[1/5] building moving_shapes under {t2i.data.data_dir}")
+    print(f"[1/6] building moving_shapes under {t2i.data.data_dir}")
     moving_shapes.build(t2i.data.data_dir, t2i.data.config_name)
-    print(f"[2/5] pre-training the T2I U-Net for {FLAGS.t2i_steps} steps ({time.time() - t0:.0f}s)")
+    print(f"[2/6] pre-training the T2I U-Net for {FLAGS.t2i_steps} steps ({time.time() - t0:.0f}s)")
     trainer.train(t2i, os.path.join(workdir, "t2i"))
-    print(f"[3/5] inflating into a STUNet, training temporal layers for {FLAGS.video_steps} steps "
+    print(f"[3/6] inflating into a STUNet, training temporal layers for {FLAGS.video_steps} steps "
           f"({time.time() - t0:.0f}s)")
     trainer.train(video, os.path.join(workdir, "video"))
 
     held_out = evaluate.split_prompts(video, "held_out", FLAGS.num_eval)
     prompts = TRAIN_PROMPTS + held_out
-    print(f"[4/5] sampling {len(prompts)} videos ({len(TRAIN_PROMPTS)} train prompts, {len(held_out)} held-out) "
+    print(f"[4/6] sampling {len(prompts)} videos ({len(TRAIN_PROMPTS)} train prompts, {len(held_out)} held-out) "
           f"({time.time() - t0:.0f}s)")
     out = os.path.join(workdir, "samples")
     tr, ho = _score(pipeline.Generator.load(os.path.join(workdir, "video")), prompts, out, video.sample.fps)
@@ -100,7 +122,7 @@ def main(argv) -> None:
     print("    this run,    held-out prompts: " + evaluate.format_scores(ho))
 
     if os.path.isdir(FLAGS.reference):
-        print(f"[5/5] sampling the shipped reference model {FLAGS.reference} ({time.time() - t0:.0f}s)")
+        print(f"[5/6] sampling the shipped reference model {FLAGS.reference} ({time.time() - t0:.0f}s)")
         ref_out = os.path.join(workdir, "samples_reference")
         tr, ho = _score(pipeline.Generator.load(FLAGS.reference), prompts, ref_out, video.sample.fps)
         print(f"    wrote {ref_out}/")
@@ -108,8 +130,11 @@ def main(argv) -> None:
         print("    reference,   held-out prompts: " + evaluate.format_scores(ho))
         if os.path.isdir(FLAGS.reference_ssr):
             _cascade(TRAIN_PROMPTS, os.path.join(workdir, "samples_reference_cascade"), video.sample.fps)
+        if os.path.isdir(FLAGS.reference_conditional):
+            print(f"[6/6] image-to-video with {FLAGS.reference_conditional} ({time.time() - t0:.0f}s)")
+            _i2v(video, os.path.join(workdir, "samples_reference_i2v"))
     else:
-        print(f"[5/5] no reference model at {FLAGS.reference}; skipped")
+        print(f"[5/6] no reference model at {FLAGS.reference}; skipped")
     print(f"demo done in {time.time() - t0:.0f}s")
 
 

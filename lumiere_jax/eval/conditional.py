@@ -79,6 +79,15 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
             "median": float(np.median(v)), "frac_inf": float(np.mean(~np.isfinite(v)))}
 
 
+def i2v_scores(videos: np.ndarray, clips: np.ndarray, captions: Sequence[str]) -> dict[str, Any]:
+    """Image-to-video scores of generated `videos` whose first frames were `clips[:, 0]`: PSNR of
+    generated frame 0 against it, and the probe's readings of the whole video against `captions`."""
+    scores = probe.score(videos, list(captions))
+    return {"first_frame_psnr": _summary([psnr(v[0], c[0]) for v, c in zip(videos, clips)]),
+            **{k: scores[k] for k in ("color_accuracy", "direction_accuracy", "shape_accuracy",
+                                      "presence", "jitter_px")}}
+
+
 def evaluate_tasks(gen, clips: np.ndarray, captions: Sequence[str], tasks: Sequence[str] = TASKS, *,
                    seed: int = 0, strengths: Sequence[float] = SDEDIT_STRENGTHS, **overrides) -> dict[str, Any]:
     """Scores of `tasks` on real `clips` (uint8 [N, T, H, W, 3]) with their `captions`."""
@@ -91,10 +100,7 @@ def evaluate_tasks(gen, clips: np.ndarray, captions: Sequence[str], tasks: Seque
         raise ValueError(f"unknown tasks {unknown}; choose from {TASKS}")
     if "i2v" in tasks:
         vids = np.concatenate([gen.i2v(c[0], p, **kw).videos for c, p in zip(clips, captions)])
-        scores = probe.score(vids, captions)
-        out["i2v"] = {"first_frame_psnr": _summary([psnr(v[0], c[0]) for v, c in zip(vids, clips)]),
-                      **{k: scores[k] for k in ("color_accuracy", "direction_accuracy", "shape_accuracy",
-                                                "presence", "jitter_px")}}
+        out["i2v"] = i2v_scores(vids, clips, captions)
     if "cinemagraph" in tasks:
         outside, inside, real_inside = [], [], []
         for c, p in zip(clips, captions):
