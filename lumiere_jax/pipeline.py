@@ -41,7 +41,7 @@ from lumiere_jax.data.pipeline import uint8_to_float
 from lumiere_jax.diffusion import guidance, low_res, noising, samplers, schedules
 from lumiere_jax.diffusion import multidiffusion as md
 from lumiere_jax.models.diffusion_model import DiffusionModel
-from lumiere_jax.models.tokenizer import ByteTokenizer
+from lumiere_jax.models.tokenizer import make_tokenizer
 from lumiere_jax.train import checkpoint, conditioning
 
 SAMPLE_KEYS = ("sampler", "num_steps", "guidance_scale", "eta", "timestep_spacing", "thresholding",
@@ -76,7 +76,7 @@ class Generator:
     def __init__(self, model: DiffusionModel, params: Any, config: dict):
         self.model, self.params, self.config = model, params, config
         self.sched = schedules.get_schedule(config["diffusion"]["schedule"])
-        self.tokenizer = ByteTokenizer(model.config.text_length)
+        self.tokenizer = make_tokenizer(model.config, config.get("model"))
         self._steps: dict[Any, Any] = {}
 
     @classmethod

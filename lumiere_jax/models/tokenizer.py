@@ -5,7 +5,7 @@ truncated (eos kept). Returns numpy int32 ids [B, L] and a bool mask [B, L].
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -78,3 +78,33 @@ class SentencePieceTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.sp.decode([int(i) for i in ids if int(i) not in (self.PAD, self.EOS)])
+
+
+def t5_tokenizer_file(t5_section: Mapping[str, Any]) -> str:
+    """The spiece.model of a `config.model.t5` section: its `tokenizer`, else next to its
+    `checkpoint` (<checkpoint>/spiece.model, or IF's layout <checkpoint>/../tokenizer/spiece.model)."""
+    import os
+
+    if t5_section.get("tokenizer"):
+        return os.path.expanduser(t5_section["tokenizer"])
+    ckpt = os.path.expanduser(t5_section.get("checkpoint") or "")
+    if not ckpt:
+        raise ValueError("the T5 tokenizer needs config.model.t5.tokenizer (a spiece.model) or "
+                         "config.model.t5.checkpoint (a directory with spiece.model next to it)")
+    candidates = [os.path.join(ckpt, "spiece.model"), os.path.join(ckpt, "..", "tokenizer", "spiece.model")]
+    for c in candidates:
+        if os.path.isfile(c):
+            return os.path.normpath(c)
+    raise ValueError(f"no spiece.model found at {candidates}; set config.model.t5.tokenizer")
+
+
+def make_tokenizer(model_cfg: Any, model_section: Mapping[str, Any] | None = None):
+    """The tokenizer of a `DiffusionModelConfig`: a `SentencePieceTokenizer` when its text encoder
+    is a pretrained T5 (file from `model_section["t5"]`, the run config's `config.model` section),
+    else the `ByteTokenizer` with the model's text length."""
+    from lumiere_jax.models.t5 import T5Config
+
+    if isinstance(model_cfg.text_encoder, T5Config):
+        return SentencePieceTokenizer(t5_tokenizer_file(dict((model_section or {}).get("t5", {}))),
+                                      model_cfg.text_encoder.max_length)
+    return ByteTokenizer(model_cfg.text_length)
