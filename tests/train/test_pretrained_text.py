@@ -14,6 +14,7 @@ from lumiere_jax.models import t5_checkpoint
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.t5 import T5Encoder
 from lumiere_jax.models.tokenizer import SentencePieceTokenizer
+from lumiere_jax.pipeline import Generator
 from lumiere_jax.train import trainer
 from tests.train.conftest import load_config
 
@@ -34,6 +35,9 @@ def t5_config(data_dir, source, **overrides):
     config.model.text_encoder.max_length = 16      # the precomputed length
     config.model.unet.text_dim = hf["d_model"]
     config.model.text_source = source
+    config.model.unet.channel_mult = (1,)          # one level with text attention: a cheap compile
+    config.model.unet.attention_resolutions = (1,)
+    config.model.temporal.num_temporal_downsamples = 0
     return config
 
 
@@ -53,6 +57,12 @@ def test_precomputed_batches_equal_the_encoder_and_train(tmp_path, data_dir):
     np.testing.assert_array_equal(batch["text_mask"], mask)
     state = trainer.train(config, str(tmp_path / "run"))
     assert int(state.step) == 1 and "text_encoder" not in state.params
+    # Sampling encodes prompts with the same T5, rounded as the stored embeddings were.
+    gen = Generator(DiffusionModel(model_cfg), state.ema_params, trainer.config_json(config))
+    (emb, mask), _ = gen._prompt_context([batch["caption"][0]])
+    want_emb, want_mask = table.lookup(str(batch["caption"][0]))
+    np.testing.assert_array_equal(np.asarray(emb[0]), want_emb.astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(mask[0]), want_mask)
     # The stored length must be the model's.
     config.model.text_encoder.max_length = 20
     with pytest.raises(ValueError, match=r"are \[16, 32\] per caption; the model takes \[20, 32\]"):
@@ -62,10 +72,12 @@ def test_precomputed_batches_equal_the_encoder_and_train(tmp_path, data_dir):
 def test_t5_text_source_loads_pretrained_and_stays_frozen(tmp_path, data_dir):
     config = t5_config(data_dir, "t5")
     model = DiffusionModel(config_lib.validate(config))
-    params = trainer.initial_params(config, model)
+    text_params = trainer.load_t5(config, model)          # what initial_params puts under "text_encoder"
     want, t5_cfg = t5_checkpoint.load(T5_DIR, max_length=16)
-    jax.tree_util.tree_map(np.testing.assert_array_equal, jax.device_get(params["text_encoder"]), want)
-    labels = model.trainable_labels(params, train_spatial=True)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, jax.device_get(text_params), want)
+    abstract = jax.eval_shape(model.init, jax.random.PRNGKey(0))
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_equal(a.shape, b.shape), abstract["text_encoder"], want)
+    labels = model.trainable_labels(abstract, train_spatial=True)
     assert set(jax.tree_util.tree_leaves(labels["text_encoder"])) == {"frozen"}
     assert set(jax.tree_util.tree_leaves(labels["denoiser"])) == {"train"}
     # Batches carry the SentencePiece ids; the model encodes them with the T5.
@@ -73,8 +85,9 @@ def test_t5_text_source_loads_pretrained_and_stays_frozen(tmp_path, data_dir):
     tok = SentencePieceTokenizer(os.path.join(T5_DIR, "spiece.model"), 16)
     ids, mask = tok(list(batch["caption"]))
     np.testing.assert_array_equal(batch["text_ids"], ids)
-    emb = model.encode_text(params, batch["text_ids"], batch["text_mask"])
-    np.testing.assert_array_equal(np.asarray(emb), np.asarray(T5Encoder(t5_cfg).apply({"params": want}, ids, mask)))
+    emb = jax.jit(model.encode_text)({"text_encoder": text_params}, batch["text_ids"], batch["text_mask"])
+    np.testing.assert_array_equal(np.asarray(emb), np.asarray(jax.jit(T5Encoder(t5_cfg).apply)(
+        {"params": want}, ids, mask)))
     config.model.t5.checkpoint = ""
     with pytest.raises(ValueError, match="config.model.t5.checkpoint"):
         trainer.initial_params(config, model)
