@@ -64,7 +64,8 @@ class DiffusionModelConfig:
         if self.null_text not in NULL_TEXT:
             raise ValueError(f"null_text must be one of {NULL_TEXT}, got {self.null_text!r}")
         if self.text_encoder is not None and self.text_encoder.width != self.stunet.unet.text_dim:
-            raise ValueError(f"text_encoder.width={self.text_encoder.width} must equal "
+            what = "t5.d_model" if isinstance(self.text_encoder, T5Config) else "text_encoder.width"
+            raise ValueError(f"{what}={self.text_encoder.width} must equal "
                              f"unet.text_dim={self.stunet.unet.text_dim}")
         if self.stunet.unet.text_dim is None:
             raise ValueError("the diffusion model is text-conditioned: set unet.text_dim")

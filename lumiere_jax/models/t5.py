@@ -165,6 +165,7 @@ class T5Block(nn.Module):
         logits = jnp.where(key_mask[:, None, None, :], logits, jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
         o = jnp.einsum("bnqk,bknd->bqnd", probs, v).reshape(b, length, inner)
+        # Row-parallel output projection: its input (heads x d_kv) is sharded like q/k/v's output.
         x = x + _dense(d, "o", inner ** -0.5, (axes.OUT, axes.IN), kw)(o)
         x = nn.with_logical_constraint(x, axes.TOKENS)
         h = RMSNorm(cfg.layer_norm_epsilon, name="mlp_norm", **kw)(x)

@@ -27,20 +27,21 @@ def loaded():
 def test_matches_transformers_t5_encoder_with_padding(ref, loaded):
     params, cfg = loaded
     assert (cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.feed_forward_proj) == (32, 2, 4, "gated-gelu")
-    out = jax.jit(t5.T5Encoder(cfg).apply)({"params": params}, ref["ids"], ref["mask"] > 0)
+    apply = jax.jit(t5.T5Encoder(cfg).apply)
+    out = apply({"params": params}, ref["ids"], ref["mask"] > 0)
     want = ref["last_hidden_state"]
     assert out.shape == want.shape
     # Every position, padded ones included (transformers does not zero them; IF's U-Net sees them).
     np.testing.assert_allclose(np.asarray(out), want, rtol=0, atol=1e-5)
     # Padding matters: the padded rows differ from the same ids without the mask.
-    unmasked = t5.T5Encoder(cfg).apply({"params": params}, ref["ids"], np.ones_like(ref["mask"], bool))
+    unmasked = apply({"params": params}, ref["ids"], np.ones_like(ref["mask"], bool))
     assert np.abs(np.asarray(unmasked)[1, :13] - want[1, :13]).max() > 1e-3
 
 
 def test_relative_position_buckets_match_transformers(ref, loaded):
     _, cfg = loaded
-    got = t5.relative_position_bucket(ref["bucket_rel"], cfg.relative_attention_num_buckets,
-                                      cfg.relative_attention_max_distance)
+    got = jax.jit(t5.relative_position_bucket, static_argnums=(1, 2))(
+        ref["bucket_rel"], cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance)
     np.testing.assert_array_equal(np.asarray(got), ref["bucket"])
 
 
@@ -116,3 +117,17 @@ def test_xxl_preset_parameter_count(ref):
     # (tools/make_t5_fixtures.py, transformers 5.23.0): 4,762,310,656 parameters.
     assert int(ref["xxl_num_params"]) == 4_762_310_656
     assert t5.num_params(t5.PRESETS["t5_v1_1_xxl"]) == 4_762_310_656
+
+
+def test_parameters_carry_logical_axes(loaded):
+    from flax import linen as nn
+    from lumiere_jax import axes
+    _, cfg = loaded
+    ids = jax.ShapeDtypeStruct((1, 4), np.int32)
+    boxed = jax.eval_shape(lambda i: t5.T5Encoder(cfg).init(jax.random.PRNGKey(0), i, i > 0), ids)["params"]
+    leaves = jax.tree_util.tree_leaves(boxed, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))
+    names = {v for k, v in vars(axes).items() if k.isupper() and isinstance(v, str)}
+    assert leaves and all(isinstance(x, nn.LogicallyPartitioned) and set(x.names) <= names for x in leaves)
+    specs = nn.logical_to_mesh_sharding(nn.get_partition_spec(boxed), jax.sharding.Mesh(
+        np.array(jax.devices()[:1]).reshape(1, 1, 1), ("data", "fsdp", "tensor")), axes.DEFAULT_RULES)
+    assert specs["block_0"]["wi_0"]["kernel"].spec == jax.sharding.PartitionSpec("fsdp", "tensor")
