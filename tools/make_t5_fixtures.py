@@ -72,7 +72,8 @@ def training_text() -> list[str]:
 def train_spiece(out: str) -> None:
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(training_text()), model_writer=buf, vocab_size=60, model_type="unigram", hard_vocab_limit=False,
+        sentence_iterator=iter(training_text()), model_writer=buf, vocab_size=60, model_type="unigram",
+        hard_vocab_limit=False,
         pad_id=0, eos_id=1, unk_id=2, bos_id=-1, character_coverage=1.0, num_threads=1, seed_sentencepiece_size=10000)
     with open(os.path.join(out, "spiece.model"), "wb") as f:
         f.write(buf.getvalue())

@@ -32,8 +32,8 @@ FILES = ("captions.json", "emb.npy", "mask.npy", "meta.json")
 class TextEmbeddings:
     """Embeddings of distinct captions: ``emb`` bfloat16 [U, L, D], ``mask`` bool [U, L]."""
 
-    def __init__(self, captions: Sequence[str], emb: np.ndarray, mask: np.ndarray, meta: Mapping[str, Any] | None = None,
-                 path: str = "<memory>"):
+    def __init__(self, captions: Sequence[str], emb: np.ndarray, mask: np.ndarray,
+                 meta: Mapping[str, Any] | None = None, path: str = "<memory>"):
         if emb.ndim != 3 or mask.shape != emb.shape[:2] or len(captions) != emb.shape[0]:
             raise ValueError(f"{path}: inconsistent text embeddings: {len(captions)} captions, emb {emb.shape}, "
                              f"mask {mask.shape}")

@@ -61,7 +61,8 @@ class T5Config:
             raise ValueError(f"feed_forward_proj must be 'relu', 'gelu', 'silu' or 'gated-<one of them>', "
                              f"got {self.feed_forward_proj!r}")
         if self.dense_act_fn not in ACTIVATIONS:
-            raise ValueError(f"dense_act_fn {self.dense_act_fn!r} is not supported; choose one of {sorted(ACTIVATIONS)}")
+            raise ValueError(f"dense_act_fn {self.dense_act_fn!r} is not supported; "
+                             f"choose one of {sorted(ACTIVATIONS)}")
         if self.feed_forward_proj == "gated-gelu" and self.dense_act_fn != "gelu_new":
             raise ValueError("feed_forward_proj='gated-gelu' uses dense_act_fn='gelu_new' (as transformers sets it)")
         if self.relative_attention_num_buckets < 4 or self.relative_attention_num_buckets % 2:

@@ -52,7 +52,8 @@ class SentencePieceTokenizer:
         import sentencepiece
 
         if not os.path.isfile(model_file):
-            raise ValueError(f"SentencePiece model {model_file!r} does not exist (IF ships it as tokenizer/spiece.model)")
+            raise ValueError(f"SentencePiece model {model_file!r} does not exist "
+                             "(IF ships it as tokenizer/spiece.model)")
         if max_length < 2:
             raise ValueError(f"max_length must be >= 2 (a piece and eos), got {max_length}")
         self.sp = sentencepiece.SentencePieceProcessor(model_file=model_file)
