@@ -16,6 +16,7 @@ import ml_collections
 from lumiere_jax.diffusion import losses, noising, samplers, schedules
 from lumiere_jax.models.diffusion_model import DiffusionModelConfig
 from lumiere_jax.models.stunet import STUNetConfig
+from lumiere_jax.models.t5 import T5_V1_1_XXL
 from lumiere_jax.models.unet import UNetConfig
 from lumiere_jax.train import masks as masks_lib
 
@@ -58,8 +59,15 @@ def default_config() -> ml_collections.ConfigDict:
         head_dim=16, norm_groups=8, text_dim=64))
     c.model.temporal = _dataclass_section(STUNetConfig(
         num_temporal_downsamples=2, temporal_head_dim=16), exclude=("unet",))
-    c.model.text_source = "encoder"       # encoder | precomputed (embeddings stored with the data)
+    c.model.text_source = "encoder"       # encoder | t5 | precomputed (embeddings stored with the data)
     c.model.text_encoder = ml_collections.ConfigDict(dict(max_length=32, width=64, depth=2, num_heads=4))
+    # A pretrained T5 encoder (text_source="t5", frozen; also what tools/precompute_text.py runs):
+    # the architecture (defaults: T5-v1.1-XXL, as DeepFloyd IF), `checkpoint` a transformers
+    # T5EncoderModel directory (IF: text_encoder/), `tokenizer` its spiece.model ("" = looked up next to
+    # the checkpoint: <checkpoint>/spiece.model or <checkpoint>/../tokenizer/spiece.model). docs/pretrained.md
+    c.model.t5 = _dataclass_section(T5_V1_1_XXL)
+    c.model.t5.checkpoint = ""
+    c.model.t5.tokenizer = ""
     c.model.null_text = "learned"
     c.model.num_frames = 16
     c.model.resolution = 32
@@ -75,7 +83,8 @@ def default_config() -> ml_collections.ConfigDict:
         num_eval=0,           # moving_shapes: test / held_out split sizes (0 = builder default)
         num_frames=0,         # frames per stored clip (0 = model.num_frames); ssr trains on random windows
         style="none",         # frames restyled before batching: none | outline | tinted (data/styles.py)
-        num_workers=0, video_folder="", captions=""))
+        num_workers=0, video_folder="", captions="",
+        text_embeddings=""))  # model.text_source="precomputed": their directory ("" = data_dir/text_embeddings/...)
 
     # Super-resolution: training-time degradation and sampling with temporal MultiDiffusion.
     c.ssr = ml_collections.ConfigDict(dict(

@@ -41,7 +41,7 @@ from lumiere_jax.data.pipeline import uint8_to_float
 from lumiere_jax.diffusion import guidance, low_res, noising, samplers, schedules
 from lumiere_jax.diffusion import multidiffusion as md
 from lumiere_jax.models.diffusion_model import DiffusionModel
-from lumiere_jax.models.tokenizer import ByteTokenizer
+from lumiere_jax.models.tokenizer import make_tokenizer
 from lumiere_jax.train import checkpoint, conditioning
 
 SAMPLE_KEYS = ("sampler", "num_steps", "guidance_scale", "eta", "timestep_spacing", "thresholding",
@@ -76,7 +76,7 @@ class Generator:
     def __init__(self, model: DiffusionModel, params: Any, config: dict):
         self.model, self.params, self.config = model, params, config
         self.sched = schedules.get_schedule(config["diffusion"]["schedule"])
-        self.tokenizer = ByteTokenizer(model.config.text_length)
+        self.tokenizer = make_tokenizer(model.config, config.get("model"))
         self._steps: dict[Any, Any] = {}
 
     @classmethod
@@ -310,7 +310,6 @@ class Generator:
 
     def _upsample_batch(self, prompts, seeds, low, sampler, s, ssr, layout, progress) -> np.ndarray:
         cfg = self.model.config
-        ids, mask = self.tokenizer(list(prompts))
         keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(sd), 1) for sd in seeds])
         shape = (*low.shape[1:-3], cfg.resolution, cfg.resolution, cfg.sample_channels)
         x = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), shape))(keys)
@@ -318,7 +317,7 @@ class Generator:
         cond = jax.vmap(lambda k, lr, a: low_res.condition(
             self.sched, lr[None], cfg.resolution, a[None], jax.random.fold_in(k, 1), ssr["upsample"])[0])(
                 keys, jnp.asarray(low), aug)
-        ctx = self._context(self.params, jnp.asarray(ids), jnp.asarray(mask))
+        ctx = self._prompt_context(prompts)
         chunk = int(ssr["chunk_size"]) or None
         if layout is None:
             state = sampler.init_state(x)
@@ -363,7 +362,6 @@ class Generator:
     def _generate_batch(self, prompts, seeds, sampler, scale, progress, cond=None, x0=None) -> np.ndarray:
         """Denoise one batch. `cond`: a conditional model's extra channels. `x0` (SDEdit): start from
         this clean batch noised to the sampler's first timestep instead of from pure noise."""
-        ids, mask = self.tokenizer(list(prompts))
         keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
         shape = self.model.config.sample_shape(1)[1:]
         x = jax.vmap(lambda k: jax.random.normal(k, shape))(keys)
@@ -372,12 +370,33 @@ class Generator:
             x = noising.add_noise(self.sched, jnp.asarray(x0, jnp.float32), x, t0)
         step = self._step_fn(sampler.name, scale)
         state = sampler.init_state(x)
-        ctx = self._context(self.params, jnp.asarray(ids), jnp.asarray(mask))
+        ctx = self._prompt_context(prompts)
         cond = None if cond is None else jnp.asarray(cond, jnp.float32)
         from tqdm import tqdm
         for i in tqdm(range(sampler.num_steps), desc="denoise", disable=not progress, leave=False):
             x, state = step(self.params, sampler, x, state, jnp.int32(i), ctx, keys, cond)
         return np.asarray(x)
+
+    def _prompt_context(self, prompts):
+        """((text embeddings, mask), (null embedding, mask)) of `prompts`."""
+        if self.model.text_module is not None:
+            ids, mask = self.tokenizer(list(prompts))
+            return self._context(self.params, jnp.asarray(ids), jnp.asarray(mask))
+        # Trained on precomputed embeddings: encode the prompts with the T5 they were made with,
+        # rounded to bfloat16 as the stored ones were.
+        if "t5" not in self._steps:
+            t5 = dict(self.config.get("model", {}).get("t5") or {})
+            if not t5.get("checkpoint"):
+                raise ValueError("this model was trained on precomputed text embeddings: set "
+                                 "config.model.t5.checkpoint (and .tokenizer) so prompts can be encoded")
+            from lumiere_jax.data.text_embeddings import t5_encoder
+            self._steps["t5"] = t5_encoder(t5)
+        emb, mask = self._steps["t5"](list(prompts))
+        if emb.shape[1:] != (self.model.config.text_length, self.model.config.stunet.unet.text_dim):
+            raise ValueError(f"the T5 gives [{emb.shape[1]}, {emb.shape[2]}] embeddings per prompt; the model takes "
+                             f"[{self.model.config.text_length}, {self.model.config.stunet.unet.text_dim}]")
+        emb = jnp.asarray(emb, jnp.bfloat16).astype(jnp.float32)
+        return (emb, jnp.asarray(mask)), self.model.null_text(self.params, len(prompts))
 
     def _context(self, params, ids, mask):
         if "context" not in self._steps:

@@ -8,7 +8,7 @@ import ml_collections
 from lumiere_jax.data import pipeline as pipeline_lib
 from lumiere_jax.data.views import ImageView
 from lumiere_jax.models.diffusion_model import DiffusionModelConfig
-from lumiere_jax.models.tokenizer import ByteTokenizer
+from lumiere_jax.models.tokenizer import make_tokenizer
 
 
 def data_dir(config: ml_collections.ConfigDict) -> str:
@@ -56,7 +56,28 @@ def make_pipeline(config: ml_collections.ConfigDict, model_cfg: DiffusionModelCo
     kind = "video"
     if model_cfg.kind == "image":
         source, kind = ImageView(source), "image"
+    tokenizer, extra = make_tokenizer(model_cfg, config.model), ()
+    if model_cfg.text_encoder is None:            # model.text_source = "precomputed"
+        source, tokenizer, extra = with_text_embeddings(config, model_cfg, source, split), None, ("text_emb",
+                                                                                                 "text_mask")
     return pipeline_lib.Pipeline(
         source, global_batch_size=int(config.data.global_batch), seed=int(config.train.seed),
-        tokenizer=ByteTokenizer(model_cfg.text_length), kind=kind, shuffle=shuffle,
-        num_workers=int(config.data.num_workers))
+        tokenizer=tokenizer, kind=kind, shuffle=shuffle, num_workers=int(config.data.num_workers),
+        extra_keys=extra)
+
+
+def with_text_embeddings(config: ml_collections.ConfigDict, model_cfg: DiffusionModelConfig, source,
+                         split: str | None = None):
+    """`source` whose records carry the precomputed embeddings of their captions
+    (`data.text_embeddings`), checked against the model's text length and width."""
+    from lumiere_jax.data import text_embeddings
+    if split and split != config.data.split:
+        config = config.copy_and_resolve_references()
+        with config.unlocked():
+            config.data.split = split
+    table = text_embeddings.TextEmbeddings.load(text_embeddings.default_path(config))
+    want = (model_cfg.text_length, model_cfg.stunet.unet.text_dim)
+    if (table.length, table.dim) != want:
+        raise ValueError(f"precomputed text embeddings {table.path} are [{table.length}, {table.dim}] per caption; "
+                         f"the model takes [{want[0]}, {want[1]}] (model.text_encoder.max_length, unet.text_dim)")
+    return text_embeddings.WithTextEmbeddings(source, table)

@@ -1,7 +1,8 @@
 """The trained object: text encoder + null ("empty prompt") embedding + denoiser.
 
 Parameters are a plain dict, so stages can copy, freeze and swap parts:
-  ``text_encoder`` -- `TextEncoder` params (absent when text embeddings are precomputed),
+  ``text_encoder`` -- `TextEncoder` params, or a pretrained `T5Encoder`'s (frozen; model.text_source
+                      "t5"); absent when text embeddings are precomputed,
   ``null_text``    -- [L, D] learned null embedding (absent for a zero null embedding),
   ``denoiser``     -- `UNet` params (image model) or `STUNet` params (video model:
                       ``{"spatial": <UNet params>, "temporal": ...}``).
@@ -19,10 +20,13 @@ import jax.numpy as jnp
 from lumiere_jax.diffusion import guidance
 from lumiere_jax.models.stunet import (SPATIAL, TEMPORAL, STUNet, STUNetConfig, dummy_inputs, dummy_kwargs,
                                       inflate_params)
+from lumiere_jax.models.t5 import T5Config, T5Encoder
 from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
 from lumiere_jax.models.unet import UNet
 
 KINDS = ("image", "video")
+TEXT_SOURCES = ("encoder", "t5", "precomputed")
+T5_PATH_KEYS = ("checkpoint", "tokenizer")   # config.model.t5 keys that locate files, not architecture
 NULL_TEXT = ("learned", "zero")
 # Extra input channels concatenated to the noisy sample, per kind of conditioning:
 #   "none"    -- the base T2I / STUNet,
@@ -45,7 +49,8 @@ def _from_mapping(cls, d: Mapping[str, Any], what: str):
 class DiffusionModelConfig:
     kind: str = "video"                      # "image": T2I UNet on [B,H,W,C]; "video": STUNet
     stunet: STUNetConfig = STUNetConfig()    # for "image" only .unet is used
-    text_encoder: TextEncoderConfig | None = TextEncoderConfig()   # None: precomputed embeddings
+    # TextEncoderConfig: the small trainable encoder; T5Config: a pretrained, frozen T5; None: precomputed
+    text_encoder: TextEncoderConfig | T5Config | None = TextEncoderConfig()
     null_text: str = "learned"               # "learned" | "zero"
     num_frames: int = 16
     resolution: int = 32
@@ -59,7 +64,8 @@ class DiffusionModelConfig:
         if self.null_text not in NULL_TEXT:
             raise ValueError(f"null_text must be one of {NULL_TEXT}, got {self.null_text!r}")
         if self.text_encoder is not None and self.text_encoder.width != self.stunet.unet.text_dim:
-            raise ValueError(f"text_encoder.width={self.text_encoder.width} must equal "
+            what = "t5.d_model" if isinstance(self.text_encoder, T5Config) else "text_encoder.width"
+            raise ValueError(f"{what}={self.text_encoder.width} must equal "
                              f"unet.text_dim={self.stunet.unet.text_dim}")
         if self.stunet.unet.text_dim is None:
             raise ValueError("the diffusion model is text-conditioned: set unet.text_dim")
@@ -104,22 +110,27 @@ class DiffusionModelConfig:
 
     @classmethod
     def from_config(cls, model: Mapping[str, Any], kind: str) -> "DiffusionModelConfig":
-        """From the `config.model` section: keys unet, temporal, text_source ("encoder" |
-        "precomputed"), text_encoder, null_text, num_frames, resolution. Unknown keys raise."""
+        """From the `config.model` section: keys unet, temporal, text_source ("encoder" | "t5" |
+        "precomputed"), text_encoder, t5, null_text, num_frames, resolution. Unknown keys raise."""
         model = dict(model)
         unet = dict(model.pop("unet", {}))
         temporal = dict(model.pop("temporal", {}))
         text = dict(model.pop("text_encoder", {}))
+        t5 = {k: v for k, v in dict(model.pop("t5", {})).items() if k not in T5_PATH_KEYS}
         source = model.pop("text_source", "encoder")
-        if source not in ("encoder", "precomputed"):
-            raise ValueError(f"model.text_source must be 'encoder' or 'precomputed', got {source!r}")
+        if source not in TEXT_SOURCES:
+            raise ValueError(f"model.text_source must be one of {TEXT_SOURCES}, got {source!r}")
         stunet = STUNetConfig.from_dict({"unet": unet, **temporal})
-        text_cfg = _from_mapping(TextEncoderConfig, text, "text_encoder") if source == "encoder" else None
+        text_cfg = None
+        if source == "encoder":
+            text_cfg = _from_mapping(TextEncoderConfig, text, "text_encoder")
+        elif source == "t5":
+            text_cfg = _from_mapping(T5Config, t5, "t5")
         allowed = {"null_text", "num_frames", "resolution", "conditioning", "low_resolution"}
         unknown = sorted(set(model) - allowed)
         if unknown:
             raise ValueError(f"unknown model keys {unknown}; valid keys: "
-                             f"{sorted(allowed | {'unet', 'temporal', 'text_source', 'text_encoder'})}")
+                             f"{sorted(allowed | {'unet', 'temporal', 'text_source', 'text_encoder', 't5'})}")
         if source == "precomputed":
             model["precomputed_text_length"] = int(text.get("max_length", 77))
         return cls(kind=kind, stunet=stunet, text_encoder=text_cfg, **model)
@@ -130,19 +141,27 @@ class DiffusionModel:
 
     def __init__(self, config: DiffusionModelConfig):
         self.config = config
-        self.text_module = TextEncoder(config.text_encoder) if config.text_encoder else None
+        text = config.text_encoder
+        self.text_module = None if text is None else (
+            T5Encoder(text) if isinstance(text, T5Config) else TextEncoder(text))
         self.denoiser = UNet(config.stunet.unet) if config.kind == "image" else STUNet(config.stunet)
 
     # -- parameters --------------------------------------------------------------------
-    def init(self, rng: jax.Array, *, boxed: bool = False) -> dict:
+    @property
+    def pretrained_text(self) -> bool:
+        """The text encoder is a pretrained T5: loaded from a checkpoint, never trained by default."""
+        return isinstance(self.config.text_encoder, T5Config)
+
+    def init(self, rng: jax.Array, *, boxed: bool = False, text_encoder: bool = True) -> dict:
         """Fresh parameters. With `boxed`, leaves keep their logical-axis metadata
-        (for `nn.get_partition_spec` on `jax.eval_shape(model.init, ...)`)."""
+        (for `nn.get_partition_spec` on `jax.eval_shape(model.init, ...)`). `text_encoder=False`
+        leaves out the text encoder's (a pretrained T5's come from its checkpoint)."""
         cfg = self.config
         k_text, k_den = jax.random.split(rng)
         unbox = (lambda v: v) if boxed else nn.meta.unbox
         params = {}
         length, dim = cfg.text_length, cfg.stunet.unet.text_dim
-        if self.text_module is not None:
+        if self.text_module is not None and text_encoder:
             ids = jnp.zeros((1, length), jnp.int32)
             params["text_encoder"] = unbox(self.text_module.init(k_text, ids, ids > 0))["params"]
         if cfg.null_text == "learned":
@@ -176,7 +195,8 @@ class DiffusionModel:
         model its temporal subtree, plus the input convolution of a masked (7-channel) model, where
         the new, zero-initialised conditioning channels enter (an SSR's input convolution was
         trained with its conditioning at the image stage and stays frozen); with `train_spatial`
-        everything (full fine-tuning)."""
+        everything (full fine-tuning). A pretrained T5 text encoder stays frozen in every stage
+        (only `patterns` can train it)."""
         compiled = [re.compile(p) for p in patterns]
         used = set()
 
@@ -186,6 +206,8 @@ class DiffusionModel:
                 hits = {i for i, c in enumerate(compiled) if c.match("/".join(keys))}
                 used.update(hits)
                 return "train" if hits else "frozen"
+            if keys[0] == "text_encoder" and self.pretrained_text:
+                return "frozen"
             if self.config.kind == "image" or train_spatial:
                 return "train"
             if keys[:2] == ["denoiser", TEMPORAL]:

@@ -49,6 +49,9 @@ def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> 
     converted model computes what the video model did)."""
     rng = jax.random.PRNGKey(config.train.seed)
     if not config.train.init_from:
+        if model.pretrained_text:
+            return {**jax.jit(lambda r: model.init(r, text_encoder=False))(rng),
+                    "text_encoder": load_t5(config, model)}
         return jax.jit(model.init)(rng)
     params, stored = checkpoint.load(config.train.init_from)
     stage, want = stored.get("stage"), config_lib.INIT_STAGE.get(config.stage)
@@ -75,6 +78,20 @@ def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> 
         return expand_input_channels(params, model.config.stunet.unet.in_channels)
     log.info("inflating %s parameters from %s", want, config.train.init_from)
     return model.inflate(params, rng)
+
+
+def load_t5(config: ml_collections.ConfigDict, model: DiffusionModel) -> Any:
+    """The pretrained T5's parameters from config.model.t5.checkpoint (its config.json must
+    describe config.model.t5's architecture)."""
+    import os
+    from lumiere_jax.models import t5_checkpoint
+    path = os.path.expanduser(config.model.t5.checkpoint)
+    if not path:
+        raise ValueError("model.text_source='t5' starts from pretrained weights: set config.model.t5.checkpoint "
+                         "to a transformers T5EncoderModel directory (DeepFloyd IF: <IF repo>/text_encoder)")
+    log.info("loading the T5 text encoder from %s", path)
+    params, _ = t5_checkpoint.load(path, model.config.text_encoder)
+    return jax.tree_util.tree_map(jnp.asarray, params)
 
 
 def same_model(stored: dict, current: dict) -> bool:
