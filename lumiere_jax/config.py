@@ -33,7 +33,8 @@ DATASETS = ("moving_shapes", "video_folder")
 
 
 _OPTIONAL_TYPES = {"cross_attention_dim": int, "time_embed_dim": int, "time_embed_act": str, "text_dim": int,
-                   "text_norm": str, "num_temporal_downsamples": int}
+                   "text_norm": str, "num_temporal_downsamples": int,
+                   "text_norm_groups": int}
 
 
 def _dataclass_section(obj, exclude: tuple[str, ...] = ()) -> ml_collections.ConfigDict:
