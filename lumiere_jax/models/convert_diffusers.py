@@ -13,6 +13,7 @@ level). Anything else raises a ValueError naming the config key.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -211,8 +212,9 @@ def _from_torch(path: tuple[str, ...], x: np.ndarray) -> np.ndarray:
     return x
 
 
+@functools.lru_cache(maxsize=8)
 def abstract_params(cfg: UNetConfig) -> dict:
-    """Shapes/dtypes of our U-Net's parameters (no allocation)."""
+    """Shapes/dtypes of our U-Net's parameters (no allocation; cached per config, do not mutate)."""
     x = jnp.zeros((1, cfg.spatial_factor, cfg.spatial_factor, cfg.in_channels))
     t = jnp.zeros((1,), jnp.int32)
     text = None if cfg.text_dim is None else jnp.zeros((1, 2, cfg.text_dim))

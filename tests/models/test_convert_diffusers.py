@@ -32,14 +32,16 @@ def test_matches_diffusers(name):
     text = jnp.asarray(OUT[f"{name}_encoder_hidden_states"])
     aug = jnp.asarray(OUT[f"{name}_class_labels"], jnp.int32) if f"{name}_class_labels" in OUT else None
     assert cfg.aug_embedding == (aug is not None)
-    out = UNet(cfg).apply({"params": params}, x, t, text, aug_level=aug)
+    apply = jax.jit(lambda p, *a: UNet(cfg).apply({"params": p}, *a[:4], aug_level=a[4]))
+    everything = jnp.ones((2, text.shape[1]), bool)
+    out = apply(params, x, t, text, everything, aug)
     ref = OUT[f"{name}_output"].transpose(0, 2, 3, 1)
     assert out.shape == ref.shape
     err = float(np.max(np.abs(np.asarray(out) - ref)))
     assert err <= 1e-4, f"max abs difference {err}"
     # IF passes no text mask to the U-Net: an imported model ignores one.
     mask = jnp.array([[1] * 3 + [0] * 4, [1] * 7], bool)
-    masked = UNet(cfg).apply({"params": params}, x, t, text, mask, aug_level=aug)
+    masked = apply(params, x, t, text, mask, aug)
     np.testing.assert_array_equal(np.asarray(masked), np.asarray(out))
 
 
