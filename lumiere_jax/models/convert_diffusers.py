@@ -318,6 +318,11 @@ def diffusers_config(cfg: UNetConfig) -> dict:
         raise ValueError("only IF-style U-Nets (resample='resnet', mid attention, text) have a diffusers layout")
     if cfg.text_pooling == "mean":
         raise ValueError("text_pooling='mean' has no diffusers equivalent")
+    if cfg.use_text_mask or cfg.text_pool_use_mask:
+        raise ValueError("diffusers' IF U-Net ignores the text mask: use_text_mask and text_pool_use_mask "
+                         "must be False to export")
+    if cfg.text_norm == "group_norm" and cfg.text_norm_groups != 32:
+        raise ValueError(f"diffusers normalises the text with 32 groups; text_norm_groups={cfg.text_norm_groups}")
     levels = range(cfg.num_levels)
     down = ["SimpleCrossAttnDownBlock2D" if cfg.has_attention(lv) else "ResnetDownsampleBlock2D" for lv in levels]
     up = ["SimpleCrossAttnUpBlock2D" if cfg.has_attention(lv) else "ResnetUpsampleBlock2D"

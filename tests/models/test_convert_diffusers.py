@@ -1,6 +1,7 @@
 """diffusers UNet2DConditionModel (DeepFloyd IF) import/export: parity with diffusers outputs on tiny
 IF-I-like and IF-II-like models (fixtures from tools/make_if_fixtures.py), round trip, the full
 IF-I-XL parameter count, clear errors."""
+import dataclasses
 import json
 import pathlib
 
@@ -97,3 +98,12 @@ def test_state_dict_errors():
         cd.params_from_state_dict(cfg, wrong)
     with pytest.raises(ValueError, match="neither diffusion_pytorch_model.safetensors"):
         cd.read_state_dict(str(FIXTURES))
+
+
+def test_export_rejects_non_diffusers_settings():
+    cfg, _ = loaded("if_tiny")
+    for change, msg in (({"use_text_mask": True}, "ignores the text mask"),
+                        ({"text_norm_groups": 4}, "32 groups"),
+                        ({"resample": "conv"}, "only IF-style U-Nets")):
+        with pytest.raises(ValueError, match=msg):
+            cd.diffusers_config(dataclasses.replace(cfg, **change))
