@@ -34,7 +34,8 @@ DATASETS = ("moving_shapes", "video_folder")
 
 
 _OPTIONAL_TYPES = {"cross_attention_dim": int, "time_embed_dim": int, "time_embed_act": str, "text_dim": int,
-                   "text_norm": str, "num_temporal_downsamples": int}
+                   "text_norm": str, "num_temporal_downsamples": int,
+                   "text_norm_groups": int}
 
 
 def _dataclass_section(obj, exclude: tuple[str, ...] = ()) -> ml_collections.ConfigDict:
@@ -75,7 +76,10 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.diffusion = ml_collections.ConfigDict(dict(
         schedule="squaredcos_cap_v2", prediction_type="v_prediction", snr_weighting="none", snr_gamma=5.0,
-        cond_drop_prob=0.1))
+        cond_drop_prob=0.1,
+        # learned_range: the model's extra C output channels set the DDPM variance (DeepFloyd IF);
+        # trained by the improved-DDPM hybrid loss (vlb_weight * L_vlb), used by the ddpm sampler.
+        variance_type="fixed_small", vlb_weight=0.001))
 
     c.data = ml_collections.ConfigDict(dict(
         dataset="moving_shapes", config_name="32px_16f", data_dir="", split="train", global_batch=8,
@@ -138,6 +142,9 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
     noising.check_prediction_type(d.prediction_type)
     if (None if d.snr_weighting == "none" else d.snr_weighting) not in losses.SNR_WEIGHTINGS:
         raise ValueError(f"config.diffusion.snr_weighting must be 'none' or 'min_snr', got {d.snr_weighting!r}")
+    if d.variance_type not in losses.VARIANCE_TYPES:
+        raise ValueError(f"config.diffusion.variance_type must be one of {losses.VARIANCE_TYPES}, "
+                         f"got {d.variance_type!r}")
     if not 0.0 <= d.cond_drop_prob < 1.0:
         raise ValueError(f"config.diffusion.cond_drop_prob must be in [0, 1), got {d.cond_drop_prob}")
     if config.sample.sampler not in samplers.SAMPLERS:
@@ -148,6 +155,9 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
     if config.data.get("style", "none") not in STYLES:
         raise ValueError(f"config.data.style must be one of {STYLES}, got {config.data.get('style')!r}")
     model = model_config(config.to_dict())
+    if d.variance_type == "learned_range" and model.stunet.unet.out_channels != 2 * model.sample_channels:
+        raise ValueError(f"config.diffusion.variance_type='learned_range' needs model.unet.out_channels = "
+                         f"{2 * model.sample_channels} (prediction + variance), got {model.stunet.unet.out_channels}")
     if model.conditioning == "low_res":
         s = config.ssr
         num_timesteps = schedules.get_schedule(d.schedule).num_train_timesteps

@@ -119,7 +119,10 @@ class Generator:
             s["sampler"], self.sched, int(s["num_steps"]), timestep_spacing=s["timestep_spacing"],
             prediction_type=self.config["diffusion"]["prediction_type"], eta=float(s["eta"]),
             thresholding=bool(s["thresholding"]), dynamic_thresholding_ratio=float(s["dynamic_thresholding_ratio"]),
-            sample_max_value=float(s["sample_max_value"]))
+            sample_max_value=float(s["sample_max_value"]),
+            # a learned-range model's variance is used by DDPM; the other samplers ignore it
+            variance_type=self.config["diffusion"].get("variance_type", "fixed_small")
+            if s["sampler"] == "ddpm" else "fixed_small")
 
     def ssr_settings(self, **overrides) -> dict[str, Any]:
         """Super-resolution settings: the run config's `ssr` section, then `overrides`."""

@@ -12,7 +12,10 @@ with diffusers to float32 rounding. Diffusers' quirks are kept on purpose, e.g. 
 timestep is always ``t - num_train_timesteps // num_steps`` whatever the spacing, and DDPM adds
 noise whenever the current timestep is > 0 (also at the last step of a ``trailing`` schedule).
 Model outputs with 2*C channels (learned-variance head) are reduced to their first C channels;
-the learned-range DDPM variance is not implemented yet (the variance half is ignored).
+DDPM with ``variance_type="learned_range"`` (DeepFloyd IF) uses the other C channels v as
+diffusers' ``DDPMScheduler`` does: log-variance = frac * log(beta_t) + (1 - frac) * log(beta~_t),
+frac = (v + 1) / 2, with beta_t = 1 - alpha_bar_t / alpha_bar_prev of the sampling step and
+beta~_t the posterior variance (clamped at 1e-20); the other samplers ignore the variance half.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from lumiere_jax.diffusion import thresholding as thresholding_lib
 from lumiere_jax.diffusion.schedules import Schedule
 
 SAMPLERS = ("ddim", "dpmpp_2m", "ddpm")
+VARIANCE_TYPES = ("fixed_small", "learned_range")
 FINAL_SIGMAS_TYPES = ("zero", "sigma_min")
 
 ModelFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -49,6 +53,7 @@ class Sampler:
     sample_max_value: float = struct.field(pytree_node=False)
     clip_sample: bool = struct.field(pytree_node=False)
     clip_sample_range: float = struct.field(pytree_node=False)
+    variance_type: str = struct.field(pytree_node=False, default="fixed_small")
 
     @property
     def num_steps(self) -> int:
@@ -71,6 +76,13 @@ class Sampler:
             raise ValueError(f"sampler {self.name!r} (eta={self.eta}) needs a noise array")
         c = {k: v[i] for k, v in self.coefs.items()}
         out = noising.split_learned_variance(model_output, x)
+        if self.variance_type == "learned_range":
+            if model_output.shape[-1] != 2 * x.shape[-1]:
+                raise ValueError(f"variance_type='learned_range' needs a model output with 2 * {x.shape[-1]} "
+                                 f"channels (epsilon + variance), got {model_output.shape[-1]}")
+            frac = (model_output[..., x.shape[-1]:] + 1) / 2
+            log_var = frac * c["max_log"] + (1 - frac) * c["min_log"]
+            c["std"] = jnp.where(c["noise_on"] > 0, jnp.exp(0.5 * log_var), 0.0)
         x0 = noising.x0_from_output(out, x, c["alpha"], c["sigma"], self.prediction_type)
         x0 = self._clamp(x0)
         if self.name == "ddim":
@@ -140,7 +152,8 @@ def _ddpm_coefs(ac: np.ndarray, ts: np.ndarray) -> dict[str, np.ndarray]:
     std = np.where(ts > 0, _sqrt(variance), _F32(0)).astype(_F32)
     return dict(alpha=_sqrt(a_t), sigma=_sqrt(beta_t),
                 x0_coef=(_sqrt(a_prev) * cur_beta) / beta_t,
-                x_coef=_sqrt(cur_alpha) * beta_prev / beta_t, std=std)
+                x_coef=_sqrt(cur_alpha) * beta_prev / beta_t, std=std,
+                min_log=_log(variance), max_log=_log(cur_beta), noise_on=(ts > 0).astype(_F32))
 
 
 def _dpm_coefs(ac: np.ndarray, ts: np.ndarray, lower_order_final: bool,
@@ -183,11 +196,13 @@ def get_sampler(
     steps_offset: int = 0,
     lower_order_final: bool = True,
     final_sigmas_type: str = "zero",
+    variance_type: str = "fixed_small",
 ) -> Sampler:
     """Builds the step object of sampler ``name`` (``ddim``, ``dpmpp_2m`` or ``ddpm``).
 
     Options carry diffusers' names and meanings. ``eta`` and ``set_alpha_to_one`` are DDIM only;
-    ``lower_order_final`` and ``final_sigmas_type`` are DPM-Solver++ only; DPM-Solver++ has no
+    ``lower_order_final`` and ``final_sigmas_type`` are DPM-Solver++ only; ``variance_type``
+    ``"learned_range"`` is DDPM only (the model outputs 2*C channels); DPM-Solver++ has no
     ``clip_sample``. Note that diffusers' DDIM/DDPM default ``clip_sample=True`` (and DDIM
     ``set_alpha_to_one=True``) while here both default to False.
     """
@@ -196,6 +211,10 @@ def get_sampler(
     noising.check_prediction_type(prediction_type)
     if eta < 0 or (eta != 0 and name != "ddim"):
         raise ValueError(f"eta must be >= 0 and is only used by 'ddim'; got eta={eta} for {name!r}")
+    if variance_type not in VARIANCE_TYPES:
+        raise ValueError(f"Unknown variance_type {variance_type!r}; valid: {', '.join(VARIANCE_TYPES)}")
+    if variance_type == "learned_range" and name != "ddpm":
+        raise ValueError(f"variance_type='learned_range' is only used by 'ddpm', not {name!r}")
     if set_alpha_to_one and name != "ddim":
         raise ValueError("set_alpha_to_one is only used by 'ddim'")
     if clip_sample and name == "dpmpp_2m":
@@ -225,6 +244,7 @@ def get_sampler(
         sample_max_value=sample_max_value,
         clip_sample=clip_sample,
         clip_sample_range=clip_sample_range,
+        variance_type=variance_type,
     )
 
 

@@ -49,6 +49,7 @@ class SpatialAttention(nn.Module):
     text_norm: str | None = "group_norm"       # "group_norm" | "layer_norm" | None
     only_cross_attention: bool = False
     rescale_output_factor: float = 1.0
+    text_norm_groups: int | None = None        # None: norm_groups
     attention_impl: str = "xla"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
@@ -69,8 +70,8 @@ class SpatialAttention(nn.Module):
         ks, vs, masks = [], [], []
         if text is not None:
             if self.text_norm == "group_norm":
-                text = layers.GroupNorm(self.norm_groups, num_reduce_axes=1, name="norm_text", **kw)(
-                    text, text_mask)
+                groups = self.text_norm_groups or self.norm_groups
+                text = layers.GroupNorm(groups, num_reduce_axes=1, name="norm_text", **kw)(text, text_mask)
             elif self.text_norm == "layer_norm":
                 text = layers.LayerNorm(name="norm_text", **kw)(text)
             elif self.text_norm is not None:

@@ -91,9 +91,9 @@ def hook_plan(cfg: STUNetConfig) -> dict[str, str]:
     plan = {}
     for level in range(u.num_levels):
         kind = "attention" if level == last else "conv"
-        for i in range(u.num_res_blocks):
+        for i in range(u.res_blocks(level)):
             plan[f"down_{level}_{i}"] = kind
-        for i in range(u.num_res_blocks + 1):
+        for i in range(u.res_blocks(level) + 1):
             plan[f"up_{level}_{i}"] = kind
     plan["mid_0"] = plan["mid_1"] = "attention"
     for j in range(cfg.temporal_downsamples):

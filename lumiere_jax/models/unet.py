@@ -45,7 +45,8 @@ class UNetConfig:
     out_channels: int = 3                      # 6 = epsilon + learned variance
     base_channels: int = 64                    # [block_out_channels[0]]
     channel_mult: tuple[int, ...] = (1, 2, 4)  # block_out_channels = base * mult
-    num_res_blocks: int = 2                    # [layers_per_block]
+    num_res_blocks: int = 2                    # [layers_per_block] (an int)
+    layers_per_level: tuple[int, ...] = ()     # per-level counts [layers_per_block as a list, IF-II]; () = num_res_blocks
     attention_resolutions: tuple[int, ...] = (4,)  # down-sampling factors (2**level) with attention
     mid_attention: bool = True
     head_dim: int = 32                         # [attention_head_dim]
@@ -57,6 +58,10 @@ class UNetConfig:
     text_pool_heads: int = 4                   # [addition_embed_type_num_heads]
     text_pool_use_mask: bool = True            # IF pools over all tokens (False)
     text_norm: Optional[str] = "group_norm"    # norm on text before added K/V [cross_attention_norm]
+    text_norm_groups: Optional[int] = None     # its groups [cross_attention_norm_num_groups: 32]; None = norm_groups
+    # False: the U-Net ignores text_mask in attention and the text GroupNorm (IF: its pipelines pass
+    # no encoder_attention_mask, padding tokens are attended to like the others).
+    use_text_mask: bool = True
     # Noise-augmentation level of a super-resolution model's low-resolution input, embedded
     # like the timestep and added to it [class_embed_type="timestep"]; the call then takes aug_level.
     aug_embedding: bool = False
@@ -72,6 +77,7 @@ class UNetConfig:
     time_scale_shift: bool = True              # [resnet_time_scale_shift="scale_shift"]
     skip_time_act: bool = False                # [resnet_skip_time_act]
     resnet_output_scale: float = 1.0           # [resnet_out_scale_factor]
+    mid_block_scale: float = 1.0               # the mid block's resnets' output scale [mid_block_scale_factor]
     resample: str = "conv"                     # "conv" (strided conv / nearest+conv) | "resnet" [Resnet{Down,Up}sample]
     # Numerics and kernels.
     attention_impl: str = "xla"
@@ -87,6 +93,11 @@ class UNetConfig:
             raise ValueError(f"text_pooling must be 'mean', 'attention' or 'none', got {self.text_pooling!r}")
         if self.attention_impl not in ATTENTION_IMPLS:
             raise ValueError(f"attention_impl must be one of {ATTENTION_IMPLS}, got {self.attention_impl!r}")
+        if self.layers_per_level and len(self.layers_per_level) != self.num_levels:
+            raise ValueError(f"layers_per_level={self.layers_per_level} must name one count per level "
+                             f"({self.num_levels} levels)")
+        if any(n < 1 for n in self.layers_per_level) or self.num_res_blocks < 1:
+            raise ValueError("every level needs at least one resnet layer")
         for c in self.channels:
             if c % self.norm_groups:
                 raise ValueError(f"level width {c} not divisible by norm_groups={self.norm_groups}")
@@ -109,6 +120,10 @@ class UNetConfig:
     @property
     def temb_dim(self) -> int:
         return self.time_embed_dim or 4 * self.base_channels
+
+    def res_blocks(self, level: int) -> int:
+        """Resnet layers of encoder level `level` (its decoder level has one more)."""
+        return self.layers_per_level[level] if self.layers_per_level else self.num_res_blocks
 
     def has_attention(self, level: int) -> bool:
         return 2 ** level in self.attention_resolutions
@@ -190,22 +205,23 @@ class UNet(nn.Module):
         if cfg.time_embed_act is not None:
             emb = layers.activation(cfg.time_embed_act)(emb)
 
-        res = lambda ch, name, resample=None: ResnetBlock(
+        res = lambda ch, name, resample=None, scale=cfg.resnet_output_scale: ResnetBlock(
             ch, cfg.norm_groups, cfg.norm_eps, cfg.act, cfg.time_scale_shift, cfg.skip_time_act,
-            cfg.resnet_output_scale, cfg.dropout, resample, name=name, **kw)
+            scale, cfg.dropout, resample, name=name, **kw)
         attn = lambda name: SpatialAttention(
             cfg.head_dim, cfg.norm_groups, cfg.text_norm, cfg.only_cross_attention,
-            attention_impl=cfg.attention_impl, name=name, **kw)
+            text_norm_groups=cfg.text_norm_groups, attention_impl=cfg.attention_impl, name=name, **kw)
+        attn_mask = text_mask if cfg.use_text_mask else None
         det = not train
 
         h = layers.conv(cfg.base_channels, (3, 3), name="conv_in", **kw)(x)
         skips = [h]
         last = cfg.num_levels - 1
         for level, ch in enumerate(cfg.channels):
-            for i in range(cfg.num_res_blocks):
+            for i in range(cfg.res_blocks(level)):
                 h = res(ch, f"down_{level}_res_{i}")(h, emb, deterministic=det)
                 if cfg.has_attention(level):
-                    h = attn(f"down_{level}_attn_{i}")(h, text_h, text_mask)
+                    h = attn(f"down_{level}_attn_{i}")(h, text_h, attn_mask)
                 h = hook(f"down_{level}_{i}", h)
                 skips.append(h)
             if level != last:
@@ -216,20 +232,21 @@ class UNet(nn.Module):
                 h = hook(f"tdown_{level}", h)
                 skips.append(h)
 
-        h = res(cfg.channels[-1], "mid_res_0")(h, emb, deterministic=det)
+        mid_scale = cfg.mid_block_scale
+        h = res(cfg.channels[-1], "mid_res_0", scale=mid_scale)(h, emb, deterministic=det)
         if cfg.mid_attention:
-            h = attn("mid_attn")(h, text_h, text_mask)
+            h = attn("mid_attn")(h, text_h, attn_mask)
         h = hook("mid_0", h)
-        h = res(cfg.channels[-1], "mid_res_1")(h, emb, deterministic=det)
+        h = res(cfg.channels[-1], "mid_res_1", scale=mid_scale)(h, emb, deterministic=det)
         h = hook("mid_1", h)
 
         for level in reversed(range(cfg.num_levels)):
             ch = cfg.channels[level]
-            for i in range(cfg.num_res_blocks + 1):
+            for i in range(cfg.res_blocks(level) + 1):
                 h = jnp.concatenate([h, skips.pop()], axis=-1)
                 h = res(ch, f"up_{level}_res_{i}")(h, emb, deterministic=det)
                 if cfg.has_attention(level):
-                    h = attn(f"up_{level}_attn_{i}")(h, text_h, text_mask)
+                    h = attn(f"up_{level}_attn_{i}")(h, text_h, attn_mask)
                 h = hook(f"up_{level}_{i}", h)
             if level != 0:
                 if cfg.resample == "resnet":

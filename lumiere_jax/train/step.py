@@ -47,7 +47,9 @@ def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any]
     weighting = diffusion["snr_weighting"]
     return losses.diffusion_loss(out, x0, noise, t, sched, diffusion["prediction_type"],
                                  None if weighting in (None, "none") else weighting,
-                                 float(diffusion["snr_gamma"]))
+                                 float(diffusion["snr_gamma"]),
+                                 variance_type=diffusion.get("variance_type", "fixed_small"),
+                                 vlb_weight=float(diffusion.get("vlb_weight", losses.VLB_WEIGHT)))
 
 
 def ema_decay_at(step: jax.Array, ema_decay: float) -> jax.Array:

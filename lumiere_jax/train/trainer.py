@@ -105,7 +105,9 @@ def same_model(stored: dict, current: dict) -> bool:
 
 def _check_resume_config(stored: dict, current: dict) -> None:
     same = {"stage": stored.get("stage") == current["stage"],
-            "diffusion": stored.get("diffusion") == current["diffusion"],
+            # diffusion keys added later (e.g. variance_type) take their defaults in older checkpoints
+            "diffusion": {**config_lib.default_config().diffusion.to_dict(), **stored.get("diffusion", {})}
+            == {**config_lib.default_config().diffusion.to_dict(), **current["diffusion"]},
             "model": same_model(stored, current)}
     for section, ok in same.items():
         if not ok:

@@ -74,6 +74,9 @@ def test_config_validation():
         UNetConfig(resample="pixelshuffle")
     with pytest.raises(ValueError, match="unknown activation"):
         UNetConfig(act="tanhshrink")
+    with pytest.raises(ValueError, match=r"layers_per_level=\(1, 2\) must name one count per level \(3 levels\)"):
+        UNetConfig(layers_per_level=(1, 2))
+    assert [UNetConfig(layers_per_level=(1, 2, 3)).res_blocks(lv) for lv in range(3)] == [1, 2, 3]
 
 
 def test_sinusoidal_embedding_convention():
