@@ -113,13 +113,18 @@ class DiffusionModelConfig:
         source = model.pop("text_source", "encoder")
         if source not in ("encoder", "precomputed"):
             raise ValueError(f"model.text_source must be 'encoder' or 'precomputed', got {source!r}")
+        unet["remat"] = model.pop("remat", unet.get("remat", "none"))
+        # The text encoder computes in the denoiser's dtype unless its section says otherwise.
+        for key in ("dtype", "param_dtype"):
+            if key in unet:
+                text.setdefault(key, unet[key])
         stunet = STUNetConfig.from_dict({"unet": unet, **temporal})
         text_cfg = _from_mapping(TextEncoderConfig, text, "text_encoder") if source == "encoder" else None
         allowed = {"null_text", "num_frames", "resolution", "conditioning", "low_resolution"}
         unknown = sorted(set(model) - allowed)
         if unknown:
             raise ValueError(f"unknown model keys {unknown}; valid keys: "
-                             f"{sorted(allowed | {'unet', 'temporal', 'text_source', 'text_encoder'})}")
+                             f"{sorted(allowed | {'unet', 'temporal', 'text_source', 'text_encoder', 'remat'})}")
         if source == "precomputed":
             model["precomputed_text_length"] = int(text.get("max_length", 77))
         return cls(kind=kind, stunet=stunet, text_encoder=text_cfg, **model)

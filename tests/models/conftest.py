@@ -72,3 +72,40 @@ def models(request) -> Models:
 @pytest.fixture(scope="session")
 def imagen_models() -> Models:
     return build_models("imagen")
+
+
+# The smallest STUNet with every kind of block (conv inflation at level 0; spatial + text attention,
+# temporal attention at level 1; one temporal down/up-sampling): for tests that compile gradients.
+MICRO = STUNetConfig(
+    unet=UNetConfig(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2,),
+                    head_dim=8, norm_groups=4, text_dim=8),
+    num_temporal_downsamples=1, temporal_head_dim=8)
+
+
+@dataclasses.dataclass
+class Micro:
+    cfg: STUNetConfig
+    params: dict
+    inputs: tuple          # (x [2, 4, 8, 8, 3], t, text [2, 5, 8], text_mask with one padded example)
+
+
+@pytest.fixture(scope="session")
+def micro() -> Micro:
+    k = jax.random.split(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(k[0], (2, 4, 8, 8, 3))
+    t = jnp.array([3, 700])
+    text = jax.random.normal(k[1], (2, 5, 8))
+    mask = jnp.arange(5)[None] < jnp.array([[2], [5]])
+
+    @jax.jit
+    def init(key):
+        params = nn.meta.unbox(STUNet(MICRO).init(jax.random.PRNGKey(1), x, t, text, mask))["params"]
+        # Temporal output projections start at zero (identity at init): perturb them so gradients
+        # reach every temporal parameter.
+        leaves, tree = jax.tree_util.tree_flatten(params["temporal"])
+        keys = jax.random.split(key, len(leaves))
+        params["temporal"] = jax.tree_util.tree_unflatten(
+            tree, [p + 0.05 * jax.random.normal(kk, p.shape) for p, kk in zip(leaves, keys)])
+        return params
+
+    return Micro(MICRO, init(k[2]), (x, t, text, mask))
