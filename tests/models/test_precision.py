@@ -55,10 +55,8 @@ def test_bf16_stunet_keeps_fp32_params_and_computes_norms_softmax_in_fp32(micro)
     loss = lambda p: jnp.mean(STUNet(cfg16).apply({"params": p}, *micro.inputs) ** 2)
     grads = jax.eval_shape(jax.grad(loss), micro.params)
     assert {g.dtype for g in jax.tree_util.tree_leaves(grads)} == {jnp.dtype(jnp.float32)}
-    for impl in ("xla", "reference"):
-        c = dataclasses.replace(cfg16, unet=dataclasses.replace(cfg16.unet, attention_impl=impl))
-        jaxpr = jax.make_jaxpr(lambda p: STUNet(c).apply({"params": p}, *micro.inputs))(micro.params)
-        check_fp32_numerics(jaxpr.jaxpr)
+    jaxpr = jax.make_jaxpr(lambda p: STUNet(cfg16).apply({"params": p}, *micro.inputs))(micro.params)
+    check_fp32_numerics(jaxpr.jaxpr)      # (the text encoder's test covers the "reference" kernel)
     # The bf16 model computes what the float32 one does, to bf16 accuracy.
     out32 = jax.jit(lambda p: STUNet(micro.cfg).apply({"params": p}, *micro.inputs))(micro.params)
     out16 = jax.jit(lambda p: STUNet(cfg16).apply({"params": p}, *micro.inputs))(micro.params)
