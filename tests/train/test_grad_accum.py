@@ -39,8 +39,9 @@ def test_accumulated_gradient_is_the_mean_micro_batch_gradient():
     np.testing.assert_allclose(float(loss), np.mean([float(l) for l, _ in per_micro]), rtol=1e-5)
     mean_grads = jax.tree_util.tree_map(lambda *g: sum(g) / k, *[g for _, g in per_micro])
     flat = jax.tree_util.tree_leaves_with_path(mean_grads)
+    scale = max(float(jnp.abs(g).max()) for _, g in flat)     # float rounding relative to the largest gradient
     for (path, want), got in zip(flat, jax.tree_util.tree_leaves(grads)):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-8, err_msg=jax.tree_util.keystr(path))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * scale, err_msg=jax.tree_util.keystr(path))
     assert float(optax.tree.norm(mean_grads)) > 0
     # The micro-batches draw different randomness (so k micro-batches are not k copies of one).
     assert float(jnp.abs(per_micro[0][0] - per_micro[1][0])) > 0
