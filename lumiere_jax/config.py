@@ -57,7 +57,10 @@ def default_config() -> ml_collections.ConfigDict:
     # optional ones as typed placeholders.
     c.model.unet = _dataclass_section(UNetConfig(
         base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(2, 4),
-        head_dim=16, norm_groups=8, text_dim=64))
+        head_dim=16, norm_groups=8, text_dim=64), exclude=("remat",))
+    # Rematerialisation policy of the denoiser's blocks (lumiere_jax/models/remat.py): none | full |
+    # dots_saveable | dots_with_no_batch_dims_saveable | dots_and_convs_saveable | everything_saveable.
+    c.model.remat = "none"
     c.model.temporal = _dataclass_section(STUNetConfig(
         num_temporal_downsamples=2, temporal_head_dim=16), exclude=("unet",))
     c.model.text_source = "encoder"       # encoder | t5 | precomputed (embeddings stored with the data)
@@ -120,6 +123,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict(dict(
         num_steps=1000, seed=0, log_every=50, checkpoint_every=250, keep_checkpoints=3, sample_every=0,
         init_from="", train_spatial=False,
+        grad_accum_steps=1,   # > 1: the global batch is split into this many micro-batches, gradients averaged
         trainable=(),         # regexes over parameter paths ("denoiser/temporal/.*"): what trains; () = stage default
         ema_decay=0.999, async_checkpoints=True, progress=True))
 
@@ -151,6 +155,10 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
         raise ValueError(f"config.sample.sampler must be one of {samplers.SAMPLERS}, got {config.sample.sampler!r}")
     if config.data.global_batch <= 0:
         raise ValueError(f"config.data.global_batch must be positive, got {config.data.global_batch}")
+    accum = config.train.get("grad_accum_steps", 1)
+    if accum < 1 or config.data.global_batch % accum:
+        raise ValueError(f"config.train.grad_accum_steps={accum} must be >= 1 and divide "
+                         f"config.data.global_batch={config.data.global_batch}")
     from lumiere_jax.data.styles import STYLES
     if config.data.get("style", "none") not in STYLES:
         raise ValueError(f"config.data.style must be one of {STYLES}, got {config.data.get('style')!r}")

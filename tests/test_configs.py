@@ -13,7 +13,7 @@ from tests.train.conftest import ROOT, load_config
 
 ARGS = {"tiny.py": ("t2i", "video", "ssr_image", "ssr", "conditional"),
         "moving_shapes.py": ("t2i", "video", "ssr_image", "ssr", "cascade", "conditional", "style"),
-        "ssr.py": ("ssr_image", "ssr", "cascade")}
+        "ssr.py": ("ssr_image", "ssr", "cascade"), "bench_gpu.py": ("h100", "cpu")}
 CONFIGS = [(os.path.basename(p)[:-3], arg) for p in sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
            for arg in ARGS.get(os.path.basename(p), ("",))]
 

@@ -120,6 +120,11 @@ class DiffusionModelConfig:
         source = model.pop("text_source", "encoder")
         if source not in TEXT_SOURCES:
             raise ValueError(f"model.text_source must be one of {TEXT_SOURCES}, got {source!r}")
+        unet["remat"] = model.pop("remat", unet.get("remat", "none"))
+        # The text encoder computes in the denoiser's dtype unless its section says otherwise.
+        for key in ("dtype", "param_dtype"):
+            if key in unet:
+                text.setdefault(key, unet[key])
         stunet = STUNetConfig.from_dict({"unet": unet, **temporal})
         text_cfg = None
         if source == "encoder":
@@ -130,7 +135,7 @@ class DiffusionModelConfig:
         unknown = sorted(set(model) - allowed)
         if unknown:
             raise ValueError(f"unknown model keys {unknown}; valid keys: "
-                             f"{sorted(allowed | {'unet', 'temporal', 'text_source', 'text_encoder', 't5'})}")
+                             f"{sorted(allowed | {'unet', 'temporal', 'text_source', 'text_encoder', 't5', 'remat'})}")
         if source == "precomputed":
             model["precomputed_text_length"] = int(text.get("max_length", 77))
         return cls(kind=kind, stunet=stunet, text_encoder=text_cfg, **model)

@@ -47,7 +47,7 @@ class ResnetBlock(nn.Module):
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, emb: jax.Array, *, deterministic: bool = True) -> jax.Array:
+    def __call__(self, x: jax.Array, emb: jax.Array, deterministic: bool = True) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         act = layers.activation(self.act)
         norm = lambda name: layers.GroupNorm(self.norm_groups, self.norm_eps, name=name, **kw)

@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lumiere_jax.models import remat as remat_lib
 from lumiere_jax.models import temporal as tmp
 from lumiere_jax.models.unet import UNet, UNetConfig, check_image_size, to_dtype
 
@@ -108,11 +109,13 @@ class TemporalLayers(nn.Module):
     def setup(self):
         cfg, u = self.config, self.config.unet
         kw = dict(dtype=to_dtype(u.dtype), param_dtype=to_dtype(u.param_dtype))
+        conv_block = remat_lib.wrap(tmp.ConvInflationBlock, u.remat)
         make = {
-            "conv": lambda: tmp.ConvInflationBlock(u.norm_groups, cfg.temporal_kernel_size, u.act, **kw),
+            "conv": lambda: conv_block(u.norm_groups, cfg.temporal_kernel_size, u.act, **kw),
             "attention": lambda: tmp.TemporalAttentionStack(
                 cfg.temporal_attention_depth, cfg.temporal_head_dim, cfg.temporal_position_encoding,
-                cfg.temporal_max_frames, cfg.temporal_mlp_ratio, u.attention_impl, **kw),
+                cfg.temporal_max_frames, cfg.temporal_mlp_ratio, u.attention_impl,
+                attention_min_length=u.attention_min_length, remat=u.remat, **kw),
             "down": lambda: tmp.TemporalDownsample(cfg.temporal_kernel_size, **kw),
             "up": lambda: tmp.TemporalUpsample(cfg.temporal_kernel_size, **kw),
         }

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from lumiere_jax.models.stunet import SPATIAL, TEMPORAL
 
 # UNetConfig fields that do not change the parameter tree (numerics, training regularisation).
-NON_ARCHITECTURE_FIELDS = ("dropout", "attention_impl", "dtype", "param_dtype")
+NON_ARCHITECTURE_FIELDS = ("dropout", "attention_impl", "attention_min_length", "dtype", "param_dtype", "remat")
 _CONV_IN_KERNEL = ("conv_in", "kernel")
 
 

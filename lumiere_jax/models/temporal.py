@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from lumiere_jax import axes
 from lumiere_jax.models import layers
+from lumiere_jax.models import remat as remat_lib
 from lumiere_jax.models.attention import dot_product_attention
 
 Dtype = Any
@@ -82,6 +83,7 @@ class TemporalAttentionBlock(nn.Module):
     attention_impl: str = "xla"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    attention_min_length: int = 0
 
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:
@@ -109,7 +111,8 @@ class TemporalAttentionBlock(nn.Module):
         q, k, v = (split(layers.dense(c, name=nm, **kw)(y)) for nm in ("to_q", "to_k", "to_v"))
         if self.position_encoding == "rope":
             q, k = rope(q, pos), rope(k, pos)
-        o = dot_product_attention(q, k, v, impl=self.attention_impl).reshape(x.shape)
+        o = dot_product_attention(q, k, v, impl=self.attention_impl, min_length=self.attention_min_length)
+        o = o.reshape(x.shape)
         x = x + layers.dense(c, name="proj_out", kernel_init=layers.zeros, **kw)(o)
         y = layers.LayerNorm(name="norm_mlp", **kw)(x)
         y = layers.dense(self.mlp_ratio * c, name="mlp_in", axis_names=(axes.IN, axes.MLP), **kw)(y)
@@ -130,12 +133,15 @@ class TemporalAttentionStack(nn.Module):
     attention_impl: str = "xla"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    attention_min_length: int = 0
+    remat: str = "none"                    # policy of models/remat.py, applied per block
 
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:
+        block = remat_lib.wrap(TemporalAttentionBlock, self.remat)
         for i in range(self.depth):
-            h = TemporalAttentionBlock(self.head_dim, self.position_encoding, self.max_frames, self.mlp_ratio,
-                                       self.attention_impl, self.dtype, self.param_dtype, name=f"layer_{i}")(h)
+            h = block(self.head_dim, self.position_encoding, self.max_frames, self.mlp_ratio, self.attention_impl,
+                      self.dtype, self.param_dtype, self.attention_min_length, name=f"layer_{i}")(h)
         return h
 
 

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from lumiere_jax import axes
 from lumiere_jax.models import layers
+from lumiere_jax.models import remat as remat_lib
 from lumiere_jax.models.attention import ATTENTION_IMPLS, AttentionPooling, SpatialAttention
 from lumiere_jax.models.resnet import ConvDownsample, ConvUpsample, ResnetBlock
 
@@ -79,10 +80,13 @@ class UNetConfig:
     resnet_output_scale: float = 1.0           # [resnet_out_scale_factor]
     mid_block_scale: float = 1.0               # the mid block's resnets' output scale [mid_block_scale_factor]
     resample: str = "conv"                     # "conv" (strided conv / nearest+conv) | "resnet" [Resnet{Down,Up}sample]
-    # Numerics and kernels.
-    attention_impl: str = "xla"
+    # Numerics and kernels (dtype: compute; param_dtype: parameters. Norms and softmax always run in
+    # float32). Fields with compare=False do not change the network: a checkpoint resumes under any value.
+    attention_impl: str = "xla"                # models/attention.py: auto | xla | cudnn | pallas_tpu | reference
+    attention_min_length: int = dataclasses.field(default=128, compare=False)   # shorter: xla (attention.py)
     dtype: str = "float32"
     param_dtype: str = "float32"
+    remat: str = dataclasses.field(default="none", compare=False)   # models/remat.py; set as config.model.remat
 
     def __post_init__(self):
         if not self.channel_mult:
@@ -103,6 +107,9 @@ class UNetConfig:
                 raise ValueError(f"level width {c} not divisible by norm_groups={self.norm_groups}")
         to_dtype(self.dtype), to_dtype(self.param_dtype)
         layers.activation(self.act)
+        remat_lib.check_policy(self.remat)
+        if self.attention_min_length < 0:
+            raise ValueError(f"attention_min_length must be >= 0, got {self.attention_min_length}")
 
     @property
     def channels(self) -> tuple[int, ...]:
@@ -205,12 +212,16 @@ class UNet(nn.Module):
         if cfg.time_embed_act is not None:
             emb = layers.activation(cfg.time_embed_act)(emb)
 
-        res = lambda ch, name, resample=None, scale=cfg.resnet_output_scale: ResnetBlock(
+        # Blocks rematerialised under config.remat (`deterministic` is passed positionally: static).
+        resnet_cls = remat_lib.wrap(ResnetBlock, cfg.remat, static_argnums=(3,))
+        attn_cls = remat_lib.wrap(SpatialAttention, cfg.remat)
+        res = lambda ch, name, resample=None, scale=cfg.resnet_output_scale: resnet_cls(
             ch, cfg.norm_groups, cfg.norm_eps, cfg.act, cfg.time_scale_shift, cfg.skip_time_act,
             scale, cfg.dropout, resample, name=name, **kw)
-        attn = lambda name: SpatialAttention(
+        attn = lambda name: attn_cls(
             cfg.head_dim, cfg.norm_groups, cfg.text_norm, cfg.only_cross_attention,
-            text_norm_groups=cfg.text_norm_groups, attention_impl=cfg.attention_impl, name=name, **kw)
+            text_norm_groups=cfg.text_norm_groups, attention_impl=cfg.attention_impl,
+            attention_min_length=cfg.attention_min_length, name=name, **kw)
         attn_mask = text_mask if cfg.use_text_mask else None
         det = not train
 
@@ -219,38 +230,38 @@ class UNet(nn.Module):
         last = cfg.num_levels - 1
         for level, ch in enumerate(cfg.channels):
             for i in range(cfg.res_blocks(level)):
-                h = res(ch, f"down_{level}_res_{i}")(h, emb, deterministic=det)
+                h = res(ch, f"down_{level}_res_{i}")(h, emb, det)
                 if cfg.has_attention(level):
                     h = attn(f"down_{level}_attn_{i}")(h, text_h, attn_mask)
                 h = hook(f"down_{level}_{i}", h)
                 skips.append(h)
             if level != last:
                 if cfg.resample == "resnet":
-                    h = res(ch, f"down_{level}_downsample", "down")(h, emb, deterministic=det)
+                    h = res(ch, f"down_{level}_downsample", "down")(h, emb, det)
                 else:
                     h = ConvDownsample(ch, name=f"down_{level}_downsample", **kw)(h)
                 h = hook(f"tdown_{level}", h)
                 skips.append(h)
 
         mid_scale = cfg.mid_block_scale
-        h = res(cfg.channels[-1], "mid_res_0", scale=mid_scale)(h, emb, deterministic=det)
+        h = res(cfg.channels[-1], "mid_res_0", scale=mid_scale)(h, emb, det)
         if cfg.mid_attention:
             h = attn("mid_attn")(h, text_h, attn_mask)
         h = hook("mid_0", h)
-        h = res(cfg.channels[-1], "mid_res_1", scale=mid_scale)(h, emb, deterministic=det)
+        h = res(cfg.channels[-1], "mid_res_1", scale=mid_scale)(h, emb, det)
         h = hook("mid_1", h)
 
         for level in reversed(range(cfg.num_levels)):
             ch = cfg.channels[level]
             for i in range(cfg.res_blocks(level) + 1):
                 h = jnp.concatenate([h, skips.pop()], axis=-1)
-                h = res(ch, f"up_{level}_res_{i}")(h, emb, deterministic=det)
+                h = res(ch, f"up_{level}_res_{i}")(h, emb, det)
                 if cfg.has_attention(level):
                     h = attn(f"up_{level}_attn_{i}")(h, text_h, attn_mask)
                 h = hook(f"up_{level}_{i}", h)
             if level != 0:
                 if cfg.resample == "resnet":
-                    h = res(ch, f"up_{level}_upsample", "up")(h, emb, deterministic=det)
+                    h = res(ch, f"up_{level}_upsample", "up")(h, emb, det)
                 else:
                     h = ConvUpsample(ch, name=f"up_{level}_upsample", **kw)(h)
                 h = hook(f"tup_{level - 1}", h)

@@ -59,21 +59,65 @@ def ema_decay_at(step: jax.Array, ema_decay: float) -> jax.Array:
     return jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
 
 
+def micro_batches(batch: Mapping[str, jax.Array], k: int) -> dict:
+    """[B, ...] -> [k, B/k, ...]: micro-batch i holds examples i, i + k, i + 2k, ... (strided, so a batch
+    sharded over devices along B keeps every micro-batch spread over all of them)."""
+    def split(x):
+        if x.shape[0] % k:
+            raise ValueError(f"grad_accum_steps={k} does not divide the batch size {x.shape[0]}")
+        return x.reshape((x.shape[0] // k, k) + x.shape[1:]).swapaxes(0, 1)
+    return {name: split(x) for name, x in batch.items()}
+
+
+def accumulated_value_and_grad(loss_of: Callable[[Any, Mapping[str, jax.Array], jax.Array], jax.Array],
+                               params: Any, batch: Mapping[str, jax.Array], rng: jax.Array, k: int,
+                               labels: Any) -> tuple[jax.Array, Any]:
+    """Mean loss and gradient over the `k` micro-batches of `micro_batches` (a `lax.scan`), micro-batch i
+    drawing its randomness from fold_in(rng, i); k = 1 is one value_and_grad of the whole batch with `rng`.
+    Only the leaves labelled "train" are accumulated; frozen leaves get zero gradients."""
+    grad_fn = jax.value_and_grad(loss_of)
+    if k == 1:
+        return grad_fn(params, batch, rng)
+    trains = jax.tree_util.tree_map(lambda l: l == "train", labels)
+    select = lambda g, t: g if t else jnp.zeros((), g.dtype)
+
+    def body(acc, inputs):
+        i, micro = inputs
+        loss, grads = grad_fn(params, micro, jax.random.fold_in(rng, i))
+        grads = jax.tree_util.tree_map(select, grads, trains)
+        return jax.tree_util.tree_map(jnp.add, acc, (loss, grads)), None
+
+    zero = (jnp.zeros((), jnp.float32),
+            jax.tree_util.tree_map(lambda p, t: select(jnp.zeros_like(p, jnp.float32), t), params, trains))
+    (loss, grads), _ = jax.lax.scan(body, zero, (jnp.arange(k), micro_batches(batch, k)))
+    grads = jax.tree_util.tree_map(lambda g, p, t: (g / k).astype(p.dtype) if t else jnp.zeros_like(p),
+                                   grads, params, trains)
+    return loss / k, grads
+
+
 def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any], tx,
                     lr_schedule: optax.Schedule, labels: Any, ema_decay: float,
                     seed: int, ssr: Mapping[str, Any] | None = None,
-                    mask_mixture: Mapping[str, float] | None = None) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
+                    mask_mixture: Mapping[str, float] | None = None,
+                    grad_accum_steps: int = 1) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
     """(state, batch) -> (state, metrics). The step's randomness is fold_in(seed, step).
+
+    With `grad_accum_steps` = k > 1 the batch is split into k micro-batches inside the step
+    (`accumulated_value_and_grad`) and their mean gradient makes one update.
 
     A non-finite loss or gradient norm leaves the state untouched except the step
     counter, and reports `finite = False`: the host stops the run there (before any
     checkpoint of a poisoned state can be written)."""
     base_key = jax.random.PRNGKey(seed)
+    if grad_accum_steps < 1:
+        raise ValueError(f"grad_accum_steps must be >= 1, got {grad_accum_steps}")
+
+    def loss_of(params, batch, rng):
+        return loss_fn(model, sched, diffusion, params, batch, rng, ssr, mask_mixture)
 
     def train_step(state: TrainState, batch: Mapping[str, jax.Array]):
         rng = jax.random.fold_in(base_key, state.step)
-        loss, grads = jax.value_and_grad(lambda p: loss_fn(model, sched, diffusion, p, batch, rng, ssr,
-                                                                  mask_mixture))(state.params)
+        loss, grads = accumulated_value_and_grad(loss_of, state.params, batch, rng, grad_accum_steps, labels)
         # Norm of what trains only (frozen gradients are then dead code XLA removes).
         trained = jax.tree_util.tree_map(lambda g, l: g if l == "train" else jnp.zeros((), g.dtype),
                                          grads, labels)

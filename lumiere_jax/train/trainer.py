@@ -146,7 +146,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
     train_step = jax.jit(step_lib.make_train_step(model, sched, config.diffusion, tx, lr_schedule, labels,
                                                   float(config.train.ema_decay), int(config.train.seed),
                                                   ssr=config.ssr.to_dict(),
-                                                  mask_mixture=config.conditional.mixture.to_dict()),
+                                                  mask_mixture=config.conditional.mixture.to_dict(),
+                                                  grad_accum_steps=int(config.train.get("grad_accum_steps", 1))),
                          donate_argnums=0)
     pipeline = sources.make_pipeline(config, model_cfg)
     writer = MetricWriter(workdir)

@@ -4,6 +4,7 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from lumiere_jax.models import STUNet, STUNetConfig, UNet, UNetConfig, inflate_params
@@ -72,3 +73,42 @@ def models(request) -> Models:
 @pytest.fixture(scope="session")
 def imagen_models() -> Models:
     return build_models("imagen")
+
+
+# The smallest STUNet with every kind of block (conv inflation at level 0; spatial + text attention,
+# temporal attention at level 1; one temporal down/up-sampling): for tests that compile gradients.
+MICRO = STUNetConfig(
+    unet=UNetConfig(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2,),
+                    head_dim=8, norm_groups=4, text_dim=8),
+    num_temporal_downsamples=1, temporal_head_dim=8)
+
+
+@dataclasses.dataclass
+class Micro:
+    cfg: STUNetConfig
+    params: dict
+    inputs: tuple          # (x [2, 4, 8, 8, 3], t, text [2, 5, 8], text_mask with one padded example)
+
+
+@pytest.fixture(scope="session")
+def micro() -> Micro:
+    k = jax.random.split(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(k[0], (2, 4, 8, 8, 3))
+    t = jnp.array([3, 700])
+    text = jax.random.normal(k[1], (2, 5, 8))
+    mask = jnp.arange(5)[None] < jnp.array([[2], [5]])
+
+    # Random parameters of the right tree, without compiling `init`: kernels ~ N(0, 1/fan_in), norm
+    # scales ~ 1 + N(0, 0.1^2), biases and embeddings ~ N(0, 0.1^2). (The zero-initialised temporal
+    # projections of `init` would stop gradients reaching most temporal parameters.)
+    abstract = nn.meta.unbox(jax.eval_shape(STUNet(MICRO).init, jax.random.PRNGKey(1), x, t, text, mask))["params"]
+    rng = np.random.default_rng(0)
+
+    def leaf(path, a):
+        name = str(getattr(path[-1], "key", path[-1]))
+        if name == "kernel":
+            return rng.normal(0, np.prod(a.shape[:-1]) ** -0.5, a.shape).astype(np.float32)
+        return (float(name == "scale") + rng.normal(0, 0.1, a.shape)).astype(np.float32)
+
+    params = jax.tree_util.tree_map(jnp.asarray, jax.tree_util.tree_map_with_path(leaf, abstract))
+    return Micro(MICRO, params, (x, t, text, mask))
