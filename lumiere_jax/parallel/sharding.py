@@ -76,3 +76,24 @@ def init_state(model, tx, rng: jax.Array, shardings: Any, params: Any = None) ->
         return jax.jit(lambda r: nn.meta.unbox(_boxed_state(model, tx, r)), out_shardings=shardings)(rng)
     params = jax.device_put(params, shardings.params)
     return jax.jit(lambda p: state_lib.create(p, tx), out_shardings=shardings)(params)
+
+
+def jit_train_step(step_fn, mesh: Mesh, rules: Sequence[tuple[str, Any]], state_shardings: Any):
+    """`step_fn(state, batch) -> (state, metrics)` jitted on `mesh`: state in and out in
+    `state_shardings` (donated), batch split over (data, fsdp), metrics replicated. Called (and so
+    traced) with the mesh and rules active, so the model's logical constraints apply."""
+    from lumiere_jax.parallel.mesh import activate
+    jitted = jax.jit(step_fn, in_shardings=(state_shardings, batch_sharding(mesh)),
+                     out_shardings=(state_shardings, replicated(mesh)), donate_argnums=0)
+
+    def call(state, batch):
+        with activate(mesh, rules):
+            return jitted(state, batch)
+
+    def lower(state, batch):
+        """`jax.jit(...).lower` on (abstract) arguments, e.g. for a memory plan without running."""
+        with activate(mesh, rules):
+            return jitted.lower(state, batch)
+
+    call.lower = lower
+    return call

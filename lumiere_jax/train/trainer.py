@@ -130,18 +130,14 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
     start = int(train_state.step)
     log.info("mesh %s over %d devices, %d process(es)", dict(mesh.shape), mesh.size, jax.process_count())
 
-    batch_sharding = sharding.batch_sharding(mesh)
-    jitted_step = jax.jit(step_lib.make_train_step(model, sched, config.diffusion, tx, lr_schedule, labels,
-                                                   float(config.train.ema_decay), int(config.train.seed),
-                                                   ssr=config.ssr.to_dict(),
-                                                   mask_mixture=config.conditional.mixture.to_dict()),
-                          in_shardings=(state_shardings, batch_sharding),
-                          out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
-
-    def train_step(state, batch):
-        with mesh_lib.activate(mesh, rules):    # logical constraints in the model bind to the mesh
-            return jitted_step(state, batch)
-
+    train_step = sharding.jit_train_step(
+        step_lib.make_train_step(model, sched, config.diffusion, tx, lr_schedule, labels,
+                                 float(config.train.ema_decay), int(config.train.seed), ssr=config.ssr.to_dict(),
+                                 mask_mixture=config.conditional.mixture.to_dict()),
+        mesh, rules, state_shardings)
+    batch_spec = sharding.batch_sharding(mesh).spec
+    # XLA:CPU collectives can deadlock with many multi-device steps in flight: block on each there.
+    block_each_step = mesh.size > 1 and jax.devices()[0].platform == "cpu"
     pipeline = sources.make_pipeline(config, model_cfg)
     writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
     progress = _progress(start, num_steps, config.train.progress)
@@ -176,8 +172,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
             for step, batch in zip(range(start, num_steps), batches):
                 # This process's slice of the global batch -> global arrays split over (data, fsdp).
                 device_batch = pipeline_lib.to_global({k: v for k, v in batch.items() if k in BATCH_KEYS},
-                                                      mesh, batch_sharding.spec)
+                                                      mesh, batch_spec)
                 train_state, metrics = train_step(train_state, device_batch)
+                if block_each_step:
+                    jax.block_until_ready(metrics)
                 pending.append((step, metrics))
                 done = step + 1
                 progress.update(1)
