@@ -19,6 +19,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from lumiere_jax import cli, runtime
+from lumiere_jax.parallel import distributed
 
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py[:arg]).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory: checkpoints, TensorBoard, samples.")
@@ -55,6 +56,12 @@ flags.DEFINE_string("style_checkpoint", None, "Stylized generation: a style-fine
 flags.DEFINE_float("style_alpha", 0.8, "Stylized generation: alpha * W_style + (1 - alpha) * W_orig.")
 flags.DEFINE_boolean("multidiffusion", True, "Super-resolution: combine overlapping windows (False: "
                      "non-overlapping windows denoised independently, the Fig. 14 baseline).")
+flags.DEFINE_string("coordinator_address", None, "Multi-process: HOST:PORT of process 0's coordinator "
+                    "(with --num_processes and --process_id; see launch/).")
+flags.DEFINE_integer("num_processes", None, "Multi-process: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-process: this process's index in [0, num_processes).")
+flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"], "jax.distributed.initialize: auto = with the "
+                  "flags above, or detected on a Cloud TPU VM / in a multi-task SLURM step; on = always; off = never.")
 
 
 def main(argv):
@@ -62,6 +69,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
     runtime.setup()
+    distributed.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes, flags.FLAGS.process_id,
+                           flags.FLAGS.distributed)
     cli.run(flags.FLAGS.config, flags.FLAGS)
 
 

@@ -13,6 +13,7 @@ import os
 
 import ml_collections
 
+from lumiere_jax import axes
 from lumiere_jax.diffusion import losses, noising, samplers, schedules
 from lumiere_jax.models.diffusion_model import DiffusionModelConfig
 from lumiere_jax.models.stunet import STUNetConfig
@@ -127,6 +128,14 @@ def default_config() -> ml_collections.ConfigDict:
         trainable=(),         # regexes over parameter paths ("denoiser/temporal/.*"): what trains; () = stage default
         ema_decay=0.999, async_checkpoints=True, progress=True))
 
+    # Device mesh (lumiere_jax/parallel/mesh.py): per-slice (ICI) and cross-slice (DCN; on GPU
+    # clusters: across processes) sizes of the data / fsdp / tensor axes; one size per group may be
+    # -1 (= the rest). Default: every device on the data axis. The rules map the logical axis names
+    # of lumiere_jax/axes.py to mesh axes.
+    c.mesh = ml_collections.ConfigDict(dict(
+        ici_data=-1, ici_fsdp=1, ici_tensor=1, dcn_data=-1, dcn_fsdp=1, dcn_tensor=1,
+        logical_axis_rules=axes.DEFAULT_RULES))
+
     c.sample = ml_collections.ConfigDict(dict(
         sampler="ddim", num_steps=25, guidance_scale=3.0, eta=0.0, timestep_spacing="trailing",
         thresholding=True, dynamic_thresholding_ratio=0.995, sample_max_value=1.0, num_samples=4,
@@ -159,6 +168,8 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
     if accum < 1 or config.data.global_batch % accum:
         raise ValueError(f"config.train.grad_accum_steps={accum} must be >= 1 and divide "
                          f"config.data.global_batch={config.data.global_batch}")
+    from lumiere_jax.parallel import mesh as mesh_lib
+    mesh_lib.check_config(config.mesh)
     from lumiere_jax.data.styles import STYLES
     if config.data.get("style", "none") not in STYLES:
         raise ValueError(f"config.data.style must be one of {STYLES}, got {config.data.get('style')!r}")

@@ -74,7 +74,10 @@ def cfg_model_fn(
 
     def fn(x: jax.Array, t: jax.Array) -> jax.Array:
         batch = x.shape[0]
-        out = model_fn(jnp.concatenate([x, x], axis=0), jnp.concatenate([t, t], axis=0), context)
+        # The 2B batch (both halves) is split over the batch mesh axes when a mesh and rules are
+        # active (lumiere_jax.parallel.mesh.activate); otherwise this is a no-op.
+        x2 = nn.with_logical_constraint(jnp.concatenate([x, x], axis=0), (axes.BATCH,) + (None,) * (x.ndim - 1))
+        out = model_fn(x2, jnp.concatenate([t, t], axis=0), context)
         return guide(out[:batch], out[batch:], guidance_scale, x.shape[-1])
 
     return fn

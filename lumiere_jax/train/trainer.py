@@ -17,14 +17,14 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from lumiere_jax import config as config_lib
-from lumiere_jax.data import sources
+from lumiere_jax.data import pipeline as pipeline_lib, sources
 from lumiere_jax.diffusion import schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel, expand_input_channels
+from lumiere_jax.parallel import mesh as mesh_lib, sharding
 from lumiere_jax.train import checkpoint, optim, state as state_lib, step as step_lib
 from lumiere_jax.train.metrics import MetricWriter, format_metrics
 
@@ -127,30 +127,39 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
     cfg_json = config_json(config)
     num_steps = int(config.train.num_steps)
 
+    mesh, rules = mesh_lib.make_mesh(config.mesh), mesh_lib.rules(config.mesh)
+    mesh_lib.batch_size_per_shard(mesh, int(config.data.global_batch))
     ckpt = checkpoint.Checkpointer(workdir, keep=config.train.keep_checkpoints,
                                    async_save=config.train.async_checkpoints)
     abstract_params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
     labels = model.trainable_labels(abstract_params, config.train.train_spatial, tuple(config.train.trainable))
     tx, lr_schedule = optim.make_optimizer(config.optim, num_steps, labels)
+    # Shardings of the whole state from the parameters' logical axes; the state is created or
+    # restored directly in them (a checkpoint from another mesh is resharded on restore).
+    abstract_state, state_shardings = sharding.state_shardings(model, tx, mesh, rules)
 
     latest = ckpt.latest_step()
     if latest is not None:
-        abstract_state = jax.eval_shape(lambda p: state_lib.create(p, tx), abstract_params)
         train_state, stored = ckpt.restore(latest, abstract_state)
         _check_resume_config(stored, cfg_json)
         log.info("resumed from %s at step %d", ckpt.directory, latest)
     else:
-        train_state = state_lib.create(initial_params(config, model), tx)
+        params = initial_params(config, model) if config.train.init_from else None
+        train_state = sharding.init_state(model, tx, jax.random.PRNGKey(config.train.seed), state_shardings, params)
     start = int(train_state.step)
+    log.info("mesh %s over %d devices, %d process(es)", dict(mesh.shape), mesh.size, jax.process_count())
 
-    train_step = jax.jit(step_lib.make_train_step(model, sched, config.diffusion, tx, lr_schedule, labels,
-                                                  float(config.train.ema_decay), int(config.train.seed),
-                                                  ssr=config.ssr.to_dict(),
-                                                  mask_mixture=config.conditional.mixture.to_dict(),
-                                                  grad_accum_steps=int(config.train.get("grad_accum_steps", 1))),
-                         donate_argnums=0)
+    train_step = sharding.jit_train_step(
+        step_lib.make_train_step(model, sched, config.diffusion, tx, lr_schedule, labels,
+                                 float(config.train.ema_decay), int(config.train.seed), ssr=config.ssr.to_dict(),
+                                 mask_mixture=config.conditional.mixture.to_dict(),
+                                 grad_accum_steps=int(config.train.get("grad_accum_steps", 1))),
+        mesh, rules, state_shardings)
+    batch_spec = sharding.batch_sharding(mesh).spec
+    # XLA:CPU collectives can deadlock with many multi-device steps in flight: block on each there.
+    block_each_step = mesh.size > 1 and jax.devices()[0].platform == "cpu"
     pipeline = sources.make_pipeline(config, model_cfg)
-    writer = MetricWriter(workdir)
+    writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
     progress = _progress(start, num_steps, config.train.progress)
     pending: list[tuple[int, dict]] = []
     t_last, s_last = time.time(), start
@@ -181,8 +190,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
     try:
         with pipeline.iterate(start_step=start, num_steps=num_steps - start) as batches:
             for step, batch in zip(range(start, num_steps), batches):
-                device_batch = {k: jnp.asarray(v) for k, v in batch.items() if k in BATCH_KEYS}
+                # This process's slice of the global batch -> global arrays split over (data, fsdp).
+                device_batch = pipeline_lib.to_global({k: v for k, v in batch.items() if k in BATCH_KEYS},
+                                                      mesh, batch_spec)
                 train_state, metrics = train_step(train_state, device_batch)
+                if block_each_step:
+                    jax.block_until_ready(metrics)
                 pending.append((step, metrics))
                 done = step + 1
                 progress.update(1)
@@ -192,7 +205,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
                 if is_ckpt:
                     ckpt.save(done, train_state, cfg_json)
                 if (config.train.sample_every and done % config.train.sample_every == 0
-                        and model_cfg.conditioning == "none"):     # conditional models need inputs
+                        and model_cfg.conditioning == "none"       # conditional models need inputs
+                        and jax.process_count() == 1):             # samples: single-process runs only
                     _write_training_samples(config, model, train_state, workdir, done, writer)
         flush_metrics(num_steps)
     finally:
