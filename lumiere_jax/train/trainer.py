@@ -81,6 +81,15 @@ def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> 
     return model.inflate(params, rng)
 
 
+def starting_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> Any:
+    """What a new run starts from: `initial_params` when anything is loaded (a checkpoint to
+    convert or warm-start from, or a pretrained T5), else None: fresh random parameters, which
+    `sharding.init_state` creates directly in their shardings."""
+    if config.train.init_from or model.pretrained_text:
+        return initial_params(config, model)
+    return None
+
+
 def load_t5(config: ml_collections.ConfigDict, model: DiffusionModel) -> Any:
     """The pretrained T5's parameters from config.model.t5.checkpoint (its config.json must
     describe config.model.t5's architecture)."""
@@ -105,10 +114,10 @@ def same_model(stored: dict, current: dict) -> bool:
 
 
 def _check_resume_config(stored: dict, current: dict) -> None:
+    defaults = config_lib.default_config().diffusion.to_dict()
     same = {"stage": stored.get("stage") == current["stage"],
             # diffusion keys added later (e.g. variance_type) take their defaults in older checkpoints
-            "diffusion": {**config_lib.default_config().diffusion.to_dict(), **stored.get("diffusion", {})}
-            == {**config_lib.default_config().diffusion.to_dict(), **current["diffusion"]},
+            "diffusion": {**defaults, **stored.get("diffusion", {})} == {**defaults, **current["diffusion"]},
             "model": same_model(stored, current)}
     for section, ok in same.items():
         if not ok:
@@ -145,8 +154,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
         _check_resume_config(stored, cfg_json)
         log.info("resumed from %s at step %d", ckpt.directory, latest)
     else:
-        params = initial_params(config, model) if config.train.init_from else None
-        train_state = sharding.init_state(model, tx, jax.random.PRNGKey(config.train.seed), state_shardings, params)
+        train_state = sharding.init_state(model, tx, jax.random.PRNGKey(config.train.seed), state_shardings,
+                                          starting_params(config, model))
     start = int(train_state.step)
     log.info("mesh %s over %d devices, %d process(es)", dict(mesh.shape), mesh.size, jax.process_count())
 

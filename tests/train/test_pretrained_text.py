@@ -82,7 +82,7 @@ def test_precomputed_batches_equal_the_encoder_and_train(tmp_path, data_dir):
 def test_t5_text_source_loads_pretrained_and_stays_frozen(tmp_path, data_dir):
     config = t5_config(data_dir, "t5")
     model = DiffusionModel(config_lib.validate(config))
-    text_params = trainer.load_t5(config, model)          # what initial_params puts under "text_encoder"
+    text_params = trainer.starting_params(config, model)["text_encoder"]   # what a fresh train() starts from
     want, t5_cfg = t5_checkpoint.load(T5_DIR, max_length=16)
     jax.tree_util.tree_map(np.testing.assert_array_equal, jax.device_get(text_params), want)
     abstract = jax.eval_shape(model.init, jax.random.PRNGKey(0))
