@@ -49,18 +49,48 @@ def dense(features: int, *, name: str | None = None, dtype: Dtype = jnp.float32,
     )
 
 
+def activation_axes(ndim: int) -> tuple[str | None, ...]:
+    """Logical names of a channels-last activation of rank `ndim`: video [B, T, H, W, C], image
+    [B, H, W, C], otherwise [B, ..., C] with the middle axes unsplit."""
+    if ndim == 5:
+        return axes.VIDEO
+    if ndim == 4:
+        return axes.IMAGE
+    return (axes.BATCH,) + (None,) * (ndim - 2) + (axes.EMBED,)
+
+
+class Conv(nn.Conv):
+    """`nn.Conv` whose input is constrained to the activation layout (batch over the batch mesh
+    axes, channels per the `activation_embed` rule: unsplit by default) before the convolution.
+
+    Why: with the input's channels left to sharding propagation, a kernel split over (fsdp: in,
+    tensor: out) and the batch over (data, fsdp) on a mesh where data, fsdp and tensor are all > 1,
+    XLA's SPMD partitioner (Shardy and GSPMD, jax 0.10.2) computes the input gradient on a
+    permuted batch shard and never permutes it back: the loss is right and the gradients are
+    wrong (`tools/repro_spmd_conv_grad.py` shows it on 8 CPU devices). With the input constrained
+    the partitioner all-gathers the channels (as it did anyway for the forward convolution) and
+    the gradients match the single-device step; `tests/parallel` checks that on a 2 x 2 x 2 mesh.
+    Without a mesh in context the constraint is a no-op. Same parameters and names as `nn.Conv`.
+    """
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array) -> jax.Array:
+        inputs = nn.with_logical_constraint(inputs, activation_axes(inputs.ndim))
+        return super().__call__(inputs)
+
+
 def conv(features: int, kernel_size: Sequence[int], *, name: str | None = None,
          strides: Sequence[int] | int = 1, padding: Any = "SAME", dtype: Dtype = jnp.float32,
          param_dtype: Dtype = jnp.float32, kernel_init=torch_default_init,
          use_bias: bool = True) -> nn.Conv:
-    """`nn.Conv` (any number of batch dims) whose kernel/bias carry logical axis names.
+    """`Conv` (any number of batch dims) whose kernel/bias carry logical axis names.
 
     A 2-D kernel is (H, W, in, out); a 3-D kernel (T, H, W, in, out).
     """
     kernel_size = tuple(kernel_size)
     spatial_names = {1: (axes.CONV_T,), 2: (axes.CONV_H, axes.CONV_W),
                      3: (axes.CONV_T, axes.CONV_H, axes.CONV_W)}[len(kernel_size)]
-    return nn.Conv(
+    return Conv(
         features, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
         dtype=dtype, param_dtype=param_dtype, name=name,
         kernel_init=nn.with_logical_partitioning(kernel_init, spatial_names + (axes.IN, axes.OUT)),
