@@ -73,17 +73,40 @@ def _merge(settings: dict[str, Any], overrides: dict[str, Any], what: str) -> di
 class Generator:
     """Holds a model, its parameters and the run config; generates samples."""
 
-    def __init__(self, model: DiffusionModel, params: Any, config: dict):
-        self.model, self.params, self.config = model, params, config
+    def __init__(self, model: DiffusionModel, params: Any, config: dict, mesh_config: Any = None):
+        """`mesh_config` (a `config.mesh` section; None = one device): sample on a device mesh. The
+        parameters are placed by their logical axes, every step runs with the mesh and rules active,
+        so the batch (both classifier-free-guidance halves, and the MultiDiffusion windows, which
+        are folded into the batch axis) is split over the batch mesh axes."""
+        self.model, self.config = model, config
         self.sched = schedules.get_schedule(config["diffusion"]["schedule"])
         self.tokenizer = make_tokenizer(model.config, config.get("model"))
         self._steps: dict[Any, Any] = {}
+        self.mesh_config, self.mesh, self.rules = mesh_config, None, None
+        if mesh_config is not None:
+            from lumiere_jax.parallel import mesh as mesh_lib, sharding
+            self.mesh, self.rules = mesh_lib.make_mesh(mesh_config), mesh_lib.rules(mesh_config)
+            params = jax.device_put(params, sharding.param_shardings(model, self.mesh, self.rules))
+        self.params = params
+
+    def _jit(self, fn):
+        """`jax.jit(fn)`, called with the mesh and rules active when the Generator has a mesh."""
+        jitted = jax.jit(fn)
+        if self.mesh is None:
+            return jitted
+        from lumiere_jax.parallel import mesh as mesh_lib
+
+        def call(*args):
+            with mesh_lib.activate(self.mesh, self.rules):
+                return jitted(*args)
+        call.jitted = jitted
+        return call
 
     @classmethod
-    def load(cls, path: str) -> "Generator":
+    def load(cls, path: str, mesh_config: Any = None) -> "Generator":
         """From an export directory or a training workdir (EMA parameters)."""
         params, config = checkpoint.load(path)
-        return cls(DiffusionModel(config_lib.model_config(config)), params, config)
+        return cls(DiffusionModel(config_lib.model_config(config)), params, config, mesh_config)
 
     def settings(self, **overrides) -> dict[str, Any]:
         """Sampling settings: the run config's `sample` section, then `overrides`."""
@@ -309,7 +332,7 @@ class Generator:
         from lumiere_jax.models import style
         params = style.load_style(self.params, self.config, style_checkpoint, alpha)
         config = {**self.config, "style": {"checkpoint": style_checkpoint, "alpha": float(alpha)}}
-        return Generator(self.model, params, config)
+        return Generator(self.model, params, config, self.mesh_config)
 
     def _upsample_batch(self, prompts, seeds, low, sampler, s, ssr, layout, progress) -> np.ndarray:
         cfg = self.model.config
@@ -343,11 +366,14 @@ class Generator:
                 (emb, mask), (null_emb, null_mask) = ctx
                 inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2], aug_level=c[3])
 
-                def fn(x, t, cond):     # one (window of the) video batch
+                def fn(x, t, cond):     # one (window of the) video batch, or all windows folded
+                    reps = x.shape[0] // emb.shape[0]       # windows folded into the batch (window-major)
+                    tile = lambda a: jnp.tile(a, (reps,) + (1,) * (a.ndim - 1))
+                    text, null = (tile(emb), tile(mask), cond, tile(aug)), (tile(null_emb), tile(null_mask), cond,
+                                                                              tile(aug))
                     if scale == 1.0:
-                        return inner(x, t, (emb, mask, cond, aug))
-                    return guidance.cfg_model_fn(inner, (emb, mask, cond, aug), (null_emb, null_mask, cond, aug),
-                                                 scale)(x, t)
+                        return inner(x, t, text)
+                    return guidance.cfg_model_fn(inner, text, null, scale)(x, t)
 
                 noise = None
                 if sampler.needs_noise:
@@ -357,9 +383,9 @@ class Generator:
                     t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
                     return sampler.step(state, i, x, fn(x, t, cond), noise)
                 return md.multidiffusion_step(sampler, state, i, x, fn, noise, layout, weights,
-                                              conds=(cond,), chunk_size=chunk)
+                                              conds=(cond,), chunk_size=chunk, fold_windows=True)
 
-            self._steps[key] = jax.jit(step)
+            self._steps[key] = self._jit(step)
         return self._steps[key]
 
     def _generate_batch(self, prompts, seeds, sampler, scale, progress, cond=None, x0=None) -> np.ndarray:
@@ -407,7 +433,7 @@ class Generator:
             def ctx(params, ids, mask):
                 emb = model.encode_text(params, ids, mask)
                 return (emb, mask), model.null_text(params, ids.shape[0])
-            self._steps["context"] = jax.jit(ctx)
+            self._steps["context"] = self._jit(ctx)
         return self._steps["context"](params, ids, mask)
 
     def _step_fn(self, name: str, scale: float):
@@ -429,7 +455,7 @@ class Generator:
                     noise = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, i), x.shape[1:]))(keys)
                 return sampler.step(state, i, x, fn(x, t), noise)
 
-            self._steps[key] = jax.jit(step)
+            self._steps[key] = self._jit(step)
         return self._steps[key]
 
 

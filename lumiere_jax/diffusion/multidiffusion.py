@@ -22,10 +22,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Sequence
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lumiere_jax import axes
 from lumiere_jax.diffusion.samplers import Sampler
 
 WEIGHT_KINDS = ("uniform", "triangular")
@@ -137,8 +139,15 @@ def init_multidiffusion_state(sampler: Sampler, x_T: jax.Array, layout: WindowLa
     return jax.vmap(sampler.init_state)(extract_windows(x_T, layout))
 
 
+def _fold(x: jax.Array) -> jax.Array:
+    """[num_windows, B, ...] -> [num_windows * B, ...] (window-major), split over the batch mesh
+    axes when a mesh and rules are active (no-op otherwise)."""
+    x = x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
+    return nn.with_logical_constraint(x, (axes.BATCH,) + (None,) * (x.ndim - 1))
+
+
 def _eval_windows(model_fn: WindowModelFn, xw: jax.Array, t: jax.Array,
-                  cond_ws: tuple[jax.Array, ...], chunk_size: int | None) -> jax.Array:
+                  cond_ws: tuple[jax.Array, ...], chunk_size: int | None, fold_windows: bool = False) -> jax.Array:
     def f(args):
         x, cs = args
         return model_fn(x, t, *cs)
@@ -146,6 +155,12 @@ def _eval_windows(model_fn: WindowModelFn, xw: jax.Array, t: jax.Array,
     if xw.shape[0] == 1:
         # A single window (e.g. the whole clip): call the model as plain sampling would, unbatched.
         return f((xw[0], tuple(c[0] for c in cond_ws)))[None]
+    if chunk_size is None and fold_windows:
+        # One model call on a batch of num_windows * B: the windows share the batch axis, so the
+        # model's batch sharding splits them over devices (vmap would leave the window axis whole).
+        n = xw.shape[0]
+        out = model_fn(_fold(xw), jnp.tile(t, n), *(_fold(c) for c in cond_ws))
+        return out.reshape((n, xw.shape[1]) + out.shape[1:])
     if chunk_size is None:
         return jax.vmap(f)((xw, cond_ws))
     if chunk_size < 1:
@@ -165,12 +180,16 @@ def multidiffusion_step(
     *,
     conds: Sequence[jax.Array] = (),
     chunk_size: int | None = None,
+    fold_windows: bool = False,
 ) -> tuple[jax.Array, Any]:
     """One MultiDiffusion step: per-window sampler steps merged by per-frame weighted averaging.
 
     ``x`` and every entry of ``conds`` are ``[B, T, ...]`` and are windowed alike; ``noise`` is one
     full-video array (or None for deterministic samplers) sliced per window. The model runs on
-    ``chunk_size`` windows at a time (``jax.lax.map``; None: all windows in one vmapped call).
+    ``chunk_size`` windows at a time (``jax.lax.map``; None: all windows in one vmapped call, or,
+    with ``fold_windows``, in one call on a batch of ``num_windows * B`` (window-major) whose batch
+    axis a mesh splits: ``model_fn`` must then accept that batch, i.e. repeat any per-example
+    context it closes over ``num_windows`` times).
     ``state`` comes from :func:`init_multidiffusion_state`. Returns ``(x_next, new_state)``.
     """
     if sampler.needs_noise and noise is None:
@@ -178,7 +197,7 @@ def multidiffusion_step(
     xw = extract_windows(x, layout)
     cond_ws = tuple(extract_windows(c, layout) for c in conds)
     t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
-    out = _eval_windows(model_fn, xw, t, cond_ws, chunk_size)
+    out = _eval_windows(model_fn, xw, t, cond_ws, chunk_size, fold_windows)
     noise_w = None if noise is None else extract_windows(noise, layout)
 
     def step(s, xk, ok, nk):
@@ -192,14 +211,14 @@ def multidiffusion_step(
 
 def _loop(model_fn: WindowModelFn, sampler: Sampler, x_T: jax.Array, conds: tuple[jax.Array, ...],
           key: jax.Array | None, weights: jax.Array, layout: WindowLayout,
-          chunk_size: int | None) -> jax.Array:
+          chunk_size: int | None, fold_windows: bool = False) -> jax.Array:
     def body(carry, i):
         x, state = carry
         noise = None
         if sampler.needs_noise:
             noise = jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype)
         x, state = multidiffusion_step(sampler, state, i, x, model_fn, noise, layout, weights,
-                                       conds=conds, chunk_size=chunk_size)
+                                       conds=conds, chunk_size=chunk_size, fold_windows=fold_windows)
         return (x, state), None
 
     init = (x_T, init_multidiffusion_state(sampler, x_T, layout))
@@ -208,7 +227,7 @@ def _loop(model_fn: WindowModelFn, sampler: Sampler, x_T: jax.Array, conds: tupl
 
 
 # model_fn, layout and chunk_size are static: reuse the same model_fn object to hit the cache.
-_run = jax.jit(_loop, static_argnames=("model_fn", "layout", "chunk_size"))
+_run = jax.jit(_loop, static_argnames=("model_fn", "layout", "chunk_size", "fold_windows"))
 
 
 def _check_frames(video: jax.Array, layout: WindowLayout, name: str) -> None:
@@ -229,6 +248,7 @@ def sample_multidiffusion(
     key: jax.Array | None = None,
     weights: str | Any = "uniform",
     chunk_size: int | None = None,
+    fold_windows: bool = False,
 ) -> jax.Array:
     """Runs the whole jitted MultiDiffusion loop from ``x_T`` ``[B, T, ...]`` and returns x0.
 
@@ -236,6 +256,7 @@ def sample_multidiffusion(
     per-frame conditioning videos ``[B, T, ...]`` windowed like x. ``weights`` is a kind for
     :func:`window_weights` or a ``[num_windows, window]`` array. ``key`` is required by samplers
     that draw noise; step i uses ``jax.random.fold_in(key, i)`` as :func:`samplers.sample`.
+    ``fold_windows``: see :func:`multidiffusion_step` (windows on the batch axis, shardable).
     """
     if sampler.needs_noise and key is None:
         raise ValueError(
@@ -251,7 +272,7 @@ def sample_multidiffusion(
     w = window_weights(layout, weights) if isinstance(weights, str) else weights
     w = jnp.asarray(w, jnp.float32)
     return _run(model_fn, sampler, x_T, conds, key if sampler.needs_noise else None, w, layout,
-                chunk_size)
+                chunk_size, fold_windows)
 
 
 def sample_windows_independently(

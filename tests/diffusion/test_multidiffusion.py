@@ -216,6 +216,8 @@ def test_frame_mixing_model_differs_from_plain_and_chunking_is_invariant():
     s = _sampler("dpmpp_2m", 0.0)
     outs = [np.asarray(md.sample_multidiffusion(mixing_model, X_T, s, lay, chunk_size=c))
             for c in (None, 1, 2)]
+    # Windows folded into the batch axis (one model call on num_windows * B, shardable).
+    outs.append(np.asarray(md.sample_multidiffusion(mixing_model, X_T, s, lay, fold_windows=True)))
     ref = np.asarray(_plain(mixing_model, X_T, "dpmpp_2m", 0.0))
     assert np.all(np.isfinite(outs[0]))
     assert np.abs(outs[0] - ref).max() > 1e-3

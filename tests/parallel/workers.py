@@ -132,6 +132,48 @@ def multiprocess_train(args: dict) -> None:
              restored_equal=same, **{"params" + k: v for k, v in flat(state.params).items()})
 
 
+def sharded_sampling(args: dict) -> None:
+    """Super-resolution with MultiDiffusion (tiny SSR, random weights) on one device and on a
+    data-parallel mesh; the outputs, and the per-device FLOPs of one compiled step on each."""
+    import jax
+    from lumiere_jax import config as config_lib, pipeline
+    from lumiere_jax.models.diffusion_model import DiffusionModel
+    config = config_lib.load_config_file(os.path.join(ROOT, "configs", "tiny.py"), "ssr")
+    config.mesh.ici_data, config.mesh.ici_fsdp, config.mesh.ici_tensor = tuple(args["mesh"])
+    model = DiffusionModel(config_lib.validate(config))
+    params = jax.jit(model.init)(jax.random.PRNGKey(0))
+    # The zero-initialised output convolution would make every sample the same: perturb it.
+    params = jax.tree.map(lambda p: p + 0.05 * jax.random.normal(jax.random.PRNGKey(1), p.shape, p.dtype), params)
+    low = np.random.default_rng(0).integers(0, 256, (args["videos"], 4, 4, 4, 3), dtype=np.uint8)
+    out, flops = {}, {}
+    for name, mesh_config in (("single", None), ("sharded", config.mesh)):
+        calls = []
+
+        class Recording(pipeline.Generator):
+            def _jit(self, fn):
+                call = super()._jit(fn)
+
+                def record(*a):
+                    calls.append((call, a))
+                    return call(*a)
+                return record
+
+        gen = Recording(model, params, config.to_dict(), mesh_config)
+        out[name] = gen.upsample(low, "a red square", progress=False, guidance_scale=args["guidance"]).videos
+        call, a = calls[-1]                                        # the last super-resolution step
+        jitted = getattr(call, "jitted", call)
+        if mesh_config is None:
+            compiled = jitted.lower(*a).compile()
+        else:
+            from lumiere_jax.parallel import mesh as mesh_lib
+            with mesh_lib.activate(gen.mesh, gen.rules):
+                compiled = jitted.lower(*a).compile()
+        cost = compiled.cost_analysis()
+        flops[name] = float((cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"])
+    np.savez(args["out"], single=out["single"], sharded=out["sharded"], single_flops=flops["single"],
+             sharded_flops=flops["sharded"])
+
+
 if __name__ == "__main__":
     sys.path.insert(0, ROOT)
     import jax
@@ -139,4 +181,4 @@ if __name__ == "__main__":
     runtime.setup(os.environ.get("LUMIERE_JAX_CACHE"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     {"sharded_parity": sharded_parity, "restore": restore,
-     "multiprocess_train": multiprocess_train}[sys.argv[1]](json.loads(sys.argv[2]))
+     "multiprocess_train": multiprocess_train, "sharded_sampling": sharded_sampling}[sys.argv[1]](json.loads(sys.argv[2]))
