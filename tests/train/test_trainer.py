@@ -120,17 +120,26 @@ def test_exact_resume_after_sigkill(tmp_path, t2i_run, data_dir):
     bit-identical to an uninterrupted run."""
     env = dict(os.environ, LUMIERE_JAX_CACHE=os.environ.get("LUMIERE_JAX_CACHE", str(tmp_path / "xla")))
     full, killed = tmp_path / "full", tmp_path / "killed"
-    subprocess.run(_main(full, t2i_run[0], data_dir), env=env, check=True, capture_output=True)
-
+    # The uninterrupted run and the one to kill start together (they share nothing but the data).
+    reference = subprocess.Popen(_main(full, t2i_run[0], data_dir), env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)
     proc = subprocess.Popen(_main(killed, t2i_run[0], data_dir), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (killed / "checkpoints" / "4").exists():       # killed after step 4 was written
-        assert proc.poll() is None, "run ended before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
+    try:
+        deadline = time.time() + 300
+        while not (killed / "checkpoints" / "4").exists():       # killed after step 4 was written
+            assert proc.poll() is None, "run ended before it could be killed"
+            assert time.time() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL
+        _, err = reference.communicate(timeout=300)
+        assert reference.returncode == 0, err[-3000:]
+    finally:
+        for p in (proc, reference):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     ckpt = checkpoint.Checkpointer(str(killed), async_save=False)
     assert ckpt.latest_step() < 8
     ckpt.close()
