@@ -25,7 +25,7 @@ $(STAMP): requirements.txt constraints.txt setup.py
 	touch $@
 
 test: venv
-	$(PY) -m pytest -q --durations=25 tests
+	$(PY) -m pytest -q -n 2 --dist loadscope --durations=25 tests
 
 demo: venv
 	$(PY) -m lumiere_jax.demo

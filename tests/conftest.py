@@ -17,14 +17,33 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+# Test groups under pytest-xdist (`make test` runs `-n 2 --dist loadscope`): tests that share
+# fixtures run on one worker. Each file is a group (module fixtures); tests/train and tests/models
+# are one group each (their session-scoped training runs and compiled models would otherwise be
+# built on both workers). xdist's own `loadgroup` marks do not work with pytest 9 (it renames
+# `item._nodeid`, which pytest 9 no longer reads), so the scope is chosen by this scheduler hook.
+_SHARED_DIRS = ("tests/train/", "tests/models/")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class DirectoryOrFileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            for d in _SHARED_DIRS:
+                if nodeid.startswith(d):
+                    return d
+            return nodeid.split("::", 1)[0]
+
+    return DirectoryOrFileScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`), keep tests that share
-    fixtures on one worker: each file is a group (module fixtures), and tests/train and
-    tests/models are one group each (their session-scoped training runs and compiled models)."""
-    import pytest
-    root = os.path.dirname(os.path.abspath(__file__))
-    for item in items:
-        rel = os.path.relpath(str(item.path), root)
-        top = rel.split(os.sep)[0]
-        group = top if top in ("train", "models") else rel
-        item.add_marker(pytest.mark.xdist_group(name=group))
+    """The largest groups first, so the other worker fills in around them (stable otherwise)."""
+    rank = {d: i for i, d in enumerate(_SHARED_DIRS)}
+
+    def key(item):
+        rel = os.path.relpath(str(item.path), os.path.dirname(_HERE)).replace(os.sep, "/")
+        return next((rank[d] for d in _SHARED_DIRS if rel.startswith(d)), len(_SHARED_DIRS))
+    items.sort(key=key)

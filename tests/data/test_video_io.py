@@ -74,10 +74,10 @@ def test_frames_folder_natural_order(tmp_path):
 @pytest.mark.parametrize("name,content,reason", [
     ("missing.mp4", None, "not found"),
     ("empty.mp4", b"", "empty"),
-    ("corrupt.mp4", os.urandom(2000), "cannot decode"),
-    ("corrupt.gif", b"GIF89a" + os.urandom(50), "cannot decode"),
+    ("corrupt.mp4", np.random.default_rng(0).bytes(2000), "cannot decode"),
+    ("corrupt.gif", b"GIF89a" + np.random.default_rng(1).bytes(50), "cannot decode"),
     ("emptydir", "dir", "no frame images"),
-])
+], ids=["missing", "empty", "corrupt-mp4", "corrupt-gif", "empty-dir"])
 def test_decode_errors_name_the_file(tmp_path, name, content, reason):
     path = tmp_path / name
     if content == "dir":
