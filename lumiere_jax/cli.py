@@ -49,7 +49,7 @@ def run(config, flags) -> Any:
     if mode in ("sample", "eval") and (config.cascade.base or config.cascade.ssr):
         return _cascade(config, flags, overrides, seed)
     path = flags.checkpoint or _require(flags.workdir, "workdir or --checkpoint", mode)
-    gen = pipeline.Generator.load(path)
+    gen = pipeline.Generator.load(path, _sampling_mesh(config))
     if getattr(flags, "style_checkpoint", None):
         if not os.path.exists(flags.style_checkpoint):
             raise FileNotFoundError(f"--style_checkpoint {flags.style_checkpoint} does not exist")
@@ -76,6 +76,13 @@ def run(config, flags) -> Any:
     raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
 
 
+def _sampling_mesh(config):
+    """`config.mesh` when there are several devices (samples are split over the batch axes), else
+    None (one device, no mesh)."""
+    import jax
+    return config.mesh if jax.device_count() > 1 else None
+
+
 def _cascade(config, flags, overrides, seed):
     from lumiere_jax import pipeline
     if not (config.cascade.base and config.cascade.ssr):
@@ -83,7 +90,7 @@ def _cascade(config, flags, overrides, seed):
     for p in (config.cascade.base, config.cascade.ssr):
         if not os.path.exists(p):
             raise FileNotFoundError(f"cascade checkpoint {p} does not exist")
-    cascade = pipeline.Cascade.load(config.cascade.base, config.cascade.ssr)
+    cascade = pipeline.Cascade.load(config.cascade.base, config.cascade.ssr, _sampling_mesh(config))
     if flags.mode == "eval":
         return _eval_splits(flags, lambda split: evaluate_cascade(cascade, config, split, flags, overrides, seed),
                             flags.output_dir or flags.workdir or "runs/cascade")

@@ -475,8 +475,8 @@ class Cascade:
         self.base, self.ssr = base, ssr
 
     @classmethod
-    def load(cls, base_path: str, ssr_path: str) -> "Cascade":
-        return cls(Generator.load(base_path), Generator.load(ssr_path))
+    def load(cls, base_path: str, ssr_path: str, mesh_config: Any = None) -> "Cascade":
+        return cls(Generator.load(base_path, mesh_config), Generator.load(ssr_path, mesh_config))
 
     def generate(self, prompts: Sequence[str], *, num_samples: int = 1, seed: int = 0, progress: bool = True,
                  base_overrides: dict | None = None, ssr_overrides: dict | None = None,

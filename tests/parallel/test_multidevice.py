@@ -101,15 +101,15 @@ def test_two_processes_match_one(sharded_run, tmp_path):
         np.testing.assert_allclose(results[0]["params" + k], ref["ref.params" + k], rtol=1e-4, atol=1e-5, err_msg=k)
 
 
-def test_multidiffusion_windows_are_split_over_devices(tmp_path, videos=2, guidance=3.0):
-    """Tiny SSR on 4 devices (data = 4): the 3 MultiDiffusion windows x 2 videos x 2 guidance
-    halves share the batch axis, so each device runs a quarter of the model (with the windows
-    vmapped instead, measured 0.70 of the single-device FLOPs; folded 0.25); same samples as on
-    one device."""
+def test_multidiffusion_windows_are_split_over_devices(tmp_path, videos=1, guidance=3.0):
+    """Tiny SSR on 4 devices (data = 4): the 3 MultiDiffusion windows x 1 video x 2 guidance
+    halves share the batch axis (6 rows: uneven over 4 devices, padded to 8), so each device runs
+    2 of them: 0.40 of the single-device FLOPs per device, measured (vmapped windows: 0.70; 2 videos
+    folded, 12 rows: 0.25); same samples as on one device."""
     out = str(tmp_path / "sampling.npz")
     procs.run_workers([("sharded_sampling", dict(mesh=(4, 1, 1), videos=videos, guidance=guidance, out=out), 4)])
     r = dict(np.load(out))
     assert r["single"].shape == r["sharded"].shape == (videos, 4, 8, 8, 3)
     diff = np.abs(r["single"].astype(int) - r["sharded"].astype(int))
     assert diff.max() <= 1, diff.max()                       # uint8 frames: rounding only
-    assert float(r["sharded_flops"]) < 0.4 * float(r["single_flops"])
+    assert float(r["sharded_flops"]) < 0.5 * float(r["single_flops"])
