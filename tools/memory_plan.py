@@ -9,7 +9,9 @@ devices (`--xla_force_host_platform_device_count`, set here before JAX starts) o
 `jax.ShapeDtypeStruct` inputs: no parameter or activation is ever allocated. Reported per device:
 parameters, optimizer state and EMA (from the shardings), and XLA's `memory_analysis()` of the
 compiled step (arguments, outputs, temporaries = activations and workspace, donated aliases) and
-`cost_analysis()` FLOPs. The estimated peak is arguments + temporaries + outputs - aliased.
+`cost_analysis()` FLOPs. The estimated peak is arguments + temporaries + outputs - aliased. Also the
+saved activations: what autodiff keeps between forward and backward under the remat policy for
+one device's examples (`lumiere_jax.train.activations`), independent of the compiler's schedule.
 
 The XLA:CPU compiler's buffer assignment is a proxy for an accelerator's (fusion and layouts
 differ; on GPU/TPU run it with JAX_PLATFORMS set to that backend and a real device count to get the
