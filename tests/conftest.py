@@ -23,7 +23,11 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 # built on both workers). xdist's own `loadgroup` marks do not work with pytest 9 (it renames
 # `item._nodeid`, which pytest 9 no longer reads), so the scope is chosen by this scheduler hook.
 _SHARED_DIRS = ("tests/train/", "tests/models/")
-_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _group(nodeid: str) -> str:
+    """The shared directory a test id lies in, else its file."""
+    return next((d for d in _SHARED_DIRS if nodeid.startswith(d)), nodeid.split("::", 1)[0])
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -31,10 +35,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class DirectoryOrFileScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            for d in _SHARED_DIRS:
-                if nodeid.startswith(d):
-                    return d
-            return nodeid.split("::", 1)[0]
+            return _group(nodeid)
 
     return DirectoryOrFileScheduling(config, log)
 
@@ -42,8 +43,4 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(config, items):
     """The largest groups first, so the other worker fills in around them (stable otherwise)."""
     rank = {d: i for i, d in enumerate(_SHARED_DIRS)}
-
-    def key(item):
-        rel = os.path.relpath(str(item.path), os.path.dirname(_HERE)).replace(os.sep, "/")
-        return next((rank[d] for d in _SHARED_DIRS if rel.startswith(d)), len(_SHARED_DIRS))
-    items.sort(key=key)
+    items.sort(key=lambda item: rank.get(_group(item.nodeid), len(_SHARED_DIRS)))
