@@ -54,6 +54,7 @@ class Sampler:
     clip_sample: bool = struct.field(pytree_node=False)
     clip_sample_range: float = struct.field(pytree_node=False)
     variance_type: str = struct.field(pytree_node=False, default="fixed_small")
+    use_clipped_model_output: bool = struct.field(pytree_node=False, default=True)
 
     @property
     def num_steps(self) -> int:
@@ -86,8 +87,14 @@ class Sampler:
         x0 = noising.x0_from_output(out, x, c["alpha"], c["sigma"], self.prediction_type)
         x0 = self._clamp(x0)
         if self.name == "ddim":
-            # The direction term uses the unclamped eps (diffusers' use_clipped_model_output=False).
-            eps = noising.eps_from_output(out, x, c["alpha"], c["sigma"], self.prediction_type)
+            if self.use_clipped_model_output and self.clamps:
+                # The direction term points at the clamped x0: eps recomputed from it, so x_next stays
+                # on the DDIM path of the x0 that the step keeps (diffusers' use_clipped_model_output=True).
+                eps = (x - c["alpha"] * x0) / c["sigma"]
+            else:
+                # diffusers' default (use_clipped_model_output=False): the model's own eps. With a
+                # clamped x0 and guidance > 1 this pushes samples to saturation (docs/sampling.md).
+                eps = noising.eps_from_output(out, x, c["alpha"], c["sigma"], self.prediction_type)
             x_next = c["alpha_prev"] * x0 + c["dir"] * eps
             if self.eta > 0:
                 x_next = x_next + c["std"] * noise
@@ -100,6 +107,11 @@ class Sampler:
             x_next = c["ratio"] * x - c["c1"] * x0 - c["d2_coef"] * d1
             state = x0.astype(x.dtype)
         return x_next.astype(x.dtype), state
+
+    @property
+    def clamps(self) -> bool:
+        """Whether the step clamps its x0 prediction (dynamic thresholding or static clipping)."""
+        return self.thresholding or self.clip_sample
 
     def _clamp(self, x0: jax.Array) -> jax.Array:
         if self.thresholding:
@@ -197,6 +209,7 @@ def get_sampler(
     lower_order_final: bool = True,
     final_sigmas_type: str = "zero",
     variance_type: str = "fixed_small",
+    use_clipped_model_output: bool = True,
 ) -> Sampler:
     """Builds the step object of sampler ``name`` (``ddim``, ``dpmpp_2m`` or ``ddpm``).
 
@@ -205,6 +218,11 @@ def get_sampler(
     ``"learned_range"`` is DDPM only (the model outputs 2*C channels); DPM-Solver++ has no
     ``clip_sample``. Note that diffusers' DDIM/DDPM default ``clip_sample=True`` (and DDIM
     ``set_alpha_to_one=True``) while here both default to False.
+
+    ``use_clipped_model_output`` (DDIM with thresholding or clip_sample; default True, unlike
+    diffusers' DDIMScheduler.step): the direction term uses the eps recomputed from the clamped x0.
+    With False (diffusers' default) it uses the model's unclamped eps, which, with guidance > 1,
+    drives colours to saturation; kept for parity with diffusers.
     """
     if name not in SAMPLERS:
         raise ValueError(f"Unknown sampler {name!r}; valid samplers: {', '.join(SAMPLERS)}")
@@ -245,6 +263,7 @@ def get_sampler(
         clip_sample=clip_sample,
         clip_sample_range=clip_sample_range,
         variance_type=variance_type,
+        use_clipped_model_output=bool(use_clipped_model_output),
     )
 
 

@@ -162,3 +162,57 @@ def test_step_object_supports_per_window_steps():
     halves = [s.step(state[:, sl], 0, x[:, sl], linear_model(x[:, sl], t), None)[0]
               for sl in (slice(0, 2), slice(2, 3))]
     np.testing.assert_array_equal(np.asarray(jnp.concatenate(halves, axis=1)), np.asarray(whole))
+
+
+# -- clamped x0 and DDIM's direction term (the white-video bug of the old default) -----------------
+_COLOURS = jnp.array([[0.8, -0.6, -0.6], [-0.6, -0.6, 0.8]])   # two "classes": every pixel one colour
+
+
+def _posterior_x0(x, t, log_prior):
+    """Exact E[x0 | x_t] when x0 is one of the flat-colour videos of `_COLOURS` with these log-priors."""
+    a = SCHED.alphas_cumprod[t].reshape(-1, 1) ** 0.5
+    s2 = 1 - SCHED.alphas_cumprod[t].reshape(-1, 1)
+    d = ((x[:, None] - a[:, :, None, None, None, None] * _COLOURS[None, :, None, None, None, :]) ** 2)
+    w = jax.nn.softmax(-d.sum(axis=(2, 3, 4, 5)) / (2 * s2) + log_prior, axis=-1)       # [B, K]
+    return jnp.broadcast_to((w @ _COLOURS)[:, None, None, None, :], x.shape)
+
+
+def _guided_eps(x, t, scale=3.0):
+    """Classifier-free guidance (scale 3) between the exact class-0 and unconditional denoisers."""
+    cond = _posterior_x0(x, t, jnp.log(jnp.array([1.0, 1e-12])))
+    uncond = _posterior_x0(x, t, jnp.log(jnp.array([0.5, 0.5])))
+    x0 = uncond + scale * (cond - uncond)          # far outside [-1, 1] early on: clamping acts
+    a = SCHED.alphas_cumprod[t].reshape(-1, 1, 1, 1, 1)
+    return (x - a**0.5 * x0) / (1 - a) ** 0.5
+
+
+@pytest.mark.parametrize("clamp", [dict(thresholding=True), dict(clip_sample=True)])
+def test_guided_ddim_with_clamping_keeps_the_class_colour(clamp):
+    """With exact denoisers and guidance 3, DDIM + clamped x0 must end at the class colour. With the
+    model's unclamped eps in the direction term (diffusers' use_clipped_model_output=False, our old
+    default), the colour drifts away (red turned grey/blue): the bug that made every sampled video
+    of the shipped models off-colour."""
+    x_T = jax.random.normal(jax.random.key(5), (8, 2, 4, 4, 3))
+    red = np.asarray(_COLOURS[0])
+    out = samplers.sample(_guided_eps, x_T, SCHED, sampler="ddim", num_steps=25, timestep_spacing="trailing", **clamp)
+    np.testing.assert_allclose(np.asarray(out), np.broadcast_to(red, out.shape), atol=0.05)
+    old = samplers.sample(_guided_eps, x_T, SCHED, sampler="ddim", num_steps=25, timestep_spacing="trailing",
+                          use_clipped_model_output=False, **clamp)
+    assert np.abs(np.asarray(old) - red).max() > 0.5
+
+
+def test_ddim_clipped_model_output_step_formula():
+    """use_clipped_model_output=True: x_next = sqrt(a_prev) x0c + dir * (x - sqrt(a) x0c) / sqrt(1 - a),
+    with x0c the clamped prediction (diffusers' DDIMScheduler.step(use_clipped_model_output=True))."""
+    s = samplers.get_sampler("ddim", SCHED, 6, thresholding=True, timestep_spacing="trailing")
+    x = 3.0 * X_T
+    out = linear_model(x, jnp.full((x.shape[0],), s.timesteps[2], jnp.int32)) * 4.0
+    got, _ = s.step((), 2, x, out, None)
+    c = {k: float(v[2]) for k, v in s.coefs.items()}
+    x0c = thresholding.dynamic_threshold((x - c["sigma"] * out) / c["alpha"])
+    want = c["alpha_prev"] * x0c + c["dir"] * (x - c["alpha"] * x0c) / c["sigma"]
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+    # Without clamping the option changes nothing.
+    plain = [samplers.get_sampler("ddim", SCHED, 6, use_clipped_model_output=u).step((), 2, x, out, None)[0]
+             for u in (True, False)]
+    np.testing.assert_array_equal(np.asarray(plain[0]), np.asarray(plain[1]))
