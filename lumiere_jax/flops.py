@@ -70,7 +70,8 @@ def _spatial_attention(c: _Counter, u: UNetConfig, batch: int, n_frames: int, h:
     c.add("spatial_attention", _attention(n_frames, h * w, lk, ch))
 
 
-def _temporal(c: _Counter, cfg: STUNetConfig, kind: str, batch: int, frames: int, h: int, w: int, ch: int) -> None:
+def _temporal(c: _Counter, cfg: STUNetConfig, kind: str, batch: int, frames: int, h: int, w: int, ch: int,
+              text_len: int = 0) -> None:
     k = cfg.temporal_kernel_size
     if kind == "conv":
         n = batch * frames * h * w
@@ -81,6 +82,10 @@ def _temporal(c: _Counter, cfg: STUNetConfig, kind: str, batch: int, frames: int
         per_block = _dense(n, ch, ch) * 4 + _dense(n, ch, r * ch) * 2   # q, k, v, proj_out; mlp in/out
         c.add("temporal_dense", cfg.temporal_attention_depth * per_block)
         c.add("temporal_attention", cfg.temporal_attention_depth * _attention(batch * h * w, frames, frames, ch))
+        if cfg.temporal_text == "cross_attention":     # text_q, text_proj_out; text_k, text_v
+            per_block = _dense(n, ch, ch) * 2 + _dense(batch * text_len, cfg.unet.text_dim, ch) * 2
+            c.add("temporal_dense", cfg.temporal_attention_depth * per_block)
+            c.add("temporal_attention", cfg.temporal_attention_depth * _attention(batch, frames * h * w, text_len, ch))
     elif kind == "down":
         c.add("temporal_conv", _conv(batch * (frames // 2) * h * w, k, ch, ch))
     elif kind == "up":
@@ -101,7 +106,7 @@ def denoiser_flops(cfg: STUNetConfig | UNetConfig, *, batch: int, frames: int, s
 
     def hook(name: str, level: int, h: int, w: int, ch: int, frames_in: int) -> None:
         if name in plan:
-            _temporal(c, cfg, plan[name], batch, frames_in, h, w, ch)
+            _temporal(c, cfg, plan[name], batch, frames_in, h, w, ch, text_len)
 
     # Embeddings.
     temb = u.temb_dim

@@ -41,6 +41,10 @@ class STUNetConfig:
     temporal_position_encoding: str = "sinusoidal"   # sinusoidal | rope | learned | none
     temporal_max_frames: int = 128                   # for learned positions
     temporal_mlp_ratio: int = 4
+    # How the temporal layers see the prompt: "none" (only through the frozen spatial features, as
+    # in the paper) or "cross_attention" (each temporal attention block also attends to the text
+    # tokens; zero-initialised output, so App. B's identity at init holds). docs/motion_text.md
+    temporal_text: str = "none"
 
     def __post_init__(self):
         max_down = self.unet.num_levels - 1
@@ -50,6 +54,8 @@ class STUNetConfig:
         if self.temporal_position_encoding not in tmp.POSITION_ENCODINGS:
             raise ValueError(f"temporal_position_encoding must be one of {tmp.POSITION_ENCODINGS}, "
                              f"got {self.temporal_position_encoding!r}")
+        if self.temporal_text not in tmp.TEMPORAL_TEXT:
+            raise ValueError(f"temporal_text must be one of {tmp.TEMPORAL_TEXT}, got {self.temporal_text!r}")
         if self.temporal_kernel_size % 2 != 1:
             raise ValueError(f"temporal_kernel_size must be odd, got {self.temporal_kernel_size}")
 
@@ -115,15 +121,22 @@ class TemporalLayers(nn.Module):
             "attention": lambda: tmp.TemporalAttentionStack(
                 cfg.temporal_attention_depth, cfg.temporal_head_dim, cfg.temporal_position_encoding,
                 cfg.temporal_max_frames, cfg.temporal_mlp_ratio, u.attention_impl,
-                attention_min_length=u.attention_min_length, remat=u.remat, **kw),
+                attention_min_length=u.attention_min_length, remat=u.remat,
+                text_cross_attention=cfg.temporal_text == "cross_attention", **kw),
             "down": lambda: tmp.TemporalDownsample(cfg.temporal_kernel_size, **kw),
             "up": lambda: tmp.TemporalUpsample(cfg.temporal_kernel_size, **kw),
         }
-        self.blocks = {name: make[kind]() for name, kind in hook_plan(cfg).items()}
+        self.plan = hook_plan(cfg)
+        self.blocks = {name: make[kind]() for name, kind in self.plan.items()}
 
-    def __call__(self, name: str, h: jax.Array) -> jax.Array:
+    def __call__(self, name: str, h: jax.Array, text: jax.Array | None = None,
+                 text_mask: jax.Array | None = None) -> jax.Array:
         block = self.blocks.get(name)
-        return h if block is None else block(h)
+        if block is None:
+            return h
+        if self.config.temporal_text != "none" and self.plan[name] == "attention":
+            return block(h, text, text_mask)
+        return block(h)
 
 
 class STUNet(nn.Module):
@@ -141,7 +154,10 @@ class STUNet(nn.Module):
             raise ValueError(f"STUNet expects a video [B, T, H, W, C], got shape {x.shape}")
         check_num_frames(self.config, x.shape[1])
         check_image_size(self.config.unet, x.shape[2], x.shape[3])
-        return self.spatial(x, t, text, text_mask, train=train, hook=self.temporal, aug_level=aug_level)
+        hook = self.temporal
+        if self.config.temporal_text != "none":
+            hook = lambda name, h: self.temporal(name, h, text, text_mask)
+        return self.spatial(x, t, text, text_mask, train=train, hook=hook, aug_level=aug_level)
 
 
 def dummy_inputs(cfg: STUNetConfig, num_frames: int, size: int, batch: int = 1, text_len: int = 8):

@@ -6,6 +6,9 @@ All take and return [B, T, H, W, C]:
     linear projection, added residually: the identity at initialisation.
   * `TemporalAttentionBlock` (Fig. 4c): self-attention along time at each spatial
     position, then an MLP; both end in zero-initialised projections (identity at init).
+    With `text_cross_attention`, a cross-attention to the prompt's tokens sits between them
+    (zero-initialised output too): the temporal layers read the text directly, so motion
+    words reach them even when the frozen spatial layers carry no motion information.
   * `TemporalDownsample` / `TemporalUpsample` (App. B): a 1-D temporal conv initialised
     to the identity followed by stride 2; frame duplication followed by an
     identity-initialised 1-D temporal conv. At init they are nearest-neighbour
@@ -26,6 +29,7 @@ from lumiere_jax.models.attention import dot_product_attention
 
 Dtype = Any
 POSITION_ENCODINGS = ("sinusoidal", "rope", "learned", "none")
+TEMPORAL_TEXT = ("none", "cross_attention")   # how the temporal attention blocks see the prompt
 
 
 def identity_temporal_init(key, shape, dtype=jnp.float32):
@@ -84,9 +88,11 @@ class TemporalAttentionBlock(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     attention_min_length: int = 0
+    text_cross_attention: bool = False
 
     @nn.compact
-    def __call__(self, h: jax.Array) -> jax.Array:
+    def __call__(self, h: jax.Array, text: jax.Array | None = None,
+                 text_mask: jax.Array | None = None) -> jax.Array:
         b, t, hh, ww, c = h.shape
         if self.position_encoding not in POSITION_ENCODINGS:
             raise ValueError(f"unknown temporal position_encoding {self.position_encoding!r}; "
@@ -114,6 +120,8 @@ class TemporalAttentionBlock(nn.Module):
         o = dot_product_attention(q, k, v, impl=self.attention_impl, min_length=self.attention_min_length)
         o = o.reshape(x.shape)
         x = x + layers.dense(c, name="proj_out", kernel_init=layers.zeros, **kw)(o)
+        if self.text_cross_attention:
+            x = self._cross_attend(x, text, text_mask, (b, hh, ww, t, c), n, kw)
         y = layers.LayerNorm(name="norm_mlp", **kw)(x)
         y = layers.dense(self.mlp_ratio * c, name="mlp_in", axis_names=(axes.IN, axes.MLP), **kw)(y)
         y = layers.dense(c, name="mlp_out", kernel_init=layers.zeros, axis_names=(axes.MLP, axes.OUT), **kw)(
@@ -121,6 +129,22 @@ class TemporalAttentionBlock(nn.Module):
         x = x + y
         out = x.reshape(b, hh, ww, t, c).transpose(0, 3, 1, 2, 4)
         return nn.with_logical_constraint(out, axes.VIDEO)
+
+
+    def _cross_attend(self, x, text, text_mask, shape, n, kw):
+        """x [B*H*W, T, C] += attention of every (pixel, frame) token to the text tokens [B, L, D]."""
+        if text is None:
+            raise ValueError("temporal text cross-attention needs the text embeddings (text=None given)")
+        b, hh, ww, t, c = shape
+        split = lambda z: z.reshape(z.shape[:-1] + (n, self.head_dim))
+        y = layers.LayerNorm(name="norm_text_query", **kw)(x).reshape(b, hh * ww * t, c)
+        ctx = layers.LayerNorm(name="norm_text", **kw)(text.astype(y.dtype))
+        q = split(layers.dense(c, name="text_q", **kw)(y))
+        k = split(layers.dense(c, name="text_k", **kw)(ctx))
+        v = split(layers.dense(c, name="text_v", **kw)(ctx))
+        o = dot_product_attention(q, k, v, text_mask, impl=self.attention_impl).reshape(b, hh * ww * t, c)
+        o = layers.dense(c, name="text_proj_out", kernel_init=layers.zeros, **kw)(o)
+        return x + o.reshape(x.shape)
 
 
 class TemporalAttentionStack(nn.Module):
@@ -135,13 +159,17 @@ class TemporalAttentionStack(nn.Module):
     param_dtype: Dtype = jnp.float32
     attention_min_length: int = 0
     remat: str = "none"                    # policy of models/remat.py, applied per block
+    text_cross_attention: bool = False
 
     @nn.compact
-    def __call__(self, h: jax.Array) -> jax.Array:
+    def __call__(self, h: jax.Array, text: jax.Array | None = None,
+                 text_mask: jax.Array | None = None) -> jax.Array:
         block = remat_lib.wrap(TemporalAttentionBlock, self.remat)
         for i in range(self.depth):
-            h = block(self.head_dim, self.position_encoding, self.max_frames, self.mlp_ratio, self.attention_impl,
-                      self.dtype, self.param_dtype, self.attention_min_length, name=f"layer_{i}")(h)
+            layer = block(self.head_dim, self.position_encoding, self.max_frames, self.mlp_ratio, self.attention_impl,
+                          self.dtype, self.param_dtype, self.attention_min_length, self.text_cross_attention,
+                          name=f"layer_{i}")
+            h = layer(h, text, text_mask) if self.text_cross_attention else layer(h)
         return h
 
 

@@ -18,7 +18,7 @@ IMAGEN_TINY = STUNetConfig(
     temporal_head_dim=8)
 # DeepFloyd-IF-style blocks: resnet resampling, text projection, attention pooling,
 # GELU, skip_time_act, output scaling; one temporal down-sampling (N = 2), RoPE,
-# two stacked temporal attention blocks.
+# two stacked temporal attention blocks, each also cross-attending to the text.
 IF_TINY = STUNetConfig(
     unet=UNetConfig(base_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(2, 4),
                     head_dim=8, norm_groups=4, text_dim=TEXT_DIM, cross_attention_dim=16,
@@ -26,7 +26,7 @@ IF_TINY = STUNetConfig(
                     time_embed_act="gelu", skip_time_act=True, resnet_output_scale=1.414, resample="resnet",
                     out_channels=6),
     num_temporal_downsamples=1, temporal_attention_depth=2, temporal_position_encoding="rope",
-    temporal_head_dim=8)
+    temporal_head_dim=8, temporal_text="cross_attention")
 CONFIGS = {"imagen": IMAGEN_TINY, "if": IF_TINY}
 
 

@@ -40,6 +40,23 @@ def test_inflation_blocks_are_identity_at_init():
         bumped = jax.tree_util.tree_map_with_path(
             lambda p, a: a + 0.1 if "proj_out" in jax.tree_util.keystr(p) else a, nn.meta.unbox(params))
         assert np.max(np.abs(block.apply(bumped, h) - h)) > 1e-3
+    # With text cross-attention: still the identity, for any text; bumping its output projection
+    # makes the block depend on the text (the pathway that carries motion words).
+    block = tmp.TemporalAttentionStack(head_dim=8, text_cross_attention=True)
+    text = jax.random.normal(jax.random.PRNGKey(4), (2, 5, 12))
+    mask = jnp.arange(5)[None] < jnp.array([[2], [5]])
+    params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), h, text, mask))
+    np.testing.assert_array_equal(block.apply(params, h, text, mask), h)
+    bumped = jax.tree_util.tree_map_with_path(
+        lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params)
+    other = text.at[:, :2].multiply(-1.0)
+    diff = block.apply(bumped, h, text, mask) - block.apply(bumped, h, other, mask)
+    assert np.max(np.abs(diff)) > 1e-3
+    # masked-out tokens are not attended
+    np.testing.assert_allclose(block.apply(bumped, h, text, mask)[0],
+                               block.apply(bumped, h, text.at[0, 2:].set(9.0), mask)[0], atol=1e-6)
+    with pytest.raises(ValueError, match="needs the text"):
+        block.apply(params, h)
     down, up = tmp.TemporalDownsample(), tmp.TemporalUpsample()
     np.testing.assert_array_equal(down.apply(down.init(jax.random.PRNGKey(2), h), h), h[:, ::2])
     np.testing.assert_array_equal(up.apply(up.init(jax.random.PRNGKey(3), h), h), jnp.repeat(h, 2, axis=1))
@@ -144,6 +161,11 @@ def test_bad_frame_count_raises(imagen_models):
 def test_bad_image_size_raises(imagen_models):
     with pytest.raises(ValueError, match=r"height=18 is not divisible by .*=4.*multiple of 4, e.g. 16 or 20"):
         _shape_check(imagen_models.cfg, FRAMES, 18)
+
+
+def test_bad_config_raises_temporal_text():
+    with pytest.raises(ValueError, match="temporal_text must be one of"):
+        STUNetConfig(unet=UNetConfig(text_dim=8), temporal_text="film")
 
 
 def test_bad_config_raises():
