@@ -13,7 +13,10 @@ r"""lumiere_jax command line: train, sample, evaluate, export.
   python main.py --config=configs/moving_shapes.py:video --mode=sample --checkpoint=assets/moving_shapes_base \
       --task=sdedit --input_video=clip.mp4 --strength=0.6 --prompt="a blue square moving left"
 
-`--config.a.b=value` overrides any config value; unknown keys fail.
+`--config.a.b=value` overrides any config value; unknown keys fail. Precedence (lumiere_jax/settings.py):
+library defaults < stored run config < the --config file < --config.* overrides < explicit flags
+(--num_steps, --guidance_scale, --sampler); sampling from a checkpoint prints the settings it uses.
+An override of an architecture key (model.*) that differs from the checkpoint's raises.
 """
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -71,7 +74,8 @@ def main(argv):
     runtime.setup()
     distributed.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes, flags.FLAGS.process_id,
                            flags.FLAGS.distributed)
-    cli.run(flags.FLAGS.config, flags.FLAGS)
+    # The explicit --config.* overrides alone: an architecture key a checkpoint fixes is refused, not ignored.
+    cli.run(flags.FLAGS.config, flags.FLAGS, config_overrides=config_flags.get_override_values(flags.FLAGS["config"]))
 
 
 if __name__ == "__main__":

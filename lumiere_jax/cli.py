@@ -7,6 +7,8 @@ from typing import Any
 
 from absl import logging
 
+from lumiere_jax import settings
+
 MODES = ("train", "sample", "eval", "export")
 TASKS = ("i2v", "inpaint", "outpaint", "cinemagraph", "sdedit")
 
@@ -27,9 +29,14 @@ def _require(value: Any, flag: str, mode: str) -> Any:
     return value
 
 
-def run(config, flags) -> Any:
+def run(config, flags, config_overrides: dict[str, Any] | None = None) -> Any:
+    """`config`: the config file with its --config.* overrides applied; `flags`: main.py's flags (or
+    any object with those attributes); `config_overrides`: the explicit --config.* overrides alone
+    (dotted key -> value, `config_flags.get_override_values`), so that an override of an architecture
+    key a checkpoint fixes is refused rather than ignored. Precedence: lumiere_jax/settings.py."""
     from lumiere_jax import config as config_lib
     config_lib.validate(config)
+    config_overrides = dict(config_overrides or {})
     mode = flags.mode
     if mode == "train":
         from lumiere_jax.train import trainer
@@ -38,42 +45,66 @@ def run(config, flags) -> Any:
         from lumiere_jax.train import checkpoint
         workdir = _require(flags.workdir, "workdir", mode)
         params, stored = checkpoint.load(workdir)
+        settings.check_fixed(stored, config_overrides, workdir)
         out = flags.export_dir or os.path.join(workdir, "export")
         checkpoint.export(out, params, stored, flags.export_dtype)
         logging.info("exported EMA parameters (%s) to %s", flags.export_dtype, out)
         print(f"exported to {out}")
         return out
     from lumiere_jax import pipeline
-    overrides = dict(num_steps=flags.num_steps, guidance_scale=flags.guidance_scale, sampler=flags.sampler)
     seed = config.sample.seed if flags.seed is None else flags.seed
     if mode in ("sample", "eval") and (config.cascade.base or config.cascade.ssr):
-        return _cascade(config, flags, overrides, seed)
+        return _cascade(config, flags, config_overrides, seed)
     path = flags.checkpoint or _require(flags.workdir, "workdir or --checkpoint", mode)
-    gen = pipeline.Generator.load(path, _sampling_mesh(config))
+    gen = load_generator(path, config, flags, config_overrides)
     if getattr(flags, "style_checkpoint", None):
         if not os.path.exists(flags.style_checkpoint):
             raise FileNotFoundError(f"--style_checkpoint {flags.style_checkpoint} does not exist")
         gen = gen.with_style(flags.style_checkpoint, flags.style_alpha)
+    low_res = gen.model.config.conditioning == "low_res"
+    announce({**gen.settings(), **(gen.ssr_settings() if low_res else {})})
     if mode == "sample" and getattr(flags, "task", None):
-        return _run_task(gen, config, flags, overrides, seed, path)
-    if mode == "sample" and gen.model.config.conditioning == "low_res":
-        return _upsample_files(gen, config, flags, overrides, seed, path)
+        return _run_task(gen, config, flags, seed, path)
+    if mode == "sample" and low_res:
+        return _upsample_files(gen, config, flags, seed, path)
     if mode == "sample":
         prompts = read_prompts(flags.prompt, flags.prompts_file) or list(config.sample.prompts)
         num = flags.num_samples or config.sample.num_samples
-        result = gen.generate(prompts, num_samples=num, seed=seed, **overrides)
+        result = gen.generate(prompts, num_samples=num, seed=seed)
         out = flags.output_dir or os.path.join(flags.workdir or path, "samples", "cli")
         pipeline.write_outputs(result, out, fps=config.sample.fps)
         print(f"wrote {len(result.prompts)} samples to {out}")
         return result
     if mode == "eval" and (gen.model.config.conditioning == "masked" or getattr(flags, "task", None)):
-        return _eval_tasks(gen, config, flags, overrides, seed, path)
+        return _eval_tasks(gen, config, flags, seed, path)
     if mode == "eval":
         from lumiere_jax.eval import evaluate
         return _eval_splits(flags, lambda split: evaluate.evaluate_split(gen, config, split, flags.eval_num_prompts,
-                                                                          seed, **overrides),
+                                                                          seed),
                             flags.output_dir or flags.workdir or path)
     raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+
+
+def load_generator(path: str, config, flags, config_overrides: dict[str, Any], *, use_config: bool = True,
+                   flag_keys: tuple[str, ...] = settings.FLAG_KEYS):
+    """A Generator of the checkpoint at `path` sampling with the CLI's settings (`settings.cli_sampling`:
+    the CLI config's sample / ssr sections, then the explicit flags, over the stored ones). An explicit
+    --config override of an architecture key that differs from the checkpoint's raises (before any
+    compile). `use_config=False`: the CLI config is another model's (a cascade's base stage)."""
+    from lumiere_jax import pipeline
+    sample, ssr = settings.cli_sampling(config, flags, flag_keys=flag_keys, use_config=use_config)
+    t5 = settings.t5_locations(config_overrides) if use_config else {}
+    gen = pipeline.Generator.load(path, _sampling_mesh(config), sample=sample, ssr=ssr, t5=t5)
+    if use_config:
+        settings.check_fixed(gen.config, config_overrides, path)
+    return gen
+
+
+def announce(effective: dict[str, Any]) -> None:
+    """Print (and log) the effective sampling settings, one line."""
+    line = "sampling settings: " + settings.describe(effective)
+    logging.info(line)
+    print(line)
 
 
 def _sampling_mesh(config):
@@ -83,28 +114,32 @@ def _sampling_mesh(config):
     return config.mesh if jax.device_count() > 1 else None
 
 
-def _cascade(config, flags, overrides, seed):
+def _cascade(config, flags, config_overrides, seed):
     from lumiere_jax import pipeline
     if not (config.cascade.base and config.cascade.ssr):
         raise ValueError("a cascade needs both config.cascade.base and config.cascade.ssr (exports or workdirs)")
     for p in (config.cascade.base, config.cascade.ssr):
         if not os.path.exists(p):
             raise FileNotFoundError(f"cascade checkpoint {p} does not exist")
-    cascade = pipeline.Cascade.load(config.cascade.base, config.cascade.ssr, _sampling_mesh(config))
+    # The CLI config is the SSR stage's; the base stage keeps its stored settings under the explicit flags.
+    base = load_generator(config.cascade.base, config, flags, config_overrides, use_config=False)
+    ssr = load_generator(config.cascade.ssr, config, flags, config_overrides,
+                         flag_keys=settings.CASCADE_SSR_FLAG_KEYS)
+    cascade = pipeline.Cascade(base, ssr)
+    announce({"base": base.settings(), "ssr": {**ssr.settings(), **ssr.ssr_settings()}})
     if flags.mode == "eval":
-        return _eval_splits(flags, lambda split: evaluate_cascade(cascade, config, split, flags, overrides, seed),
+        return _eval_splits(flags, lambda split: evaluate_cascade(cascade, config, split, flags, seed),
                             flags.output_dir or flags.workdir or "runs/cascade")
     prompts = read_prompts(flags.prompt, flags.prompts_file) or list(config.sample.prompts)
     num = flags.num_samples or config.sample.num_samples
-    result = cascade.generate(prompts, num_samples=num, seed=seed, multidiffusion=flags.multidiffusion,
-                              base_overrides=overrides, ssr_overrides={"num_steps": flags.num_steps})
+    result = cascade.generate(prompts, num_samples=num, seed=seed, multidiffusion=flags.multidiffusion)
     out = flags.output_dir or os.path.join(flags.workdir or "runs/cascade", "samples", "cli")
     pipeline.write_outputs(result, out, fps=config.sample.fps)
     print(f"wrote {len(result.prompts)} cascade samples to {out}")
     return result
 
 
-def _upsample_files(gen, config, flags, overrides, seed, path):
+def _upsample_files(gen, config, flags, seed, path):
     """SSR alone: up-sample --input_video files, one --prompt for all or one per video."""
     import numpy as np
     from lumiere_jax import pipeline
@@ -121,21 +156,20 @@ def _upsample_files(gen, config, flags, overrides, seed, path):
     if len(shapes) != 1:
         raise ValueError(f"--input_video files have different shapes {sorted(shapes)}; up-sample them separately")
     prompts = read_prompts(flags.prompt, flags.prompts_file) or [""]
-    result = gen.upsample(np.stack(videos), prompts, seed=seed, multidiffusion=flags.multidiffusion, **overrides)
+    result = gen.upsample(np.stack(videos), prompts, seed=seed, multidiffusion=flags.multidiffusion)
     out = flags.output_dir or os.path.join(flags.workdir or path, "samples", "upsampled")
     pipeline.write_outputs(result, out, fps=config.sample.fps)
     print(f"wrote {len(result.prompts)} up-sampled videos to {out}")
     return result
 
 
-def evaluate_cascade(cascade, config, split, flags, overrides, seed):
+def evaluate_cascade(cascade, config, split, flags, seed):
     from lumiere_jax.eval import evaluate
-    return evaluate.evaluate_cascade_split(
-        cascade, config, split, flags.eval_num_prompts, seed, multidiffusion=flags.multidiffusion,
-        base_overrides=overrides, ssr_overrides={"num_steps": flags.num_steps})
+    return evaluate.evaluate_cascade_split(cascade, config, split, flags.eval_num_prompts, seed,
+                                           multidiffusion=flags.multidiffusion)
 
 
-def _eval_tasks(gen, config, flags, overrides, seed, path):
+def _eval_tasks(gen, config, flags, seed, path):
     """--mode=eval of the conditional applications (all of them, or --task) on real clips."""
     from lumiere_jax.eval import conditional
     if gen.model.config.conditioning == "masked":
@@ -148,7 +182,7 @@ def _eval_tasks(gen, config, flags, overrides, seed, path):
 
     def one(split):
         clips, captions = conditional.split_clips(config, split, flags.eval_num_prompts)
-        scores = conditional.evaluate_tasks(gen, clips, captions, tasks, seed=seed, **overrides)
+        scores = conditional.evaluate_tasks(gen, clips, captions, tasks, seed=seed)
         scores["split"] = split
         return scores
 
@@ -189,7 +223,7 @@ def _outpaint_padding(values):
     return padding[0] if len(padding) == 1 else tuple(padding)
 
 
-def _run_task(gen, config, flags, overrides, seed, path):
+def _run_task(gen, config, flags, seed, path):
     """--mode=sample --task=...: conditional generation from files, or SDEdit."""
     from lumiere_jax import pipeline
     from lumiere_jax.data import cond_inputs
@@ -199,7 +233,7 @@ def _run_task(gen, config, flags, overrides, seed, path):
     prompts = read_prompts(flags.prompt, flags.prompts_file)
     if len(prompts) != 1:
         raise ValueError(f"--task={task} takes one --prompt, got {len(prompts)}")
-    kw = dict(num_samples=flags.num_samples or 1, seed=seed, resize=flags.resize_inputs, **overrides)
+    kw = dict(num_samples=flags.num_samples or 1, seed=seed, resize=flags.resize_inputs)
     needs = {"i2v": ("image",), "cinemagraph": ("image", "mask"), "inpaint": ("mask",)}.get(task, ())
     for name in needs:
         _require(getattr(flags, name), name, f"sample --task={task}")

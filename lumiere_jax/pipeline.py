@@ -40,7 +40,7 @@ from lumiere_jax.data import cond_inputs, video_io
 from lumiere_jax.data.pipeline import uint8_to_float
 from lumiere_jax.diffusion import guidance, low_res, noising, samplers, schedules
 from lumiere_jax.diffusion import multidiffusion as md
-from lumiere_jax.models.diffusion_model import DiffusionModel
+from lumiere_jax.models.diffusion_model import T5_PATH_KEYS, DiffusionModel
 from lumiere_jax.models.tokenizer import make_tokenizer
 from lumiere_jax.train import checkpoint, conditioning
 
@@ -68,6 +68,25 @@ def _merge(settings: dict[str, Any], overrides: dict[str, Any], what: str) -> di
         if v is not None:
             settings[k] = v
     return settings
+
+
+def with_settings(config: dict, *, sample: dict | None = None, ssr: dict | None = None,
+                  t5: dict | None = None) -> dict:
+    """A run config with the non-None values of `sample` (SAMPLE_KEYS) and `ssr` (SSR_KEYS) written
+    over its `sample` / `ssr` sections, and `t5` (T5 file locations) over `model.t5`; an unknown
+    key raises. Precedence: lumiere_jax/settings.py."""
+    out = dict(config)
+    for section, given, keys in (("sample", sample, SAMPLE_KEYS), ("ssr", ssr, SSR_KEYS),
+                                 ("t5", t5, T5_PATH_KEYS)):
+        if not given:
+            continue
+        _merge(dict.fromkeys(keys), given, f"{section} setting")      # names the unknown keys
+        given = {k: v for k, v in given.items() if v is not None}
+        if section == "t5":
+            out["model"] = {**out["model"], "t5": {**out["model"].get("t5", {}), **given}}
+        else:
+            out[section] = {**out.get(section, {}), **given}
+    return out
 
 
 class Generator:
@@ -103,14 +122,21 @@ class Generator:
         return call
 
     @classmethod
-    def load(cls, path: str, mesh_config: Any = None) -> "Generator":
-        """From an export directory or a training workdir (EMA parameters)."""
+    def load(cls, path: str, mesh_config: Any = None, *, sample: dict | None = None, ssr: dict | None = None,
+             t5: dict | None = None) -> "Generator":
+        """From an export directory or a training workdir (EMA parameters). `sample` (SAMPLE_KEYS) and
+        `ssr` (SSR_KEYS): settings that beat the stored run config's (None = the stored value); a
+        call's own overrides beat both. `t5`: where the T5 files are here (checkpoint, tokenizer)."""
         params, config = checkpoint.load(path)
+        config = with_settings(config, sample=sample, ssr=ssr, t5=t5)
         return cls(DiffusionModel(config_lib.model_config(config)), params, config, mesh_config)
 
     def settings(self, **overrides) -> dict[str, Any]:
-        """Sampling settings: the run config's `sample` section, then `overrides`."""
-        return _merge({k: self.config["sample"][k] for k in SAMPLE_KEYS}, overrides, "sampling setting")
+        """Sampling settings: the library defaults, the run config's `sample` section (with what
+        `load` was given on top), then `overrides`."""
+        stored, defaults = self.config.get("sample", {}), config_lib.default_config().sample
+        s = {k: stored[k] if k in stored else defaults[k] for k in SAMPLE_KEYS}
+        return _merge(s, overrides, "sampling setting")
 
     def generate(self, prompts: Sequence[str], *, num_samples: int = 1, seed: int = 0, batch_size: int = 8,
                  progress: bool = True, **overrides) -> Result:

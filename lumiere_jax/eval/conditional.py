@@ -93,7 +93,7 @@ def evaluate_tasks(gen, clips: np.ndarray, captions: Sequence[str], tasks: Seque
     """Scores of `tasks` on real `clips` (uint8 [N, T, H, W, 3]) with their `captions`."""
     clips = np.asarray(clips)
     captions = list(captions)
-    out: dict[str, Any] = {"num_videos": len(clips)}
+    out: dict[str, Any] = {"num_videos": len(clips), "settings": gen.settings(**overrides)}
     kw = dict(seed=seed, progress=False, resize=False, **overrides)
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:

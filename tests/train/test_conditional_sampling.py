@@ -186,3 +186,4 @@ def test_eval_of_the_tasks(conditional_run, tmp_path):
     assert set(scores["sdedit"]) == {f"{s:g}" for s in cond_eval.SDEDIT_STRENGTHS}
     on_disk = json.load(open(tmp_path / "eval_tasks_held_out.json"))
     assert on_disk["i2v"]["first_frame_psnr"]["mean"] == pytest.approx(scores["i2v"]["first_frame_psnr"]["mean"])
+    assert on_disk["settings"]["num_steps"] == 2          # the effective settings (--num_steps=2)

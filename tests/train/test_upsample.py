@@ -117,9 +117,12 @@ def test_cli_cascade_sample_and_eval(video_run, tmp_path):
     config = load_config("tiny", "ssr", video_run[1].data.data_dir)
     config.model.low_resolution, config.model.resolution = 8, 16
     config.cascade.base, config.cascade.ssr = video_run[0], str(tmp_path / "ssr")
+    config.sample.thresholding = False      # the CLI config is the SSR stage's; the base keeps its stored settings
     r = cli.run(config, _flags(output_dir=str(tmp_path / "out"), prompt=["a red square moving left"]))
     assert r.videos.shape == (1, 4, 16, 16, 3)
-    assert json.load(open(tmp_path / "out" / "manifest.json"))[0]["ssr"]["num_steps"] == 2
+    entry = json.load(open(tmp_path / "out" / "manifest.json"))[0]
+    assert entry["ssr"]["num_steps"] == entry["base"]["num_steps"] == 2           # --num_steps: both stages
+    assert entry["ssr"]["thresholding"] is False and entry["base"]["thresholding"] is True
     scores = cli.run(config, _flags(mode="eval", eval_split="held_out", eval_num_prompts=2,
                                     output_dir=str(tmp_path / "eval")))["held_out"]
     assert scores["num_videos"] == 2 and set(scores) >= {"base", "ssr"}
