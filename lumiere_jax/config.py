@@ -138,7 +138,10 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.sample = ml_collections.ConfigDict(dict(
         sampler="ddim", num_steps=25, guidance_scale=3.0, eta=0.0, timestep_spacing="trailing",
-        thresholding=True, dynamic_thresholding_ratio=0.995, sample_max_value=1.0, num_samples=4,
+        thresholding=True, dynamic_thresholding_ratio=0.995, sample_max_value=1.0,
+        # DDIM with a clamped x0: the direction term uses the eps recomputed from the clamped x0.
+        # False = diffusers' default, which saturates colours under guidance (docs/sampling.md).
+        use_clipped_model_output=True, num_samples=4,
         prompts=("a red square moving right", "a blue circle moving up"), fps=8, seed=0))
     return c
 

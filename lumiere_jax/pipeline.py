@@ -45,7 +45,7 @@ from lumiere_jax.models.tokenizer import make_tokenizer
 from lumiere_jax.train import checkpoint, conditioning
 
 SAMPLE_KEYS = ("sampler", "num_steps", "guidance_scale", "eta", "timestep_spacing", "thresholding",
-               "dynamic_thresholding_ratio", "sample_max_value")
+               "dynamic_thresholding_ratio", "sample_max_value", "use_clipped_model_output")
 SSR_KEYS = ("aug_level", "window", "overlap", "weights", "chunk_size", "upsample")
 
 
@@ -169,6 +169,7 @@ class Generator:
             prediction_type=self.config["diffusion"]["prediction_type"], eta=float(s["eta"]),
             thresholding=bool(s["thresholding"]), dynamic_thresholding_ratio=float(s["dynamic_thresholding_ratio"]),
             sample_max_value=float(s["sample_max_value"]),
+            use_clipped_model_output=bool(s["use_clipped_model_output"]),
             # a learned-range model's variance is used by DDPM; the other samplers ignore it
             variance_type=self.config["diffusion"].get("variance_type", "fixed_small")
             if s["sampler"] == "ddpm" else "fixed_small")

@@ -49,3 +49,34 @@ def test_evaluate_split_is_strict_json(generator, video_run):
     text = json.dumps(evaluate.json_safe(scores), allow_nan=False)        # raises on NaN
     assert "color_accuracy" in text
     assert evaluate.format_scores(scores).startswith("[held_out, 2 videos]")
+
+
+@pytest.mark.parametrize("clipped", [True, False])
+def test_generator_loop_equals_the_tested_sampler_loop(generator, clipped):
+    """The loop users run (Generator: a Python loop over a jitted guided step) computes what
+    `samplers.sample` (the lax.scan loop the sampler tests check) computes from the same x_T, with
+    the shipped default DDIM + dynamic thresholding + CFG, for both DDIM direction-term options."""
+    import jax
+    import jax.numpy as jnp
+    from lumiere_jax.diffusion import guidance, samplers
+
+    prompts, seeds = ["a red square moving left", "a blue circle moving up"], [3, 4]
+    r = generator.generate(prompts, seed=3, progress=False, num_steps=4, guidance_scale=3.0, sampler="ddim",
+                           thresholding=True, use_clipped_model_output=clipped)
+    s = generator.settings(num_steps=4, guidance_scale=3.0, sampler="ddim", thresholding=True,
+                           use_clipped_model_output=clipped)
+    model, params = generator.model, generator.params
+    (emb, mask), (null_emb, null_mask) = generator._prompt_context(prompts)
+    model_fn = guidance.cfg_model_fn(lambda x, t, c: model.denoise(params, x, t, c[0], c[1]),
+                                     (emb, mask), (null_emb, null_mask), 3.0)
+    shape = model.config.sample_shape(1)[1:]
+    x_T = jnp.stack([jax.random.normal(jax.random.PRNGKey(k), shape) for k in seeds])
+    ref = samplers.sample(model_fn, x_T, generator.sched, sampler="ddim", num_steps=4,
+                          timestep_spacing=s["timestep_spacing"],
+                          prediction_type=generator.config["diffusion"]["prediction_type"], thresholding=True,
+                          use_clipped_model_output=clipped)
+    from lumiere_jax.data import video_io
+    got = r.videos.astype(int)
+    want = video_io.to_uint8(np.asarray(ref)).astype(int)
+    assert np.abs(got - want).max() <= 1          # float32 rounding at the uint8 boundary
+    assert r.settings["use_clipped_model_output"] is clipped
