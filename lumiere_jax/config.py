@@ -112,6 +112,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.conditional = ml_collections.ConfigDict(dict(
         mixture=ml_collections.ConfigDict(dict(masks_lib.DEFAULT_MIXTURE)),
         mask_threshold=0.5,
+        known_loss_weight=0.0,   # training: squared errors weighted 1 + this where the content is known
     ))
 
     # --mode=sample of a text -> base -> SSR cascade: exports (or workdirs) of both stages.
@@ -119,7 +120,11 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.optim = ml_collections.ConfigDict(dict(
         lr=3e-4, warmup_steps=100, end_lr_factor=0.1, b1=0.9, b2=0.99, eps=1e-8, weight_decay=0.0,
-        grad_clip=1.0))
+        grad_clip=1.0,
+        # ("regex=multiplier", ...): learning rate x multiplier for the parameters whose "/"-joined path
+        # starts with a match (first match wins), e.g. "denoiser/spatial/conv_in/=10" for the
+        # conditional model's expanded input convolution; a pattern that matches nothing fails.
+        lr_multipliers=()))
 
     c.train = ml_collections.ConfigDict(dict(
         num_steps=1000, seed=0, log_every=50, checkpoint_every=250, keep_checkpoints=3, sample_every=0,
@@ -192,6 +197,12 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
         if config.data.num_frames and model.kind == "video" and config.data.num_frames < model.num_frames:
             raise ValueError(f"config.data.num_frames={config.data.num_frames} is shorter than the SSR window "
                              f"model.num_frames={model.num_frames}")
+    known_w = config.conditional.get("known_loss_weight", 0.0)
+    if known_w < 0 or (known_w and model.conditioning != "masked"):
+        raise ValueError(f"config.conditional.known_loss_weight={known_w} must be >= 0, and is only used by the "
+                         f"conditional stage (this run's stage is {config.stage!r})")
+    from lumiere_jax.train.optim import parse_multipliers
+    parse_multipliers(tuple(config.optim.get("lr_multipliers", ())))
     if model.conditioning == "masked":
         masks_lib.check_mixture(config.conditional.mixture.to_dict())
         if not 0.0 < config.conditional.mask_threshold <= 1.0:

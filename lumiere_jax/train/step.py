@@ -16,23 +16,30 @@ from lumiere_jax.train.state import TrainState
 
 def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any], params: Any,
             batch: Mapping[str, jax.Array], rng: jax.Array, ssr: Mapping[str, Any] | None = None,
-            mask_mixture: Mapping[str, float] | None = None) -> jax.Array:
+            mask_mixture: Mapping[str, float] | None = None, known_loss_weight: float = 0.0) -> jax.Array:
     """Denoising loss of one batch: text encoded (or precomputed), dropped to the null
     embedding with probability `cond_drop_prob` (CFG training), x0 noised at uniform
     timesteps, MSE against the prediction-type target with optional SNR weighting.
     A super-resolution model (conditioning "low_res") is conditioned on its batch's own
     degraded copy, built with the `ssr` settings (`train.conditioning.ssr_inputs`); a masked model
-    (Lumiere §4.2) on <x0 * M, M> with masks M drawn from `mask_mixture` (`train.masks`)."""
+    (Lumiere §4.2) on <x0 * M, M> with masks M drawn from `mask_mixture` (`train.masks`); its
+    squared errors are weighted 1 + `known_loss_weight` where the content is known (M = 1), so the
+    model learns to reproduce what it is given (a weighted mean per example)."""
     k_drop, k_t, k_noise, k_dropout, k_cond = jax.random.split(rng, 5)
     x0 = batch["image" if model.config.kind == "image" else "video"]
-    extra = {}
+    extra, weights = {}, None
     if model.config.conditioning == "low_res":
         if ssr is None:
             raise ValueError("a super-resolution model's loss needs the ssr settings (config.ssr)")
         x0, cond, aug = conditioning.ssr_inputs(model.config, sched, ssr, x0, k_cond)
         extra = {"cond": cond, "aug_level": aug}
     elif model.config.conditioning == "masked":
-        extra = {"cond": conditioning.masked_inputs(x0, k_cond, mask_mixture or masks.DEFAULT_MIXTURE)}
+        cond = conditioning.masked_inputs(x0, k_cond, mask_mixture or masks.DEFAULT_MIXTURE)
+        extra = {"cond": cond}
+        if known_loss_weight:
+            weights = 1.0 + known_loss_weight * cond[..., 3:]
+    elif known_loss_weight:
+        raise ValueError("known_loss_weight is for the conditional (masked) model")
     mask = batch["text_mask"]
     if "text_emb" in batch:
         emb = batch["text_emb"].astype(jnp.float32)
@@ -47,7 +54,7 @@ def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any]
     weighting = diffusion["snr_weighting"]
     return losses.diffusion_loss(out, x0, noise, t, sched, diffusion["prediction_type"],
                                  None if weighting in (None, "none") else weighting,
-                                 float(diffusion["snr_gamma"]),
+                                 float(diffusion["snr_gamma"]), mask=weights,
                                  variance_type=diffusion.get("variance_type", "fixed_small"),
                                  vlb_weight=float(diffusion.get("vlb_weight", losses.VLB_WEIGHT)))
 
@@ -99,7 +106,7 @@ def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[s
                     lr_schedule: optax.Schedule, labels: Any, ema_decay: float,
                     seed: int, ssr: Mapping[str, Any] | None = None,
                     mask_mixture: Mapping[str, float] | None = None,
-                    grad_accum_steps: int = 1) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
+                    grad_accum_steps: int = 1, known_loss_weight: float = 0.0) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
     """(state, batch) -> (state, metrics). The step's randomness is fold_in(seed, step).
 
     With `grad_accum_steps` = k > 1 the batch is split into k micro-batches inside the step
@@ -113,7 +120,7 @@ def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[s
         raise ValueError(f"grad_accum_steps must be >= 1, got {grad_accum_steps}")
 
     def loss_of(params, batch, rng):
-        return loss_fn(model, sched, diffusion, params, batch, rng, ssr, mask_mixture)
+        return loss_fn(model, sched, diffusion, params, batch, rng, ssr, mask_mixture, known_loss_weight)
 
     def train_step(state: TrainState, batch: Mapping[str, jax.Array]):
         rng = jax.random.fold_in(base_key, state.step)

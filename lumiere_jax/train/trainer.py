@@ -143,7 +143,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
                                    async_save=config.train.async_checkpoints)
     abstract_params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
     labels = model.trainable_labels(abstract_params, config.train.train_spatial, tuple(config.train.trainable))
-    tx, lr_schedule = optim.make_optimizer(config.optim, num_steps, labels)
+    tx, lr_schedule = optim.make_optimizer(
+        config.optim, num_steps, labels, optim.multiplier_tree(abstract_params, tuple(config.optim.lr_multipliers)))
     # Shardings of the whole state from the parameters' logical axes; the state is created or
     # restored directly in them (a checkpoint from another mesh is resharded on restore).
     abstract_state, state_shardings = sharding.state_shardings(model, tx, mesh, rules)
@@ -163,6 +164,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
         step_lib.make_train_step(model, sched, config.diffusion, tx, lr_schedule, labels,
                                  float(config.train.ema_decay), int(config.train.seed), ssr=config.ssr.to_dict(),
                                  mask_mixture=config.conditional.mixture.to_dict(),
+                                 known_loss_weight=float(config.conditional.known_loss_weight),
                                  grad_accum_steps=int(config.train.get("grad_accum_steps", 1))),
         mesh, rules, state_shardings)
     batch_spec = sharding.batch_sharding(mesh).spec

@@ -113,3 +113,34 @@ def test_conditional_config_validation(data_dir):
         config_lib.validate(config)
     with pytest.raises(AttributeError):
         config.conditional.mixture.boxes = 0.5          # locked: unknown mask kinds fail
+
+
+def test_known_loss_weight_weights_the_known_pixels(data_dir):
+    """loss(w) per example = (S_all + w S_known) / (N + w N_known): with i2v masks (first frame known,
+    the same count in every example) loss(0) and loss(1) determine loss(3)."""
+    from lumiere_jax.diffusion import schedules
+    from lumiere_jax.train import step
+
+    config = load_config("tiny", "conditional", data_dir)
+    model = DiffusionModel(config_lib.validate(config))
+    params = model.init(jax.random.PRNGKey(0))
+    # A non-trivial model: the zero-initialised projections would make the output independent of x.
+    params = jax.tree_util.tree_map(lambda p: p + 0.05 * jax.random.normal(jax.random.PRNGKey(1), p.shape), params)
+    shape = model.config.sample_shape(2)
+    ids = jnp.ones((2, model.config.text_length), jnp.int32)
+    batch = {"video": jax.random.uniform(jax.random.PRNGKey(2), shape, minval=-1, maxval=1),
+             "text_ids": ids, "text_mask": ids > 0}
+    sched = schedules.get_schedule(config.diffusion.schedule)
+    loss = jax.jit(lambda w: step.loss_fn(model, sched, config.diffusion.to_dict(), params, batch,
+                                          jax.random.PRNGKey(3), None, {"i2v": 1.0}, w), static_argnums=0)
+    n = np.prod(shape[1:])
+    nk = n // shape[1]                                 # one frame of T known
+    l0, l1, l3 = (float(loss(w)) for w in (0.0, 1.0, 3.0))
+    s_all = l0 * n
+    s_known = l1 * (n + nk) - s_all
+    np.testing.assert_allclose(l3, (s_all + 3 * s_known) / (n + 3 * nk), rtol=1e-4)
+    assert abs(l3 - l0) > 1e-4 * l0                    # the weighting changed the loss
+    video = load_config("tiny", "video", data_dir)
+    video.conditional.known_loss_weight = 1.0
+    with pytest.raises(ValueError, match="known_loss_weight=1.0 .* only used by the conditional stage"):
+        config_lib.validate(video)
