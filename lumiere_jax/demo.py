@@ -92,6 +92,28 @@ def _i2v(config, out_dir: str) -> None:
     print("    " + conditional.format_task_scores(scores).replace("\n", "\n    "))
 
 
+def _measured(export: str) -> list[str]:
+    """The export's measured full evaluation (eval_<split>.json written next to it when it was
+    shipped: docs/reference_model.md), one formatted line per split."""
+    import glob
+    import json
+    lines = []
+    for path in sorted(glob.glob(os.path.join(export, "eval_*.json"))):
+        with open(path) as f:
+            lines.append(evaluate.format_scores(json.load(f)))
+    return lines
+
+
+def _summary(rows: list[tuple[str, dict]]) -> str:
+    """Side-by-side table of probe scores."""
+    head = f"    {'':34s}" + "".join(f"{k.replace('_accuracy', ''):>10s}" for k in evaluate.SUMMARY_KEYS)
+    lines = [head]
+    for name, s in rows:
+        vals = "".join(f"{s.get(k, float('nan')):10.3f}" for k in evaluate.SUMMARY_KEYS)
+        lines.append(f"    {name:34s}{vals}")
+    return "\n".join(lines)
+
+
 def main(argv) -> None:
     del argv
     import tensorflow_datasets as tfds
@@ -120,6 +142,7 @@ def main(argv) -> None:
     print(f"    wrote {out}/ (contact_sheet.png, manifest.json, NNNN.mp4/.gif/.npy)")
     print("    this run,       train prompts: " + evaluate.format_scores(tr))
     print("    this run,    held-out prompts: " + evaluate.format_scores(ho))
+    rows = [("this run, train prompts", tr), ("this run, held-out prompts", ho)]
 
     if os.path.isdir(FLAGS.reference):
         print(f"[5/6] sampling the shipped reference model {FLAGS.reference} ({time.time() - t0:.0f}s)")
@@ -128,6 +151,13 @@ def main(argv) -> None:
         print(f"    wrote {ref_out}/")
         print("    reference,      train prompts: " + evaluate.format_scores(tr))
         print("    reference,   held-out prompts: " + evaluate.format_scores(ho))
+        rows += [("reference, train prompts", tr), ("reference, held-out prompts", ho)]
+        print("    this short run next to the shipped reference (same prompts, seeds and settings):")
+        print(_summary(rows))
+        measured = _measured(FLAGS.reference)
+        if measured:
+            print("    the reference's full evaluation when it was shipped (docs/reference_model.md):")
+            print("      " + "\n      ".join(measured))
         if os.path.isdir(FLAGS.reference_ssr):
             _cascade(TRAIN_PROMPTS, os.path.join(workdir, "samples_reference_cascade"), video.sample.fps)
         if os.path.isdir(FLAGS.reference_conditional):
