@@ -22,6 +22,7 @@ from lumiere_jax.models.stunet import (SPATIAL, TEMPORAL, STUNet, STUNetConfig, 
                                       inflate_params)
 from lumiere_jax.models.t5 import T5Config, T5Encoder
 from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
+from lumiere_jax.models.text_features import byte_ngram_features
 from lumiere_jax.models.unet import UNet
 
 KINDS = ("image", "video")
@@ -69,6 +70,12 @@ class DiffusionModelConfig:
                              f"unet.text_dim={self.stunet.unet.text_dim}")
         if self.stunet.unet.text_dim is None:
             raise ValueError("the diffusion model is text-conditioned: set unet.text_dim")
+        if self.stunet.temporal_text_features and self.kind != "video":
+            raise ValueError("temporal_text_features are read by a video model's temporal layers; this is an "
+                             f"{self.kind} model")
+        if self.stunet.temporal_text_features and not isinstance(self.text_encoder, TextEncoderConfig):
+            raise ValueError("temporal_text_features (byte n-gram features) need the byte text encoder "
+                             "(model.text_source='encoder'); a T5 already keeps words distinct")
         if self.conditioning not in CONDITIONINGS:
             raise ValueError(f"conditioning must be one of {sorted(CONDITIONINGS)}, got {self.conditioning!r}")
         u = self.stunet.unet
@@ -95,6 +102,11 @@ class DiffusionModelConfig:
     def sample_channels(self) -> int:
         """Channels of the generated sample (the U-Net input minus the conditioning)."""
         return self.stunet.unet.out_channels if self.stunet.unet.out_channels <= 3 else 3
+
+    @property
+    def text_dim(self) -> int:
+        """Channels of the text input the denoiser takes: the encoder's, plus the temporal-only features."""
+        return self.stunet.unet.text_dim + self.stunet.temporal_text_features
 
     @property
     def text_length(self) -> int:
@@ -230,13 +242,28 @@ class DiffusionModel:
 
     # -- computation -------------------------------------------------------------------
     def encode_text(self, params: dict, ids: jax.Array, mask: jax.Array) -> jax.Array:
+        """[B, L, text_dim]: the encoder's output, followed by the fixed byte n-gram features when the
+        temporal layers read them (`STUNetConfig.temporal_text_features`)."""
         if self.text_module is None:
             raise ValueError("this model takes precomputed text embeddings (text_encoder=None)")
-        return self.text_module.apply({"params": params["text_encoder"]}, ids, mask)
+        emb = self.text_module.apply({"params": params["text_encoder"]}, ids, mask)
+        extra = self.config.stunet.temporal_text_features
+        if extra:
+            feats = byte_ngram_features(ids, mask, extra, self.config.text_encoder.vocab_size)
+            emb = jnp.concatenate([emb, feats.astype(emb.dtype)], axis=-1)
+        return emb
+
+    def null_embedding(self, params: dict) -> jax.Array | None:
+        """The learned null embedding [L, text_dim] (zeros in the temporal-only feature channels), or
+        None for a zero null."""
+        null = params.get("null_text") if self.config.null_text == "learned" else None
+        extra = self.config.stunet.temporal_text_features
+        if null is not None and extra:
+            null = jnp.concatenate([null, jnp.zeros(null.shape[:-1] + (extra,), null.dtype)], axis=-1)
+        return null
 
     def null_text(self, params: dict, batch: int) -> tuple[jax.Array, jax.Array]:
-        null = params.get("null_text") if self.config.null_text == "learned" else None
-        return guidance.null_text(batch, self.config.text_length, self.config.stunet.unet.text_dim, null)
+        return guidance.null_text(batch, self.config.text_length, self.config.text_dim, self.null_embedding(params))
 
     def denoise(self, params: dict, x: jax.Array, t: jax.Array, text: jax.Array, mask: jax.Array, *,
                 cond: jax.Array | None = None, aug_level: jax.Array | None = None,

@@ -45,6 +45,10 @@ class STUNetConfig:
     # in the paper) or "cross_attention" (each temporal attention block also attends to the text
     # tokens; zero-initialised output, so App. B's identity at init holds). docs/motion_text.md
     temporal_text: str = "none"
+    # > 0: the text input carries this many extra feature channels after the encoder's text_dim ones
+    # (fixed byte n-gram features, models/text_features.py); the spatial U-Net gets the first text_dim,
+    # the temporal cross-attention all of them. Needs temporal_text="cross_attention".
+    temporal_text_features: int = 0
 
     def __post_init__(self):
         max_down = self.unet.num_levels - 1
@@ -56,6 +60,9 @@ class STUNetConfig:
                              f"got {self.temporal_position_encoding!r}")
         if self.temporal_text not in tmp.TEMPORAL_TEXT:
             raise ValueError(f"temporal_text must be one of {tmp.TEMPORAL_TEXT}, got {self.temporal_text!r}")
+        if self.temporal_text_features < 0 or (self.temporal_text_features and self.temporal_text == "none"):
+            raise ValueError(f"temporal_text_features={self.temporal_text_features} must be >= 0 and needs "
+                             "temporal_text='cross_attention' (only the temporal layers read them)")
         if self.temporal_kernel_size % 2 != 1:
             raise ValueError(f"temporal_kernel_size must be odd, got {self.temporal_kernel_size}")
 
@@ -157,7 +164,15 @@ class STUNet(nn.Module):
         hook = self.temporal
         if self.config.temporal_text != "none":
             hook = lambda name, h: self.temporal(name, h, text, text_mask)
-        return self.spatial(x, t, text, text_mask, train=train, hook=hook, aug_level=aug_level)
+        spatial_text = text
+        extra = self.config.temporal_text_features
+        if extra:
+            want = self.config.unet.text_dim + extra
+            if text is None or text.shape[-1] != want:
+                raise ValueError(f"text must have text_dim + temporal_text_features = {want} channels, got "
+                                 f"{None if text is None else text.shape}")
+            spatial_text = text[..., :self.config.unet.text_dim]
+        return self.spatial(x, t, spatial_text, text_mask, train=train, hook=hook, aug_level=aug_level)
 
 
 def dummy_inputs(cfg: STUNetConfig, num_frames: int, size: int, batch: int = 1, text_len: int = 8):
@@ -167,7 +182,8 @@ def dummy_inputs(cfg: STUNetConfig, num_frames: int, size: int, batch: int = 1, 
     t = jnp.zeros((batch,), jnp.int32)
     if u.text_dim is None:
         return x, t, None, None
-    return x, t, jnp.zeros((batch, text_len, u.text_dim), jnp.float32), jnp.ones((batch, text_len), bool)
+    dim = u.text_dim + cfg.temporal_text_features
+    return x, t, jnp.zeros((batch, text_len, dim), jnp.float32), jnp.ones((batch, text_len), bool)
 
 
 def dummy_kwargs(cfg: STUNetConfig) -> dict:

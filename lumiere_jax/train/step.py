@@ -45,7 +45,7 @@ def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any]
         emb = batch["text_emb"].astype(jnp.float32)
     else:
         emb = model.encode_text(params, batch["text_ids"], mask)
-    null = params.get("null_text") if model.config.null_text == "learned" else None
+    null = model.null_embedding(params)
     emb, mask = guidance.drop_text(k_drop, emb, mask, null, float(diffusion["cond_drop_prob"]))
     t = losses.sample_timesteps(k_t, x0.shape[0], sched)
     noise = jax.random.normal(k_noise, x0.shape, jnp.float32)
