@@ -134,7 +134,9 @@ class Generator:
     def settings(self, **overrides) -> dict[str, Any]:
         """Sampling settings: the library defaults, the run config's `sample` section (with what
         `load` was given on top), then `overrides`."""
-        stored, defaults = self.config.get("sample", {}), config_lib.default_config().sample
+        stored = self.config.get("sample", {})
+        missing = [k for k in SAMPLE_KEYS if k not in stored]     # keys older stored configs lack
+        defaults = config_lib.default_config().sample if missing else {}
         s = {k: stored[k] if k in stored else defaults[k] for k in SAMPLE_KEYS}
         return _merge(s, overrides, "sampling setting")
 
