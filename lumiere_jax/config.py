@@ -81,6 +81,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.diffusion = ml_collections.ConfigDict(dict(
         schedule="squaredcos_cap_v2", prediction_type="v_prediction", snr_weighting="none", snr_gamma=5.0,
         cond_drop_prob=0.1,
+        # training timesteps: uniform | logit_normal (t / T = sigmoid(mean + std * n); mean > 0 favours
+        # high noise, where a video's layout and motion are decided)
+        timestep_sampling="uniform", timestep_logit_mean=0.0, timestep_logit_std=1.0,
         # learned_range: the model's extra C output channels set the DDPM variance (DeepFloyd IF);
         # trained by the improved-DDPM hybrid loss (vlb_weight * L_vlb), used by the ddpm sampler.
         variance_type="fixed_small", vlb_weight=0.001))
@@ -166,6 +169,11 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
     if d.variance_type not in losses.VARIANCE_TYPES:
         raise ValueError(f"config.diffusion.variance_type must be one of {losses.VARIANCE_TYPES}, "
                          f"got {d.variance_type!r}")
+    if d.timestep_sampling not in losses.TIMESTEP_SAMPLINGS:
+        raise ValueError(f"config.diffusion.timestep_sampling must be one of {losses.TIMESTEP_SAMPLINGS}, "
+                         f"got {d.timestep_sampling!r}")
+    if not d.timestep_logit_std > 0:
+        raise ValueError(f"config.diffusion.timestep_logit_std must be > 0, got {d.timestep_logit_std}")
     if not 0.0 <= d.cond_drop_prob < 1.0:
         raise ValueError(f"config.diffusion.cond_drop_prob must be in [0, 1), got {d.cond_drop_prob}")
     if config.sample.sampler not in samplers.SAMPLERS:

@@ -107,3 +107,15 @@ def test_paper_scale_conditional():
     assert (conv[2], p_base["denoiser"]["spatial"]["conv_in"]["kernel"].shape[2]) == (7, 3)
     p_cond["denoiser"]["spatial"]["conv_in"] = p_base["denoiser"]["spatial"]["conv_in"]
     assert shapes(p_cond) == shapes(p_base)      # only the input convolution differs
+
+
+def test_timestep_sampling_values_raise():
+    config = load_config("tiny", "video", "/nonexistent")
+    config.diffusion.timestep_sampling = "cosine"
+    with pytest.raises(ValueError, match=r"timestep_sampling must be one of .*'cosine'"):
+        config_lib.validate(config)
+    config = load_config("tiny", "video", "/nonexistent")
+    config.diffusion.timestep_sampling = "logit_normal"
+    config.diffusion.timestep_logit_std = -1.0
+    with pytest.raises(ValueError, match="timestep_logit_std must be > 0, got -1.0"):
+        config_lib.validate(config)

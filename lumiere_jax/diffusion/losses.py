@@ -16,9 +16,26 @@ VARIANCE_TYPES = ("fixed_small", "learned_range")
 VLB_WEIGHT = 0.001          # improved DDPM's lambda
 
 
-def sample_timesteps(key: jax.Array, batch: int, sched: Schedule) -> jax.Array:
-    """Uniform training timesteps in [0, num_train_timesteps), int32 [batch]."""
-    return jax.random.randint(key, (batch,), 0, sched.num_train_timesteps, dtype=jnp.int32)
+TIMESTEP_SAMPLINGS = ("uniform", "logit_normal")
+
+
+def sample_timesteps(key: jax.Array, batch: int, sched: Schedule, sampling: str = "uniform",
+                     logit_mean: float = 0.0, logit_std: float = 1.0) -> jax.Array:
+    """Training timesteps in [0, num_train_timesteps), int32 [batch].
+
+    ``"uniform"``: every timestep equally often. ``"logit_normal"`` (SD3's density over t / T):
+    t = floor(T * sigmoid(m + s * n)), n ~ N(0, 1); ``logit_mean`` m > 0 puts more of the batch at
+    high noise, where a video's layout and motion are decided.
+    """
+    n = sched.num_train_timesteps
+    if sampling == "uniform":
+        return jax.random.randint(key, (batch,), 0, n, dtype=jnp.int32)
+    if sampling == "logit_normal":
+        if not logit_std > 0:
+            raise ValueError(f"logit_normal timestep sampling needs logit_std > 0, got {logit_std}")
+        u = jax.nn.sigmoid(logit_mean + logit_std * jax.random.normal(key, (batch,), jnp.float32))
+        return jnp.clip(jnp.floor(u * n), 0, n - 1).astype(jnp.int32)
+    raise ValueError(f"unknown timestep sampling {sampling!r}; valid: {TIMESTEP_SAMPLINGS}")
 
 
 def snr_weights(

@@ -47,7 +47,9 @@ def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any]
         emb = model.encode_text(params, batch["text_ids"], mask)
     null = model.null_embedding(params)
     emb, mask = guidance.drop_text(k_drop, emb, mask, null, float(diffusion["cond_drop_prob"]))
-    t = losses.sample_timesteps(k_t, x0.shape[0], sched)
+    t = losses.sample_timesteps(k_t, x0.shape[0], sched, diffusion.get("timestep_sampling", "uniform"),
+                                float(diffusion.get("timestep_logit_mean", 0.0)),
+                                float(diffusion.get("timestep_logit_std", 1.0)))
     noise = jax.random.normal(k_noise, x0.shape, jnp.float32)
     x_t = noising.add_noise(sched, x0, noise, t)
     out = model.denoise(params, x_t, t, emb, mask, train=True, rng=k_dropout, **extra)

@@ -109,3 +109,19 @@ def test_sample_timesteps():
 def test_loss_rejects_unknown_prediction_type():
     with pytest.raises(ValueError, match="prediction_type"):
         losses.diffusion_loss(NOISE, X0, NOISE, T, SCHED, "x0")
+
+
+def test_logit_normal_timesteps_follow_their_density():
+    t = losses.sample_timesteps(jax.random.key(4), 8192, SCHED, "logit_normal", 1.0, 1.0)
+    n = SCHED.num_train_timesteps
+    assert t.dtype == jnp.int32 and int(t.min()) >= 0 and int(t.max()) <= n - 1
+    # median of sigmoid(1 + n) is sigmoid(1) = 0.731; P(t / T > 0.5) = P(n > -1) = 0.841
+    assert abs(float(jnp.median(t)) / n - 0.731) < 0.02
+    assert abs(float(jnp.mean(t >= n // 2)) - 0.841) < 0.02
+
+
+def test_unknown_timestep_sampling_is_refused():
+    with pytest.raises(ValueError, match="'beta'.*uniform"):
+        losses.sample_timesteps(jax.random.key(0), 4, SCHED, "beta")
+    with pytest.raises(ValueError, match="logit_std > 0"):
+        losses.sample_timesteps(jax.random.key(0), 4, SCHED, "logit_normal", 0.0, 0.0)

@@ -1,0 +1,34 @@
+"""The training objective (`train.step.loss_fn`) reads its config."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lumiere_jax import config as config_lib
+from lumiere_jax.diffusion import schedules
+from lumiere_jax.models.diffusion_model import DiffusionModel
+from lumiere_jax.train import step
+
+from tests.train.conftest import load_config
+
+
+def test_loss_draws_timesteps_as_configured(data_dir):
+    """The v-prediction target is ~eps (E[v^2] = 1) at t = 0 and ~-x0 (x0 = 0.1 here) at t = T - 1, and a
+    fresh model outputs little, so the loss is ~1 with every timestep pushed to 0 and far smaller with
+    every timestep pushed to T - 1. Were the setting ignored, both would draw the same timesteps and
+    give the same loss."""
+    config = load_config("tiny", "video", data_dir)
+    model = DiffusionModel(config_lib.validate(config))
+    params = model.init(jax.random.PRNGKey(0))
+    shape = model.config.sample_shape(2)
+    ids = jnp.ones((2, model.config.text_length), jnp.int32)
+    batch = {"video": jnp.full(shape, 0.1), "text_ids": ids, "text_mask": ids > 0}
+    sched = schedules.get_schedule(config.diffusion.schedule)
+
+    def loss(mean):
+        d = {**config.diffusion.to_dict(), "timestep_sampling": "logit_normal", "timestep_logit_mean": mean,
+             "timestep_logit_std": 0.01, "cond_drop_prob": 0.0}
+        return float(step.loss_fn(model, sched, d, params, batch, jax.random.PRNGKey(1)))
+
+    assert config.diffusion.prediction_type == "v_prediction"
+    np.testing.assert_allclose(loss(-12.0), 1.0, atol=0.1)
+    assert loss(12.0) < 0.2
