@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine (see README.md):
 #   make demo   -- installs the pinned virtualenv, runs the embedded default demo
 #   make test   -- installs the pinned virtualenv, runs the test suite
+#   make lint   -- ruff (ruff.toml); CI runs it before the tests
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -12,7 +13,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt setup.
 export JAX_PLATFORMS ?= cpu
 export LUMIERE_JAX_CACHE ?= $(CURDIR)/.jax_cache
 
-.PHONY: venv test demo clean
+.PHONY: venv test demo lint clean
 
 venv: $(STAMP)
 
@@ -26,6 +27,9 @@ $(STAMP): requirements.txt constraints.txt setup.py
 
 test: venv
 	$(PY) -m pytest -q -n 2 --dist loadscope --durations=25 tests
+
+lint: venv
+	$(PY) -m ruff check .
 
 demo: venv
 	$(PY) -m lumiere_jax.demo

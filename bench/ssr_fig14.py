@@ -49,7 +49,7 @@ import numpy as np
 
 from lumiere_jax import pipeline, runtime
 from lumiere_jax.data import moving_shapes, video_io
-from lumiere_jax.data.pipeline import uint8_to_float
+from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.diffusion import low_res
 from lumiere_jax.diffusion import multidiffusion as md
 from lumiere_jax.eval import diagnostics
@@ -188,7 +188,8 @@ def render_curves_png(path: str, curves: dict[str, np.ndarray], boundaries: Sequ
             _draw_line(img, p0, p1, color, lw, dash=dash)
         for x, y in pts:
             _draw_dot(img, x, y, color, 2 if lw <= 2 else 3)
-    labels.append(((left + pw // 2, top + ph + 22), "transition t -> t+1 (dashed: window boundaries without MultiDiffusion)",
+    labels.append(((left + pw // 2, top + ph + 22),
+                   "transition t -> t+1 (dashed: window boundaries without MultiDiffusion)",
                    (0, 0, 0), "mt"))
     labels.append(((left, 12), title or "mean |frame[t+1] - frame[t]|", (0, 0, 0), "lt"))
     for i, name in enumerate(curves):                    # legend

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax import pipeline, runtime
 from lumiere_jax.diffusion import multidiffusion as md
 from lumiere_jax.models.diffusion_model import DiffusionModel
@@ -63,7 +64,7 @@ def _floats(s: str) -> list[float]:
 def build_generator(config_path: str, config_arg: str | None) -> pipeline.Generator:
     """A Generator over abstract (ShapeDtypeStruct) parameters: enough to lower its step."""
     config = config_lib.load_config_file(config_path, config_arg)
-    model_cfg = config_lib.validate(config)
+    model_cfg = validation.validate(config)
     if model_cfg.conditioning != "low_res" or model_cfg.kind != "video":
         raise ValueError(f"{config_path}:{config_arg} is not a video super-resolution config (stage 'ssr')")
     model = DiffusionModel(model_cfg)

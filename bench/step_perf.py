@@ -38,6 +38,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from lumiere_jax import config as config_lib  # noqa: E402
+from lumiere_jax.train import validation  # noqa: E402
 from lumiere_jax import flops as flops_lib  # noqa: E402
 from lumiere_jax.diffusion import guidance, schedules  # noqa: E402
 from lumiere_jax.models.diffusion_model import DiffusionModel  # noqa: E402
@@ -171,7 +172,7 @@ def main(argv=None) -> dict:
     config = config_lib.load_config_file(path, arg or None)
     for s in args.set:
         _set(config, s)
-    cfg = config_lib.validate(config)
+    cfg = validation.validate(config)
     model = DiffusionModel(cfg)
     batch_size = config.data.global_batch
     device = jax.devices()[0]

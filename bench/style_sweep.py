@@ -83,7 +83,8 @@ def main() -> None:
         json.dump(result, f, indent=1)
     video_io.save_png(os.path.join(args.out, "style_alpha.png"), video_io.contact_sheet(np.stack(sheet)))
     with open(os.path.join(ROOT, "bench", "results.jsonl"), "a") as f:
-        f.write(json.dumps({k: result[k] for k in ("name", "date", "machine", "alphas", "references", "wall_s")}) + "\n")
+        keys = ("name", "date", "machine", "alphas", "references", "wall_s")
+        f.write(json.dumps({k: result[k] for k in keys}) + "\n")
     print(json.dumps(refs))
 
 

@@ -29,6 +29,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from lumiere_jax import config as config_lib  # noqa: E402
+from lumiere_jax.train import validation  # noqa: E402
 from lumiere_jax import flops as flops_lib  # noqa: E402
 from lumiere_jax.models.stunet import STUNet, dummy_inputs, dummy_kwargs  # noqa: E402
 
@@ -57,7 +58,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     start = time.time()
     path, _, arg = args.config.partition(":")
-    model_cfg = config_lib.validate(config_lib.load_config_file(path, arg or None))
+    model_cfg = validation.validate(config_lib.load_config_file(path, arg or None))
     stunet, size, text_len = model_cfg.stunet, model_cfg.resolution, model_cfg.text_length
     flat = dataclasses.replace(stunet, num_temporal_downsamples=0)
     rows = []
@@ -79,7 +80,8 @@ def main(argv=None) -> dict:
         row["temporal_attention_ratio"] = ta(row["no_temporal_downsampling"]) / max(ta(row["stunet"]), 1)
         print(f"{frames} frames: STUNet {row['stunet']['analytic'] / 1e12:.2f} TFLOP, without temporal down-sampling "
               f"{row['no_temporal_downsampling']['analytic'] / 1e12:.2f} TFLOP: x{row['ratio_analytic']:.2f} "
-              f"(XLA x{row.get('ratio_xla', float('nan')):.2f}); temporal attention x{row['temporal_attention_ratio']:.1f}",
+              f"(XLA x{row.get('ratio_xla', float('nan')):.2f}); "
+              f"temporal attention x{row['temporal_attention_ratio']:.1f}",
               flush=True)
         rows.append(row)
     record = {

@@ -9,21 +9,15 @@ Four temporal down-samplings (N = 16): the coarsest level (8x8) holds 80 / 16 = 
 frames, where a stack of temporal attention blocks runs. It builds and validates on
 any machine (tests/test_configs.py traces it abstractly); training needs a pod.
 """
-import importlib.util
-import os
-
+from configs import t2i_base
 from lumiere_jax import config as config_lib
-
-_spec = importlib.util.spec_from_file_location("t2i_base", os.path.join(os.path.dirname(__file__), "t2i_base.py"))
-_t2i_base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_t2i_base)
 
 
 def get_config(arg: str = ""):
     del arg
     c = config_lib.default_config()
     c.stage = "video"
-    for k, v in _t2i_base.T2I_UNET.items():
+    for k, v in t2i_base.T2I_UNET.items():
         c.model.unet[k] = v
     c.model.text_source = "precomputed"
     c.model.text_encoder.max_length = 77

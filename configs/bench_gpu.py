@@ -1,9 +1,9 @@
 r"""Benchmark STUNet for `bench/step_perf.py` (step time, FLOPs, MFU; docs/performance.md).
 
 `h100` (default): a mid-size STUNet in bf16 compute (float32 parameters and optimizer state),
-32 frames at 64x64, 3 temporal down-samplings (4 frames at the 8x8 coarsest level), precomputed 1024-d text embeddings, the whole
-network trained; cuDNN attention where it pays (`attention_impl=auto`). Meant to fill one 80 GB
-H100 / 141 GB H200 at the batch below; raise `--set data.global_batch=...` on a bigger card or
+32 frames at 64x64, 3 temporal down-samplings (4 frames at the 8x8 coarsest level), precomputed 1024-d
+text embeddings, the whole network trained; cuDNN attention where it pays (`attention_impl=auto`).
+Meant to fill one 80 GB H100 / 141 GB H200 at the batch below; raise `--set data.global_batch=...` on a bigger card or
 lower it (or set `--set model.remat=dots_and_convs_saveable`) if it runs out of memory.
 
   JAX_PLATFORMS=cuda python bench/step_perf.py --config=configs/bench_gpu.py:h100 --steps=20

@@ -11,17 +11,12 @@ Everything trains (`train.train_spatial`); `--config.train.trainable='("denoiser
 "denoiser/spatial/conv_in/")'` trains only the temporal layers and the input convolution instead.
 Builds and validates on any machine (tests/test_configs.py traces it abstractly).
 """
-import importlib.util
-import os
-
-_spec = importlib.util.spec_from_file_location("base", os.path.join(os.path.dirname(__file__), "base.py"))
-_base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_base)
+from configs import base
 
 
 def get_config(arg: str = ""):
     del arg
-    c = _base.get_config()
+    c = base.get_config()
     c.unlock()
     c.stage = "conditional"
     c.model.unet.in_channels = 7

@@ -13,16 +13,9 @@ Diffusion and sampling follow IF: squaredcos_cap_v2, epsilon, learned-range vari
 loss trains the variance channels of the new layers' outputs), DDPM with dynamic thresholding
 0.95 / 1.5. Builds and validates anywhere; training needs accelerators.
 """
-from lumiere_jax import config as config_lib
-from lumiere_jax.models.unet import UNetConfig
-from lumiere_jax.train import pretrained
+from lumiere_jax import config as config_lib, presets
 
-# UNetConfig of DeepFloyd/IF-I-XL-v1.0/unet (convert_diffusers.unet_config_from_diffusers).
-IF_I_XL = UNetConfig(
-    in_channels=3, out_channels=6, base_channels=704, channel_mult=(1, 2, 3, 4), num_res_blocks=3,
-    attention_resolutions=(2, 4, 8), head_dim=64, text_dim=4096, cross_attention_dim=2816,
-    text_pooling="attention", text_pool_heads=64, text_pool_use_mask=False, text_norm="group_norm",
-    text_norm_groups=32, use_text_mask=False, act="gelu", time_scale_shift=True, resample="resnet")
+IF_I_XL = presets.IF_I_XL      # the U-Net (every field; lumiere_jax/presets.py)
 
 ARGS = ("t2i", "video")
 
@@ -33,8 +26,8 @@ def get_config(arg: str = "video"):
         raise ValueError(f"configs/if_stage1.py takes one of {ARGS}, got {arg!r}")
     c = config_lib.default_config()
     c.stage = arg
-    pretrained.set_unet(c, IF_I_XL)
-    pretrained.apply_if_preset(c, 1)
+    presets.set_unet(c, IF_I_XL)
+    presets.apply_if_preset(c, 1)
     c.model.resolution = 64
     c.model.null_text = "zero"          # set "learned" if the import stored the T5 embedding of ""
     c.model.num_frames = 16
@@ -44,4 +37,5 @@ def get_config(arg: str = "video"):
     c.data.global_batch = 8
     c.optim.lr = 1e-4
     c.train.num_steps = 100_000
+    c.lock()
     return c

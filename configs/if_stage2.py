@@ -11,18 +11,9 @@ The U-Net section is IF-II-L's unet/config.json (block_out_channels 160..1280, l
 unet/config.json differs, copy ``model.unet`` from the export config.json the import wrote.
 Sampling: DDPM, dynamic thresholding 0.95 / 1.0, low-res augmentation level 250 (IF's defaults).
 """
-from lumiere_jax import config as config_lib
-from lumiere_jax.models.unet import UNetConfig
-from lumiere_jax.train import pretrained
+from lumiere_jax import config as config_lib, presets
 
-_SQRT2 = 1.4142271248762552           # IF's resnet_out_scale_factor / mid_block_scale_factor
-IF_II_L = UNetConfig(
-    in_channels=6, out_channels=6, base_channels=160, channel_mult=(1, 2, 4, 6, 8), num_res_blocks=2,
-    layers_per_level=(2, 2, 3, 5, 5), attention_resolutions=(8, 16), head_dim=64, text_dim=4096,
-    cross_attention_dim=1280, text_pooling="attention", text_pool_heads=64, text_pool_use_mask=False,
-    text_norm="group_norm", text_norm_groups=32, use_text_mask=False, aug_embedding=True, act="gelu",
-    time_embed_act="gelu", time_scale_shift=True, skip_time_act=True, resnet_output_scale=_SQRT2,
-    mid_block_scale=_SQRT2, resample="resnet")
+IF_II_L = presets.IF_II_L      # the U-Net (every field; lumiere_jax/presets.py)
 
 ARGS = ("ssr_image", "ssr")
 
@@ -33,8 +24,8 @@ def get_config(arg: str = "ssr"):
         raise ValueError(f"configs/if_stage2.py takes one of {ARGS}, got {arg!r}")
     c = config_lib.default_config()
     c.stage = arg
-    pretrained.set_unet(c, IF_II_L)
-    pretrained.apply_if_preset(c, 2)
+    presets.set_unet(c, IF_II_L)
+    presets.apply_if_preset(c, 2)
     c.model.resolution = 256
     c.model.low_resolution = 64
     c.model.null_text = "zero"
@@ -46,4 +37,5 @@ def get_config(arg: str = "ssr"):
     c.ssr.window = 16
     c.optim.lr = 1e-4
     c.train.num_steps = 100_000
+    c.lock()
     return c

@@ -65,6 +65,7 @@ def get_config(arg: str = "video"):
     c.diffusion.prediction_type = "v_prediction"
     c.sample.prompts = ("a red square moving left", "a green circle moving right", "a blue triangle moving up",
                         "a yellow square moving down")
+    c.train.sample_every = 500                # stages below that sample nothing set 0
     if arg == "style":                       # fine-tune the T2I U-Net on outlined shapes (Lumiere §4.1)
         c.data.style = "outline"
         c.train.init_from = T2I_EXPORT
@@ -94,7 +95,6 @@ def get_config(arg: str = "video"):
         c.train.sample_every = 0
     c.train.checkpoint_every = 250
     c.train.log_every = 50
-    c.train.sample_every = 500
     c.lock()
     return c
 

@@ -34,13 +34,14 @@ def run(config, flags, config_overrides: dict[str, Any] | None = None) -> Any:
     any object with those attributes); `config_overrides`: the explicit --config.* overrides alone
     (dotted key -> value, `config_flags.get_override_values`), so that an override of an architecture
     key a checkpoint fixes is refused rather than ignored. Precedence: lumiere_jax/settings.py."""
-    from lumiere_jax import config as config_lib
-    config_lib.validate(config)
+    from lumiere_jax.train import validation
+    validation.validate(config)
     config_overrides = dict(config_overrides or {})
     mode = flags.mode
     if mode == "train":
+        from lumiere_jax import pipeline
         from lumiere_jax.train import trainer
-        return trainer.train(config, _require(flags.workdir, "workdir", mode))
+        return trainer.train(config, _require(flags.workdir, "workdir", mode), pipeline.write_training_samples)
     if mode == "export":
         from lumiere_jax.train import checkpoint
         workdir = _require(flags.workdir, "workdir", mode)

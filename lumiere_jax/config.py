@@ -1,25 +1,22 @@
-"""Run configuration: defaults, validation, and conversion to typed model configs.
+"""Run configuration as plain data: the library defaults and the stage table.
 
 Config files (`configs/*.py`, big_vision style) start from `default_config()` and
 change what they need; `get_config` locks the result, so a misspelt key — in a
-file or as a `--config.a.b=value` override — fails loudly. `validate()` checks the
-values and builds the typed model config, which rejects unknown model keys.
+file or as a `--config.a.b=value` override — fails loudly. This module imports
+ml_collections and the axis names only (no jax): `train.validation.validate()` checks
+the values, and `models.build.model_config()` builds the typed model config, which
+rejects unknown model keys.
 """
 from __future__ import annotations
 
-import dataclasses
+import importlib
 import importlib.util
 import os
+import sys
 
 import ml_collections
 
 from lumiere_jax import axes
-from lumiere_jax.diffusion import losses, noising, samplers, schedules
-from lumiere_jax.models.diffusion_model import DiffusionModelConfig
-from lumiere_jax.models.stunet import STUNetConfig
-from lumiere_jax.models.t5 import T5_V1_1_XXL
-from lumiere_jax.models.unet import UNetConfig
-from lumiere_jax.train import masks as masks_lib
 
 # stage -> (model kind, conditioning). "ssr_image" pre-trains the super-resolution U-Net on frames,
 # "ssr" inflates it for video (temporal layers, no temporal down-sampling) and trains on windows.
@@ -32,21 +29,14 @@ STAGES = {"t2i": ("image", "none"), "video": ("video", "none"),
 # image checkpoint; conditional expands a video checkpoint's input convolution (3 -> 7 channels).
 INIT_STAGE = {"video": "t2i", "ssr": "ssr_image", "conditional": "video"}
 DATASETS = ("moving_shapes", "video_folder")
+# The conditional model's training masks: kind -> weight (train/masks.py draws them).
+DEFAULT_MASK_MIXTURE = {"i2v": 0.3, "inpaint": 0.1, "strokes": 0.1, "outpaint": 0.2, "cinemagraph": 0.1,
+                        "none": 0.2}
 
 
-_OPTIONAL_TYPES = {"cross_attention_dim": int, "time_embed_dim": int, "time_embed_act": str, "text_dim": int,
-                   "text_norm": str, "num_temporal_downsamples": int,
-                   "text_norm_groups": int}
-
-
-def _dataclass_section(obj, exclude: tuple[str, ...] = ()) -> ml_collections.ConfigDict:
-    section = ml_collections.ConfigDict()
-    for f in dataclasses.fields(obj):
-        if f.name in exclude:
-            continue
-        value = getattr(obj, f.name)
-        section[f.name] = ml_collections.config_dict.placeholder(_OPTIONAL_TYPES[f.name]) if value is None else value
-    return section
+def _typed(kind: type):
+    """An optional value (None), typed so that a command-line override is parsed."""
+    return ml_collections.config_dict.placeholder(kind)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -56,21 +46,36 @@ def default_config() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict()
     # Every architecture field is present (so any can be overridden from the command line);
     # optional ones as typed placeholders.
-    c.model.unet = _dataclass_section(UNetConfig(
-        base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(2, 4),
-        head_dim=16, norm_groups=8, text_dim=64), exclude=("remat",))
+    # Every architecture field is present (so any can be overridden from the command line); optional
+    # ones as typed placeholders. These equal the fields of models.unet.UNetConfig,
+    # models.stunet.STUNetConfig and models.t5.T5_V1_1_XXL (tests/models/test_build.py checks it).
+    c.model.unet = ml_collections.ConfigDict(dict(
+        in_channels=3, out_channels=3, base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
+        layers_per_level=(), attention_resolutions=(2, 4), mid_attention=True, head_dim=16, norm_groups=8,
+        norm_eps=1e-5, text_dim=64, cross_attention_dim=_typed(int), only_cross_attention=False,
+        use_text_mask=True, text_norm="group_norm", text_norm_groups=_typed(int), text_pooling="mean",
+        text_pool_heads=4, text_pool_use_mask=True, time_embed_dim=_typed(int), time_embed_act=_typed(str),
+        time_scale_shift=True, flip_sin_to_cos=True, freq_shift=0.0, skip_time_act=False, act="silu",
+        resample="conv", resnet_output_scale=1.0, mid_block_scale=1.0, dropout=0.0, aug_embedding=False,
+        attention_impl="xla", attention_min_length=128, dtype="float32", param_dtype="float32"))
     # Rematerialisation policy of the denoiser's blocks (lumiere_jax/models/remat.py): none | full |
     # dots_saveable | dots_with_no_batch_dims_saveable | dots_and_convs_saveable | everything_saveable.
     c.model.remat = "none"
-    c.model.temporal = _dataclass_section(STUNetConfig(
-        num_temporal_downsamples=2, temporal_head_dim=16), exclude=("unet",))
+    c.model.temporal = ml_collections.ConfigDict(dict(
+        num_temporal_downsamples=2, temporal_kernel_size=3, temporal_attention_depth=1, temporal_head_dim=16,
+        temporal_mlp_ratio=4, temporal_position_encoding="sinusoidal", temporal_max_frames=128,
+        temporal_text="none", temporal_text_features=0))
     c.model.text_source = "encoder"       # encoder | t5 | precomputed (embeddings stored with the data)
     c.model.text_encoder = ml_collections.ConfigDict(dict(max_length=32, width=64, depth=2, num_heads=4))
     # A pretrained T5 encoder (text_source="t5", frozen; also what tools/precompute_text.py runs):
     # the architecture (defaults: T5-v1.1-XXL, as DeepFloyd IF), `checkpoint` a transformers
     # T5EncoderModel directory (IF: text_encoder/), `tokenizer` its spiece.model ("" = looked up next to
     # the checkpoint: <checkpoint>/spiece.model or <checkpoint>/../tokenizer/spiece.model). docs/pretrained.md
-    c.model.t5 = _dataclass_section(T5_V1_1_XXL)
+    c.model.t5 = ml_collections.ConfigDict(dict(
+        vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+        relative_attention_num_buckets=32, relative_attention_max_distance=128, layer_norm_epsilon=1e-6,
+        feed_forward_proj="gated-gelu", dense_act_fn="gelu_new", max_length=77, dtype="float32",
+        param_dtype="float32"))
     c.model.t5.checkpoint = ""
     c.model.t5.tokenizer = ""
     c.model.null_text = "learned"
@@ -113,7 +118,7 @@ def default_config() -> ml_collections.ConfigDict:
     # mixture of kinds (lumiere_jax/train/masks.py; weights need not sum to one); at sampling, user
     # masks (white = region to generate) are binarised at mask_threshold.
     c.conditional = ml_collections.ConfigDict(dict(
-        mixture=ml_collections.ConfigDict(dict(masks_lib.DEFAULT_MIXTURE)),
+        mixture=ml_collections.ConfigDict(dict(DEFAULT_MASK_MIXTURE)),
         mask_threshold=0.5,
         known_loss_weight=0.0,   # training: squared errors weighted 1 + this where the content is known
     ))
@@ -154,98 +159,24 @@ def default_config() -> ml_collections.ConfigDict:
     return c
 
 
-def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
-    """Check a run config; return the typed model config. Raises ValueError naming
-    the offending key."""
-    if config.stage not in STAGES:
-        raise ValueError(f"config.stage must be one of {tuple(STAGES)}, got {config.stage!r}")
-    if config.data.dataset not in DATASETS:
-        raise ValueError(f"config.data.dataset must be one of {DATASETS}, got {config.data.dataset!r}")
-    d = config.diffusion
-    schedules.get_schedule(d.schedule)
-    noising.check_prediction_type(d.prediction_type)
-    if (None if d.snr_weighting == "none" else d.snr_weighting) not in losses.SNR_WEIGHTINGS:
-        raise ValueError(f"config.diffusion.snr_weighting must be 'none' or 'min_snr', got {d.snr_weighting!r}")
-    if d.variance_type not in losses.VARIANCE_TYPES:
-        raise ValueError(f"config.diffusion.variance_type must be one of {losses.VARIANCE_TYPES}, "
-                         f"got {d.variance_type!r}")
-    if d.timestep_sampling not in losses.TIMESTEP_SAMPLINGS:
-        raise ValueError(f"config.diffusion.timestep_sampling must be one of {losses.TIMESTEP_SAMPLINGS}, "
-                         f"got {d.timestep_sampling!r}")
-    if not d.timestep_logit_std > 0:
-        raise ValueError(f"config.diffusion.timestep_logit_std must be > 0, got {d.timestep_logit_std}")
-    if not 0.0 <= d.cond_drop_prob < 1.0:
-        raise ValueError(f"config.diffusion.cond_drop_prob must be in [0, 1), got {d.cond_drop_prob}")
-    if config.sample.sampler not in samplers.SAMPLERS:
-        raise ValueError(f"config.sample.sampler must be one of {samplers.SAMPLERS}, got {config.sample.sampler!r}")
-    if config.data.global_batch <= 0:
-        raise ValueError(f"config.data.global_batch must be positive, got {config.data.global_batch}")
-    accum = config.train.get("grad_accum_steps", 1)
-    if accum < 1 or config.data.global_batch % accum:
-        raise ValueError(f"config.train.grad_accum_steps={accum} must be >= 1 and divide "
-                         f"config.data.global_batch={config.data.global_batch}")
-    from lumiere_jax.parallel import mesh as mesh_lib
-    mesh_lib.check_config(config.mesh)
-    from lumiere_jax.data.styles import STYLES
-    if config.data.get("style", "none") not in STYLES:
-        raise ValueError(f"config.data.style must be one of {STYLES}, got {config.data.get('style')!r}")
-    model = model_config(config.to_dict())
-    if d.variance_type == "learned_range" and model.stunet.unet.out_channels != 2 * model.sample_channels:
-        raise ValueError(f"config.diffusion.variance_type='learned_range' needs model.unet.out_channels = "
-                         f"{2 * model.sample_channels} (prediction + variance), got {model.stunet.unet.out_channels}")
-    if model.conditioning == "low_res":
-        s = config.ssr
-        num_timesteps = schedules.get_schedule(d.schedule).num_train_timesteps
-        for key in ("noise_aug_max", "aug_level"):
-            if not 0 <= s[key] < num_timesteps:
-                raise ValueError(f"config.ssr.{key}={s[key]} must be a timestep of the schedule")
-        if s.patch_size and (s.patch_size > model.resolution or s.patch_size % model.stunet.unet.spatial_factor):
-            raise ValueError(f"config.ssr.patch_size={s.patch_size} must be <= resolution {model.resolution} "
-                             f"and a multiple of {model.stunet.unet.spatial_factor}")
-        if config.data.num_frames and model.kind == "video" and config.data.num_frames < model.num_frames:
-            raise ValueError(f"config.data.num_frames={config.data.num_frames} is shorter than the SSR window "
-                             f"model.num_frames={model.num_frames}")
-    known_w = config.conditional.get("known_loss_weight", 0.0)
-    if known_w < 0 or (known_w and model.conditioning != "masked"):
-        raise ValueError(f"config.conditional.known_loss_weight={known_w} must be >= 0, and is only used by the "
-                         f"conditional stage (this run's stage is {config.stage!r})")
-    from lumiere_jax.train.optim import parse_multipliers
-    parse_multipliers(tuple(config.optim.get("lr_multipliers", ())))
-    if model.conditioning == "masked":
-        masks_lib.check_mixture(config.conditional.mixture.to_dict())
-        if not 0.0 < config.conditional.mask_threshold <= 1.0:
-            raise ValueError(f"config.conditional.mask_threshold must be in (0, 1], got "
-                             f"{config.conditional.mask_threshold}")
-    if model.kind == "video":
-        from lumiere_jax.models.stunet import check_num_frames
-        check_num_frames(model.stunet, model.num_frames)
-    from lumiere_jax.models.unet import check_image_size
-    check_image_size(model.stunet.unet, model.resolution, model.resolution)
-    return model
-
-
-def model_config(config_dict: dict) -> DiffusionModelConfig:
-    """Typed model config from a stored (JSON) run config."""
-    stage = config_dict["stage"]
-    if stage not in STAGES:
-        raise ValueError(f"config.stage must be one of {tuple(STAGES)}, got {stage!r}")
-    kind, conditioning = STAGES[stage]
-    model = dict(config_dict["model"])
-    if conditioning == "none":
-        if model.get("low_resolution"):
-            raise ValueError(f"config.model.low_resolution is for the super-resolution stages, not {stage!r}")
-        model.pop("low_resolution", None)
-    else:
-        model["conditioning"] = conditioning
-    return DiffusionModelConfig.from_config(model, kind)
-
-
 def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
     """`get_config(arg)` of a config file, e.g. ("configs/moving_shapes.py", "video")
-    (what `--config=configs/moving_shapes.py:video` loads), for notebooks and tests."""
+    (what `--config=configs/moving_shapes.py:video` loads), for notebooks and tests. A file inside a
+    package (`configs/` is one) is imported as that package's module, so its own imports
+    (`from configs import base`) work from any working directory."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"config file {path} does not exist")
-    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    path = os.path.abspath(path)
+    parts, root = [os.path.basename(path)[:-3]], os.path.dirname(path)
+    while os.path.isfile(os.path.join(root, "__init__.py")):
+        parts.insert(0, os.path.basename(root))
+        root = os.path.dirname(root)
+    if len(parts) > 1:
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        module = importlib.import_module(".".join(parts))
+    else:
+        spec = importlib.util.spec_from_file_location(parts[0], path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     return module.get_config(arg) if arg else module.get_config()

@@ -128,10 +128,10 @@ def main(argv) -> None:
     print(f"[1/6] building moving_shapes under {t2i.data.data_dir}")
     moving_shapes.build(t2i.data.data_dir, t2i.data.config_name)
     print(f"[2/6] pre-training the T2I U-Net for {FLAGS.t2i_steps} steps ({time.time() - t0:.0f}s)")
-    trainer.train(t2i, os.path.join(workdir, "t2i"))
+    trainer.train(t2i, os.path.join(workdir, "t2i"), pipeline.write_training_samples)
     print(f"[3/6] inflating into a STUNet, training temporal layers for {FLAGS.video_steps} steps "
           f"({time.time() - t0:.0f}s)")
-    trainer.train(video, os.path.join(workdir, "video"))
+    trainer.train(video, os.path.join(workdir, "video"), pipeline.write_training_samples)
 
     held_out = evaluate.split_prompts(video, "held_out", FLAGS.num_eval)
     prompts = TRAIN_PROMPTS + held_out

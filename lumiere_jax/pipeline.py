@@ -35,14 +35,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from lumiere_jax import config as config_lib
+from lumiere_jax.models import build
 from lumiere_jax import tasks
 from lumiere_jax.data import cond_inputs, video_io
-from lumiere_jax.data.pipeline import uint8_to_float
+from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.diffusion import guidance, low_res, noising, samplers, schedules
 from lumiere_jax.diffusion import multidiffusion as md
+from lumiere_jax.models import style
 from lumiere_jax.models.diffusion_model import T5_PATH_KEYS, DiffusionModel
 from lumiere_jax.models.tokenizer import make_tokenizer
-from lumiere_jax.train import checkpoint, conditioning
+from lumiere_jax.train import checkpoint, conditioning, trainer
 
 SAMPLE_KEYS = ("sampler", "num_steps", "guidance_scale", "eta", "timestep_spacing", "thresholding",
                "dynamic_thresholding_ratio", "sample_max_value", "use_clipped_model_output")
@@ -89,6 +91,13 @@ def with_settings(config: dict, *, sample: dict | None = None, ssr: dict | None 
     return out
 
 
+def load_style(video_params: dict, video_config: dict, style_path: str, alpha: float) -> dict:
+    """The video parameters with the style T2I at `style_path` (export or training workdir) blended
+    into their spatial weights: `models.style.blend_style` of the loaded checkpoint."""
+    style_params, stored = checkpoint.load(style_path)
+    return style.blend_style(video_params, video_config, style_params, stored, alpha, source=style_path)
+
+
 class Generator:
     """Holds a model, its parameters and the run config; generates samples."""
 
@@ -129,7 +138,7 @@ class Generator:
         call's own overrides beat both. `t5`: where the T5 files are here (checkpoint, tokenizer)."""
         params, config = checkpoint.load(path)
         config = with_settings(config, sample=sample, ssr=ssr, t5=t5)
-        return cls(DiffusionModel(config_lib.model_config(config)), params, config, mesh_config)
+        return cls(DiffusionModel(build.model_config(config)), params, config, mesh_config)
 
     def settings(self, **overrides) -> dict[str, Any]:
         """Sampling settings: the library defaults, the run config's `sample` section (with what
@@ -358,8 +367,7 @@ class Generator:
         """Stylized generation (Lumiere §4.1): a Generator whose spatial weights are
         alpha * W_style + (1 - alpha) * W_orig, W_style from a style-fine-tuned T2I checkpoint; the
         temporal layers and the text encoder are this model's."""
-        from lumiere_jax.models import style
-        params = style.load_style(self.params, self.config, style_checkpoint, alpha)
+        params = load_style(self.params, self.config, style_checkpoint, alpha)
         config = {**self.config, "style": {"checkpoint": style_checkpoint, "alpha": float(alpha)}}
         return Generator(self.model, params, config, self.mesh_config)
 
@@ -516,6 +524,16 @@ class Cascade:
                                  multidiffusion=multidiffusion, **(ssr_overrides or {}))
         settings = {"base": low.settings, "ssr": high.settings}
         return Result(high.videos, low.prompts, low.seeds, settings, low_res=low.videos)
+
+
+def write_training_samples(config, model: DiffusionModel, params: Any, workdir: str, step: int, writer) -> None:
+    """`trainer.train`'s `sample_fn`: the config's sample prompts from the EMA parameters, written to
+    <workdir>/samples/step_XXXXXXX/ and, for videos, to the run's metric writer."""
+    gen = Generator(model, params, trainer.config_json(config))
+    result = gen.generate(list(config.sample.prompts), seed=config.sample.seed, progress=False)
+    write_outputs(result, os.path.join(workdir, "samples", f"step_{step:07d}"), fps=config.sample.fps)
+    if result.videos.ndim == 5:
+        writer.video(step, "samples", result.videos, fps=config.sample.fps)
 
 
 def write_outputs(result: Result, output_dir: str, *, fps: int = 8) -> list[dict]:

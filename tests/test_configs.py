@@ -7,46 +7,46 @@ import sys
 import jax
 import pytest
 
-from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from tests.train.conftest import ROOT, load_config
 
 ARGS = {"tiny.py": ("t2i", "video", "ssr_image", "ssr", "conditional"),
         "moving_shapes.py": ("t2i", "video", "ssr_image", "ssr", "cascade", "conditional", "style"),
         "ssr.py": ("ssr_image", "ssr", "cascade"), "bench_gpu.py": ("h100", "cpu")}
-CONFIGS = [(os.path.basename(p)[:-3], arg) for p in sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
+CONFIGS = [(os.path.basename(p)[:-3], arg) for p in sorted(glob.glob(os.path.join(ROOT, "configs", "[!_]*.py")))
            for arg in ARGS.get(os.path.basename(p), ("",))]
 
 
 @pytest.mark.parametrize("name,arg", CONFIGS)
 def test_config_builds_and_validates(name, arg):
     config = load_config(name, arg, "/nonexistent")
-    model_cfg = config_lib.validate(config)
+    model_cfg = validation.validate(config)
     params = jax.eval_shape(DiffusionModel(model_cfg).init, jax.random.PRNGKey(0))
     assert sum(a.size for a in jax.tree_util.tree_leaves(params)) > 0
 
 
 def test_paper_scale_base():
     config = load_config("base", "", "/nonexistent")
-    m = config_lib.validate(config)
+    m = validation.validate(config)
     assert (m.num_frames, m.resolution, m.stunet.temporal_factor) == (80, 128, 16)
     params = jax.eval_shape(DiffusionModel(m).init, jax.random.PRNGKey(0))
     n = lambda tree: sum(a.size for a in jax.tree_util.tree_leaves(tree))
     assert n(params["denoiser"]["spatial"]) == 826_538_755          # the t2i_base U-Net, verbatim
     config.model.num_frames = 81
     with pytest.raises(ValueError, match=r"num_frames=81 .*multiple of 16, e.g. 80 or 96"):
-        config_lib.validate(config)
+        validation.validate(config)
 
 
 def test_paper_scale_ssr():
     from lumiere_jax.diffusion import multidiffusion
     config = load_config("ssr", "ssr", "/nonexistent")
-    m = config_lib.validate(config)
+    m = validation.validate(config)
     assert (m.resolution, m.low_resolution, m.num_frames, m.conditioning) == (1024, 128, 16, "low_res")
     assert m.stunet.temporal_factor == 1 and m.stunet.unet.in_channels == 6
     layout = multidiffusion.window_layout(config.data.num_frames, m.num_frames, config.ssr.overlap)
     assert layout.starts == (0, 14, 28, 42, 56, 64)
-    image = config_lib.validate(load_config("ssr", "ssr_image", "/nonexistent"))
+    image = validation.validate(load_config("ssr", "ssr_image", "/nonexistent"))
     p_img = jax.eval_shape(DiffusionModel(image).init, jax.random.PRNGKey(0))
     p_vid = jax.eval_shape(DiffusionModel(m).init, jax.random.PRNGKey(0))
     shapes = lambda t: jax.tree_util.tree_map(lambda a: a.shape, t)
@@ -57,30 +57,30 @@ def test_ssr_values_raise():
     config = load_config("tiny", "ssr", "/nonexistent")
     config.model.low_resolution = 8
     with pytest.raises(ValueError, match="0 < low_resolution < resolution"):
-        config_lib.validate(config)
+        validation.validate(config)
     config = load_config("tiny", "ssr", "/nonexistent")
     config.ssr.noise_aug_max = 1000
     with pytest.raises(ValueError, match="noise_aug_max=1000"):
-        config_lib.validate(config)
+        validation.validate(config)
     config = load_config("tiny", "ssr", "/nonexistent")
     config.model.unet.aug_embedding = False
     with pytest.raises(ValueError, match="aug_embedding=True"):
-        config_lib.validate(config)
+        validation.validate(config)
     config = load_config("tiny", "video", "/nonexistent")
     config.model.low_resolution = 4
     with pytest.raises(ValueError, match="low_resolution is for the super-resolution stages"):
-        config_lib.validate(config)
+        validation.validate(config)
 
 
 def test_bad_values_raise():
     config = load_config("tiny", "video", "/nonexistent")
     config.diffusion.prediction_type = "score"
     with pytest.raises(ValueError, match="prediction"):
-        config_lib.validate(config)
+        validation.validate(config)
     config = load_config("tiny", "video", "/nonexistent")
     config.model.resolution = 9
     with pytest.raises(ValueError, match="height=9 is not divisible"):
-        config_lib.validate(config)
+        validation.validate(config)
 
 
 def test_cli_rejects_unknown_config_keys():
@@ -96,8 +96,8 @@ def test_cli_rejects_unknown_config_keys():
 
 def test_paper_scale_conditional():
     config = load_config("conditional", "", "/nonexistent")
-    m = config_lib.validate(config)
-    base = config_lib.validate(load_config("base", "", "/nonexistent"))
+    m = validation.validate(config)
+    base = validation.validate(load_config("base", "", "/nonexistent"))
     assert m.conditioning == "masked" and m.stunet.unet.in_channels == 7
     p_base = jax.eval_shape(DiffusionModel(base).init, jax.random.PRNGKey(0))
     p_cond = jax.eval_shape(DiffusionModel(m).init, jax.random.PRNGKey(0))
@@ -113,9 +113,9 @@ def test_timestep_sampling_values_raise():
     config = load_config("tiny", "video", "/nonexistent")
     config.diffusion.timestep_sampling = "cosine"
     with pytest.raises(ValueError, match=r"timestep_sampling must be one of .*'cosine'"):
-        config_lib.validate(config)
+        validation.validate(config)
     config = load_config("tiny", "video", "/nonexistent")
     config.diffusion.timestep_sampling = "logit_normal"
     config.diffusion.timestep_logit_std = -1.0
     with pytest.raises(ValueError, match="timestep_logit_std must be > 0, got -1.0"):
-        config_lib.validate(config)
+        validation.validate(config)

@@ -6,7 +6,7 @@ import os
 import jax
 import pytest
 
-from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.models.diffusion_model import DiffusionModel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,7 +18,7 @@ _spec.loader.exec_module(memory_plan)
 def _saved(extra_args=()):
     args = memory_plan.parse_args(["--config=configs/tiny.py:video", "--mesh=2,2,1", *extra_args])
     config, _ = memory_plan.build_config(args)
-    model = DiffusionModel(config_lib.validate(config))
+    model = DiffusionModel(validation.validate(config))
     params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
     labels = model.trainable_labels(params, config.train.train_spatial, tuple(config.train.trainable))
     return memory_plan.saved_activations_per_device(model, config, model.config, params, labels,

@@ -141,20 +141,19 @@ def saved_activations_per_device(model, config, model_cfg, abstract_params, labe
 
 def plan(args) -> dict:
     import jax
-    from lumiere_jax import config as config_lib
     from lumiere_jax.diffusion import schedules
     from lumiere_jax.models.diffusion_model import DiffusionModel
     from lumiere_jax.parallel import mesh as mesh_lib, sharding
-    from lumiere_jax.train import optim, step as step_lib
+    from lumiere_jax.train import optim, state as state_lib, step as step_lib, validation
 
     config, remat_field = build_config(args)
-    model_cfg = config_lib.validate(config)
+    model_cfg = validation.validate(config)
     model = DiffusionModel(model_cfg)
     mesh, rules = mesh_lib.make_mesh(config.mesh), mesh_lib.rules(config.mesh)
     abstract_params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
     labels = model.trainable_labels(abstract_params, config.train.train_spatial, tuple(config.train.trainable))
     tx, lr = optim.make_optimizer(config.optim, int(config.train.num_steps), labels)
-    state, shardings = sharding.state_shardings(model, tx, mesh, rules)
+    state, shardings = sharding.state_shardings(model, tx, mesh, rules, state_lib.create)
     batch = abstract_batch(config, model_cfg, sharding.batch_sharding(mesh))
     step = sharding.jit_train_step(
         step_lib.make_train_step(model, schedules.get_schedule(config.diffusion.schedule), config.diffusion, tx,

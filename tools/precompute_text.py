@@ -16,7 +16,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lumiere_jax.data import text_embeddings  # noqa: E402
+from lumiere_jax.data import text_precompute  # noqa: E402
 
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py[:arg]).", lock_config=True)
 flags.DEFINE_string("split", None, "Dataset split (default: config.data.split).")
@@ -26,7 +26,7 @@ flags.DEFINE_integer("batch_size", 16, "Captions per encoder call.")
 
 def main(argv):
     del argv
-    out = text_embeddings.precompute(flags.FLAGS.config, flags.FLAGS.split, flags.FLAGS.output,
+    out = text_precompute.precompute(flags.FLAGS.config, flags.FLAGS.split, flags.FLAGS.output,
                                      flags.FLAGS.batch_size)
     logging.info("wrote %s", out)
     print(out)

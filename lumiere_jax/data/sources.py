@@ -1,18 +1,13 @@
 """`config.data` -> a random-access source and the input pipeline for a stage."""
 from __future__ import annotations
 
-import os
-
 import ml_collections
 
-from lumiere_jax.data import pipeline as pipeline_lib
+from lumiere_jax.data import input_pipeline, text_embeddings
+from lumiere_jax.data.paths import data_dir
 from lumiere_jax.data.views import ImageView
 from lumiere_jax.models.diffusion_model import DiffusionModelConfig
 from lumiere_jax.models.tokenizer import make_tokenizer
-
-
-def data_dir(config: ml_collections.ConfigDict) -> str:
-    return os.path.expanduser(config.data.data_dir or os.environ.get("LUMIERE_DATA_DIR", "~/lumiere_data"))
 
 
 def clip_frames(config: ml_collections.ConfigDict, model_cfg: DiffusionModelConfig) -> int:
@@ -51,7 +46,7 @@ def make_source(config: ml_collections.ConfigDict, model_cfg: DiffusionModelConf
 
 
 def make_pipeline(config: ml_collections.ConfigDict, model_cfg: DiffusionModelConfig,
-                  split: str | None = None, shuffle: bool = True) -> pipeline_lib.Pipeline:
+                  split: str | None = None, shuffle: bool = True) -> input_pipeline.Pipeline:
     source = make_source(config, model_cfg, split)
     kind = "video"
     if model_cfg.kind == "image":
@@ -60,7 +55,7 @@ def make_pipeline(config: ml_collections.ConfigDict, model_cfg: DiffusionModelCo
     if model_cfg.text_encoder is None:            # model.text_source = "precomputed"
         source, tokenizer, extra = with_text_embeddings(config, model_cfg, source, split), None, ("text_emb",
                                                                                                  "text_mask")
-    return pipeline_lib.Pipeline(
+    return input_pipeline.Pipeline(
         source, global_batch_size=int(config.data.global_batch), seed=int(config.train.seed),
         tokenizer=tokenizer, kind=kind, shuffle=shuffle, num_workers=int(config.data.num_workers),
         extra_keys=extra)
@@ -70,7 +65,6 @@ def with_text_embeddings(config: ml_collections.ConfigDict, model_cfg: Diffusion
                          split: str | None = None):
     """`source` whose records carry the precomputed embeddings of their captions
     (`data.text_embeddings`), checked against the model's text length and width."""
-    from lumiere_jax.data import text_embeddings
     if split and split != config.data.split:
         config = config.copy_and_resolve_references()
         with config.unlocked():

@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import ml_dtypes
 import numpy as np
 
+from lumiere_jax.data import paths
 from lumiere_jax.data.views import as_str
 
 Encoder = Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]   # captions -> (emb [B,L,D], mask [B,L])
@@ -120,12 +121,11 @@ class WithTextEmbeddings:
 def default_path(config) -> str:
     """Where the embeddings of `config`'s dataset split live: config.data.text_embeddings, else
     ``<data_dir>/text_embeddings/<dataset>_<config_name>_<split>``."""
-    from lumiere_jax.data import sources
     d = config.data
     if d.get("text_embeddings"):
         return os.path.expanduser(d.text_embeddings)
     name = d.config_name if d.dataset == "moving_shapes" else os.path.basename(os.path.normpath(d.video_folder))
-    return os.path.join(sources.data_dir(config), "text_embeddings", f"{d.dataset}_{name}_{d.split}")
+    return os.path.join(paths.data_dir(config), "text_embeddings", f"{d.dataset}_{name}_{d.split}")
 
 
 def t5_encoder(t5_section: Mapping[str, Any]) -> Encoder:
@@ -151,25 +151,3 @@ def t5_encoder(t5_section: Mapping[str, Any]) -> Encoder:
 
     encode.description = {"kind": "t5", "checkpoint": section["checkpoint"], "config": arch}
     return encode
-
-
-def precompute(config, split: str | None = None, output: str | None = None, batch_size: int = 16,
-               progress: bool = True) -> str:
-    """Encode every caption of `config`'s dataset split with its T5 (`config.model.t5`) and store the
-    embeddings; returns the directory."""
-    from lumiere_jax import config as config_lib
-    from lumiere_jax.data import sources
-
-    if split:
-        config = config.copy_and_resolve_references()
-        with config.unlocked():
-            config.data.split = split
-    model_cfg = config_lib.model_config(config.to_dict())
-    source = sources.make_source(config, model_cfg)
-    captions = [as_str(source[i].get("caption", "")) for i in range(len(source))]
-    encode = t5_encoder(config.model.t5)
-    table = compute(captions, encode, batch_size=batch_size, progress=progress,
-                    meta={"encoder": encode.description, "dataset": config.data.dataset, "split": config.data.split})
-    out = output or default_path(config)
-    table.save(out)
-    return out

@@ -180,9 +180,9 @@ def evaluate_tasks(gen, clips: np.ndarray, captions: Sequence[str], tasks: Seque
 
 def split_clips(config, split: str, num: int) -> tuple[np.ndarray, list[str]]:
     """The first `num` clips of a moving_shapes split with their captions, at the config's model size."""
-    from lumiere_jax import config as config_lib
+    from lumiere_jax.train import validation
     from lumiere_jax.data import sources
-    source = sources.make_source(config, config_lib.validate(config), split)
+    source = sources.make_source(config, validation.validate(config), split)
     items = [source[i] for i in range(min(num, len(source)))]
     return np.stack([it["video"] for it in items]), [it["caption"] for it in items]
 

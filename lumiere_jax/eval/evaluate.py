@@ -12,9 +12,9 @@ SUMMARY_KEYS = ("color_accuracy", "direction_accuracy", "shape_accuracy", "prese
 def split_prompts(config, split: str, num: int) -> list[str]:
     """The captions of the first `num` examples of `split` (moving_shapes: held_out,
     test or train), in order: a fixed evaluation set."""
-    from lumiere_jax import config as config_lib
+    from lumiere_jax.train import validation
     from lumiere_jax.data import sources
-    model_cfg = config_lib.validate(config)
+    model_cfg = validation.validate(config)
     source = sources.make_source(config, model_cfg, split)
     return [source[i]["caption"] for i in range(min(num, len(source)))]
 

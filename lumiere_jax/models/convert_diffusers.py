@@ -129,7 +129,8 @@ def unet_config_from_diffusers(cfg: Mapping[str, Any], **overrides: Any) -> UNet
     only_cross = bool(_uniform(cfg, "only_cross_attention", False))
     mid_only = cfg.get("mid_block_only_cross_attention")
     if mid_only is not None and bool(mid_only) != only_cross:
-        raise ValueError(f"mid_block_only_cross_attention={mid_only} differing from only_cross_attention is not supported")
+        raise ValueError(f"mid_block_only_cross_attention={mid_only} differing from only_cross_attention "
+                         "is not supported")
     groups = cfg.get("norm_num_groups", 32)
     if groups is None:
         raise ValueError("norm_num_groups=None (no output norm) is not supported")

@@ -28,6 +28,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from lumiere_jax.models.build import model_config
 from lumiere_jax.models.stunet import SPATIAL, TEMPORAL
 
 # UNetConfig fields that do not change the parameter tree (numerics, training regularisation).
@@ -139,29 +140,24 @@ def check_architecture(video_model_cfg, style_model_cfg) -> None:
                          f"{v['in_channels']}")
 
 
-def load_style(video_params: dict, video_config_dict: dict, style_path: str, alpha: float) -> dict:
-    """Load the style T2I at ``style_path`` (export or training workdir, see
-    :func:`lumiere_jax.train.checkpoint.load`) and return :func:`interpolate_spatial` of it.
-
-    The style checkpoint must be a ``'t2i'`` stage whose ``model.unet`` equals the video model's
-    (``video_config_dict``: the video run's stored config) except for in_channels (may be fewer)
-    and the numerics fields in NON_ARCHITECTURE_FIELDS.
-    """
-    from lumiere_jax.config import model_config
-    from lumiere_jax.train import checkpoint
-
+def blend_style(video_params: dict, video_config_dict: dict, style_params: dict, style_config_dict: dict,
+                alpha: float, source: str = "the style checkpoint") -> dict:
+    """:func:`interpolate_spatial` of a style T2I's parameters into a video model's, after checking
+    the stored configs: the style model must be a ``'t2i'`` stage whose ``model.unet`` equals the
+    video model's (``video_config_dict``: the video run's stored config) except for in_channels
+    (may be fewer) and the numerics fields in NON_ARCHITECTURE_FIELDS. ``source`` names the style
+    model in errors (loading it from disk is `pipeline.load_style`)."""
     alpha = _check_alpha(alpha)
     video_cfg = model_config(video_config_dict)
     if video_cfg.kind != "video":
-        raise ValueError(f"load_style blends into a video model; the given config is stage "
+        raise ValueError(f"stylized generation blends into a video model; the given config is stage "
                          f"{video_config_dict.get('stage')!r} ({video_cfg.kind} model)")
-    style_params, stored = checkpoint.load(style_path)
-    stage = stored.get("stage")
+    stage = style_config_dict.get("stage")
     if stage != "t2i":
-        raise ValueError(f"style checkpoint {style_path} is a {stage!r} stage; stylized generation needs a "
+        raise ValueError(f"style checkpoint {source} is a {stage!r} stage; stylized generation needs a "
                          "'t2i' checkpoint (the T2I model fine-tuned on the style)")
     try:
-        check_architecture(video_cfg, model_config(stored))
+        check_architecture(video_cfg, model_config(style_config_dict))
     except ValueError as e:
-        raise ValueError(f"style checkpoint {style_path}: {e}") from None
+        raise ValueError(f"style checkpoint {source}: {e}") from None
     return interpolate_spatial(video_params, style_params, alpha)

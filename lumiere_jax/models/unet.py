@@ -47,7 +47,8 @@ class UNetConfig:
     base_channels: int = 64                    # [block_out_channels[0]]
     channel_mult: tuple[int, ...] = (1, 2, 4)  # block_out_channels = base * mult
     num_res_blocks: int = 2                    # [layers_per_block] (an int)
-    layers_per_level: tuple[int, ...] = ()     # per-level counts [layers_per_block as a list, IF-II]; () = num_res_blocks
+    # per-level counts [layers_per_block as a list, IF-II]; () = num_res_blocks
+    layers_per_level: tuple[int, ...] = ()
     attention_resolutions: tuple[int, ...] = (4,)  # down-sampling factors (2**level) with attention
     mid_attention: bool = True
     head_dim: int = 32                         # [attention_head_dim]

@@ -9,14 +9,13 @@ is never materialised on one device.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lumiere_jax.parallel.mesh import BATCH_AXES
-from lumiere_jax.train import state as state_lib
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -51,13 +50,11 @@ def logical_shardings(boxed_tree: Any, mesh: Mesh, rules: Sequence[tuple[str, An
                                   nn.meta.unbox(boxed_tree), shardings)
 
 
-def _boxed_state(model, tx, rng):
-    return state_lib.create(model.init(rng, boxed=True), tx)
-
-
-def state_shardings(model, tx, mesh: Mesh, rules: Sequence[tuple[str, Any]]) -> tuple[Any, Any]:
-    """(abstract state with shardings, state shardings) of `state.create(model.init(...), tx)`."""
-    boxed = jax.eval_shape(lambda r: _boxed_state(model, tx, r), jax.random.PRNGKey(0))
+def state_shardings(model, tx, mesh: Mesh, rules: Sequence[tuple[str, Any]],
+                    create: Callable[[Any, Any], Any]) -> tuple[Any, Any]:
+    """(abstract state with shardings, state shardings) of `create(model.init(...), tx)` (the trainer's
+    `train.state.create`: the state's type is the caller's, not this module's)."""
+    boxed = jax.eval_shape(lambda r: create(model.init(r, boxed=True), tx), jax.random.PRNGKey(0))
     shardings = logical_shardings(boxed, mesh, rules)
     abstract = jax.tree_util.tree_map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
                                       nn.meta.unbox(boxed), shardings)
@@ -69,13 +66,14 @@ def param_shardings(model, mesh: Mesh, rules: Sequence[tuple[str, Any]]) -> Any:
                              mesh, rules)
 
 
-def init_state(model, tx, rng: jax.Array, shardings: Any, params: Any = None) -> state_lib.TrainState:
-    """The initial train state, created directly in `shardings`: fresh parameters from `rng`
-    (one jit, no single-device copy), or the given `params` (e.g. a warm start) placed first."""
+def init_state(model, tx, rng: jax.Array, shardings: Any, create: Callable[[Any, Any], Any],
+               params: Any = None) -> Any:
+    """The initial train state `create(params, tx)`, created directly in `shardings`: fresh parameters
+    from `rng` (one jit, no single-device copy), or the given `params` (e.g. a warm start) placed first."""
     if params is None:
-        return jax.jit(lambda r: nn.meta.unbox(_boxed_state(model, tx, r)), out_shardings=shardings)(rng)
+        return jax.jit(lambda r: nn.meta.unbox(create(model.init(r, boxed=True), tx)), out_shardings=shardings)(rng)
     params = jax.device_put(params, shardings.params)
-    return jax.jit(lambda p: state_lib.create(p, tx), out_shardings=shardings)(params)
+    return jax.jit(lambda p: create(p, tx), out_shardings=shardings)(params)
 
 
 def jit_train_step(step_fn, mesh: Mesh, rules: Sequence[tuple[str, Any]], state_shardings: Any):

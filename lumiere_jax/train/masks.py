@@ -21,9 +21,10 @@ from typing import Mapping
 import jax
 import jax.numpy as jnp
 
+from lumiere_jax import config as config_lib
+
 KINDS = ("i2v", "inpaint", "strokes", "outpaint", "cinemagraph", "none")
-DEFAULT_MIXTURE = {"i2v": 0.3, "inpaint": 0.1, "strokes": 0.1, "outpaint": 0.2, "cinemagraph": 0.1,
-                   "none": 0.2}
+DEFAULT_MIXTURE = config_lib.DEFAULT_MASK_MIXTURE
 
 # Brush strokes of the "strokes" kind; lengths are fractions of the frame's short side.
 MAX_STROKES = 4                     # 1..MAX_STROKES strokes per mask

@@ -18,39 +18,20 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from lumiere_jax import config as config_lib
+from lumiere_jax import config as config_lib, presets
+from lumiere_jax.train import validation
 from lumiere_jax.models import convert_diffusers
 from lumiere_jax.models.unet import UNetConfig
 from lumiere_jax.train import checkpoint
 
-# diffusers' IF schedulers (DDPMScheduler as the IF pipelines configure it).
-IF_DIFFUSION = dict(schedule="squaredcos_cap_v2", prediction_type="epsilon", variance_type="learned_range")
-IF_SAMPLE = {1: dict(sampler="ddpm", num_steps=100, timestep_spacing="leading", thresholding=True,
-                     dynamic_thresholding_ratio=0.95, sample_max_value=1.5, eta=0.0),
-             2: dict(sampler="ddpm", num_steps=50, timestep_spacing="leading", thresholding=True,
-                     dynamic_thresholding_ratio=0.95, sample_max_value=1.0, eta=0.0)}
-IF_TEXT_LENGTH = 77
-IF_NOISE_LEVEL = 250        # IFSuperResolutionPipeline's default noise_level (the low-res augmentation)
+# the IF presets live in lumiere_jax/presets.py (plain data, also read by configs/if_stage*.py)
+IF_TEXT_LENGTH = presets.IF_TEXT_LENGTH
+apply_if_preset = presets.apply_if_preset
 
 
 def set_unet(c: ml_collections.ConfigDict, unet: UNetConfig) -> None:
     """Writes every field of `unet` into ``c.model.unet``."""
-    for f in dataclasses.fields(unet):
-        c.model.unet[f.name] = getattr(unet, f.name)
-
-
-def apply_if_preset(c: ml_collections.ConfigDict, stage: int) -> None:
-    """IF's scheduler (squaredcos_cap_v2, epsilon, learned-range variance) and sampler (DDPM,
-    dynamic thresholding 0.95 with max 1.5 for stage I, 1.0 for stage II) and precomputed
-    77-token text; stage II also IF's low-res augmentation level."""
-    if stage not in IF_SAMPLE:
-        raise ValueError(f"IF stage must be 1 or 2, got {stage!r}")
-    c.diffusion.update(IF_DIFFUSION)
-    c.sample.update(IF_SAMPLE[stage])
-    c.model.text_source = "precomputed"
-    c.model.text_encoder.max_length = IF_TEXT_LENGTH
-    if stage == 2:
-        c.ssr.aug_level = IF_NOISE_LEVEL
+    presets.set_unet(c, dataclasses.asdict(unet))
 
 
 def import_diffusers_unet(unet_folder: str, out: str, *, stage: str = "t2i", resolution: int = 64,
@@ -82,6 +63,6 @@ def import_diffusers_unet(unet_folder: str, out: str, *, stage: str = "t2i", res
                              f"({IF_TEXT_LENGTH}, {unet.text_dim}) (the text encoder's output for '')")
         c.model.null_text = "learned"
         params["null_text"] = null_embedding
-    config_lib.validate(c)
+    validation.validate(c)
     checkpoint.export(out, params, c.to_dict(), dtype=dtype)
     return c

@@ -108,7 +108,8 @@ def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[s
                     lr_schedule: optax.Schedule, labels: Any, ema_decay: float,
                     seed: int, ssr: Mapping[str, Any] | None = None,
                     mask_mixture: Mapping[str, float] | None = None,
-                    grad_accum_steps: int = 1, known_loss_weight: float = 0.0) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
+                    grad_accum_steps: int = 1, known_loss_weight: float = 0.0
+                    ) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
     """(state, batch) -> (state, metrics). The step's randomness is fold_in(seed, step).
 
     With `grad_accum_steps` = k > 1 the batch is split into k micro-batches inside the step

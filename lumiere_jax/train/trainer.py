@@ -14,7 +14,7 @@ import dataclasses
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,9 @@ import ml_collections
 import numpy as np
 
 from lumiere_jax import config as config_lib
-from lumiere_jax.data import pipeline as pipeline_lib, sources
+from lumiere_jax.train import validation
+from lumiere_jax.models import build
+from lumiere_jax.data import input_pipeline, sources
 from lumiere_jax.diffusion import schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel, expand_input_channels
 from lumiere_jax.parallel import mesh as mesh_lib, sharding
@@ -70,7 +72,7 @@ def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> 
         unconditional = model.config.replace(
             conditioning="none", stunet=dataclasses.replace(
                 model.config.stunet, unet=dataclasses.replace(model.config.stunet.unet, in_channels=3)))
-        if config_lib.model_config(stored) != unconditional:
+        if build.model_config(stored) != unconditional:
             raise ValueError(f"config.train.init_from={config.train.init_from!r}: its config.model differs from "
                              "this run's in more than the input channels; the conditional model must have the "
                              "video model's architecture")
@@ -108,7 +110,7 @@ def same_model(stored: dict, current: dict) -> bool:
     """Same architecture, compared as typed model configs: a config stored by an older version
     lacks newer (default-valued) fields, which a dict comparison would call a difference."""
     try:
-        return config_lib.model_config(stored) == config_lib.model_config(current)
+        return build.model_config(stored) == build.model_config(current)
     except (ValueError, KeyError):
         return False
 
@@ -125,8 +127,17 @@ def _check_resume_config(stored: dict, current: dict) -> None:
                              "use a new --workdir or the original config")
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainState:
-    model_cfg = config_lib.validate(config)
+SampleFn = Callable[[ml_collections.ConfigDict, DiffusionModel, Any, str, int, MetricWriter], None]
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, sample_fn: SampleFn | None = None) -> state_lib.TrainState:
+    """Trains `config` in `workdir` (resuming its newest checkpoint). Every `config.train.sample_every`
+    steps, `sample_fn(config, model, ema_params, workdir, step, writer)` writes samples (the sampling
+    layer's `pipeline.write_training_samples`, which the CLI passes: training does not import sampling)."""
+    model_cfg = validation.validate(config)
+    if config.train.sample_every and sample_fn is None:
+        raise ValueError(f"config.train.sample_every={config.train.sample_every} needs a sample_fn "
+                         "(e.g. lumiere_jax.pipeline.write_training_samples); or set config.train.sample_every=0")
     if (model_cfg.kind == "video" and not config.train.init_from and not config.train.train_spatial
             and not config.train.trainable):
         raise ValueError(f"stage {config.stage!r} freezes the spatial U-Net, so it needs config.train.init_from "
@@ -147,7 +158,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
         config.optim, num_steps, labels, optim.multiplier_tree(abstract_params, tuple(config.optim.lr_multipliers)))
     # Shardings of the whole state from the parameters' logical axes; the state is created or
     # restored directly in them (a checkpoint from another mesh is resharded on restore).
-    abstract_state, state_shardings = sharding.state_shardings(model, tx, mesh, rules)
+    abstract_state, state_shardings = sharding.state_shardings(model, tx, mesh, rules, state_lib.create)
 
     latest = ckpt.latest_step()
     if latest is not None:
@@ -156,7 +167,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
         log.info("resumed from %s at step %d", ckpt.directory, latest)
     else:
         train_state = sharding.init_state(model, tx, jax.random.PRNGKey(config.train.seed), state_shardings,
-                                          starting_params(config, model))
+                                          state_lib.create, starting_params(config, model))
     start = int(train_state.step)
     log.info("mesh %s over %d devices, %d process(es)", dict(mesh.shape), mesh.size, jax.process_count())
 
@@ -203,7 +214,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
         with pipeline.iterate(start_step=start, num_steps=num_steps - start) as batches:
             for step, batch in zip(range(start, num_steps), batches):
                 # This process's slice of the global batch -> global arrays split over (data, fsdp).
-                device_batch = pipeline_lib.to_global({k: v for k, v in batch.items() if k in BATCH_KEYS},
+                device_batch = input_pipeline.to_global({k: v for k, v in batch.items() if k in BATCH_KEYS},
                                                       mesh, batch_spec)
                 train_state, metrics = train_step(train_state, device_batch)
                 if block_each_step:
@@ -219,7 +230,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
                 if (config.train.sample_every and done % config.train.sample_every == 0
                         and model_cfg.conditioning == "none"       # conditional models need inputs
                         and jax.process_count() == 1):             # samples: single-process runs only
-                    _write_training_samples(config, model, train_state, workdir, done, writer)
+                    sample_fn(config, model, train_state.ema_params, workdir, done, writer)
         flush_metrics(num_steps)
     finally:
         progress.close()
@@ -231,15 +242,3 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainSta
 def _progress(start: int, total: int, enabled: bool):
     from tqdm import tqdm
     return tqdm(total=total, initial=start, desc="train", disable=not enabled, dynamic_ncols=True)
-
-
-def _write_training_samples(config, model, train_state, workdir, step, writer) -> None:
-    import os
-    from lumiere_jax import pipeline as pipeline_lib
-    gen = pipeline_lib.Generator(model, train_state.ema_params, config_json(config))
-    prompts = list(config.sample.prompts)
-    result = gen.generate(prompts, seed=config.sample.seed, progress=False)
-    out = os.path.join(workdir, "samples", f"step_{step:07d}")
-    pipeline_lib.write_outputs(result, out, fps=config.sample.fps)
-    if result.videos.ndim == 5:
-        writer.video(step, "samples", result.videos, fps=config.sample.fps)

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.data import moving_shapes as ms
 from lumiere_jax.data import sources, styles
-from lumiere_jax.data.pipeline import uint8_to_float
+from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.eval import probe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -99,7 +100,7 @@ def test_errors():
     config = config_lib.load_config_file(os.path.join(ROOT, "configs", "tiny.py"), "t2i")
     config.data.style = "sketch"
     with pytest.raises(ValueError, match="config.data.style must be one of"):
-        config_lib.validate(config)
+        validation.validate(config)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_pipeline_batches_are_styled(data_dir, stage):
     batches = {}
     for style in ("none", "outline"):
         config.data.style = style
-        model_cfg = config_lib.validate(config)
+        model_cfg = validation.validate(config)
         batches[style] = sources.make_pipeline(config, model_cfg).get_batch(0)
     key = "image" if stage == "t2i" else "video"
     plain, styled = batches["none"], batches["outline"]

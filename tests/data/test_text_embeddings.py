@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lumiere_jax.data import text_embeddings
-from lumiere_jax.data.pipeline import Pipeline
+from lumiere_jax.data.input_pipeline import Pipeline
 from lumiere_jax.data.views import ImageView
 
 

@@ -103,7 +103,8 @@ def test_wrong_colour_and_direction_are_scored_wrong():
     assert res["per_video"][0]["color"] == "green" and res["color_accuracy"] == 0.0
     # A rendered jittery track has a large jitter.
     rng = np.random.default_rng(0)
-    jit = np.stack([ms.render_clip(ms.ClipSpec("white", "square", "right", (16.0 + rng.uniform(-2, 2), 6.0 + t), (0.0, 0.0), 8.0), 1, 32)[0]
+    jit = np.stack([ms.render_clip(ms.ClipSpec("white", "square", "right", (16.0 + rng.uniform(-2, 2), 6.0 + t),
+                                               (0.0, 0.0), 8.0), 1, 32)[0]
                     for t in range(16)])
     r = probe(jit)
     assert r.direction == "right" and r.jitter > 0.5

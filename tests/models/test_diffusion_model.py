@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.models.diffusion_model import DiffusionModel, expand_input_channels
 from tests.train.conftest import load_config
 
@@ -26,7 +26,7 @@ def _conditional(m):
 
 @pytest.mark.parametrize("stage", ["video", "t2i"])
 def test_three_to_seven_channels_computes_the_unconditional_model(stage):
-    m = config_lib.validate(load_config("tiny", stage, ""))
+    m = validation.validate(load_config("tiny", stage, ""))
     base, cond_model = DiffusionModel(m), DiffusionModel(_conditional(m))
     params = _perturbed(jax.jit(base.init)(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
     converted = expand_input_channels(params, 7)
@@ -51,7 +51,7 @@ def test_three_to_seven_channels_computes_the_unconditional_model(stage):
 
 
 def test_expand_input_channels_rejects_shrinking():
-    m = config_lib.validate(load_config("tiny", "video", ""))
+    m = validation.validate(load_config("tiny", "video", ""))
     params = jax.eval_shape(DiffusionModel(m).init, jax.random.PRNGKey(0))
     params = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), params)
     with pytest.raises(ValueError, match="from 3 to 2 channels"):

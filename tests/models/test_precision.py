@@ -8,6 +8,7 @@ import numpy as np
 from jax.extend import core as jex_core
 
 from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.models import STUNet
 from lumiere_jax.models.diffusion_model import DiffusionModel
 
@@ -68,7 +69,7 @@ def test_bf16_stunet_keeps_fp32_params_and_computes_norms_softmax_in_fp32(micro)
 def test_text_encoder_follows_the_denoiser_dtype():
     config = config_lib.load_config_file(os.path.join(ROOT, "configs", "tiny.py"), "video")
     config.model.unet.dtype = "bfloat16"
-    model = DiffusionModel(config_lib.validate(config))
+    model = DiffusionModel(validation.validate(config))
     assert model.config.text_encoder.dtype == "bfloat16"
     assert model.config.text_encoder.param_dtype == "float32"
     params = jax.eval_shape(model.init, jax.random.PRNGKey(0))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.models import STUNet, UNetConfig
 from tests.models.test_precision import equations
 
@@ -48,10 +49,10 @@ def test_unknown_remat_policy_fails_clearly():
     config = config_lib.default_config()
     config.model.remat = "bogus"
     with pytest.raises(ValueError, match="unknown remat policy 'bogus'"):
-        config_lib.validate(config)
+        validation.validate(config)
     config.model.remat = "dots_saveable"
-    model = config_lib.validate(config)
+    model = validation.validate(config)
     assert model.stunet.unet.remat == "dots_saveable"
     # The policy is not part of the architecture: a checkpoint trained without remat resumes with it.
     config.model.remat = "none"
-    assert config_lib.validate(config) == model
+    assert validation.validate(config) == model

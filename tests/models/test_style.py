@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.models.diffusion_model import DiffusionModel, expand_input_channels
-from lumiere_jax.models.style import interpolate_spatial, load_style
+from lumiere_jax.models.style import interpolate_spatial
+from lumiere_jax.pipeline import load_style
 from lumiere_jax.train import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -21,7 +23,7 @@ def tiny_config(stage):
 def random_params(stage, seed):
     """Parameters of the tiny `stage` model with random leaves (abstract init: nothing compiled;
     random rather than initial values, so norms/zero-init layers do not hide mistakes)."""
-    abstract = jax.eval_shape(DiffusionModel(config_lib.validate(tiny_config(stage))).init, jax.random.PRNGKey(0))
+    abstract = jax.eval_shape(DiffusionModel(validation.validate(tiny_config(stage))).init, jax.random.PRNGKey(0))
     rng = np.random.default_rng(seed)
     return jax.tree_util.tree_map(lambda a: jnp.asarray(rng.standard_normal(a.shape), a.dtype), abstract)
 

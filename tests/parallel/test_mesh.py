@@ -5,6 +5,7 @@ import pytest
 from jax.sharding import AxisType, PartitionSpec as P
 
 from lumiere_jax import axes, config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.parallel import distributed, mesh as mesh_lib, sharding
 
 
@@ -65,11 +66,11 @@ def test_validate_checks_the_mesh_section():
     config = config_lib.default_config()
     config.mesh.ici_fsdp = -1
     with pytest.raises(ValueError, match="at most one of the ici_"):
-        config_lib.validate(config)
+        validation.validate(config)
     config = config_lib.default_config()
     config.mesh.logical_axis_rules = ((axes.HEADS, "heads"),)
     with pytest.raises(ValueError, match="unknown mesh axes"):
-        config_lib.validate(config)
+        validation.validate(config)
 
 
 def test_batch_must_split_over_data_and_fsdp():

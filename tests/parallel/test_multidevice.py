@@ -7,13 +7,12 @@ and tensor). It guards the convolution-input constraint of `models/layers.Conv`:
 SPMD partitioner returns wrong gradients on such a mesh (docs/performance.md). The checkpoint is
 restored onto 1 x 2 x 2 (4 devices) and onto one device."""
 import json
-import os
 
 import jax
 import numpy as np
 import pytest
 
-from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.data import sources
 from tests.parallel import procs
 from tests.parallel.workers import tiny_config, _setup, flat
@@ -28,7 +27,7 @@ def sharded_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("parallel")
     data_dir = str(tmp / "data")
     config = tiny_config(data_dir)
-    sources.make_source(config, config_lib.validate(config))
+    sources.make_source(config, validation.validate(config))
     args = dict(data_dir=data_dir, mesh=MESH, workdir=str(tmp / "sharded"), out=str(tmp / "sharded.npz"))
     procs.run_workers([("sharded_parity", args, NUM_DEVICES)])
     return args, dict(np.load(args["out"]))

@@ -46,19 +46,18 @@ def specs(tree) -> dict[str, str]:
 
 def _setup(config, mesh_devices=None):
     import jax
-    from lumiere_jax import config as config_lib
     from lumiere_jax.diffusion import schedules
     from lumiere_jax.models.diffusion_model import DiffusionModel
     from lumiere_jax.parallel import mesh as mesh_lib, sharding
-    from lumiere_jax.train import optim, step as step_lib
-    model = DiffusionModel(config_lib.validate(config))
+    from lumiere_jax.train import optim, state as state_lib, step as step_lib, validation
+    model = DiffusionModel(validation.validate(config))
     labels = model.trainable_labels(jax.eval_shape(model.init, jax.random.PRNGKey(0)), False)
     tx, lr = optim.make_optimizer(config.optim, NUM_STEPS, labels)
     step_fn = step_lib.make_train_step(model, schedules.get_schedule(config.diffusion.schedule), config.diffusion,
                                        tx, lr, labels, float(config.train.ema_decay), int(config.train.seed))
     mesh = mesh_lib.make_mesh(config.mesh, mesh_devices)
     rules = mesh_lib.rules(config.mesh)
-    abstract, shardings = sharding.state_shardings(model, tx, mesh, rules)
+    abstract, shardings = sharding.state_shardings(model, tx, mesh, rules, state_lib.create)
     return model, tx, step_fn, mesh, rules, abstract, shardings
 
 
@@ -67,7 +66,7 @@ def sharded_parity(args: dict) -> None:
     initial state and batches; losses, parameters and shardings saved; the sharded state checkpointed."""
     import jax
     import jax.numpy as jnp
-    from lumiere_jax.data import pipeline as pipeline_lib, sources
+    from lumiere_jax.data import input_pipeline, sources
     from lumiere_jax.parallel import sharding
     from lumiere_jax.train import checkpoint, state as state_lib, trainer
     config = tiny_config(args["data_dir"], tuple(args["mesh"]))
@@ -82,12 +81,12 @@ def sharded_parity(args: dict) -> None:
         ref, m = jax.block_until_ready(ref_step(ref, {k: jnp.asarray(v) for k, v in b.items()}))
         ref_losses.append(float(m["loss"]))
 
-    state = sharding.init_state(model, tx, rng, shardings)
+    state = sharding.init_state(model, tx, rng, shardings, state_lib.create)
     init_specs = specs(state)
     step, losses = sharding.jit_train_step(step_fn, mesh, rules, shardings), []
     spec = sharding.batch_sharding(mesh).spec
     for b in batches:
-        state, m = jax.block_until_ready(step(state, pipeline_lib.to_global(b, mesh, spec)))
+        state, m = jax.block_until_ready(step(state, input_pipeline.to_global(b, mesh, spec)))
         losses.append(float(m["loss"]))
 
     ckpt = checkpoint.Checkpointer(args["workdir"], async_save=False)
@@ -138,9 +137,10 @@ def sharded_sampling(args: dict) -> None:
     import jax
     from lumiere_jax import config as config_lib, pipeline
     from lumiere_jax.models.diffusion_model import DiffusionModel
+    from lumiere_jax.train import validation
     config = config_lib.load_config_file(os.path.join(ROOT, "configs", "tiny.py"), "ssr")
     config.mesh.ici_data, config.mesh.ici_fsdp, config.mesh.ici_tensor = tuple(args["mesh"])
-    model = DiffusionModel(config_lib.validate(config))
+    model = DiffusionModel(validation.validate(config))
     params = jax.jit(model.init)(jax.random.PRNGKey(0))
     # The zero-initialised output convolution would make every sample the same: perturb it.
     params = jax.tree.map(lambda p: p + 0.05 * jax.random.normal(jax.random.PRNGKey(1), p.shape, p.dtype), params)
@@ -181,4 +181,5 @@ if __name__ == "__main__":
     runtime.setup(os.environ.get("LUMIERE_JAX_CACHE"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     {"sharded_parity": sharded_parity, "restore": restore,
-     "multiprocess_train": multiprocess_train, "sharded_sampling": sharded_sampling}[sys.argv[1]](json.loads(sys.argv[2]))
+     "multiprocess_train": multiprocess_train,
+     "sharded_sampling": sharded_sampling}[sys.argv[1]](json.loads(sys.argv[2]))

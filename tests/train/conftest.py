@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from lumiere_jax import config as config_lib
+from lumiere_jax import config as config_lib, pipeline
 from lumiere_jax.train import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,7 +36,7 @@ def video_run(tmp_path_factory, data_dir, t2i_run):
     workdir = str(tmp_path_factory.mktemp("video"))
     config = load_config("tiny", "video", data_dir, **{"train.num_steps": 4, "train.init_from": t2i_run[0],
                                                         "train.sample_every": 4})
-    state = trainer.train(config, workdir)
+    state = trainer.train(config, workdir, pipeline.write_training_samples)
     return workdir, config, state
 
 

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import pytest
 
 from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.diffusion import schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.train import activations, step as step_lib
@@ -42,7 +43,7 @@ def test_only_the_differentiated_arguments_need_their_inputs():
 def _tiny_saved(remat: str) -> int:
     config = config_lib.load_config_file("configs/tiny.py", "video")
     config.model.remat = remat
-    model = DiffusionModel(config_lib.validate(config))
+    model = DiffusionModel(validation.validate(config))
     params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
     mc = model.config
     batch = {"video": sds((2, mc.num_frames, mc.resolution, mc.resolution, 3), jnp.float32),

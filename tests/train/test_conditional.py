@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
+from lumiere_jax.models import build
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.stunet import SPATIAL, TEMPORAL
 from lumiere_jax.train import checkpoint, conditioning, trainer
@@ -27,9 +28,9 @@ def test_converted_checkpoint_computes_the_video_model_at_step_zero(video_run, d
     """initial_params of the conditional stage from a video checkpoint: whatever <C, M> is, the
     7-channel model's output equals the video model's (zero weights on the new channels)."""
     video_params, video_stored = checkpoint.load(video_run[0])
-    video = DiffusionModel(config_lib.model_config(video_stored))
+    video = DiffusionModel(build.model_config(video_stored))
     config = load_config("tiny", "conditional", data_dir, **{"train.init_from": video_run[0]})
-    cond_model = DiffusionModel(config_lib.validate(config))
+    cond_model = DiffusionModel(validation.validate(config))
     params = trainer.initial_params(config, cond_model)
     x, t, text, mask, cond = _inputs(cond_model.config)
     want = video.denoise(video_params, x, t, text, mask)
@@ -42,7 +43,7 @@ def test_conversion_rejects_another_architecture(video_run, data_dir):
     config = load_config("tiny", "conditional", data_dir, **{"train.init_from": video_run[0]})
     config.model.unet.base_channels = 16
     with pytest.raises(ValueError, match="more than the input channels"):
-        trainer.initial_params(config, DiffusionModel(config_lib.validate(config)))
+        trainer.initial_params(config, DiffusionModel(validation.validate(config)))
 
 
 def test_conditional_training_default_trains_temporal_and_input_conv(conditional_run, video_run):
@@ -67,7 +68,7 @@ def test_conditional_training_default_trains_temporal_and_input_conv(conditional
 
 def test_trainable_patterns(data_dir):
     config = load_config("tiny", "conditional", data_dir)
-    model = DiffusionModel(config_lib.validate(config))
+    model = DiffusionModel(validation.validate(config))
     abstract = jax.eval_shape(model.init, jax.random.PRNGKey(0))
     labels = model.trainable_labels(abstract, False, ("denoiser/spatial/conv_in/", "null_text"))
     flat = {"/".join(str(p.key) for p in path): v for path, v in jax.tree_util.tree_leaves_with_path(labels)}
@@ -81,7 +82,7 @@ def test_trainable_patterns(data_dir):
 def test_default_labels_train_conv_in_only_for_the_masked_model(data_dir, arg, conv_in_trains):
     """Stage defaults: the temporal subtree trains; the input convolution too only where new,
     zero-initialised conditioning channels enter it (masked). The SSR's was trained at its image stage."""
-    model = DiffusionModel(config_lib.validate(load_config("tiny", arg, data_dir)))
+    model = DiffusionModel(validation.validate(load_config("tiny", arg, data_dir)))
     labels = model.trainable_labels(jax.eval_shape(model.init, jax.random.PRNGKey(0)), False)
     flat = {"/".join(str(p.key) for p in path): v for path, v in jax.tree_util.tree_leaves_with_path(labels)}
     spatial_trained = sorted(k for k, v in flat.items() if v == "train" and k.startswith(f"denoiser/{SPATIAL}/"))
@@ -102,15 +103,15 @@ def test_conditional_config_validation(data_dir):
     config = load_config("tiny", "conditional", data_dir)
     config.conditional.mixture.i2v = -1.0
     with pytest.raises(ValueError, match="mixture weights"):
-        config_lib.validate(config)
+        validation.validate(config)
     config = load_config("tiny", "conditional", data_dir)
     config.model.unet.in_channels = 3
     with pytest.raises(ValueError, match="in_channels=3 must be 3 \\+ 4"):
-        config_lib.validate(config)
+        validation.validate(config)
     config = load_config("tiny", "conditional", data_dir)
     config.conditional.mask_threshold = 0.0
     with pytest.raises(ValueError, match="mask_threshold"):
-        config_lib.validate(config)
+        validation.validate(config)
     with pytest.raises(AttributeError):
         config.conditional.mixture.boxes = 0.5          # locked: unknown mask kinds fail
 
@@ -122,7 +123,7 @@ def test_known_loss_weight_weights_the_known_pixels(data_dir):
     from lumiere_jax.train import step
 
     config = load_config("tiny", "conditional", data_dir)
-    model = DiffusionModel(config_lib.validate(config))
+    model = DiffusionModel(validation.validate(config))
     params = model.init(jax.random.PRNGKey(0))
     # A non-trivial model: the zero-initialised projections would make the output independent of x.
     params = jax.tree_util.tree_map(lambda p: p + 0.05 * jax.random.normal(jax.random.PRNGKey(1), p.shape), params)
@@ -143,4 +144,4 @@ def test_known_loss_weight_weights_the_known_pixels(data_dir):
     video = load_config("tiny", "video", data_dir)
     video.conditional.known_loss_weight = 1.0
     with pytest.raises(ValueError, match="known_loss_weight=1.0 .* only used by the conditional stage"):
-        config_lib.validate(video)
+        validation.validate(video)

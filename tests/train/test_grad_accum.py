@@ -5,7 +5,7 @@ import numpy as np
 import optax
 import pytest
 
-from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.diffusion import schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.train import optim, state as state_lib, step as step_lib
@@ -18,7 +18,7 @@ def test_accumulated_gradient_is_the_mean_micro_batch_gradient():
     config = load_config("tiny", "t2i", "/nonexistent", **{"data.global_batch": 4, "train.grad_accum_steps": k})
     config.model.unet.channel_mult, config.model.unet.attention_resolutions = (1,), (1,)
     config.model.temporal.num_temporal_downsamples = 0
-    model = DiffusionModel(config_lib.validate(config))
+    model = DiffusionModel(validation.validate(config))
     sched = schedules.get_schedule(config.diffusion.schedule)
     params = jax.jit(model.init)(jax.random.PRNGKey(0))
     labels = model.trainable_labels(params, False)
@@ -57,7 +57,7 @@ def test_accumulated_gradient_is_the_mean_micro_batch_gradient():
 def test_grad_accum_steps_must_divide_the_batch():
     config = load_config("tiny", "t2i", "/nonexistent", **{"train.grad_accum_steps": 3})     # global_batch 2
     with pytest.raises(ValueError, match="grad_accum_steps=3 must be >= 1 and divide config.data.global_batch=2"):
-        config_lib.validate(config)
+        validation.validate(config)
     with pytest.raises(ValueError, match="does not divide the batch size 2"):
         step_lib.micro_batches({"image": jnp.zeros((2, 4))}, 3)
     parts = step_lib.micro_batches({"image": jnp.arange(6)}, 3)["image"]

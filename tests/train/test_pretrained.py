@@ -1,9 +1,7 @@
 """DeepFloyd-IF starting points: a diffusers U-Net folder imported into a project export, inflated by
 the IF presets (configs/if_stage1.py, if_stage2.py); App. B identity at init for the inflated IF model."""
 import dataclasses
-import importlib.util
 import json
-import os
 import pathlib
 
 import jax
@@ -11,12 +9,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
+from lumiere_jax.models import build
 from lumiere_jax.models import STUNet, UNet
 from lumiere_jax.models import convert_diffusers as cd
 from lumiere_jax.models.diffusion_model import DiffusionModel
+from lumiere_jax.models.unet import UNetConfig
+from lumiere_jax import presets
 from lumiere_jax.train import checkpoint, pretrained
-from tests.train.conftest import ROOT, load_config
+from tests.train.conftest import load_config
 
 FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures"
 
@@ -31,18 +32,18 @@ def _video_config(preset, arg, unet, **model):
 
 
 def test_if_stage1_import_inflate_identity_at_init(tmp_path):
-    c = pretrained.import_diffusers_unet(str(FIXTURES / "if_tiny"), str(tmp_path / "if1"), resolution=16)
+    pretrained.import_diffusers_unet(str(FIXTURES / "if_tiny"), str(tmp_path / "if1"), resolution=16)
     params, stored = checkpoint.load(str(tmp_path / "if1"))
     assert stored["stage"] == "t2i" and stored["diffusion"]["variance_type"] == "learned_range"
     assert (stored["sample"]["sampler"], stored["sample"]["dynamic_thresholding_ratio"],
             stored["sample"]["sample_max_value"]) == ("ddpm", 0.95, 1.5)
     unet, imported = cd.load_unet(str(FIXTURES / "if_tiny"))
     jax.tree_util.tree_map(np.testing.assert_array_equal, params["denoiser"], imported)
-    assert config_lib.model_config(stored).stunet.unet == unet
+    assert build.model_config(stored).stunet.unet == unet
 
     cfg = _video_config("if_stage1", "video", unet, num_frames=4, resolution=16)
     cfg.model.temporal.num_temporal_downsamples = 1
-    model = DiffusionModel(config_lib.validate(cfg))
+    model = DiffusionModel(validation.validate(cfg))
     video = model.inflate(params, jax.random.PRNGKey(0))
     jax.tree_util.tree_map(np.testing.assert_array_equal, video["denoiser"]["spatial"], imported)
     labels = model.trainable_labels(video, train_spatial=False)
@@ -77,11 +78,11 @@ def test_if_stage2_import_and_inflate(tmp_path):
     params, stored = checkpoint.load(str(tmp_path / "if2"))
     assert stored["stage"] == "ssr_image" and stored["ssr"]["aug_level"] == 250
     np.testing.assert_array_equal(np.asarray(params["null_text"]), null)
-    unet = config_lib.model_config(stored).stunet.unet
+    unet = build.model_config(stored).stunet.unet
     assert unet.aug_embedding and unet.layers_per_level == (1, 2) and unet.mid_block_scale > 1.4
     cfg = _video_config("if_stage2", "ssr", unet, num_frames=2, resolution=16, low_resolution=8,
                         null_text="learned")
-    model = DiffusionModel(config_lib.validate(cfg))
+    model = DiffusionModel(validation.validate(cfg))
     abstract = jax.eval_shape(model.init, jax.random.PRNGKey(0))       # inflatable: same spatial tree
     shapes = lambda tree: jax.tree_util.tree_map(lambda a: a.shape, tree)
     assert shapes(abstract["denoiser"]["spatial"]) == shapes(params["denoiser"])
@@ -89,16 +90,15 @@ def test_if_stage2_import_and_inflate(tmp_path):
 
 
 def test_if_presets_match_the_diffusers_configs():
-    spec = importlib.util.spec_from_file_location("if_stage1", os.path.join(ROOT, "configs", "if_stage1.py"))
-    preset = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(preset)
+    assert presets.UNET_FIELD_DEFAULTS == {k: v for k, v in dataclasses.asdict(UNetConfig()).items() if k != "remat"}
     with open(FIXTURES / "if_i_xl_unet_config.json") as f:
-        assert cd.unet_config_from_diffusers(json.load(f)) == preset.IF_I_XL
+        assert cd.unet_config_from_diffusers(json.load(f)) == UNetConfig(**presets.IF_I_XL)
+    UNetConfig(**presets.IF_II_L)                      # every field known to the model
     c = load_config("if_stage1", "video", "/nonexistent")
-    m = config_lib.validate(c)
+    m = validation.validate(c)
     assert m.stunet.unet.out_channels == 6 and m.text_encoder is None and m.precomputed_text_length == 77
     assert (c.diffusion.schedule, c.diffusion.prediction_type, c.diffusion.variance_type) == (
         "squaredcos_cap_v2", "epsilon", "learned_range")
     c.model.unet.out_channels = 3
     with pytest.raises(ValueError, match="learned_range' needs model.unet.out_channels = 6"):
-        config_lib.validate(c)
+        validation.validate(c)

@@ -8,8 +8,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from lumiere_jax import config as config_lib
-from lumiere_jax.data import sources, text_embeddings
+from lumiere_jax.train import validation
+from lumiere_jax.data import sources, text_embeddings, text_precompute
 from lumiere_jax.models import t5_checkpoint
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.t5 import T5Encoder
@@ -44,8 +44,8 @@ def t5_config(data_dir, source, **overrides):
 
 def test_precomputed_batches_equal_the_encoder_and_train(tmp_path, data_dir):
     config = t5_config(data_dir, "precomputed", **{"data.text_embeddings": str(tmp_path / "emb")})
-    out = text_embeddings.precompute(config, progress=False)
-    model_cfg = config_lib.validate(config)
+    out = text_precompute.precompute(config, progress=False)
+    model_cfg = validation.validate(config)
     assert model_cfg.text_encoder is None and model_cfg.text_length == 16
     table = text_embeddings.TextEmbeddings.load(out)
     pipeline = sources.make_pipeline(config, model_cfg)
@@ -76,12 +76,12 @@ def test_precomputed_batches_equal_the_encoder_and_train(tmp_path, data_dir):
     # The stored length must be the model's.
     config.model.text_encoder.max_length = 20
     with pytest.raises(ValueError, match=r"are \[16, 32\] per caption; the model takes \[20, 32\]"):
-        sources.make_pipeline(config, config_lib.validate(config))
+        sources.make_pipeline(config, validation.validate(config))
 
 
 def test_t5_text_source_loads_pretrained_and_stays_frozen(tmp_path, data_dir):
     config = t5_config(data_dir, "t5")
-    model = DiffusionModel(config_lib.validate(config))
+    model = DiffusionModel(validation.validate(config))
     text_params = trainer.starting_params(config, model)["text_encoder"]   # what a fresh train() starts from
     want, t5_cfg = t5_checkpoint.load(T5_DIR, max_length=16)
     jax.tree_util.tree_map(np.testing.assert_array_equal, jax.device_get(text_params), want)

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.diffusion import low_res, schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.stunet import SPATIAL
@@ -16,7 +16,7 @@ SCHED = schedules.get_schedule("squaredcos_cap_v2")
 
 def _model_cfg(arg, **kw):
     config = load_config("tiny", arg, "", **kw)
-    return config, config_lib.validate(config)
+    return config, validation.validate(config)
 
 
 def test_ssr_inputs_video_window_and_clean_level():

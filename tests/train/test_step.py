@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.diffusion import schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.train import step
@@ -17,7 +17,7 @@ def test_loss_draws_timesteps_as_configured(data_dir):
     every timestep pushed to T - 1. Were the setting ignored, both would draw the same timesteps and
     give the same loss."""
     config = load_config("tiny", "video", data_dir)
-    model = DiffusionModel(config_lib.validate(config))
+    model = DiffusionModel(validation.validate(config))
     params = model.init(jax.random.PRNGKey(0))
     shape = model.config.sample_shape(2)
     ids = jnp.ones((2, model.config.text_length), jnp.int32)

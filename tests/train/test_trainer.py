@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lumiere_jax import config as config_lib
+from lumiere_jax.train import validation
 from lumiere_jax.data import sources
 from lumiere_jax.diffusion import schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel
@@ -34,7 +34,7 @@ def test_video_stage_inflates_and_freezes_spatial(t2i_run, video_run):
     assert_trees_equal(state.params["denoiser"]["spatial"], t2i_params["denoiser"])
     assert_trees_equal(state.params["text_encoder"], t2i_params["text_encoder"])
     assert_trees_equal(state.params["null_text"], t2i_params["null_text"])
-    fresh = DiffusionModel(config_lib.validate(video_run[1])).inflate(t2i_params, jax.random.PRNGKey(0))
+    fresh = DiffusionModel(validation.validate(video_run[1])).inflate(t2i_params, jax.random.PRNGKey(0))
     moved = [not np.array_equal(a, b) for a, b in zip(leaves(fresh["denoiser"]["temporal"]),
                                                       leaves(state.params["denoiser"]["temporal"]))]
     assert any(moved)
@@ -51,7 +51,7 @@ def test_periodic_samples_and_tensorboard(video_run):
 
 def test_train_step_ema_and_nonfinite_guard(t2i_run, data_dir):
     config = load_config("tiny", "t2i", data_dir)
-    model = DiffusionModel(config_lib.validate(config))
+    model = DiffusionModel(validation.validate(config))
     params = checkpoint.load(t2i_run[0])[0]
     labels = model.trainable_labels(params, False)
     tx, lr = optim.make_optimizer(config.optim, 10, labels)
@@ -161,16 +161,15 @@ def test_video_stage_needs_init_from(tmp_path, data_dir):
 
 
 def test_warm_start_from_same_stage(video_run, data_dir):
-    from lumiere_jax import config as config_lib
     from lumiere_jax.models.diffusion_model import DiffusionModel
     config = load_config("tiny", "video", data_dir, **{"train.init_from": video_run[0], "train.train_spatial": True})
-    model = DiffusionModel(config_lib.validate(config))
+    model = DiffusionModel(validation.validate(config))
     params = trainer.initial_params(config, model)
     stored, _ = checkpoint.load(video_run[0])
     jax.tree_util.tree_map(np.testing.assert_array_equal, params, stored)
     config.model.temporal.temporal_kernel_size = 5
     with pytest.raises(ValueError, match="different config.model; it cannot warm-start"):
-        trainer.initial_params(config, DiffusionModel(config_lib.validate(config)))
+        trainer.initial_params(config, DiffusionModel(validation.validate(config)))
     t2i = load_config("tiny", "t2i", data_dir, **{"train.init_from": video_run[0]})
     with pytest.raises(ValueError, match="stage 't2i' warm-starts from a 't2i' one"):
-        trainer.initial_params(t2i, DiffusionModel(config_lib.validate(t2i)))
+        trainer.initial_params(t2i, DiffusionModel(validation.validate(t2i)))

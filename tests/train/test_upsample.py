@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from lumiere_jax import cli, config as config_lib, pipeline
+from lumiere_jax import cli, pipeline
+from lumiere_jax.train import validation
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.train import trainer
 from tests.train.conftest import load_config
@@ -71,7 +72,7 @@ def test_upsample_validates_inputs(ssr, video_run):
 def _fresh_ssr_generator(low_resolution: int, resolution: int) -> pipeline.Generator:
     config = load_config("tiny", "ssr", "")
     config.model.low_resolution, config.model.resolution = low_resolution, resolution
-    model = DiffusionModel(config_lib.validate(config))
+    model = DiffusionModel(validation.validate(config))
     return pipeline.Generator(model, jax.jit(model.init)(jax.random.PRNGKey(0)), trainer.config_json(config))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh, PartitionSpec
 
-from lumiere_jax.data import pipeline as pl
+from lumiere_jax.data import input_pipeline as pl
 from lumiere_jax.models.tokenizer import ByteTokenizer
 
 
