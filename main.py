@@ -75,7 +75,8 @@ def main(argv):
     distributed.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes, flags.FLAGS.process_id,
                            flags.FLAGS.distributed)
     # The explicit --config.* overrides alone: an architecture key a checkpoint fixes is refused, not ignored.
-    cli.run(flags.FLAGS.config, flags.FLAGS, config_overrides=config_flags.get_override_values(flags.FLAGS["config"]))
+    overrides = config_flags.get_override_values(flags.FLAGS["config"])
+    cli.run(flags.FLAGS.config, cli.RunArgs.of(flags.FLAGS), config_overrides=overrides)
 
 
 if __name__ == "__main__":

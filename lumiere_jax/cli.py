@@ -1,16 +1,64 @@
 """The logic behind `main.py`'s modes (importable, so notebooks can call it too)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from typing import Any
+from typing import Any, Sequence
 
 from absl import logging
 
-from lumiere_jax import settings
+from lumiere_jax import config as config_lib, settings
 
 MODES = ("train", "sample", "eval", "export")
-TASKS = ("i2v", "inpaint", "outpaint", "cinemagraph", "sdedit")
+TASKS = config_lib.CONDITIONAL_TASKS + ("sdedit",)       # sdedit: video-to-video with the base model
+
+
+@dataclasses.dataclass
+class RunArgs:
+    """What `main.py`'s flags say to `run`, typed (defaults = the flags' defaults). Build it from absl
+    flags (or any object with these attributes) with `RunArgs.of`."""
+    mode: str = "train"
+    workdir: str | None = None
+    checkpoint: str | None = None
+    export_dir: str | None = None
+    export_dtype: str = "float32"
+    prompt: Sequence[str] = ()
+    prompts_file: str | None = None
+    num_samples: int | None = None
+    seed: int | None = None
+    num_steps: int | None = None
+    guidance_scale: float | None = None
+    sampler: str | None = None
+    output_dir: str | None = None
+    eval_split: str = "held_out"
+    eval_num_prompts: int = 32
+    input_video: Sequence[str] = ()
+    task: str | None = None
+    image: str | None = None
+    mask: str | None = None
+    outpaint_padding: Sequence[str] | None = None
+    outpaint_direction: str | None = None
+    outpaint_amount: float = 0.25
+    strength: float = 0.6
+    resize_inputs: bool = True
+    paste_known: bool = False
+    style_checkpoint: str | None = None
+    style_alpha: float = 0.8
+    multidiffusion: bool = True
+
+    @classmethod
+    def of(cls, flags: Any) -> "RunArgs":
+        """From absl FLAGS, a namespace or a RunArgs: the attributes it has, defaults for the rest."""
+        if isinstance(flags, cls):
+            return flags
+        values = {}
+        for field in dataclasses.fields(cls):
+            try:
+                values[field.name] = getattr(flags, field.name)
+            except AttributeError:
+                continue
+        return cls(**values)
 
 
 def read_prompts(prompts: list[str], prompts_file: str | None) -> list[str]:
@@ -29,14 +77,18 @@ def _require(value: Any, flag: str, mode: str) -> Any:
     return value
 
 
-def run(config, flags, config_overrides: dict[str, Any] | None = None) -> Any:
-    """`config`: the config file with its --config.* overrides applied; `flags`: main.py's flags (or
-    any object with those attributes); `config_overrides`: the explicit --config.* overrides alone
-    (dotted key -> value, `config_flags.get_override_values`), so that an override of an architecture
-    key a checkpoint fixes is refused rather than ignored. Precedence: lumiere_jax/settings.py."""
+def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = None) -> Any:
+    """`config`: the config file with its --config.* overrides applied; `flags`: a `RunArgs` (main.py's
+    flags, or any object with those attributes, are converted once by `RunArgs.of`); `config_overrides`:
+    the explicit --config.* overrides alone (dotted key -> value, `config_flags.get_override_values`),
+    so that an override of an architecture key a checkpoint fixes is refused rather than ignored.
+    Precedence: lumiere_jax/settings.py."""
     from lumiere_jax.train import validation
     validation.validate(config)
     config_overrides = dict(config_overrides or {})
+    flags = RunArgs.of(flags)
+    if flags.mode not in MODES:
+        raise ValueError(f"unknown --mode {flags.mode!r}; choose one of {MODES}")
     mode = flags.mode
     if mode == "train":
         from lumiere_jax import pipeline
@@ -58,13 +110,13 @@ def run(config, flags, config_overrides: dict[str, Any] | None = None) -> Any:
         return _cascade(config, flags, config_overrides, seed)
     path = flags.checkpoint or _require(flags.workdir, "workdir or --checkpoint", mode)
     gen = load_generator(path, config, flags, config_overrides)
-    if getattr(flags, "style_checkpoint", None):
+    if flags.style_checkpoint:
         if not os.path.exists(flags.style_checkpoint):
             raise FileNotFoundError(f"--style_checkpoint {flags.style_checkpoint} does not exist")
         gen = gen.with_style(flags.style_checkpoint, flags.style_alpha)
     low_res = gen.model.config.conditioning == "low_res"
     announce({**gen.settings(), **(gen.ssr_settings() if low_res else {})})
-    if mode == "sample" and getattr(flags, "task", None):
+    if mode == "sample" and flags.task:
         return _run_task(gen, config, flags, seed, path)
     if mode == "sample" and low_res:
         return _upsample_files(gen, config, flags, seed, path)
@@ -76,7 +128,7 @@ def run(config, flags, config_overrides: dict[str, Any] | None = None) -> Any:
         pipeline.write_outputs(result, out, fps=config.sample.fps)
         print(f"wrote {len(result.prompts)} samples to {out}")
         return result
-    if mode == "eval" and (gen.model.config.conditioning == "masked" or getattr(flags, "task", None)):
+    if mode == "eval" and (gen.model.config.conditioning == "masked" or flags.task):
         return _eval_tasks(gen, config, flags, seed, path)
     if mode == "eval":
         from lumiere_jax.eval import evaluate
@@ -174,7 +226,7 @@ def _eval_tasks(gen, config, flags, seed, path):
     """--mode=eval of the conditional applications (all of them, or --task) on real clips."""
     from lumiere_jax.eval import conditional
     if gen.model.config.conditioning == "masked":
-        tasks = (flags.task,) if getattr(flags, "task", None) else conditional.TASKS
+        tasks = (flags.task,) if flags.task else conditional.TASKS
     elif flags.task == "sdedit":
         tasks = ("sdedit",)
     else:

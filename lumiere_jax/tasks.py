@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-TASKS = ("i2v", "inpaint", "outpaint", "cinemagraph")
+from lumiere_jax import config as config_lib
+
+TASKS = config_lib.CONDITIONAL_TASKS
 
 
 def _image(image: np.ndarray) -> np.ndarray:

@@ -21,9 +21,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lumiere_jax import config as config_lib
 from lumiere_jax.eval import probe
 
-TASKS = ("i2v", "i2v_pil", "cinemagraph", "inpaint", "outpaint", "sdedit")
+# the tasks, plus i2v from a first frame drawn by another renderer (PIL) and SDEdit with the base model
+TASKS = config_lib.CONDITIONAL_TASKS + ("i2v_pil", "sdedit")
 SDEDIT_STRENGTHS = (0.3, 0.5, 0.7, 0.9)
 
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from lumiere_jax import config as config_lib
 
-KINDS = ("i2v", "inpaint", "strokes", "outpaint", "cinemagraph", "none")
+KINDS = config_lib.MASK_KINDS
 DEFAULT_MIXTURE = config_lib.DEFAULT_MASK_MIXTURE
 
 # Brush strokes of the "strokes" kind; lengths are fractions of the frame's short side.

@@ -22,7 +22,7 @@ def _flags(**kw):
     base = dict(mode="sample", workdir=None, checkpoint=None, num_steps=None, guidance_scale=None, sampler=None,
                 seed=0, prompt=[PROMPT], prompts_file=None, output_dir=None, num_samples=None, input_video=[],
                 multidiffusion=True, task=None, style_checkpoint=None, eval_split="held_out", eval_num_prompts=1)
-    return types.SimpleNamespace(**{**base, **kw})
+    return cli.RunArgs(**{**base, **kw})
 
 
 def _cli_config(stored_config, **sample):
@@ -123,3 +123,14 @@ def test_python_api_sample_settings(video_run, sampler_calls):
     assert config["sample"] == gen.config["sample"] and gen.config["model"]["t5"]["checkpoint"] == ""
     with pytest.raises(ValueError, match="unknown t5 setting 'd_model'"):
         pipeline.with_settings(gen.config, t5={"d_model": 8})
+
+
+def test_run_args_from_flags_and_a_bad_mode():
+    """main.py hands cli.run a typed RunArgs built from its flags; unknown modes are refused before any work."""
+    args = cli.RunArgs.of(types.SimpleNamespace(mode="eval", seed=3, unrelated="x"))
+    assert (args.mode, args.seed, args.eval_split, args.multidiffusion) == ("eval", 3, "held_out", True)
+    assert cli.RunArgs.of(args) is args
+    from lumiere_jax import config as config_lib
+    config = config_lib.load_config_file(os.path.join(ROOT, "configs", "tiny.py"), "video")
+    with pytest.raises(ValueError, match="unknown --mode 'predict'; choose one of .*'sample'"):
+        cli.run(config, cli.RunArgs(mode="predict"))

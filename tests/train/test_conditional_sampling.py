@@ -1,7 +1,6 @@
 """Conditional applications (i2v, inpaint, outpaint, cinemagraph), SDEdit, stylized generation:
 Python API, CLI and the evaluation of the checks, on the tiny shared runs."""
 import json
-import types
 
 import jax
 import numpy as np
@@ -142,7 +141,7 @@ def _flags(**kw):
                 multidiffusion=True, task=None, image=None, mask=None, outpaint_padding=None,
                 outpaint_direction=None, outpaint_amount=0.25, strength=0.6, resize_inputs=True, paste_known=False,
                 style_checkpoint=None, style_alpha=0.8, eval_split="held_out", eval_num_prompts=1)
-    return types.SimpleNamespace(**{**base, **kw})
+    return cli.RunArgs(**{**base, **kw})
 
 
 def test_cli_tasks_from_files(conditional_run, video_run, clip, tmp_path):

@@ -1,6 +1,5 @@
 """Super-resolution sampling: Generator.upsample (MultiDiffusion windows), the Cascade, the CLI."""
 import json
-import types
 
 import jax
 import numpy as np
@@ -91,7 +90,7 @@ def _flags(**kw):
     base = dict(mode="sample", workdir=None, checkpoint=None, num_steps=2, guidance_scale=None, sampler=None,
                 seed=0, prompt=[], prompts_file=None, output_dir=None, num_samples=None, input_video=[],
                 multidiffusion=True)
-    return types.SimpleNamespace(**{**base, **kw})
+    return cli.RunArgs(**{**base, **kw})
 
 
 def test_cli_upsamples_video_files(ssr_run, tmp_path):
