@@ -24,9 +24,10 @@ from ml_collections import config_flags
 from lumiere_jax import cli, runtime
 from lumiere_jax.parallel import distributed
 
+ARGS = cli.RunArgs          # the flags' defaults are the typed run arguments' defaults
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py[:arg]).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory: checkpoints, TensorBoard, samples.")
-flags.DEFINE_enum("mode", "train", cli.MODES, "What to do.")
+flags.DEFINE_enum("mode", ARGS.mode, cli.MODES, "What to do.")
 flags.DEFINE_multi_string("prompt", [], "Prompt to sample (repeatable).")
 flags.DEFINE_string("prompts_file", None, "File with one prompt per line.")
 flags.DEFINE_integer("num_samples", None, "Samples per prompt (default: config.sample.num_samples).")
@@ -37,9 +38,10 @@ flags.DEFINE_string("sampler", None, "ddim | dpmpp_2m | ddpm (default: config.sa
 flags.DEFINE_string("output_dir", None, "Where sampling writes videos (default: <workdir>/samples/cli).")
 flags.DEFINE_string("checkpoint", None, "Export directory or workdir to sample/evaluate (default: --workdir).")
 flags.DEFINE_string("export_dir", None, "Where --mode=export writes (default: <workdir>/export).")
-flags.DEFINE_enum("export_dtype", "float32", ["float32", "bfloat16"], "Parameter dtype of the export.")
-flags.DEFINE_string("eval_split", "held_out", "Split(s) whose captions --mode=eval prompts with (comma-separated).")
-flags.DEFINE_integer("eval_num_prompts", 32, "Number of (distinct-seed) eval samples.")
+flags.DEFINE_enum("export_dtype", ARGS.export_dtype, ["float32", "bfloat16"], "Parameter dtype of the export.")
+flags.DEFINE_string("eval_split", ARGS.eval_split,
+                    "Split(s) whose captions --mode=eval prompts with (comma-separated).")
+flags.DEFINE_integer("eval_num_prompts", ARGS.eval_num_prompts, "Number of (distinct-seed) eval samples.")
 flags.DEFINE_multi_string("input_video", [], "Super-resolution model: low-resolution video(s) to up-sample "
                           "(.npy uint8 [T,H,W,3], .mp4/.webm/.gif or a folder of frames; repeatable).")
 flags.DEFINE_enum("task", None, cli.TASKS, "--mode=sample with a conditional model (i2v, inpaint, outpaint, "
@@ -49,15 +51,17 @@ flags.DEFINE_string("mask", None, "inpaint / cinemagraph: mask image or video, w
                     "config.conditional.mask_threshold) = region to generate / animate.")
 flags.DEFINE_list("outpaint_padding", None, "outpaint: border pixels to generate, N or top,bottom,left,right.")
 flags.DEFINE_enum("outpaint_direction", None, ["left", "right", "up", "down"], "outpaint: the side to extend.")
-flags.DEFINE_float("outpaint_amount", 0.25, "outpaint with --outpaint_direction: fraction of the frame generated.")
-flags.DEFINE_float("strength", 0.6, "sdedit: noise level the input video is taken to (0 = unchanged, 1 = pure noise).")
-flags.DEFINE_boolean("resize_inputs", True, "Resize (and centre-crop) task inputs to the model's size; "
+flags.DEFINE_float("outpaint_amount", ARGS.outpaint_amount,
+                   "outpaint with --outpaint_direction: fraction of the frame generated.")
+flags.DEFINE_float("strength", ARGS.strength,
+                   "sdedit: noise level the input video is taken to (0 = unchanged, 1 = pure noise).")
+flags.DEFINE_boolean("resize_inputs", ARGS.resize_inputs, "Resize (and centre-crop) task inputs to the model's size; "
                      "False rejects inputs of another size.")
-flags.DEFINE_boolean("paste_known", False, "Conditional tasks: copy the known pixels into the output.")
+flags.DEFINE_boolean("paste_known", ARGS.paste_known, "Conditional tasks: copy the known pixels into the output.")
 flags.DEFINE_string("style_checkpoint", None, "Stylized generation: a style-fine-tuned T2I checkpoint whose "
                     "spatial weights are interpolated into the video model's (Lumiere §4.1).")
-flags.DEFINE_float("style_alpha", 0.8, "Stylized generation: alpha * W_style + (1 - alpha) * W_orig.")
-flags.DEFINE_boolean("multidiffusion", True, "Super-resolution: combine overlapping windows (False: "
+flags.DEFINE_float("style_alpha", ARGS.style_alpha, "Stylized generation: alpha * W_style + (1 - alpha) * W_orig.")
+flags.DEFINE_boolean("multidiffusion", ARGS.multidiffusion, "Super-resolution: combine overlapping windows (False: "
                      "non-overlapping windows denoised independently, the Fig. 14 baseline).")
 flags.DEFINE_string("coordinator_address", None, "Multi-process: HOST:PORT of process 0's coordinator "
                     "(with --num_processes and --process_id; see launch/).")
@@ -76,7 +80,7 @@ def main(argv):
                            flags.FLAGS.distributed)
     # The explicit --config.* overrides alone: an architecture key a checkpoint fixes is refused, not ignored.
     overrides = config_flags.get_override_values(flags.FLAGS["config"])
-    cli.run(flags.FLAGS.config, cli.RunArgs.of(flags.FLAGS), config_overrides=overrides)
+    cli.run(flags.FLAGS.config, ARGS.of(flags.FLAGS), config_overrides=overrides)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ TASKS = config_lib.CONDITIONAL_TASKS + ("sdedit",)       # sdedit: video-to-vide
 
 @dataclasses.dataclass
 class RunArgs:
-    """What `main.py`'s flags say to `run`, typed (defaults = the flags' defaults). Build it from absl
-    flags (or any object with these attributes) with `RunArgs.of`."""
+    """What `main.py`'s flags say to `run`, typed; its defaults are the flags' defaults (main.py reads
+    them from here). Build it from absl flags (or any object with these attributes) with `RunArgs.of`."""
     mode: str = "train"
     workdir: str | None = None
     checkpoint: str | None = None

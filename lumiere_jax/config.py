@@ -29,11 +29,11 @@ STAGES = {"t2i": ("image", "none"), "video": ("video", "none"),
 # image checkpoint; conditional expands a video checkpoint's input convolution (3 -> 7 channels).
 INIT_STAGE = {"video": "t2i", "ssr": "ssr_image", "conditional": "video"}
 DATASETS = ("moving_shapes", "video_folder")
+# Training-mask kinds of the conditional model: the tasks' own masks, free-form brush strokes, and none
+# (unconditional); the order is the index of a drawn kind (train/masks.py).
+MASK_KINDS = ("i2v", "inpaint", "strokes", "outpaint", "cinemagraph", "none")
 # The conditional (7-channel) model's applications, Lumiere §4.2: `--task` (with "sdedit", which the
 # base model does), the conditional evaluation and the training masks all read this one list.
-# Training-mask kinds: the tasks' own masks, free-form brush strokes, and none (unconditional); the
-# order is the index of a drawn kind (train/masks.py).
-MASK_KINDS = ("i2v", "inpaint", "strokes", "outpaint", "cinemagraph", "none")
 CONDITIONAL_TASKS = tuple(k for k in MASK_KINDS if k not in ("strokes", "none"))
 # The conditional model's training masks: kind -> weight (train/masks.py draws them).
 DEFAULT_MASK_MIXTURE = {"i2v": 0.3, "inpaint": 0.1, "strokes": 0.1, "outpaint": 0.2, "cinemagraph": 0.1,
@@ -50,8 +50,6 @@ def default_config() -> ml_collections.ConfigDict:
     c.stage = "video"                     # t2i | video | ssr_image | ssr | conditional
 
     c.model = ml_collections.ConfigDict()
-    # Every architecture field is present (so any can be overridden from the command line);
-    # optional ones as typed placeholders.
     # Every architecture field is present (so any can be overridden from the command line); optional
     # ones as typed placeholders. These equal the fields of models.unet.UNetConfig,
     # models.stunet.STUNetConfig and models.t5.T5_V1_1_XXL (tests/models/test_build.py checks it).

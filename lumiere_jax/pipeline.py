@@ -35,13 +35,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from lumiere_jax import config as config_lib
-from lumiere_jax.models import build
 from lumiere_jax import tasks
 from lumiere_jax.data import cond_inputs, video_io
 from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.diffusion import guidance, low_res, noising, samplers, schedules
 from lumiere_jax.diffusion import multidiffusion as md
-from lumiere_jax.models import style
+from lumiere_jax.models import build, style
 from lumiere_jax.models.diffusion_model import T5_PATH_KEYS, DiffusionModel
 from lumiere_jax.models.tokenizer import make_tokenizer
 from lumiere_jax.train import checkpoint, conditioning, trainer

@@ -19,8 +19,8 @@ def precompute(config, split: str | None = None, output: str | None = None, batc
     source = sources.make_source(config, model_cfg)
     captions = [as_str(source[i].get("caption", "")) for i in range(len(source))]
     encode = text_embeddings.t5_encoder(config.model.t5)
-    table = text_embeddings.compute(captions, encode, batch_size=batch_size, progress=progress,
-                    meta={"encoder": encode.description, "dataset": config.data.dataset, "split": config.data.split})
+    meta = {"encoder": encode.description, "dataset": config.data.dataset, "split": config.data.split}
+    table = text_embeddings.compute(captions, encode, batch_size=batch_size, progress=progress, meta=meta)
     out = output or text_embeddings.default_path(config)
     table.save(out)
     return out

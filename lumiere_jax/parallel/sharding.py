@@ -50,11 +50,15 @@ def logical_shardings(boxed_tree: Any, mesh: Mesh, rules: Sequence[tuple[str, An
                                   nn.meta.unbox(boxed_tree), shardings)
 
 
+def _boxed_state(model, tx, create, rng):
+    return create(model.init(rng, boxed=True), tx)
+
+
 def state_shardings(model, tx, mesh: Mesh, rules: Sequence[tuple[str, Any]],
                     create: Callable[[Any, Any], Any]) -> tuple[Any, Any]:
     """(abstract state with shardings, state shardings) of `create(model.init(...), tx)` (the trainer's
     `train.state.create`: the state's type is the caller's, not this module's)."""
-    boxed = jax.eval_shape(lambda r: create(model.init(r, boxed=True), tx), jax.random.PRNGKey(0))
+    boxed = jax.eval_shape(lambda r: _boxed_state(model, tx, create, r), jax.random.PRNGKey(0))
     shardings = logical_shardings(boxed, mesh, rules)
     abstract = jax.tree_util.tree_map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
                                       nn.meta.unbox(boxed), shardings)
@@ -71,7 +75,7 @@ def init_state(model, tx, rng: jax.Array, shardings: Any, create: Callable[[Any,
     """The initial train state `create(params, tx)`, created directly in `shardings`: fresh parameters
     from `rng` (one jit, no single-device copy), or the given `params` (e.g. a warm start) placed first."""
     if params is None:
-        return jax.jit(lambda r: nn.meta.unbox(create(model.init(r, boxed=True), tx)), out_shardings=shardings)(rng)
+        return jax.jit(lambda r: nn.meta.unbox(_boxed_state(model, tx, create, r)), out_shardings=shardings)(rng)
     params = jax.device_put(params, shardings.params)
     return jax.jit(lambda p: create(p, tx), out_shardings=shardings)(params)
 

@@ -3,8 +3,9 @@
 :func:`import_diffusers_unet` reads ``<IF folder>/unet`` (config.json + safetensors, see
 `models/convert_diffusers.py`) and writes a project export (``params/`` + ``config.json``, as
 `train/checkpoint.export` writes) of stage ``t2i`` (IF-I) or ``ssr_image`` (IF-II), with IF's
-diffusion and sampling settings (:func:`apply_if_preset`). Such an export is what
-``config.train.init_from`` of a ``video`` / ``ssr`` run inflates (configs/if_stage1.py, if_stage2.py).
+diffusion and sampling settings (`presets.apply_if_preset`: plain data shared with
+configs/if_stage*.py). Such an export is what ``config.train.init_from`` of a ``video`` / ``ssr``
+run inflates (configs/if_stage1.py, if_stage2.py).
 
 Text: the export takes precomputed T5 embeddings (``model.text_source="precomputed"``, 77 tokens,
 width 4096); the null ("") embedding for classifier-free guidance is either given (IF encodes the
@@ -19,14 +20,9 @@ import ml_collections
 import numpy as np
 
 from lumiere_jax import config as config_lib, presets
-from lumiere_jax.train import validation
 from lumiere_jax.models import convert_diffusers
 from lumiere_jax.models.unet import UNetConfig
-from lumiere_jax.train import checkpoint
-
-# the IF presets live in lumiere_jax/presets.py (plain data, also read by configs/if_stage*.py)
-IF_TEXT_LENGTH = presets.IF_TEXT_LENGTH
-apply_if_preset = presets.apply_if_preset
+from lumiere_jax.train import checkpoint, validation
 
 
 def set_unet(c: ml_collections.ConfigDict, unet: UNetConfig) -> None:
@@ -48,7 +44,7 @@ def import_diffusers_unet(unet_folder: str, out: str, *, stage: str = "t2i", res
     c = config_lib.default_config()
     c.stage = stage
     set_unet(c, unet)
-    apply_if_preset(c, 1 if stage == "t2i" else 2)
+    presets.apply_if_preset(c, 1 if stage == "t2i" else 2)
     c.model.resolution = resolution
     c.model.low_resolution = low_resolution
     # unused by an image stage, but validated: one temporal down-sampling per level, none for the SSR
@@ -58,9 +54,9 @@ def import_diffusers_unet(unet_folder: str, out: str, *, stage: str = "t2i", res
         c.model.null_text = "zero"
     else:
         null_embedding = np.asarray(null_embedding, np.float32)
-        if null_embedding.shape != (IF_TEXT_LENGTH, unet.text_dim):
+        if null_embedding.shape != (presets.IF_TEXT_LENGTH, unet.text_dim):
             raise ValueError(f"null_embedding has shape {null_embedding.shape}; expected "
-                             f"({IF_TEXT_LENGTH}, {unet.text_dim}) (the text encoder's output for '')")
+                             f"({presets.IF_TEXT_LENGTH}, {unet.text_dim}) (the text encoder's output for '')")
         c.model.null_text = "learned"
         params["null_text"] = null_embedding
     validation.validate(c)

@@ -22,13 +22,12 @@ import ml_collections
 import numpy as np
 
 from lumiere_jax import config as config_lib
-from lumiere_jax.train import validation
-from lumiere_jax.models import build
 from lumiere_jax.data import input_pipeline, sources
 from lumiere_jax.diffusion import schedules
+from lumiere_jax.models import build
 from lumiere_jax.models.diffusion_model import DiffusionModel, expand_input_channels
 from lumiere_jax.parallel import mesh as mesh_lib, sharding
-from lumiere_jax.train import checkpoint, optim, state as state_lib, step as step_lib
+from lumiere_jax.train import checkpoint, optim, state as state_lib, step as step_lib, validation
 from lumiere_jax.train.metrics import MetricWriter, format_metrics
 
 log = logging.getLogger(__name__)
@@ -135,7 +134,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, sample_fn: SampleFn |
     steps, `sample_fn(config, model, ema_params, workdir, step, writer)` writes samples (the sampling
     layer's `pipeline.write_training_samples`, which the CLI passes: training does not import sampling)."""
     model_cfg = validation.validate(config)
-    if config.train.sample_every and sample_fn is None:
+    # periodic samples: unconditional models only (conditional ones need inputs), single-process runs only
+    writes_samples = bool(config.train.sample_every and model_cfg.conditioning == "none" and jax.process_count() == 1)
+    if writes_samples and sample_fn is None:
         raise ValueError(f"config.train.sample_every={config.train.sample_every} needs a sample_fn "
                          "(e.g. lumiere_jax.pipeline.write_training_samples); or set config.train.sample_every=0")
     if (model_cfg.kind == "video" and not config.train.init_from and not config.train.train_spatial
@@ -227,9 +228,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, sample_fn: SampleFn |
                     flush_metrics(done)
                 if is_ckpt:
                     ckpt.save(done, train_state, cfg_json)
-                if (config.train.sample_every and done % config.train.sample_every == 0
-                        and model_cfg.conditioning == "none"       # conditional models need inputs
-                        and jax.process_count() == 1):             # samples: single-process runs only
+                if writes_samples and done % config.train.sample_every == 0:
                     sample_fn(config, model, train_state.ema_params, workdir, done, writer)
         flush_metrics(num_steps)
     finally:
