@@ -10,11 +10,16 @@ For fresh moving_shapes training clips noised at a few timesteps, prints the x0 
     "up" <-> "down"): a model that uses the direction word does worse here. A difference of ~0 means
     the prediction ignores the direction, whatever the probe later reads.
 
+``--oracle`` prints the same direction effect for the ideal prediction at t = T (pure noise, where
+the best x0 is the mean of the videos the caption allows): the mean of `--oracle_clips` rendered
+clips per caption, scored on as many others, against the mean for the opposite direction.
+
 A few forward passes: seconds to a minute on the CPU, so it can track a training run between
 checkpoints (``--step``). Appends one JSON line to bench/results.jsonl.
 
     .venv/bin/python bench/denoising_gain.py --checkpoint=assets/moving_shapes_base
     .venv/bin/python bench/denoising_gain.py --checkpoint=runs/ms_video --step=400
+    .venv/bin/python bench/denoising_gain.py --oracle
 """
 from __future__ import annotations
 
@@ -52,15 +57,42 @@ def load(path: str, step: int | None):
     return gen
 
 
+def oracle_direction_effect(size: int = 32, num_frames: int = 16, num_clips: int = 150, seed: int = 0) -> dict:
+    """x0 error at pure noise of the caption's mean video, and of the opposite direction's, averaged
+    over the four directions of a red square: what a model that uses the direction word gains at t = T."""
+    rng = np.random.default_rng(seed)
+
+    def clips(direction, n):
+        specs = [ms.sample_spec(rng, size, num_frames, combo=("red", "square", direction)) for _ in range(n)]
+        return np.stack([ms.render_clip(s, num_frames, size) for s in specs]).astype(np.float32) / 127.5 - 1.0
+
+    means = {d: clips(d, num_clips).mean(0) for d in OPPOSITE}
+    same = opposite = 0.0
+    for d in OPPOSITE:
+        held = clips(d, num_clips)
+        same += float(((held - means[d]) ** 2).mean()) / len(OPPOSITE)
+        opposite += float(((held - means[OPPOSITE[d]]) ** 2).mean()) / len(OPPOSITE)
+    return dict(same=same, opposite=opposite, effect=(opposite - same) / same)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--checkpoint", required=True, help="a video export or training workdir")
+    ap.add_argument("--checkpoint", help="a video export or training workdir")
+    ap.add_argument("--oracle", action="store_true", help="print the ideal prediction's direction effect at t = T")
+    ap.add_argument("--oracle_clips", type=int, default=150)
     ap.add_argument("--step", type=int, default=None, help="a workdir's checkpoint step (default: latest)")
     ap.add_argument("--t2i", default="assets/moving_shapes_t2i", help="the T2I the video model was inflated from")
     ap.add_argument("--num_clips", type=int, default=16)
     ap.add_argument("--seed", type=int, default=123)
     ap.add_argument("--timesteps", default="200,600,800,900,950")
     args = ap.parse_args(argv)
+    if args.oracle:
+        o = oracle_direction_effect(num_clips=args.oracle_clips)
+        print(f"ideal x0 at t = T: error {o['same']:.4f}, with the opposite direction's mean {o['opposite']:.4f}, "
+              f"dir effect {100 * o['effect']:+.1f}%")
+        return
+    if not args.checkpoint:
+        ap.error("--checkpoint is required (or --oracle)")
     gen = load(args.checkpoint, args.step)
     model, params = gen.model, gen.params
     if model.config.kind != "video" or model.config.conditioning != "none":

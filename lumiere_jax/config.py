@@ -68,7 +68,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.temporal = ml_collections.ConfigDict(dict(
         num_temporal_downsamples=2, temporal_kernel_size=3, temporal_attention_depth=1, temporal_head_dim=16,
         temporal_mlp_ratio=4, temporal_position_encoding="sinusoidal", temporal_max_frames=128,
-        temporal_text="none", temporal_text_features=0))
+        temporal_text="none", temporal_text_features=0,
+        temporal_text_query_positions="none", temporal_text_film=False,
+        temporal_time_film=False))
     c.model.text_source = "encoder"       # encoder | t5 | precomputed (embeddings stored with the data)
     c.model.text_encoder = ml_collections.ConfigDict(dict(max_length=32, width=64, depth=2, num_heads=4))
     # A pretrained T5 encoder (text_source="t5", frozen; also what tools/precompute_text.py runs):
@@ -158,7 +160,10 @@ def default_config() -> ml_collections.ConfigDict:
         thresholding=True, dynamic_thresholding_ratio=0.995, sample_max_value=1.0,
         # DDIM with a clamped x0: the direction term uses the eps recomputed from the clamped x0.
         # False = diffusers' default, which saturates colours under guidance (docs/sampling.md).
-        use_clipped_model_output=True, num_samples=4,
+        use_clipped_model_output=True,
+        # Conditional tasks: replace the known pixels by the known content noised to each step's
+        # timestep (the replacement method; the last step is the model's own). docs/conditional.md
+        known_replacement=False, num_samples=4,
         prompts=("a red square moving right", "a blue circle moving up"), fps=8, seed=0))
     return c
 

@@ -76,6 +76,9 @@ def _temporal(c: _Counter, cfg: STUNetConfig, kind: str, batch: int, frames: int
     if kind == "conv":
         n = batch * frames * h * w
         c.add("temporal_conv", _conv(n, 9, ch, ch) + _conv(n, k, ch, ch) + _dense(n, ch, ch))
+        if cfg.temporal_text_film:   # pooled text -> hidden -> (scale, shift), then y * (1 + g) + b
+            dim = cfg.unet.text_dim + cfg.temporal_text_features
+            c.add("temporal_dense", _dense(batch, dim, ch) + _dense(batch, ch, 2 * ch) + 2 * n * ch)
     elif kind == "attention":
         n = batch * frames * h * w
         r = cfg.temporal_mlp_ratio

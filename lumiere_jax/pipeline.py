@@ -46,7 +46,7 @@ from lumiere_jax.models.tokenizer import make_tokenizer
 from lumiere_jax.train import checkpoint, conditioning, trainer
 
 SAMPLE_KEYS = ("sampler", "num_steps", "guidance_scale", "eta", "timestep_spacing", "thresholding",
-               "dynamic_thresholding_ratio", "sample_max_value", "use_clipped_model_output")
+               "dynamic_thresholding_ratio", "sample_max_value", "use_clipped_model_output", "known_replacement")
 SSR_KEYS = ("aug_level", "window", "overlap", "weights", "chunk_size", "upsample")
 
 
@@ -269,8 +269,10 @@ class Generator:
         s = self.settings(**overrides)
         sampler = self._sampler(s)
         seeds = [seed + i for i in range(len(all_prompts))]
+        replace = bool(s["known_replacement"])
         outs = [self._generate_batch(all_prompts[lo:lo + batch_size], seeds[lo:lo + batch_size], sampler,
-                                     float(s["guidance_scale"]), progress, cond=cond[lo:lo + batch_size])
+                                     float(s["guidance_scale"]), progress, cond=cond[lo:lo + batch_size],
+                                     known=(x[lo:lo + batch_size], m[lo:lo + batch_size]) if replace else None)
                 for lo in range(0, len(all_prompts), batch_size)]
         out = np.concatenate(outs)
         if paste_known:
@@ -424,12 +426,18 @@ class Generator:
             self._steps[key] = self._jit(step)
         return self._steps[key]
 
-    def _generate_batch(self, prompts, seeds, sampler, scale, progress, cond=None, x0=None) -> np.ndarray:
+    def _generate_batch(self, prompts, seeds, sampler, scale, progress, cond=None, x0=None,
+                        known=None) -> np.ndarray:
         """Denoise one batch. `cond`: a conditional model's extra channels. `x0` (SDEdit): start from
-        this clean batch noised to the sampler's first timestep instead of from pure noise."""
+        this clean batch noised to the sampler's first timestep instead of from pure noise. `known`
+        ((content [-1, 1], mask [..., 1] True = known), the `known_replacement` setting): after every
+        step but the last the known pixels of the sample are replaced by the known content noised to
+        the next timestep with the initial noise (the replacement method of Ho et al. 2022, "Video
+        Diffusion Models" §3.1); the last step's output is the model's own everywhere."""
         keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
         shape = self.model.config.sample_shape(1)[1:]
         x = jax.vmap(lambda k: jax.random.normal(k, shape))(keys)
+        noise0 = x
         if x0 is not None:
             t0 = jnp.full((len(seeds),), sampler.timesteps[0], jnp.int32)
             x = noising.add_noise(self.sched, jnp.asarray(x0, jnp.float32), x, t0)
@@ -438,8 +446,13 @@ class Generator:
         ctx = self._prompt_context(prompts)
         cond = None if cond is None else jnp.asarray(cond, jnp.float32)
         from tqdm import tqdm
+        if known is not None:
+            content, known_mask = (jnp.asarray(a) for a in known)
         for i in tqdm(range(sampler.num_steps), desc="denoise", disable=not progress, leave=False):
             x, state = step(self.params, sampler, x, state, jnp.int32(i), ctx, keys, cond)
+            if known is not None and i + 1 < sampler.num_steps:
+                t_next = jnp.full((x.shape[0],), sampler.timesteps[i + 1], jnp.int32)
+                x = jnp.where(known_mask, noising.add_noise(self.sched, content, noise0, t_next), x)
         return np.asarray(x)
 
     def _prompt_context(self, prompts):

@@ -24,11 +24,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lumiere_jax.models import layers
 from lumiere_jax.models import remat as remat_lib
 from lumiere_jax.models import temporal as tmp
 from lumiere_jax.models.unet import UNet, UNetConfig, check_image_size, to_dtype
 
 SPATIAL, TEMPORAL = "spatial", "temporal"
+TIME_FILM_DIM = 64     # width of the timestep embedding the temporal FiLM reads (temporal_time_film)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +49,22 @@ class STUNetConfig:
     temporal_text: str = "none"
     # > 0: the text input carries this many extra feature channels after the encoder's text_dim ones
     # (fixed byte n-gram features, models/text_features.py); the spatial U-Net gets the first text_dim,
-    # the temporal cross-attention all of them. Needs temporal_text="cross_attention".
+    # the temporal layers all of them. Needs temporal_text="cross_attention" or temporal_text_film.
     temporal_text_features: int = 0
+    # What the temporal cross-attention's queries carry besides their token's content (sinusoidal, no
+    # parameters): "none", "frame" (the frame index) or "space_time" (the frame index and the pixel's
+    # row and column at that level). With "none" every frame and place gets the same text signal from
+    # the same content, so what a direction word says (which frame holds the object where) cannot be
+    # expressed there (docs/motion_text.md). "none" keeps exports trained before it.
+    temporal_text_query_positions: str = "none"
+    # True: every conv inflation block's temporal conv reads features scaled and shifted by the pooled
+    # prompt (FiLM, zero-initialised: App. B's identity holds), so the prompt can pick which spatial
+    # patterns move forward or backward in time at every level (docs/motion_text.md).
+    temporal_text_film: bool = False
+    # True: that FiLM also reads the timestep (a sinusoidal embedding of its own; the frozen spatial
+    # U-Net's is not touched), so the temporal convs may act differently at high noise, where a
+    # video's trajectory is decided, than at low noise. Needs temporal_text_film.
+    temporal_time_film: bool = False
 
     def __post_init__(self):
         max_down = self.unet.num_levels - 1
@@ -60,11 +76,25 @@ class STUNetConfig:
                              f"got {self.temporal_position_encoding!r}")
         if self.temporal_text not in tmp.TEMPORAL_TEXT:
             raise ValueError(f"temporal_text must be one of {tmp.TEMPORAL_TEXT}, got {self.temporal_text!r}")
-        if self.temporal_text_features < 0 or (self.temporal_text_features and self.temporal_text == "none"):
+        if self.temporal_text_features < 0 or (self.temporal_text_features and not self.reads_text):
             raise ValueError(f"temporal_text_features={self.temporal_text_features} must be >= 0 and needs "
-                             "temporal_text='cross_attention' (only the temporal layers read them)")
+                             "temporal_text='cross_attention' or temporal_text_film=True (only the temporal "
+                             "layers read them)")
+        if self.temporal_text_query_positions not in tmp.TEXT_QUERY_POSITIONS:
+            raise ValueError(f"temporal_text_query_positions must be one of {tmp.TEXT_QUERY_POSITIONS}, "
+                             f"got {self.temporal_text_query_positions!r}")
+        if self.temporal_text_query_positions != "none" and self.temporal_text == "none":
+            raise ValueError(f"temporal_text_query_positions={self.temporal_text_query_positions!r} needs "
+                             "temporal_text='cross_attention' (it sets the text cross-attention's queries)")
+        if self.temporal_time_film and not self.temporal_text_film:
+            raise ValueError("temporal_time_film=True needs temporal_text_film=True (the FiLM it feeds)")
         if self.temporal_kernel_size % 2 != 1:
             raise ValueError(f"temporal_kernel_size must be odd, got {self.temporal_kernel_size}")
+
+    @property
+    def reads_text(self) -> bool:
+        """Whether the temporal layers read the prompt themselves (not only through spatial features)."""
+        return self.temporal_text != "none" or self.temporal_text_film
 
     @property
     def temporal_downsamples(self) -> int:
@@ -124,12 +154,14 @@ class TemporalLayers(nn.Module):
         kw = dict(dtype=to_dtype(u.dtype), param_dtype=to_dtype(u.param_dtype))
         conv_block = remat_lib.wrap(tmp.ConvInflationBlock, u.remat)
         make = {
-            "conv": lambda: conv_block(u.norm_groups, cfg.temporal_kernel_size, u.act, **kw),
+            "conv": lambda: conv_block(u.norm_groups, cfg.temporal_kernel_size, u.act,
+                                       text_film=cfg.temporal_text_film, **kw),
             "attention": lambda: tmp.TemporalAttentionStack(
                 cfg.temporal_attention_depth, cfg.temporal_head_dim, cfg.temporal_position_encoding,
                 cfg.temporal_max_frames, cfg.temporal_mlp_ratio, u.attention_impl,
                 attention_min_length=u.attention_min_length, remat=u.remat,
-                text_cross_attention=cfg.temporal_text == "cross_attention", **kw),
+                text_cross_attention=cfg.temporal_text == "cross_attention",
+                text_query_positions=cfg.temporal_text_query_positions, **kw),
             "down": lambda: tmp.TemporalDownsample(cfg.temporal_kernel_size, **kw),
             "up": lambda: tmp.TemporalUpsample(cfg.temporal_kernel_size, **kw),
         }
@@ -137,11 +169,14 @@ class TemporalLayers(nn.Module):
         self.blocks = {name: make[kind]() for name, kind in self.plan.items()}
 
     def __call__(self, name: str, h: jax.Array, text: jax.Array | None = None,
-                 text_mask: jax.Array | None = None) -> jax.Array:
+                 text_mask: jax.Array | None = None, time: jax.Array | None = None) -> jax.Array:
         block = self.blocks.get(name)
         if block is None:
             return h
-        if self.config.temporal_text != "none" and self.plan[name] == "attention":
+        kind = self.plan[name]
+        if kind == "conv" and self.config.temporal_text_film:
+            return block(h, text, text_mask, time)
+        if kind == "attention" and self.config.temporal_text != "none":
             return block(h, text, text_mask)
         return block(h)
 
@@ -162,8 +197,12 @@ class STUNet(nn.Module):
         check_num_frames(self.config, x.shape[1])
         check_image_size(self.config.unet, x.shape[2], x.shape[3])
         hook = self.temporal
-        if self.config.temporal_text != "none":
-            hook = lambda name, h: self.temporal(name, h, text, text_mask)
+        if self.config.reads_text:
+            time = None
+            if self.config.temporal_time_film:
+                t_b = jnp.broadcast_to(jnp.asarray(t), (x.shape[0],))
+                time = layers.sinusoidal_embedding(t_b, TIME_FILM_DIM)
+            hook = lambda name, h: self.temporal(name, h, text, text_mask, time)
         spatial_text = text
         extra = self.config.temporal_text_features
         if extra:

@@ -3,12 +3,18 @@
 All take and return [B, T, H, W, C]:
   * `ConvInflationBlock` (Fig. 4b): factorized space-time convolution (2-D spatial
     conv, then 1-D temporal conv, each after norm + nonlinearity) and a zero-initialised
-    linear projection, added residually: the identity at initialisation.
+    linear projection, added residually: the identity at initialisation. With `text_film`
+    the prompt (pooled) scales and shifts the features its temporal conv reads (`TextFiLM`,
+    zero-initialised), so it can choose which spatial patterns are carried forward or
+    backward in time, at every level.
   * `TemporalAttentionBlock` (Fig. 4c): self-attention along time at each spatial
     position, then an MLP; both end in zero-initialised projections (identity at init).
     With `text_cross_attention`, a cross-attention to the prompt's tokens sits between them
     (zero-initialised output too): the temporal layers read the text directly, so motion
     words reach them even when the frozen spatial layers carry no motion information.
+    With `text_query_positions` the cross-attention's queries also carry the frame's
+    position ("frame") and the pixel's ("space_time"), so frames and places can read the prompt
+    differently: what a direction word says is where the object is in which frame.
   * `TemporalDownsample` / `TemporalUpsample` (App. B): a 1-D temporal conv initialised
     to the identity followed by stride 2; frame duplication followed by an
     identity-initialised 1-D temporal conv. At init they are nearest-neighbour
@@ -30,6 +36,9 @@ from lumiere_jax.models.attention import dot_product_attention
 Dtype = Any
 POSITION_ENCODINGS = ("sinusoidal", "rope", "learned", "none")
 TEMPORAL_TEXT = ("none", "cross_attention")   # how the temporal attention blocks see the prompt
+# What the temporal text cross-attention's queries know besides their token's content: nothing, the
+# frame index, or the frame index and the pixel's (row, column) at that level (sinusoidal, no parameters).
+TEXT_QUERY_POSITIONS = ("none", "frame", "space_time")
 
 
 def identity_temporal_init(key, shape, dtype=jnp.float32):
@@ -49,21 +58,57 @@ def _temporal_conv(features: int, kernel: int, *, stride: int = 1, identity: boo
                        name=name, dtype=dtype, param_dtype=param_dtype)
 
 
+def pooled_text(text: jax.Array, text_mask: jax.Array | None) -> jax.Array:
+    """[B, L, D] -> [B, D]: the mean over the prompt's tokens (all of them when no mask)."""
+    if text_mask is None:
+        return jnp.mean(text, axis=1)
+    m = text_mask.astype(text.dtype)[..., None]
+    return jnp.sum(text * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
+
+
+class TextFiLM(nn.Module):
+    """Per-channel scale and shift from the pooled prompt (and, given `time`, the timestep's sinusoidal
+    embedding [B, D]): y * (1 + gamma) + beta, gamma = beta = 0 at init (zero-initialised output), so
+    the block it sits in keeps App. B's identity."""
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, y: jax.Array, text: jax.Array, text_mask: jax.Array | None,
+                 time: jax.Array | None = None) -> jax.Array:
+        c = y.shape[-1]
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        p = layers.LayerNorm(name="norm", **kw)(pooled_text(text.astype(y.dtype), text_mask))
+        if time is not None:
+            p = jnp.concatenate([p, time.astype(p.dtype)], axis=-1)
+        p = layers.activation("silu")(layers.dense(c, name="hidden", **kw)(p))
+        gamma, beta = jnp.split(layers.dense(2 * c, name="out", kernel_init=layers.zeros, **kw)(p), 2, axis=-1)
+        expand = (slice(None),) + (None,) * (y.ndim - 2) + (slice(None),)
+        return y * (1.0 + gamma[expand]) + beta[expand]
+
+
 class ConvInflationBlock(nn.Module):
     norm_groups: int = 32
     kernel_size: int = 3
     act: str = "silu"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    text_film: bool = False   # the prompt scales and shifts the features the temporal conv reads
 
     @nn.compact
-    def __call__(self, h: jax.Array) -> jax.Array:
+    def __call__(self, h: jax.Array, text: jax.Array | None = None,
+                 text_mask: jax.Array | None = None, time: jax.Array | None = None) -> jax.Array:
         c = h.shape[-1]
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         act = layers.activation(self.act)
         y = act(layers.GroupNorm(self.norm_groups, name="norm_spatial", **kw)(h))
         y = layers.conv(c, (3, 3), name="conv_spatial", **kw)(y)
-        y = act(layers.GroupNorm(self.norm_groups, name="norm_temporal", **kw)(y))
+        y = layers.GroupNorm(self.norm_groups, name="norm_temporal", **kw)(y)
+        if self.text_film:
+            if text is None:
+                raise ValueError("temporal text FiLM needs the text embeddings (text=None given)")
+            y = TextFiLM(name="text_film", **kw)(y, text, text_mask, time)
+        y = act(y)
         y = _temporal_conv(c, self.kernel_size, name="conv_temporal", **kw)(y)
         y = layers.dense(c, name="proj_out", kernel_init=layers.zeros, **kw)(y)
         return nn.with_logical_constraint(h + y, axes.VIDEO)
@@ -89,6 +134,7 @@ class TemporalAttentionBlock(nn.Module):
     param_dtype: Dtype = jnp.float32
     attention_min_length: int = 0
     text_cross_attention: bool = False
+    text_query_positions: str = "none"     # TEXT_QUERY_POSITIONS
 
     @nn.compact
     def __call__(self, h: jax.Array, text: jax.Array | None = None,
@@ -137,7 +183,19 @@ class TemporalAttentionBlock(nn.Module):
             raise ValueError("temporal text cross-attention needs the text embeddings (text=None given)")
         b, hh, ww, t, c = shape
         split = lambda z: z.reshape(z.shape[:-1] + (n, self.head_dim))
-        y = layers.LayerNorm(name="norm_text_query", **kw)(x).reshape(b, hh * ww * t, c)
+        y = layers.LayerNorm(name="norm_text_query", **kw)(x).reshape(b, hh, ww, t, c)
+        if self.text_query_positions not in TEXT_QUERY_POSITIONS:
+            raise ValueError(f"text_query_positions must be one of {TEXT_QUERY_POSITIONS}, "
+                             f"got {self.text_query_positions!r}")
+        if self.text_query_positions != "none":   # each frame (and pixel) may read the prompt differently
+            y = y + layers.sinusoidal_embedding(jnp.arange(t), c).astype(y.dtype)
+        if self.text_query_positions == "space_time":
+            half = c // 2
+            rows = layers.sinusoidal_embedding(jnp.arange(hh), half)[:, None, None, :]
+            cols = layers.sinusoidal_embedding(jnp.arange(ww), c - half)[None, :, None, :]
+            y = y + jnp.concatenate([jnp.broadcast_to(rows, (hh, ww, 1, half)),
+                                     jnp.broadcast_to(cols, (hh, ww, 1, c - half))], -1).astype(y.dtype)
+        y = y.reshape(b, hh * ww * t, c)
         ctx = layers.LayerNorm(name="norm_text", **kw)(text.astype(y.dtype))
         q = split(layers.dense(c, name="text_q", **kw)(y))
         k = split(layers.dense(c, name="text_k", **kw)(ctx))
@@ -160,6 +218,7 @@ class TemporalAttentionStack(nn.Module):
     attention_min_length: int = 0
     remat: str = "none"                    # policy of models/remat.py, applied per block
     text_cross_attention: bool = False
+    text_query_positions: str = "none"
 
     @nn.compact
     def __call__(self, h: jax.Array, text: jax.Array | None = None,
@@ -168,7 +227,7 @@ class TemporalAttentionStack(nn.Module):
         for i in range(self.depth):
             layer = block(self.head_dim, self.position_encoding, self.max_frames, self.mlp_ratio, self.attention_impl,
                           self.dtype, self.param_dtype, self.attention_min_length, self.text_cross_attention,
-                          name=f"layer_{i}")
+                          self.text_query_positions, name=f"layer_{i}")
             h = layer(h, text, text_mask) if self.text_cross_attention else layer(h)
         return h
 

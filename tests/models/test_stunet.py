@@ -57,6 +57,31 @@ def test_inflation_blocks_are_identity_at_init():
                                block.apply(bumped, h, text.at[0, 2:].set(9.0), mask)[0], atol=1e-6)
     with pytest.raises(ValueError, match="needs the text"):
         block.apply(params, h)
+    # Text FiLM in the conv inflation block: the identity at init for any text; once its output layer
+    # is trained the block depends on the (pooled, unmasked) prompt.
+    block = tmp.ConvInflationBlock(norm_groups=4, text_film=True)
+    params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), h, text, mask))
+    bumped = jax.tree_util.tree_map_with_path(
+        lambda p, a: a + 0.1 if "proj_out" in jax.tree_util.keystr(p) else a, params)
+    np.testing.assert_allclose(block.apply(bumped, h, text, mask), block.apply(bumped, h, other, mask), atol=0)
+    np.testing.assert_array_equal(block.apply(params, h, text, mask), h)
+    bumped = jax.tree_util.tree_map_with_path(
+        lambda p, a: a + 0.1 if "proj_out" in (k := jax.tree_util.keystr(p)) or "text_film']['out" in k else a,
+        params)
+    assert np.max(np.abs(block.apply(bumped, h, text, mask) - block.apply(bumped, h, other, mask))) > 1e-3
+    np.testing.assert_allclose(block.apply(bumped, h, text, mask)[0],
+                               block.apply(bumped, h, text.at[0, 2:].set(9.0), mask)[0], atol=1e-6)
+    with pytest.raises(ValueError, match="needs the text"):
+        block.apply(params, h)
+    # ...and, given the timestep's embedding, on the noise level too (identity at init again).
+    time = lambda t: tmp.layers.sinusoidal_embedding(jnp.full((2,), t), 64)
+    params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), h, text, mask, time(10)))
+    np.testing.assert_array_equal(block.apply(params, h, text, mask, time(900)), h)
+    bumped = jax.tree_util.tree_map_with_path(
+        lambda p, a: a + 0.1 if "proj_out" in (k := jax.tree_util.keystr(p)) or "text_film']['out" in k else a,
+        params)
+    assert np.max(np.abs(block.apply(bumped, h, text, mask, time(10)) - block.apply(bumped, h, text, mask,
+                                                                                   time(900)))) > 1e-3
     down, up = tmp.TemporalDownsample(), tmp.TemporalUpsample()
     np.testing.assert_array_equal(down.apply(down.init(jax.random.PRNGKey(2), h), h), h[:, ::2])
     np.testing.assert_array_equal(up.apply(up.init(jax.random.PRNGKey(3), h), h), jnp.repeat(h, 2, axis=1))
@@ -163,9 +188,45 @@ def test_bad_image_size_raises(imagen_models):
         _shape_check(imagen_models.cfg, FRAMES, 18)
 
 
+def test_text_query_positions_let_frames_read_the_prompt_differently():
+    """A video whose frames are all alike, trained text pathway only (self-attention and MLP outputs
+    zero): with content-only queries every frame gets the same text signal, so no prompt can say which
+    frame holds what (a direction word is lost); frame-aware queries give each frame its own. Both are
+    the identity at init (App. B)."""
+    frame = jax.random.normal(jax.random.PRNGKey(0), (2, 1, 4, 4, 16))
+    h = jnp.repeat(frame, 8, axis=1)
+    text = jax.random.normal(jax.random.PRNGKey(4), (2, 5, 12))
+    mask = jnp.ones((2, 5), bool)
+    spread = {}
+    for positions in ("none", "frame", "space_time"):
+        block = tmp.TemporalAttentionStack(head_dim=8, text_cross_attention=True, text_query_positions=positions)
+        params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), h, text, mask))
+        np.testing.assert_array_equal(block.apply(params, h, text, mask), h)
+        bumped = jax.tree_util.tree_map_with_path(
+            lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params)
+        out = np.asarray(block.apply(bumped, h, text, mask))
+        spread[positions] = float(np.max(np.abs(out - out[:, :1])))
+    assert spread["none"] < 1e-5, spread
+    assert spread["frame"] > 1e-2 and spread["space_time"] > 1e-2, spread
+    # "space_time": places of one frame read the prompt differently too (all pixels alike here)
+    flat = jnp.broadcast_to(jnp.ones((2, 1, 1, 1, 16)), h.shape)
+    block = tmp.TemporalAttentionStack(head_dim=8, text_cross_attention=True, text_query_positions="space_time")
+    params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), flat, text, mask))
+    bumped = jax.tree_util.tree_map_with_path(
+        lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params)
+    out = np.asarray(block.apply(bumped, flat, text, mask))
+    assert np.max(np.abs(out - out[:, :, :1, :1])) > 1e-2
+
+
 def test_bad_config_raises_temporal_text():
     with pytest.raises(ValueError, match="temporal_text must be one of"):
         STUNetConfig(unet=UNetConfig(text_dim=8), temporal_text="film")
+    with pytest.raises(ValueError, match="temporal_text_query_positions='frame' needs temporal_text"):
+        STUNetConfig(unet=UNetConfig(text_dim=8), temporal_text_query_positions="frame")
+    with pytest.raises(ValueError, match="temporal_text_query_positions must be one of"):
+        STUNetConfig(unet=UNetConfig(text_dim=8), temporal_text="cross_attention", temporal_text_query_positions=True)
+    with pytest.raises(ValueError, match="temporal_time_film=True needs temporal_text_film=True"):
+        STUNetConfig(unet=UNetConfig(text_dim=8), temporal_time_film=True)
 
 
 def test_bad_config_raises():

@@ -39,6 +39,20 @@ def test_paste_known_keeps_known_pixels_and_mask_reaches_model(gen, clip):
     assert not np.array_equal(other.videos, raw.videos)
 
 
+def test_known_replacement_steers_every_step_but_the_last(gen, clip):
+    """The replacement method changes the sampling path (the known pixels are re-noised from the known
+    content after every step) but never the last step, whose output stays the model's own."""
+    known, mask = np.broadcast_to(clip, (4, 8, 8, 3)), np.zeros((4, 8, 8), bool)
+    mask[0] = True
+    run = lambda **kw: gen.conditional(known, mask, PROMPT, seed=3, progress=False, **kw).videos
+    np.testing.assert_array_equal(run(num_steps=1, known_replacement=True), run(num_steps=1))
+    replaced, raw = run(num_steps=3, known_replacement=True), run(num_steps=3)
+    assert not np.array_equal(replaced, raw)
+    assert gen.settings()["known_replacement"] is False      # the library default
+    with pytest.raises(ValueError, match="known_replacment"):
+        gen.conditional(known, mask, PROMPT, progress=False, known_replacment=True)
+
+
 def test_tasks_build_the_right_masks(gen, clip):
     r = gen.i2v(clip[0], PROMPT, progress=False, num_steps=2, num_samples=2)
     assert r.videos.shape == (2, 4, 8, 8, 3) and r.mask[:, 0].all() and not r.mask[:, 1:].any()
