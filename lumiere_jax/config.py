@@ -162,8 +162,10 @@ def default_config() -> ml_collections.ConfigDict:
         # False = diffusers' default, which saturates colours under guidance (docs/sampling.md).
         use_clipped_model_output=True,
         # Conditional tasks: replace the known pixels by the known content noised to each step's
-        # timestep (the replacement method; the last step is the model's own). docs/conditional.md
-        known_replacement=False, num_samples=4,
+        # timestep (the replacement method; the last step is the model's own). On the reference
+        # conditional model it lifts i2v first-frame PSNR from the model's own ~17 dB to 41 dB
+        # (docs/conditional.md); False shows what the model keeps by itself.
+        known_replacement=True, num_samples=4,
         prompts=("a red square moving right", "a blue circle moving up"), fps=8, seed=0))
     return c
 

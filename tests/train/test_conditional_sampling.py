@@ -45,10 +45,11 @@ def test_known_replacement_steers_every_step_but_the_last(gen, clip):
     known, mask = np.broadcast_to(clip, (4, 8, 8, 3)), np.zeros((4, 8, 8), bool)
     mask[0] = True
     run = lambda **kw: gen.conditional(known, mask, PROMPT, seed=3, progress=False, **kw).videos
-    np.testing.assert_array_equal(run(num_steps=1, known_replacement=True), run(num_steps=1))
-    replaced, raw = run(num_steps=3, known_replacement=True), run(num_steps=3)
+    np.testing.assert_array_equal(run(num_steps=1, known_replacement=True),
+                                  run(num_steps=1, known_replacement=False))
+    replaced, raw = run(num_steps=3, known_replacement=True), run(num_steps=3, known_replacement=False)
     assert not np.array_equal(replaced, raw)
-    assert gen.settings()["known_replacement"] is False      # the library default
+    assert gen.settings()["known_replacement"] is True       # the library default
     with pytest.raises(ValueError, match="known_replacment"):
         gen.conditional(known, mask, PROMPT, progress=False, known_replacment=True)
 
