@@ -448,12 +448,24 @@ class Generator:
         from tqdm import tqdm
         if known is not None:
             content, known_mask = (jnp.asarray(a) for a in known)
+            replace = self._replace_fn()
         for i in tqdm(range(sampler.num_steps), desc="denoise", disable=not progress, leave=False):
             x, state = step(self.params, sampler, x, state, jnp.int32(i), ctx, keys, cond)
             if known is not None and i + 1 < sampler.num_steps:
-                t_next = jnp.full((x.shape[0],), sampler.timesteps[i + 1], jnp.int32)
-                x = jnp.where(known_mask, noising.add_noise(self.sched, content, noise0, t_next), x)
+                x = replace(sampler, x, content, known_mask, noise0, jnp.int32(i + 1))
         return np.asarray(x)
+
+    def _replace_fn(self):
+        """Jitted replacement step: the known pixels of x become `content` noised with `noise` to the
+        sampler's timestep `i` (`_generate_batch`'s `known`)."""
+        if "replace" not in self._steps:
+            sched = self.sched
+
+            def replace(sampler, x, content, mask, noise, i):
+                t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
+                return jnp.where(mask, noising.add_noise(sched, content, noise, t), x)
+            self._steps["replace"] = self._jit(replace)
+        return self._steps["replace"]
 
     def _prompt_context(self, prompts):
         """((text embeddings, mask), (null embedding, mask)) of `prompts`."""

@@ -154,6 +154,15 @@ class LayerNorm(nn.Module):
         )(x.astype(jnp.float32)).astype(self.dtype)
 
 
+def masked_mean(x: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """[B, L, D] -> [B, D]: the mean over the positions where `mask` [B, L] is True (all without a
+    mask; zeros for a row with none)."""
+    if mask is None:
+        return jnp.mean(x, axis=1)
+    m = mask.astype(x.dtype)[..., None]
+    return jnp.sum(x * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
+
+
 def sinusoidal_embedding(positions: jax.Array, dim: int, *, flip_sin_to_cos: bool = True,
                          freq_shift: float = 0.0, max_period: float = 10000.0) -> jax.Array:
     """Sinusoidal embedding of (possibly fractional) positions, [..., dim], float32.

@@ -58,14 +58,6 @@ def _temporal_conv(features: int, kernel: int, *, stride: int = 1, identity: boo
                        name=name, dtype=dtype, param_dtype=param_dtype)
 
 
-def pooled_text(text: jax.Array, text_mask: jax.Array | None) -> jax.Array:
-    """[B, L, D] -> [B, D]: the mean over the prompt's tokens (all of them when no mask)."""
-    if text_mask is None:
-        return jnp.mean(text, axis=1)
-    m = text_mask.astype(text.dtype)[..., None]
-    return jnp.sum(text * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
-
-
 class TextFiLM(nn.Module):
     """Per-channel scale and shift from the pooled prompt (and, given `time`, the timestep's sinusoidal
     embedding [B, D]): y * (1 + gamma) + beta, gamma = beta = 0 at init (zero-initialised output), so
@@ -78,7 +70,7 @@ class TextFiLM(nn.Module):
                  time: jax.Array | None = None) -> jax.Array:
         c = y.shape[-1]
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        p = layers.LayerNorm(name="norm", **kw)(pooled_text(text.astype(y.dtype), text_mask))
+        p = layers.LayerNorm(name="norm", **kw)(layers.masked_mean(text.astype(y.dtype), text_mask))
         if time is not None:
             p = jnp.concatenate([p, time.astype(p.dtype)], axis=-1)
         p = layers.activation("silu")(layers.dense(c, name="hidden", **kw)(p))

@@ -280,9 +280,4 @@ class UNet(nn.Module):
             p = AttentionPooling(cfg.text_pool_heads, cfg.text_pool_use_mask, name="text_pool", **kw)(p, mask)
             p = layers.dense(cfg.temb_dim, name="text_pool_proj", **kw)(p)
             return layers.LayerNorm(name="text_pool_norm2", **kw)(p)
-        if mask is None:
-            pooled = jnp.mean(text, axis=1)
-        else:
-            m = mask.astype(text.dtype)[..., None]
-            pooled = jnp.sum(text * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
-        return layers.dense(cfg.temb_dim, name="text_pool_proj", **kw)(pooled)
+        return layers.dense(cfg.temb_dim, name="text_pool_proj", **kw)(layers.masked_mean(text, mask))
