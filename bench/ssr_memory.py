@@ -82,11 +82,11 @@ def abstract_step_inputs(gen: pipeline.Generator, num_frames: int, layout: md.Wi
     state = jax.eval_shape(lambda x: md.init_multidiffusion_state(sampler, x, layout), x)
     ids, mask = gen.tokenizer(["a red square moving left"] * batch)
     ctx = jax.eval_shape(gen._context, gen.params, sds(ids.shape, ids.dtype), sds(mask.shape, mask.dtype))
-    keys = jax.eval_shape(lambda: jnp.stack([jax.random.fold_in(jax.random.PRNGKey(i), 1) for i in range(batch)]))
+    keys = jax.eval_shape(lambda: jnp.stack([jax.random.fold_in(jax.random.PRNGKey(i), 2) for i in range(batch)]))
     aug = sds((batch,), jnp.int32)
     weights = sds((layout.num_windows, layout.window), jnp.float32)
     i = sds((), jnp.int32)
-    return sampler, (gen.params, sampler, x, state, i, ctx, keys, cond, aug, weights)
+    return sampler, (sampler, (gen.params, ctx, aug), x, state, i, keys, (cond,), weights)
 
 
 def measure(gen: pipeline.Generator, num_frames: int, chunk: int, scale: float, batch: int = 1) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def measure(gen: pipeline.Generator, num_frames: int, chunk: int, scale: float, 
     window = int(ssr["window"]) or cfg.num_frames
     layout = md.window_layout(num_frames, window, int(ssr["overlap"]))
     sampler, args = abstract_step_inputs(gen, num_frames, layout, batch)
-    step = gen._ssr_step_fn(sampler.name, float(scale), layout, int(chunk) or None)
+    step = gen._ssr_step_fn(float(scale), layout, int(chunk) or None)
     t0 = time.perf_counter()
     lowered = step.lower(*args)
     t1 = time.perf_counter()

@@ -43,6 +43,7 @@ from lumiere_jax.diffusion import multidiffusion as md
 from lumiere_jax.models import build, style
 from lumiere_jax.models.diffusion_model import T5_PATH_KEYS, DiffusionModel
 from lumiere_jax.models.tokenizer import make_tokenizer
+from lumiere_jax.sampling import loop
 from lumiere_jax.train import checkpoint, conditioning, trainer
 
 SAMPLE_KEYS = ("sampler", "num_steps", "guidance_scale", "eta", "timestep_spacing", "thresholding",
@@ -381,49 +382,31 @@ class Generator:
         cond = jax.vmap(lambda k, lr, a: low_res.condition(
             self.sched, lr[None], cfg.resolution, a[None], jax.random.fold_in(k, 1), ssr["upsample"])[0])(
                 keys, jnp.asarray(low), aug)
-        ctx = self._prompt_context(prompts)
-        chunk = int(ssr["chunk_size"]) or None
-        if layout is None:
-            state = sampler.init_state(x)
-            weights = None
-        else:
-            state = md.init_multidiffusion_state(sampler, x, layout)
-            weights = jnp.asarray(md.window_weights(layout, ssr["weights"]))
-        step = self._ssr_step_fn(sampler.name, float(s["guidance_scale"]), layout, chunk)
-        from tqdm import tqdm
-        for i in tqdm(range(sampler.num_steps), desc="super-resolve", disable=not progress, leave=False):
-            x, state = step(self.params, sampler, x, state, jnp.int32(i), ctx, keys, cond, aug, weights)
+        weights = None if layout is None else jnp.asarray(md.window_weights(layout, ssr["weights"]))
+        step = self._ssr_step_fn(float(s["guidance_scale"]), layout, int(ssr["chunk_size"]) or None)
+        noise_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
+        x, _ = loop.run(step, sampler, x, (self.params, self._prompt_context(prompts), aug), keys=noise_keys,
+                        conds=(cond,), weights=weights, layout=layout, progress=progress, desc="super-resolve")
         return np.asarray(x)
 
-    def _ssr_step_fn(self, name: str, scale: float, layout, chunk):
-        key = ("ssr", name, scale, layout, chunk)
+    def _ssr_step_fn(self, scale: float, layout, chunk):
+        key = ("ssr", scale, layout, chunk)
         if key not in self._steps:
             model = self.model
 
-            def step(params, sampler, x, state, i, ctx, keys, cond, aug, weights):
-                (emb, mask), (null_emb, null_mask) = ctx
+            def model_fn(args, x, t, cond):   # one (window of the) video batch, or all windows folded
+                params, ((emb, mask), (null_emb, null_mask)), aug = args
                 inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2], aug_level=c[3])
+                reps = x.shape[0] // emb.shape[0]       # windows folded into the batch (window-major)
+                tile = lambda a: jnp.tile(a, (reps,) + (1,) * (a.ndim - 1))
+                text = (tile(emb), tile(mask), cond, tile(aug))
+                null = (tile(null_emb), tile(null_mask), cond, tile(aug))
+                if scale == 1.0:
+                    return inner(x, t, text)
+                return guidance.cfg_model_fn(inner, text, null, scale)(x, t)
 
-                def fn(x, t, cond):     # one (window of the) video batch, or all windows folded
-                    reps = x.shape[0] // emb.shape[0]       # windows folded into the batch (window-major)
-                    tile = lambda a: jnp.tile(a, (reps,) + (1,) * (a.ndim - 1))
-                    text, null = (tile(emb), tile(mask), cond, tile(aug)), (tile(null_emb), tile(null_mask), cond,
-                                                                              tile(aug))
-                    if scale == 1.0:
-                        return inner(x, t, text)
-                    return guidance.cfg_model_fn(inner, text, null, scale)(x, t)
-
-                noise = None
-                if sampler.needs_noise:
-                    noise = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(jax.random.fold_in(k, 2), i),
-                                                                 x.shape[1:]))(keys)
-                if layout is None:
-                    t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
-                    return sampler.step(state, i, x, fn(x, t, cond), noise)
-                return md.multidiffusion_step(sampler, state, i, x, fn, noise, layout, weights,
-                                              conds=(cond,), chunk_size=chunk, fold_windows=True)
-
-            self._steps[key] = self._jit(step)
+            self._steps[key] = self._jit(loop.make_step(model_fn, layout=layout, chunk_size=chunk,
+                                                        fold_windows=True))
         return self._steps[key]
 
     def _generate_batch(self, prompts, seeds, sampler, scale, progress, cond=None, x0=None,
@@ -441,18 +424,14 @@ class Generator:
         if x0 is not None:
             t0 = jnp.full((len(seeds),), sampler.timesteps[0], jnp.int32)
             x = noising.add_noise(self.sched, jnp.asarray(x0, jnp.float32), x, t0)
-        step = self._step_fn(sampler.name, scale)
-        state = sampler.init_state(x)
-        ctx = self._prompt_context(prompts)
-        cond = None if cond is None else jnp.asarray(cond, jnp.float32)
-        from tqdm import tqdm
+        step = self._step_fn(scale)
+        args = (self.params, self._prompt_context(prompts), None if cond is None else jnp.asarray(cond, jnp.float32))
+        after_step = None
         if known is not None:
             content, known_mask = (jnp.asarray(a) for a in known)
             replace = self._replace_fn()
-        for i in tqdm(range(sampler.num_steps), desc="denoise", disable=not progress, leave=False):
-            x, state = step(self.params, sampler, x, state, jnp.int32(i), ctx, keys, cond)
-            if known is not None and i + 1 < sampler.num_steps:
-                x = replace(sampler, x, content, known_mask, noise0, jnp.int32(i + 1))
+            after_step = lambda x, i: replace(sampler, x, content, known_mask, noise0, i)  # noqa: E731
+        x, _ = loop.run(step, sampler, x, args, keys=keys, after_step=after_step, progress=progress)
         return np.asarray(x)
 
     def _replace_fn(self):
@@ -497,26 +476,21 @@ class Generator:
             self._steps["context"] = self._jit(ctx)
         return self._steps["context"](params, ids, mask)
 
-    def _step_fn(self, name: str, scale: float):
-        key = (name, scale)
+    def _step_fn(self, scale: float):
+        key = ("step", scale)
         if key not in self._steps:
             model = self.model
 
-            def step(params, sampler, x, state, i, ctx, keys, cond):
+            def model_fn(args, x, t):
                 # Classifier-free guidance drops the text only: both branches see the conditioning.
+                params, ctx, cond = args
                 text, null = (*ctx[0], cond), (*ctx[1], cond)
-                model_fn = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2])
+                inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2])
                 if scale == 1.0:
-                    fn = lambda x, t: model_fn(x, t, text)
-                else:
-                    fn = guidance.cfg_model_fn(model_fn, text, null, scale)
-                t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
-                noise = None
-                if sampler.needs_noise:
-                    noise = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, i), x.shape[1:]))(keys)
-                return sampler.step(state, i, x, fn(x, t), noise)
+                    return inner(x, t, text)
+                return guidance.cfg_model_fn(inner, text, null, scale)(x, t)
 
-            self._steps[key] = self._jit(step)
+            self._steps[key] = self._jit(loop.make_step(model_fn))
         return self._steps[key]
 
 

@@ -6,13 +6,13 @@ window takes its own sampler step, and the windows' results are merged by a per-
 average (weights of all windows covering a frame sum to one), so the next step starts from one
 coherent video.
 
-Conventions follow :mod:`lumiere_jax.diffusion.samplers`: the step-``i`` noise is drawn once for the
-whole video as ``jax.random.normal(jax.random.fold_in(key, i), x.shape)`` and each window gets its
-slice of it, so frames shared by windows see identical noise. Solver state (DPM-Solver++'s previous
-x0 prediction) is kept per window, with a leading window axis. With a single window covering the
-whole clip the result is exactly that of :func:`samplers.sample`; with a model that treats frames
-independently it equals plain sampling up to float rounding. (Dynamic thresholding is computed per
-window, i.e. over the window's frames, so it is the one per-window-dependent sampler option.)
+The step's noise is drawn once for the whole video and each window gets its slice of it, so frames
+shared by windows see identical noise (the loop that drives the steps, with its key convention:
+`lumiere_jax.sampling.loop`). Solver state (DPM-Solver++'s previous x0 prediction) is kept per
+window, with a leading window axis. With a single window covering the whole clip the result is
+exactly that of plain sampling; with a model that treats frames independently it equals plain
+sampling up to float rounding. (Dynamic thresholding is computed per window, i.e. over the
+window's frames, so it is the one per-window-dependent sampler option.)
 
 Windows that do not overlap (``overlap=0``) give the "no MultiDiffusion" baseline of the paper's
 Fig. 14: each window is denoised on its own and the results are just stitched together.
@@ -102,7 +102,7 @@ def window_weights(layout: WindowLayout, kind: str = "uniform") -> np.ndarray:
 
 def extract_windows(video: jax.Array, layout: WindowLayout) -> jax.Array:
     """``[B, T, ...]`` -> ``[num_windows, B, T', ...]`` (static slices along the frame axis)."""
-    _check_frames(video, layout, "video")
+    check_frames(video, layout, "video")
     if layout.num_windows == 1 and layout.window == layout.num_frames:
         return video[None]  # keep the whole-clip case a plain reshape (bit-exact vs. samplers)
     return jnp.stack([video[:, s:s + layout.window] for s in layout.starts])
@@ -209,87 +209,9 @@ def multidiffusion_step(
     return combine_windows(x_next_w, layout, weights).astype(x.dtype), state
 
 
-def _loop(model_fn: WindowModelFn, sampler: Sampler, x_T: jax.Array, conds: tuple[jax.Array, ...],
-          key: jax.Array | None, weights: jax.Array, layout: WindowLayout,
-          chunk_size: int | None, fold_windows: bool = False) -> jax.Array:
-    def body(carry, i):
-        x, state = carry
-        noise = None
-        if sampler.needs_noise:
-            noise = jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype)
-        x, state = multidiffusion_step(sampler, state, i, x, model_fn, noise, layout, weights,
-                                       conds=conds, chunk_size=chunk_size, fold_windows=fold_windows)
-        return (x, state), None
-
-    init = (x_T, init_multidiffusion_state(sampler, x_T, layout))
-    (x, _), _ = jax.lax.scan(body, init, jnp.arange(sampler.num_steps))
-    return x
-
-
-# model_fn, layout and chunk_size are static: reuse the same model_fn object to hit the cache.
-_run = jax.jit(_loop, static_argnames=("model_fn", "layout", "chunk_size", "fold_windows"))
-
-
-def _check_frames(video: jax.Array, layout: WindowLayout, name: str) -> None:
+def check_frames(video: jax.Array, layout: WindowLayout, name: str) -> None:
     if video.ndim < 2 or video.shape[1] != layout.num_frames:
         raise ValueError(
             f"{name} of shape {video.shape} must be [B, T, ...] with T={layout.num_frames} "
             "frames (the layout's num_frames)"
         )
-
-
-def sample_multidiffusion(
-    model_fn: WindowModelFn,
-    x_T: jax.Array,
-    sampler: Sampler,
-    layout: WindowLayout,
-    *,
-    conds: Sequence[jax.Array] = (),
-    key: jax.Array | None = None,
-    weights: str | Any = "uniform",
-    chunk_size: int | None = None,
-    fold_windows: bool = False,
-) -> jax.Array:
-    """Runs the whole jitted MultiDiffusion loop from ``x_T`` ``[B, T, ...]`` and returns x0.
-
-    ``model_fn(x_window, t, *cond_windows)`` gets int32 timesteps of shape [B]; ``conds`` are
-    per-frame conditioning videos ``[B, T, ...]`` windowed like x. ``weights`` is a kind for
-    :func:`window_weights` or a ``[num_windows, window]`` array. ``key`` is required by samplers
-    that draw noise; step i uses ``jax.random.fold_in(key, i)`` as :func:`samplers.sample`.
-    ``fold_windows``: see :func:`multidiffusion_step` (windows on the batch axis, shardable).
-    """
-    if sampler.needs_noise and key is None:
-        raise ValueError(
-            f"sampler {sampler.name!r} (eta={sampler.eta}) draws noise: pass a PRNG key"
-        )
-    _check_frames(x_T, layout, "x_T")
-    conds = tuple(conds)
-    for c in conds:
-        _check_frames(c, layout, "cond")
-        if c.shape[0] != x_T.shape[0]:
-            raise ValueError(f"cond of shape {c.shape} has a batch size other than x_T's "
-                             f"{x_T.shape[0]}")
-    w = window_weights(layout, weights) if isinstance(weights, str) else weights
-    w = jnp.asarray(w, jnp.float32)
-    return _run(model_fn, sampler, x_T, conds, key if sampler.needs_noise else None, w, layout,
-                chunk_size, fold_windows)
-
-
-def sample_windows_independently(
-    model_fn: WindowModelFn,
-    x_T: jax.Array,
-    sampler: Sampler,
-    window: int,
-    *,
-    conds: Sequence[jax.Array] = (),
-    key: jax.Array | None = None,
-    chunk_size: int | None = None,
-) -> jax.Array:
-    """Baseline without MultiDiffusion (paper Fig. 14): non-overlapping windows, stitched.
-
-    Uses ``window_layout(T, window, overlap=0)``; when ``window`` does not divide T the last window
-    is end-aligned and its frames shared with the previous window are averaged.
-    """
-    layout = window_layout(x_T.shape[1], window, overlap=0)
-    return sample_multidiffusion(model_fn, x_T, sampler, layout, conds=conds, key=key,
-                                 chunk_size=chunk_size)

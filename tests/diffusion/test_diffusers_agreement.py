@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from lumiere_jax.diffusion import samplers, schedules
+from lumiere_jax.sampling import loop
 
 RTOL = 1e-5
 ATOL = 1e-6
@@ -87,13 +88,13 @@ _DETERMINISTIC = [k for k, c in enumerate(CONFIGS) if c["sampler"] != "ddpm" and
 @pytest.mark.parametrize("k", _DETERMINISTIC, ids=[_name(CONFIGS[k]) for k in _DETERMINISTIC])
 def test_jitted_sample_trajectory(k):
     cfg = CONFIGS[k]
-    x0, traj = samplers.sample_trajectory(
+    x0, traj = loop.sample(
         fake_model, jnp.asarray(FIXTURE["x_T"]), schedules.get_schedule(cfg["schedule"]),
         sampler=cfg["sampler"], num_steps=cfg["num_steps"], timestep_spacing=cfg["spacing"],
         prediction_type=cfg["prediction_type"], thresholding=cfg["thresholding"],
         sample_max_value=cfg["sample_max_value"], set_alpha_to_one=cfg["set_alpha_to_one"],
         final_sigmas_type=cfg["final_sigmas_type"], clip_sample=cfg["clip_sample"],
-        clip_sample_range=cfg["clip_sample_range"], use_clipped_model_output=False)
+        clip_sample_range=cfg["clip_sample_range"], use_clipped_model_output=False, record=True)
     for i, ref in enumerate(FIXTURE[f"traj_{k:03d}"]):
         assert_close(traj[i], ref, err_msg=f"trajectory entry {i}")
     np.testing.assert_array_equal(np.asarray(x0), np.asarray(traj[-1]))

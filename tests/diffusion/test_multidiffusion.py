@@ -8,6 +8,7 @@ import pytest
 
 from lumiere_jax.diffusion import multidiffusion as md
 from lumiere_jax.diffusion import samplers, schedules
+from lumiere_jax.sampling import loop
 
 SCHED = schedules.get_schedule("squaredcos_cap_v2")
 NUM_STEPS = 4
@@ -54,7 +55,7 @@ def _sampler(name, eta):
 
 
 def _plain(model_fn, x_T, name, eta):
-    return samplers.sample(model_fn, x_T, SCHED, sampler=name, num_steps=NUM_STEPS, eta=eta,
+    return loop.sample(model_fn, x_T, SCHED, sampler=name, num_steps=NUM_STEPS, eta=eta,
                            key=KEY)
 
 
@@ -187,7 +188,7 @@ def test_combine_rejects_bad_weights():
 def test_single_window_equals_plain_sampling_exactly(name, eta):
     lay = md.window_layout(T, T, 2)
     assert lay.num_windows == 1
-    out = md.sample_multidiffusion(per_frame_model, X_T, _sampler(name, eta), lay, key=KEY)
+    out = loop.sample_multidiffusion(per_frame_model, X_T, _sampler(name, eta), lay, key=KEY)
     ref = _plain(per_frame_model, X_T, name, eta)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
 
@@ -196,7 +197,7 @@ def test_single_window_equals_plain_sampling_exactly(name, eta):
 def test_overlapping_windows_with_per_frame_model_equal_plain_sampling(name, eta):
     lay = md.window_layout(T, 3, 2)  # starts (0..4): up to three windows per frame
     weights = "triangular" if name == "ddpm" else "uniform"
-    out = md.sample_multidiffusion(per_frame_model, X_T, _sampler(name, eta), lay, key=KEY,
+    out = loop.sample_multidiffusion(per_frame_model, X_T, _sampler(name, eta), lay, key=KEY,
                                    weights=weights, chunk_size=2)
     ref = _plain(per_frame_model, X_T, name, eta)
     assert np.all(np.isfinite(np.asarray(out)))
@@ -205,7 +206,7 @@ def test_overlapping_windows_with_per_frame_model_equal_plain_sampling(name, eta
 
 def test_learned_variance_output_is_accepted():
     lay = md.window_layout(T, 3, 1)
-    out = md.sample_multidiffusion(learned_variance_model, X_T, _sampler("ddim", 0.0), lay)
+    out = loop.sample_multidiffusion(learned_variance_model, X_T, _sampler("ddim", 0.0), lay)
     ref = _plain(per_frame_model, X_T, "ddim", 0.0)
     assert out.shape == SHAPE
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-5)
@@ -214,10 +215,10 @@ def test_learned_variance_output_is_accepted():
 def test_frame_mixing_model_differs_from_plain_and_chunking_is_invariant():
     lay = md.window_layout(T, 3, 1)  # 3 windows: chunk_size=2 leaves a remainder
     s = _sampler("dpmpp_2m", 0.0)
-    outs = [np.asarray(md.sample_multidiffusion(mixing_model, X_T, s, lay, chunk_size=c))
+    outs = [np.asarray(loop.sample_multidiffusion(mixing_model, X_T, s, lay, chunk_size=c))
             for c in (None, 1, 2)]
     # Windows folded into the batch axis (one model call on num_windows * B, shardable).
-    outs.append(np.asarray(md.sample_multidiffusion(mixing_model, X_T, s, lay, fold_windows=True)))
+    outs.append(np.asarray(loop.sample_multidiffusion(mixing_model, X_T, s, lay, fold_windows=True)))
     ref = np.asarray(_plain(mixing_model, X_T, "dpmpp_2m", 0.0))
     assert np.all(np.isfinite(outs[0]))
     assert np.abs(outs[0] - ref).max() > 1e-3
@@ -251,12 +252,12 @@ def test_dpm_state_has_window_axis():
 
 def test_conds_are_windowed_with_x():
     lay = md.window_layout(T, 3, 2)
-    out = md.sample_multidiffusion(cond_model, X_T, _sampler("ddim", 1.0), lay, conds=(COND,),
+    out = loop.sample_multidiffusion(cond_model, X_T, _sampler("ddim", 1.0), lay, conds=(COND,),
                                    key=KEY)
     ref = _plain(plain_cond_model, X_T, "ddim", 1.0)
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-5)
     # Misaligned conditioning (frames reversed) must change the result.
-    flipped = md.sample_multidiffusion(cond_model, X_T, _sampler("ddim", 1.0), lay,
+    flipped = loop.sample_multidiffusion(cond_model, X_T, _sampler("ddim", 1.0), lay,
                                        conds=(COND[:, ::-1],), key=KEY)
     assert np.abs(np.asarray(flipped) - np.asarray(ref)).max() > 1e-3
 
@@ -264,13 +265,13 @@ def test_conds_are_windowed_with_x():
 def test_independent_windows_baseline_is_stitched_plain_sampling():
     """overlap=0 (no MultiDiffusion): each window is sampled alone and the results concatenated."""
     x_T = X_T[:, :6]
-    out = md.sample_windows_independently(mixing_model, x_T, _sampler("ddim", 0.0), 3)
+    out = loop.sample_windows_independently(mixing_model, x_T, _sampler("ddim", 0.0), 3)
     ref = jnp.concatenate([_plain(mixing_model, x_T[:, :3], "ddim", 0.0),
                            _plain(mixing_model, x_T[:, 3:], "ddim", 0.0)], axis=1)
     # Not bit-exact: the windows run vmapped in one program, so XLA may round differently.
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-6, atol=1e-6)
     # With overlapping windows the mixing model yields a different, still finite, video.
-    blended = md.sample_multidiffusion(mixing_model, x_T, _sampler("ddim", 0.0),
+    blended = loop.sample_multidiffusion(mixing_model, x_T, _sampler("ddim", 0.0),
                                        md.window_layout(6, 3, 1))
     assert np.all(np.isfinite(np.asarray(blended)))
     assert np.abs(np.asarray(blended) - np.asarray(out)).max() > 1e-3
@@ -282,7 +283,7 @@ def test_independent_windows_baseline_is_stitched_plain_sampling():
 @pytest.mark.parametrize("name, eta", [("ddpm", 0.0), ("ddim", 0.5)])
 def test_noise_sampler_without_key_raises(name, eta):
     with pytest.raises(ValueError, match="PRNG key"):
-        md.sample_multidiffusion(per_frame_model, X_T, _sampler(name, eta),
+        loop.sample_multidiffusion(per_frame_model, X_T, _sampler(name, eta),
                                  md.window_layout(T, 3, 1))
     with pytest.raises(ValueError, match="needs a noise array"):
         md.multidiffusion_step(_sampler(name, eta), (), 0, X_T, per_frame_model, None,
@@ -291,7 +292,7 @@ def test_noise_sampler_without_key_raises(name, eta):
 
 def test_video_layout_mismatch_raises():
     with pytest.raises(ValueError, match="T=8"):
-        md.sample_multidiffusion(per_frame_model, X_T, _sampler("ddim", 0.0),
+        loop.sample_multidiffusion(per_frame_model, X_T, _sampler("ddim", 0.0),
                                  md.window_layout(8, 4, 1))
     with pytest.raises(ValueError, match="shorter than one window"):
-        md.sample_windows_independently(per_frame_model, X_T[:, :2], _sampler("ddim", 0.0), 3)
+        loop.sample_windows_independently(per_frame_model, X_T[:, :2], _sampler("ddim", 0.0), 3)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from lumiere_jax.diffusion import noising, samplers, schedules, thresholding
+from lumiere_jax.sampling import loop
 
 SHAPE = (2, 3, 4, 4, 3)  # [B, T, H, W, C]
 SCHED = schedules.get_schedule("squaredcos_cap_v2")
@@ -37,7 +38,7 @@ def learned_variance_model(x, t):
 @pytest.mark.parametrize("prediction_type", noising.PREDICTION_TYPES)
 def test_oracle_model_recovers_x0(sampler, prediction_type):
     """DDIM (eta=0), DPM-Solver++ and DDPM end exactly at the oracle's x0 (last prev alpha = 1)."""
-    out = samplers.sample(ORACLES[prediction_type], X_T, SCHED, sampler=sampler, num_steps=5,
+    out = loop.sample(ORACLES[prediction_type], X_T, SCHED, sampler=sampler, num_steps=5,
                           prediction_type=prediction_type, set_alpha_to_one=sampler == "ddim",
                           key=jax.random.key(0) if sampler == "ddpm" else None)
     np.testing.assert_allclose(np.asarray(out), np.asarray(X0), atol=2e-4)
@@ -45,8 +46,8 @@ def test_oracle_model_recovers_x0(sampler, prediction_type):
 
 def test_ddim_without_alpha_to_one_ends_at_first_train_step():
     """set_alpha_to_one=False: the last step (t=0) lands on alpha_bar_0 instead of 1."""
-    _, traj = samplers.sample_trajectory(ORACLES["epsilon"], X_T, SCHED, sampler="ddim",
-                                         num_steps=5)
+    _, traj = loop.sample(ORACLES["epsilon"], X_T, SCHED, sampler="ddim",
+                                         num_steps=5, record=True)
     a0 = float(SCHED.alphas_cumprod[0])
     eps_hat = (np.asarray(traj[-2]) - a0**0.5 * np.asarray(X0)) / (1 - a0) ** 0.5
     expected = a0**0.5 * np.asarray(X0) + (1 - a0) ** 0.5 * eps_hat
@@ -73,28 +74,32 @@ def test_static_clip():
 
 
 def test_ddpm_determinism_and_key_dependence():
-    run = lambda k: samplers.sample(linear_model, X_T, SCHED, sampler="ddpm", num_steps=4,  # noqa
+    run = lambda k: loop.sample(linear_model, X_T, SCHED, sampler="ddpm", num_steps=4,  # noqa
                                     key=jax.random.key(k))
     a, b, c = run(0), run(0), run(1)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert np.abs(np.asarray(a) - np.asarray(c)).max() > 1e-2
 
 
-def test_ddim_eta_noise_uses_fold_in_per_step():
+def test_ddim_eta_noise_is_per_sample_fold_in_per_step():
+    """One key convention: sample b's step-i noise is normal(fold_in(k_b, i)) with k_b its own key
+    (`key` is split into one per sample), so a sample's trajectory does not depend on the batch."""
     key = jax.random.key(7)
-    _, traj = samplers.sample_trajectory(linear_model, X_T, SCHED, sampler="ddim", num_steps=3,
-                                         eta=0.7, key=key)
+    _, traj = loop.sample(linear_model, X_T, SCHED, sampler="ddim", num_steps=3, eta=0.7, key=key, record=True)
+    keys = jax.random.split(key, X_T.shape[0])
     s = samplers.get_sampler("ddim", SCHED, 3, eta=0.7)
     x, state = X_T, s.init_state(X_T)
     for i, t in enumerate(np.asarray(s.timesteps)):
-        noise = jax.random.normal(jax.random.fold_in(key, i), SHAPE)
+        noise = jnp.stack([jax.random.normal(jax.random.fold_in(k, i), SHAPE[1:]) for k in keys])
         x, state = s.step(state, i, x, linear_model(x, jnp.full((2,), t, jnp.int32)), noise)
         np.testing.assert_allclose(np.asarray(traj[i + 1]), np.asarray(x), rtol=1e-5, atol=1e-5)
+    alone = loop.sample(linear_model, X_T[1:], SCHED, sampler="ddim", num_steps=3, eta=0.7, keys=keys[1:])
+    np.testing.assert_allclose(np.asarray(alone), np.asarray(traj[-1][1:]), rtol=1e-5, atol=1e-6)
 
 
 def test_trajectory_shape_and_endpoints():
-    x0, traj = samplers.sample_trajectory(linear_model, X_T, SCHED, sampler="dpmpp_2m",
-                                          num_steps=4, timestep_spacing="trailing")
+    x0, traj = loop.sample(linear_model, X_T, SCHED, sampler="dpmpp_2m",
+                                          num_steps=4, timestep_spacing="trailing", record=True)
     assert traj.shape == (5,) + SHAPE
     np.testing.assert_array_equal(np.asarray(traj[0]), np.asarray(X_T))
     np.testing.assert_array_equal(np.asarray(traj[-1]), np.asarray(x0))
@@ -103,8 +108,8 @@ def test_trajectory_shape_and_endpoints():
 @pytest.mark.parametrize("sampler", samplers.SAMPLERS)
 def test_learned_variance_channels_are_ignored(sampler):
     key = jax.random.key(0) if sampler == "ddpm" else None
-    ref = samplers.sample(linear_model, X_T, SCHED, sampler=sampler, num_steps=3, key=key)
-    got = samplers.sample(learned_variance_model, X_T, SCHED, sampler=sampler, num_steps=3, key=key)
+    ref = loop.sample(linear_model, X_T, SCHED, sampler=sampler, num_steps=3, key=key)
+    got = loop.sample(learned_variance_model, X_T, SCHED, sampler=sampler, num_steps=3, key=key)
     np.testing.assert_array_equal(np.asarray(got), np.asarray(ref))
 
 
@@ -113,10 +118,10 @@ def test_sample_inside_outer_jit_with_traced_closure():
 
     @jax.jit
     def run(scale, key):
-        return samplers.sample(lambda x, t: scale * x, X_T, SCHED, sampler="ddpm", num_steps=3,
+        return loop.sample(lambda x, t: scale * x, X_T, SCHED, sampler="ddpm", num_steps=3,
                                key=key)
 
-    eager = samplers.sample(lambda x, t: 0.5 * x, X_T, SCHED, sampler="ddpm", num_steps=3,
+    eager = loop.sample(lambda x, t: 0.5 * x, X_T, SCHED, sampler="ddpm", num_steps=3,
                             key=jax.random.key(0))
     np.testing.assert_allclose(np.asarray(run(0.5, jax.random.key(0))), np.asarray(eager),
                                rtol=1e-5, atol=1e-6)
@@ -124,14 +129,14 @@ def test_sample_inside_outer_jit_with_traced_closure():
 
 
 def test_keeps_input_dtype():
-    out = samplers.sample(linear_model, X_T.astype(jnp.bfloat16), SCHED, num_steps=2)
+    out = loop.sample(linear_model, X_T.astype(jnp.bfloat16), SCHED, num_steps=2)
     assert out.dtype == jnp.bfloat16
 
 
 def test_needs_key_for_noise():
     for kwargs in (dict(sampler="ddpm"), dict(sampler="ddim", eta=0.5)):
         with pytest.raises(ValueError, match="key"):
-            samplers.sample(linear_model, X_T, SCHED, num_steps=2, **kwargs)
+            loop.sample(linear_model, X_T, SCHED, num_steps=2, **kwargs)
     s = samplers.get_sampler("ddpm", SCHED, 2)
     with pytest.raises(ValueError, match="noise"):
         s.step(s.init_state(X_T), 0, X_T, X_T, None)
@@ -150,7 +155,7 @@ def test_needs_key_for_noise():
 def test_invalid_options(kwargs, match):
     kwargs = dict(dict(sampler="ddim", num_steps=4), **kwargs)
     with pytest.raises(ValueError, match=match):
-        samplers.sample(linear_model, X_T, SCHED, **kwargs)
+        loop.sample(linear_model, X_T, SCHED, **kwargs)
 
 
 def test_step_object_supports_per_window_steps():
@@ -194,9 +199,9 @@ def test_guided_ddim_with_clamping_keeps_the_class_colour(clamp):
     of the shipped models off-colour."""
     x_T = jax.random.normal(jax.random.key(5), (8, 2, 4, 4, 3))
     red = np.asarray(_COLOURS[0])
-    out = samplers.sample(_guided_eps, x_T, SCHED, sampler="ddim", num_steps=25, timestep_spacing="trailing", **clamp)
+    out = loop.sample(_guided_eps, x_T, SCHED, sampler="ddim", num_steps=25, timestep_spacing="trailing", **clamp)
     np.testing.assert_allclose(np.asarray(out), np.broadcast_to(red, out.shape), atol=0.05)
-    old = samplers.sample(_guided_eps, x_T, SCHED, sampler="ddim", num_steps=25, timestep_spacing="trailing",
+    old = loop.sample(_guided_eps, x_T, SCHED, sampler="ddim", num_steps=25, timestep_spacing="trailing",
                           use_clipped_model_output=False, **clamp)
     assert np.abs(np.asarray(old) - red).max() > 0.5
 

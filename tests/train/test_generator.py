@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lumiere_jax import pipeline
+from lumiere_jax.sampling import loop
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +55,11 @@ def test_evaluate_split_is_strict_json(generator, video_run):
 @pytest.mark.parametrize("clipped", [True, False])
 def test_generator_loop_equals_the_tested_sampler_loop(generator, clipped):
     """The loop users run (Generator: a Python loop over a jitted guided step) computes what
-    `samplers.sample` (the lax.scan loop the sampler tests check) computes from the same x_T, with
+    `loop.sample` (what the sampler tests check) computes from the same x_T, with
     the shipped default DDIM + dynamic thresholding + CFG, for both DDIM direction-term options."""
     import jax
     import jax.numpy as jnp
-    from lumiere_jax.diffusion import guidance, samplers
+    from lumiere_jax.diffusion import guidance
 
     prompts, seeds = ["a red square moving left", "a blue circle moving up"], [3, 4]
     r = generator.generate(prompts, seed=3, progress=False, num_steps=4, guidance_scale=3.0, sampler="ddim",
@@ -71,7 +72,7 @@ def test_generator_loop_equals_the_tested_sampler_loop(generator, clipped):
                                      (emb, mask), (null_emb, null_mask), 3.0)
     shape = model.config.sample_shape(1)[1:]
     x_T = jnp.stack([jax.random.normal(jax.random.PRNGKey(k), shape) for k in seeds])
-    ref = samplers.sample(model_fn, x_T, generator.sched, sampler="ddim", num_steps=4,
+    ref = loop.sample(model_fn, x_T, generator.sched, sampler="ddim", num_steps=4,
                           timestep_spacing=s["timestep_spacing"],
                           prediction_type=generator.config["diffusion"]["prediction_type"], thresholding=True,
                           use_clipped_model_output=clipped)
