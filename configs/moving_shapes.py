@@ -4,9 +4,17 @@ Two stages, chosen by the config argument:
 
   # 1. pre-train the T2I U-Net (and text encoder) on single frames
   python main.py --config=configs/moving_shapes.py:t2i --workdir=runs/ms_t2i
-  # 2. inflate it into a STUNet, train the temporal layers (spatial frozen)
-  python main.py --config=configs/moving_shapes.py:video --workdir=runs/ms_video \
+  # 2. inflate it into a STUNet, train the temporal layers (spatial frozen) in five phases, each
+  #    from the previous one's EMA parameters: high noise, the top of the noise range (three times),
+  #    mid noise (docs/reference_model.md)
+  python main.py --config=configs/moving_shapes.py:video --workdir=runs/ms_video_1 \
       --config.train.init_from=runs/ms_t2i
+  for p in 2 3 4; do
+    python main.py --config=configs/moving_shapes.py:video_high_noise --workdir=runs/ms_video_$p \
+        --config.train.init_from=runs/ms_video_$((p - 1))
+  done
+  python main.py --config=configs/moving_shapes.py:video_settle --workdir=runs/ms_video \
+      --config.train.init_from=runs/ms_video_4
   # sample, evaluate with the probe, export
   python main.py --config=configs/moving_shapes.py:video --workdir=runs/ms_video --mode=sample \
       --prompt="a red square moving left"
@@ -33,16 +41,20 @@ Two stages, chosen by the config argument:
 
 16 frames at 32x32 with no temporal down-sampling (temporal attention on all 16 frames at 8x8:
 at this size the coarsest level is cheap, and App. B's nearest-neighbour temporal resizing at init
-costs the inflated model 2.4x its x0 error), temporal text cross-attention over the encoder output
-and 64 fixed byte 3-gram features; the video stage trains at high noise (logit-normal timesteps,
-mean 1.5), which made the motion coherent (docs/motion_text.md); SSR windows of 8 frames
+costs the inflated model 2.4x its x0 error); the temporal layers read the prompt through a
+cross-attention whose queries carry their frame and pixel position (over the encoder output and 64
+fixed byte 3-gram features) and a FiLM of the pooled prompt and the timestep, all zero-initialised
+(App. B's identity at init). The video phases train at high noise, which made the motion coherent,
+then at the top of the noise range, where the direction word decides the trajectory, then back at mid
+noise, which restores shape on unseen combinations (docs/motion_text.md); SSR windows of 8 frames
 overlapping by 2 (App. C), so a 16-frame video is covered by windows starting at frames 0, 6 and 8.
 Expected results and wall times: docs/reference_model.md.
 """
 from lumiere_jax import config as config_lib
 
 
-ARGS = ("t2i", "video", "ssr_image", "ssr", "cascade", "conditional", "style")
+ARGS = ("t2i", "video", "video_high_noise", "video_settle", "ssr_image", "ssr", "cascade", "conditional", "style")
+VIDEO_ARGS = ("video", "video_high_noise", "video_settle")   # the base STUNet's three training phases
 BASE_EXPORT = "assets/moving_shapes_base"
 CONDITIONAL_EXPORT = "assets/moving_shapes_conditional"
 T2I_EXPORT = "assets/moving_shapes_t2i"
@@ -55,7 +67,7 @@ def get_config(arg: str = "video"):
     if arg in ("ssr_image", "ssr", "cascade"):
         return _ssr_config(arg)
     c = config_lib.default_config()
-    c.stage = "t2i" if arg == "style" else arg
+    c.stage = "t2i" if arg == "style" else "video" if arg in VIDEO_ARGS else arg
     if arg == "conditional":
         c.model.unet.in_channels = 7         # <noisy video, masked video, mask>
     c.model.unet.base_channels = 32
@@ -63,9 +75,13 @@ def get_config(arg: str = "video"):
     c.model.unet.num_res_blocks = 1
     c.model.unet.attention_resolutions = (2, 4)
     c.model.temporal.num_temporal_downsamples = 0
-    if arg in ("video", "conditional"):      # the video models' text pathway into the temporal layers
-        c.model.temporal.temporal_text = "cross_attention"
-        c.model.temporal.temporal_text_features = 64
+    if c.stage in ("video", "conditional"):  # the video models' text pathway into the temporal layers
+        t = c.model.temporal
+        t.temporal_text = "cross_attention"
+        t.temporal_text_features = 64
+        t.temporal_text_query_positions = "space_time"   # the text queries know their frame and pixel
+        t.temporal_text_film = True                      # pooled prompt FiLM in every conv inflation block,
+        t.temporal_time_film = True                      # also reading the timestep
     c.data.dataset = "moving_shapes"
     c.data.config_name = "32px_16f"
     c.diffusion.prediction_type = "v_prediction"
@@ -86,14 +102,23 @@ def get_config(arg: str = "video"):
         c.optim.lr = 1e-3
         c.optim.warmup_steps = 100
         c.train.num_steps = 1000
-    elif arg == "video":
+    elif c.stage == "video":                 # three phases (docs/motion_text.md), each from the last's EMA
         c.data.global_batch = 4
         c.optim.lr = 2e-3
-        c.optim.warmup_steps = 100
-        c.train.num_steps = 600
-        # half the batch above t/T = 0.82, where a video's layout and trajectory are decided
         c.diffusion.timestep_sampling = "logit_normal"
-        c.diffusion.timestep_logit_mean = 1.5
+        if arg == "video":                   # from the T2I: most of the batch at high noise (t/T > 0.88
+            c.optim.warmup_steps = 100       # for half of it), where layout and trajectory are decided
+            c.train.num_steps = 600
+            c.diffusion.timestep_logit_mean = 2.0
+            c.diffusion.timestep_logit_std = 1.2
+        elif arg == "video_high_noise":      # run 3 times: the top of the noise range, where the
+            c.optim.warmup_steps = 20        # direction word is worth most (ideal: +134 % x0 error)
+            c.train.num_steps = 300
+            c.diffusion.timestep_logit_mean = 2.5
+        else:                                # video_settle: back to mid noise, where shape is drawn
+            c.optim.warmup_steps = 20
+            c.train.num_steps = 300
+            c.diffusion.timestep_logit_mean = 1.0
     else:                                    # conditional: full fine-tune of the base export
         c.train.init_from = BASE_EXPORT
         c.train.train_spatial = True

@@ -12,7 +12,8 @@ from lumiere_jax.models.diffusion_model import DiffusionModel
 from tests.train.conftest import ROOT, load_config
 
 ARGS = {"tiny.py": ("t2i", "video", "ssr_image", "ssr", "conditional"),
-        "moving_shapes.py": ("t2i", "video", "ssr_image", "ssr", "cascade", "conditional", "style"),
+        "moving_shapes.py": ("t2i", "video", "video_high_noise", "video_settle", "ssr_image", "ssr", "cascade",
+                             "conditional", "style"),
         "ssr.py": ("ssr_image", "ssr", "cascade"), "bench_gpu.py": ("h100", "cpu")}
 CONFIGS = [(os.path.basename(p)[:-3], arg) for p in sorted(glob.glob(os.path.join(ROOT, "configs", "[!_]*.py")))
            for arg in ARGS.get(os.path.basename(p), ("",))]
