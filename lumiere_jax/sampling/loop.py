@@ -44,11 +44,7 @@ def make_step(model_fn: StepModelFn, *, layout: md.WindowLayout | None = None, c
     are windowed like x; `chunk_size` / `fold_windows`: `multidiffusion.multidiffusion_step`."""
     def step(sampler: Sampler, args, x, state, i, keys, conds=(), weights=None):
         fn = lambda x, t, *c: model_fn(args, x, t, *c)
-        noise = None
-        if sampler.needs_noise:
-            if keys is None:
-                raise ValueError(f"sampler {sampler.name!r} (eta={sampler.eta}) draws noise: pass PRNG keys")
-            noise = step_noise(keys, i, x.shape[1:], x.dtype)
+        noise = step_noise(keys, i, x.shape[1:], x.dtype) if sampler.needs_noise else None
         if layout is None:
             t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
             return sampler.step(state, i, x, fn(x, t, *conds), noise)
@@ -71,7 +67,9 @@ def run(step: Step, sampler: Sampler, x: jax.Array, args: Any = None, *, keys: j
 
     `step`: from `make_step` (jitted or not; the same `layout`). `after_step(x, i)`: applied after
     every step but the last, with i the next step's index. Returns (x0, the trajectory [x_T, x_1,
-    ..., x0] when `record`)."""
+    ..., x0] when `record`). Samplers that draw noise need `keys` (one per sample)."""
+    if sampler.needs_noise and keys is None:
+        raise ValueError(f"sampler {sampler.name!r} (eta={sampler.eta}) draws noise: pass a PRNG key")
     state = init_state(sampler, x, layout)
     traj = [x] if record else None
     conds = tuple(conds)
@@ -109,8 +107,6 @@ def sample(model_fn: samplers.ModelFn, x_T: jax.Array, sched: Schedule, sampler:
     Samplers that draw noise need `keys` (one per sample) or `key` (split into one per sample)."""
     s = samplers.get_sampler(sampler, sched, num_steps, **options)
     keys = _keys(key, keys, x_T.shape[0])
-    if s.needs_noise and keys is None:
-        raise ValueError(f"sampler {sampler!r} (eta={s.eta}) draws noise: pass a PRNG key")
     x, traj = run(_jitted_step(model_fn, None, None, False), s, x_T, keys=keys, record=record)
     return (x, jnp.stack(traj)) if record else x
 
@@ -123,8 +119,6 @@ def sample_multidiffusion(model_fn: md.WindowModelFn, x_T: jax.Array, sampler: S
     `conds` [B, T, ...] windowed like x; `weights` a `multidiffusion.window_weights` kind or a
     [num_windows, window] array; keys as `sample`."""
     keys = _keys(key, keys, x_T.shape[0])
-    if sampler.needs_noise and keys is None:
-        raise ValueError(f"sampler {sampler.name!r} (eta={sampler.eta}) draws noise: pass a PRNG key")
     md.check_frames(x_T, layout, "x_T")
     conds = tuple(conds)
     for c in conds:

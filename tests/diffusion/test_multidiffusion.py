@@ -56,7 +56,7 @@ def _sampler(name, eta):
 
 def _plain(model_fn, x_T, name, eta):
     return loop.sample(model_fn, x_T, SCHED, sampler=name, num_steps=NUM_STEPS, eta=eta,
-                           key=KEY)
+                       key=KEY)
 
 
 # --- layout ------------------------------------------------------------------------------------
@@ -198,7 +198,7 @@ def test_overlapping_windows_with_per_frame_model_equal_plain_sampling(name, eta
     lay = md.window_layout(T, 3, 2)  # starts (0..4): up to three windows per frame
     weights = "triangular" if name == "ddpm" else "uniform"
     out = loop.sample_multidiffusion(per_frame_model, X_T, _sampler(name, eta), lay, key=KEY,
-                                   weights=weights, chunk_size=2)
+                                     weights=weights, chunk_size=2)
     ref = _plain(per_frame_model, X_T, name, eta)
     assert np.all(np.isfinite(np.asarray(out)))
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-5)
@@ -253,12 +253,12 @@ def test_dpm_state_has_window_axis():
 def test_conds_are_windowed_with_x():
     lay = md.window_layout(T, 3, 2)
     out = loop.sample_multidiffusion(cond_model, X_T, _sampler("ddim", 1.0), lay, conds=(COND,),
-                                   key=KEY)
+                                     key=KEY)
     ref = _plain(plain_cond_model, X_T, "ddim", 1.0)
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-5)
     # Misaligned conditioning (frames reversed) must change the result.
     flipped = loop.sample_multidiffusion(cond_model, X_T, _sampler("ddim", 1.0), lay,
-                                       conds=(COND[:, ::-1],), key=KEY)
+                                         conds=(COND[:, ::-1],), key=KEY)
     assert np.abs(np.asarray(flipped) - np.asarray(ref)).max() > 1e-3
 
 
@@ -272,7 +272,7 @@ def test_independent_windows_baseline_is_stitched_plain_sampling():
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-6, atol=1e-6)
     # With overlapping windows the mixing model yields a different, still finite, video.
     blended = loop.sample_multidiffusion(mixing_model, x_T, _sampler("ddim", 0.0),
-                                       md.window_layout(6, 3, 1))
+                                         md.window_layout(6, 3, 1))
     assert np.all(np.isfinite(np.asarray(blended)))
     assert np.abs(np.asarray(blended) - np.asarray(out)).max() > 1e-3
 
@@ -284,7 +284,7 @@ def test_independent_windows_baseline_is_stitched_plain_sampling():
 def test_noise_sampler_without_key_raises(name, eta):
     with pytest.raises(ValueError, match="PRNG key"):
         loop.sample_multidiffusion(per_frame_model, X_T, _sampler(name, eta),
-                                 md.window_layout(T, 3, 1))
+                                   md.window_layout(T, 3, 1))
     with pytest.raises(ValueError, match="needs a noise array"):
         md.multidiffusion_step(_sampler(name, eta), (), 0, X_T, per_frame_model, None,
                                md.window_layout(T, 3, 1), md.window_weights(md.window_layout(T, 3)))
@@ -293,6 +293,6 @@ def test_noise_sampler_without_key_raises(name, eta):
 def test_video_layout_mismatch_raises():
     with pytest.raises(ValueError, match="T=8"):
         loop.sample_multidiffusion(per_frame_model, X_T, _sampler("ddim", 0.0),
-                                 md.window_layout(8, 4, 1))
+                                   md.window_layout(8, 4, 1))
     with pytest.raises(ValueError, match="shorter than one window"):
         loop.sample_windows_independently(per_frame_model, X_T[:, :2], _sampler("ddim", 0.0), 3)

@@ -39,8 +39,8 @@ def learned_variance_model(x, t):
 def test_oracle_model_recovers_x0(sampler, prediction_type):
     """DDIM (eta=0), DPM-Solver++ and DDPM end exactly at the oracle's x0 (last prev alpha = 1)."""
     out = loop.sample(ORACLES[prediction_type], X_T, SCHED, sampler=sampler, num_steps=5,
-                          prediction_type=prediction_type, set_alpha_to_one=sampler == "ddim",
-                          key=jax.random.key(0) if sampler == "ddpm" else None)
+                      prediction_type=prediction_type, set_alpha_to_one=sampler == "ddim",
+                      key=jax.random.key(0) if sampler == "ddpm" else None)
     np.testing.assert_allclose(np.asarray(out), np.asarray(X0), atol=2e-4)
 
 
@@ -75,7 +75,7 @@ def test_static_clip():
 
 def test_ddpm_determinism_and_key_dependence():
     run = lambda k: loop.sample(linear_model, X_T, SCHED, sampler="ddpm", num_steps=4,  # noqa
-                                    key=jax.random.key(k))
+                                key=jax.random.key(k))
     a, b, c = run(0), run(0), run(1)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert np.abs(np.asarray(a) - np.asarray(c)).max() > 1e-2
@@ -119,10 +119,10 @@ def test_sample_inside_outer_jit_with_traced_closure():
     @jax.jit
     def run(scale, key):
         return loop.sample(lambda x, t: scale * x, X_T, SCHED, sampler="ddpm", num_steps=3,
-                               key=key)
+                           key=key)
 
     eager = loop.sample(lambda x, t: 0.5 * x, X_T, SCHED, sampler="ddpm", num_steps=3,
-                            key=jax.random.key(0))
+                        key=jax.random.key(0))
     np.testing.assert_allclose(np.asarray(run(0.5, jax.random.key(0))), np.asarray(eager),
                                rtol=1e-5, atol=1e-6)
     assert not np.allclose(np.asarray(run(0.9, jax.random.key(0))), np.asarray(eager))
@@ -202,7 +202,7 @@ def test_guided_ddim_with_clamping_keeps_the_class_colour(clamp):
     out = loop.sample(_guided_eps, x_T, SCHED, sampler="ddim", num_steps=25, timestep_spacing="trailing", **clamp)
     np.testing.assert_allclose(np.asarray(out), np.broadcast_to(red, out.shape), atol=0.05)
     old = loop.sample(_guided_eps, x_T, SCHED, sampler="ddim", num_steps=25, timestep_spacing="trailing",
-                          use_clipped_model_output=False, **clamp)
+                      use_clipped_model_output=False, **clamp)
     assert np.abs(np.asarray(old) - red).max() > 0.5
 
 

@@ -73,9 +73,9 @@ def test_generator_loop_equals_the_tested_sampler_loop(generator, clipped):
     shape = model.config.sample_shape(1)[1:]
     x_T = jnp.stack([jax.random.normal(jax.random.PRNGKey(k), shape) for k in seeds])
     ref = loop.sample(model_fn, x_T, generator.sched, sampler="ddim", num_steps=4,
-                          timestep_spacing=s["timestep_spacing"],
-                          prediction_type=generator.config["diffusion"]["prediction_type"], thresholding=True,
-                          use_clipped_model_output=clipped)
+                      timestep_spacing=s["timestep_spacing"],
+                      prediction_type=generator.config["diffusion"]["prediction_type"], thresholding=True,
+                      use_clipped_model_output=clipped)
     from lumiere_jax.data import video_io
     got = r.videos.astype(int)
     want = video_io.to_uint8(np.asarray(ref)).astype(int)
