@@ -37,7 +37,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from lumiere_jax import pipeline  # noqa: E402
+from lumiere_jax import sampling  # noqa: E402
 from lumiere_jax.data import moving_shapes as ms  # noqa: E402
 from lumiere_jax.diffusion import noising  # noqa: E402
 from lumiere_jax.train import checkpoint  # noqa: E402
@@ -46,7 +46,7 @@ OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 
 
 def load(path: str, step: int | None):
-    gen = pipeline.Generator.load(path)
+    gen = sampling.Generator.load(path)
     if step is None:
         return gen
     ckpt = checkpoint.Checkpointer(path, async_save=False)

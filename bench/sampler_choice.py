@@ -1,6 +1,6 @@
 r"""Which sampler and settings to ship: probe scores of one export under several sampling settings.
 
-Samples the same prompts and seeds through `pipeline.Generator` (the path `main.py --mode=sample`
+Samples the same prompts and seeds through `sampling.Generator` (the path `main.py --mode=sample`
 runs) once per setting and scores them with the moving_shapes probe. An image (T2I) export is
 scored on colour and shape (its images as one-frame videos); a video export on everything.
 
@@ -26,7 +26,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from lumiere_jax import pipeline  # noqa: E402
+from lumiere_jax import sampling  # noqa: E402
 from lumiere_jax.data import moving_shapes  # noqa: E402
 from lumiere_jax.eval import probe  # noqa: E402
 
@@ -61,7 +61,7 @@ def main() -> None:
     unknown = sorted(set(names) - set(SETTINGS))
     if unknown:
         raise SystemExit(f"unknown --settings {unknown}; choose from {sorted(SETTINGS)}")
-    gen = pipeline.Generator.load(args.checkpoint)
+    gen = sampling.Generator.load(args.checkpoint)
     ps = prompts(args.num_prompts, args.seed)
     rows = {}
     for name in names:

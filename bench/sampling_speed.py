@@ -1,4 +1,4 @@
-"""Sampling speed of the shipped exports through `pipeline.Generator` (the loop users run): the
+"""Sampling speed of the shipped exports through `sampling.Generator` (the loop users run): the
 first call's wall time (compilation included) and the denoising steps per second of a second,
 compiled call, for text-to-video and for super-resolution with MultiDiffusion.
 
@@ -22,7 +22,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from lumiere_jax import pipeline  # noqa: E402
+from lumiere_jax import sampling  # noqa: E402
 
 
 def _timed(fn):
@@ -50,14 +50,14 @@ def main(argv=None) -> None:
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
                                 capture_output=True, text=True).stdout.strip())
     rows = []
-    base = pipeline.Generator.load(args.base)
+    base = sampling.Generator.load(args.base)
     gen = lambda seed: base.generate(prompts, seed=seed, num_steps=args.num_steps, progress=False)  # noqa: E731
     low, first = _timed(lambda: gen(0))
     _, second = _timed(lambda: gen(1))
     rows.append({"path": "text_to_video", "first_call_s": round(first, 2), "compiled_call_s": round(second, 2),
                  "steps_per_s": round(args.num_steps / second, 2), "videos_sha1": _sha1(low.videos)})
     if os.path.isdir(args.ssr):
-        ssr = pipeline.Generator.load(args.ssr)
+        ssr = sampling.Generator.load(args.ssr)
         up = lambda seed: ssr.upsample(low.videos, low.prompts, seed=seed, num_steps=args.num_steps,  # noqa: E731
                                        progress=False)
         high, first = _timed(lambda: up(0))

@@ -3,7 +3,7 @@ r"""Lumiere Fig. 14 / App. C ablation: SSR with and without temporal MultiDiffus
 Takes ``--num_videos`` clips of the moving_shapes **test** split rendered at the SSR model's output
 resolution with ``--num_frames`` frames, down-samples them to the model's input resolution
 (``low_res.downsample``, area averaging), and super-resolves the same low-resolution input with
-the same prompt (the clip's caption) and seed twice with ``pipeline.Generator.upsample``:
+the same prompt (the clip's caption) and seed twice with ``sampling.Generator.upsample``:
 
   (a) ``multidiffusion=False``: non-overlapping windows of the model's window length, each
       denoised on its own and stitched (the paper's baseline);
@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lumiere_jax import pipeline, runtime
+from lumiere_jax import runtime, sampling
 from lumiere_jax.data import moving_shapes, video_io
 from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.diffusion import low_res
@@ -215,7 +215,7 @@ def run(ssr: str, data_dir: str, *, num_frames: int = 32, num_videos: int = 4, n
     """Runs the ablation, writes the figures and results.json into ``out_dir``; returns the results."""
     timings = {}
     t0 = time.perf_counter()
-    gen = pipeline.Generator.load(ssr)
+    gen = sampling.Generator.load(ssr)
     cfg = gen.model.config
     if cfg.conditioning != "low_res" or cfg.kind != "video":
         raise ValueError(f"{ssr} is not a video super-resolution model (stage 'ssr')")

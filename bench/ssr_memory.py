@@ -7,7 +7,7 @@ chunk size, the working memory of a step is one chunk of window activations plus
 buffers (the video, its conditioning, the window stack), whatever the number of frames; with
 chunk = all it grows with the number of windows.
 
-This benchmark measures exactly the function users run: it builds ``pipeline.Generator`` on
+This benchmark measures exactly the function users run: it builds ``sampling.Generator`` on
 ABSTRACT parameters (``jax.eval_shape(model.init, key)``, never materialised) and lowers and
 compiles ``Generator._ssr_step_fn(...)`` (the jitted per-step function of
 ``Generator.upsample``) on ``jax.ShapeDtypeStruct`` inputs, batch 1, for every
@@ -42,7 +42,7 @@ import numpy as np
 
 from lumiere_jax import config as config_lib
 from lumiere_jax.train import validation
-from lumiere_jax import pipeline, runtime
+from lumiere_jax import runtime, sampling
 from lumiere_jax.diffusion import multidiffusion as md
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.train import trainer
@@ -61,7 +61,7 @@ def _floats(s: str) -> list[float]:
     return [float(v) for v in s.split(",") if v.strip()]
 
 
-def build_generator(config_path: str, config_arg: str | None) -> pipeline.Generator:
+def build_generator(config_path: str, config_arg: str | None) -> sampling.Generator:
     """A Generator over abstract (ShapeDtypeStruct) parameters: enough to lower its step."""
     config = config_lib.load_config_file(config_path, config_arg)
     model_cfg = validation.validate(config)
@@ -69,13 +69,13 @@ def build_generator(config_path: str, config_arg: str | None) -> pipeline.Genera
         raise ValueError(f"{config_path}:{config_arg} is not a video super-resolution config (stage 'ssr')")
     model = DiffusionModel(model_cfg)
     params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
-    return pipeline.Generator(model, params, trainer.config_json(config))
+    return sampling.Generator(model, params, trainer.config_json(config))
 
 
-def abstract_step_inputs(gen: pipeline.Generator, num_frames: int, layout: md.WindowLayout, batch: int = 1):
+def abstract_step_inputs(gen: sampling.Generator, num_frames: int, layout: md.WindowLayout, batch: int = 1):
     """The arguments of `Generator._ssr_step_fn(...)` as in `Generator._upsample_batch`, abstract."""
     cfg = gen.model.config
-    sampler = gen._sampler(gen.settings())
+    sampler = gen.sampler(gen.settings())
     sds = jax.ShapeDtypeStruct
     x = sds((batch, num_frames, cfg.resolution, cfg.resolution, cfg.sample_channels), jnp.float32)
     cond = sds((batch, num_frames, cfg.resolution, cfg.resolution, cfg.cond_channels), jnp.float32)
@@ -89,7 +89,7 @@ def abstract_step_inputs(gen: pipeline.Generator, num_frames: int, layout: md.Wi
     return sampler, (sampler, (gen.params, ctx, aug), x, state, i, keys, (cond,), weights)
 
 
-def measure(gen: pipeline.Generator, num_frames: int, chunk: int, scale: float, batch: int = 1) -> dict[str, Any]:
+def measure(gen: sampling.Generator, num_frames: int, chunk: int, scale: float, batch: int = 1) -> dict[str, Any]:
     """Lower + compile one SSR step; memory_analysis() fields (bytes) and timings."""
     cfg = gen.model.config
     ssr = gen.ssr_settings()

@@ -4,7 +4,7 @@ step (XLA cost analysis and the analytic count of lumiere_jax/flops.py), MFU, pe
   * train step: `train.step.make_train_step` as the trainer jits it (AdamW, EMA, donation), on a
     random batch of the config's global batch;
   * sampling step: one denoiser call with classifier-free guidance (`guidance.cfg_model_fn`: one
-    call on 2B) at a mid timestep, as each step of `pipeline.Generator.generate`.
+    call on 2B) at a mid timestep, as each step of `sampling.Generator.generate`.
 
 MFU = analytic model FLOPs per step / step time / the device's peak (table below; on a CPU the
 "peak" is the measured throughput of a 2048^2 float32 matmul on this machine, run just before,

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from lumiere_jax import pipeline  # noqa: E402
+from lumiere_jax import sampling  # noqa: E402
 from lumiere_jax.data import moving_shapes, styles, video_io  # noqa: E402
 from lumiere_jax.eval import probe  # noqa: E402
 
@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "figures"))
     args = ap.parse_args()
     t0 = time.time()
-    base = pipeline.Generator.load(args.base)
+    base = sampling.Generator.load(args.base)
     ps = prompts(args.num_prompts)
     rows, sheet = {}, []
     for alpha in [float(a) for a in args.alphas.split(",")]:
@@ -68,7 +68,7 @@ def main() -> None:
                               "presence": p["presence"], "frame_diff_mad": motion}
         print(f"alpha {alpha:g}: {rows[f'{alpha:g}']}", flush=True)
         sheet.append(r.videos[0])
-    style_t2i = pipeline.Generator.load(args.style)
+    style_t2i = sampling.Generator.load(args.style)
     images = style_t2i.generate(ps, seed=0, progress=False, num_steps=args.num_steps).videos
     rng = np.random.default_rng(0)
     orig = np.stack([moving_shapes.render_clip(

@@ -8,7 +8,8 @@ from typing import Any, Sequence
 
 from absl import logging
 
-from lumiere_jax import config as config_lib, settings
+from lumiere_jax import config as config_lib
+from lumiere_jax.sampling import settings
 
 MODES = ("train", "sample", "eval", "export")
 TASKS = config_lib.CONDITIONAL_TASKS + ("sdedit",)       # sdedit: video-to-video with the base model
@@ -82,7 +83,7 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
     flags, or any object with those attributes, are converted once by `RunArgs.of`); `config_overrides`:
     the explicit --config.* overrides alone (dotted key -> value, `config_flags.get_override_values`),
     so that an override of an architecture key a checkpoint fixes is refused rather than ignored.
-    Precedence: lumiere_jax/settings.py."""
+    Precedence: lumiere_jax/sampling/settings.py."""
     from lumiere_jax.train import validation
     validation.validate(config)
     config_overrides = dict(config_overrides or {})
@@ -91,9 +92,9 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
         raise ValueError(f"unknown --mode {flags.mode!r}; choose one of {MODES}")
     mode = flags.mode
     if mode == "train":
-        from lumiere_jax import pipeline
+        from lumiere_jax import sampling
         from lumiere_jax.train import trainer
-        return trainer.train(config, _require(flags.workdir, "workdir", mode), pipeline.write_training_samples)
+        return trainer.train(config, _require(flags.workdir, "workdir", mode), sampling.write_training_samples)
     if mode == "export":
         from lumiere_jax.train import checkpoint
         workdir = _require(flags.workdir, "workdir", mode)
@@ -104,7 +105,7 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
         logging.info("exported EMA parameters (%s) to %s", flags.export_dtype, out)
         print(f"exported to {out}")
         return out
-    from lumiere_jax import pipeline
+    from lumiere_jax import sampling
     seed = config.sample.seed if flags.seed is None else flags.seed
     if mode in ("sample", "eval") and (config.cascade.base or config.cascade.ssr):
         return _cascade(config, flags, config_overrides, seed)
@@ -125,7 +126,7 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
         num = flags.num_samples or config.sample.num_samples
         result = gen.generate(prompts, num_samples=num, seed=seed)
         out = flags.output_dir or os.path.join(flags.workdir or path, "samples", "cli")
-        pipeline.write_outputs(result, out, fps=config.sample.fps)
+        sampling.write_outputs(result, out, fps=config.sample.fps)
         print(f"wrote {len(result.prompts)} samples to {out}")
         return result
     if mode == "eval" and (gen.model.config.conditioning == "masked" or flags.task):
@@ -144,10 +145,10 @@ def load_generator(path: str, config, flags, config_overrides: dict[str, Any], *
     the CLI config's sample / ssr sections, then the explicit flags, over the stored ones). An explicit
     --config override of an architecture key that differs from the checkpoint's raises (before any
     compile). `use_config=False`: the CLI config is another model's (a cascade's base stage)."""
-    from lumiere_jax import pipeline
+    from lumiere_jax import sampling
     sample, ssr = settings.cli_sampling(config, flags, flag_keys=flag_keys, use_config=use_config)
     t5 = settings.t5_locations(config_overrides) if use_config else {}
-    gen = pipeline.Generator.load(path, _sampling_mesh(config), sample=sample, ssr=ssr, t5=t5)
+    gen = sampling.Generator.load(path, _sampling_mesh(config), sample=sample, ssr=ssr, t5=t5)
     if use_config:
         settings.check_fixed(gen.config, config_overrides, path)
     return gen
@@ -168,7 +169,7 @@ def _sampling_mesh(config):
 
 
 def _cascade(config, flags, config_overrides, seed):
-    from lumiere_jax import pipeline
+    from lumiere_jax import sampling
     if not (config.cascade.base and config.cascade.ssr):
         raise ValueError("a cascade needs both config.cascade.base and config.cascade.ssr (exports or workdirs)")
     for p in (config.cascade.base, config.cascade.ssr):
@@ -178,7 +179,7 @@ def _cascade(config, flags, config_overrides, seed):
     base = load_generator(config.cascade.base, config, flags, config_overrides, use_config=False)
     ssr = load_generator(config.cascade.ssr, config, flags, config_overrides,
                          flag_keys=settings.CASCADE_SSR_FLAG_KEYS)
-    cascade = pipeline.Cascade(base, ssr)
+    cascade = sampling.Cascade(base, ssr)
     announce({"base": base.settings(), "ssr": {**ssr.settings(), **ssr.ssr_settings()}})
     if flags.mode == "eval":
         return _eval_splits(flags, lambda split: evaluate_cascade(cascade, config, split, flags, seed),
@@ -187,7 +188,7 @@ def _cascade(config, flags, config_overrides, seed):
     num = flags.num_samples or config.sample.num_samples
     result = cascade.generate(prompts, num_samples=num, seed=seed, multidiffusion=flags.multidiffusion)
     out = flags.output_dir or os.path.join(flags.workdir or "runs/cascade", "samples", "cli")
-    pipeline.write_outputs(result, out, fps=config.sample.fps)
+    sampling.write_outputs(result, out, fps=config.sample.fps)
     print(f"wrote {len(result.prompts)} cascade samples to {out}")
     return result
 
@@ -195,7 +196,7 @@ def _cascade(config, flags, config_overrides, seed):
 def _upsample_files(gen, config, flags, seed, path):
     """SSR alone: up-sample --input_video files, one --prompt for all or one per video."""
     import numpy as np
-    from lumiere_jax import pipeline
+    from lumiere_jax import sampling
     from lumiere_jax.data import video_io
     if not flags.input_video:
         raise ValueError("a super-resolution model samples from low-resolution inputs: pass --input_video "
@@ -211,7 +212,7 @@ def _upsample_files(gen, config, flags, seed, path):
     prompts = read_prompts(flags.prompt, flags.prompts_file) or [""]
     result = gen.upsample(np.stack(videos), prompts, seed=seed, multidiffusion=flags.multidiffusion)
     out = flags.output_dir or os.path.join(flags.workdir or path, "samples", "upsampled")
-    pipeline.write_outputs(result, out, fps=config.sample.fps)
+    sampling.write_outputs(result, out, fps=config.sample.fps)
     print(f"wrote {len(result.prompts)} up-sampled videos to {out}")
     return result
 
@@ -278,7 +279,7 @@ def _outpaint_padding(values):
 
 def _run_task(gen, config, flags, seed, path):
     """--mode=sample --task=...: conditional generation from files, or SDEdit."""
-    from lumiere_jax import pipeline
+    from lumiere_jax import sampling
     from lumiere_jax.data import cond_inputs
     task = flags.task
     if task not in TASKS:
@@ -309,6 +310,6 @@ def _run_task(gen, config, flags, seed, path):
             result = gen.outpaint(_load_video_flag(flags, task), prompts[0], padding=padding,
                                   direction=flags.outpaint_direction, amount=flags.outpaint_amount, **kw)
     out = flags.output_dir or os.path.join(flags.workdir or path, "samples", task)
-    pipeline.write_outputs(result, out, fps=config.sample.fps)
+    sampling.write_outputs(result, out, fps=config.sample.fps)
     print(f"wrote {len(result.prompts)} {task} samples to {out}")
     return result

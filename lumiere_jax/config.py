@@ -29,6 +29,7 @@ STAGES = {"t2i": ("image", "none"), "video": ("video", "none"),
 # image checkpoint; conditional expands a video checkpoint's input convolution (3 -> 7 channels).
 INIT_STAGE = {"video": "t2i", "ssr": "ssr_image", "conditional": "video"}
 DATASETS = ("moving_shapes", "video_folder")
+T5_PATH_KEYS = ("checkpoint", "tokenizer")   # config.model.t5 keys that locate files, not architecture
 # Training-mask kinds of the conditional model: the tasks' own masks, free-form brush strokes, and none
 # (unconditional); the order is the index of a drawn kind (train/masks.py).
 MASK_KINDS = ("i2v", "inpaint", "strokes", "outpaint", "cinemagraph", "none")

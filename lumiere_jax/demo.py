@@ -25,7 +25,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from lumiere_jax import config as config_lib
-from lumiere_jax import pipeline, runtime
+from lumiere_jax import runtime, sampling
 from lumiere_jax.data import moving_shapes
 from lumiere_jax.eval import evaluate, probe
 from lumiere_jax.train import trainer
@@ -61,32 +61,32 @@ def _config(arg: str, workdir: str, steps: int, **overrides):
     return c
 
 
-def _score(gen: pipeline.Generator, prompts: list[str], out_dir: str, fps: int) -> tuple[dict, dict]:
+def _score(gen: sampling.Generator, prompts: list[str], out_dir: str, fps: int) -> tuple[dict, dict]:
     result = gen.generate(prompts, seed=0, batch_size=len(prompts), num_steps=FLAGS.sample_steps)
-    pipeline.write_outputs(result, out_dir, fps=fps)
+    sampling.write_outputs(result, out_dir, fps=fps)
     n = len(TRAIN_PROMPTS)
     return (probe.score(result.videos[:n], result.prompts[:n]),
             probe.score(result.videos[n:], result.prompts[n:]))
 
 
 def _cascade(prompts: list[str], out_dir: str, fps: int) -> None:
-    cascade = pipeline.Cascade.load(FLAGS.reference, FLAGS.reference_ssr)
+    cascade = sampling.Cascade.load(FLAGS.reference, FLAGS.reference_ssr)
     result = cascade.generate(prompts, seed=0, progress=False, base_overrides={"num_steps": FLAGS.sample_steps})
     scores = evaluate.cascade_scores(result)
-    pipeline.write_outputs(result, out_dir, fps=fps)
+    sampling.write_outputs(result, out_dir, fps=fps)
     print(f"    cascade (base -> SSR with MultiDiffusion, {result.videos.shape[-2]}px) wrote {out_dir}/")
     print("    reference cascade:\n      " + evaluate.format_scores(scores).replace("\n", "\n      "))
 
 
 def _i2v(config, out_dir: str) -> None:
-    from lumiere_jax import tasks
+    from lumiere_jax.sampling import tasks
     from lumiere_jax.eval import conditional
-    gen = pipeline.Generator.load(FLAGS.reference_conditional)
+    gen = sampling.Generator.load(FLAGS.reference_conditional)
     clips, captions = conditional.split_clips(config, "test", FLAGS.num_i2v)
     known, mask = zip(*(tasks.i2v(c[0], gen.model.config.num_frames) for c in clips))
     result = gen.conditional(np.stack(known), np.stack(mask), captions, seed=0, progress=False,
                              num_steps=FLAGS.sample_steps)
-    pipeline.write_outputs(result, out_dir, fps=config.sample.fps)
+    sampling.write_outputs(result, out_dir, fps=config.sample.fps)
     print(f"    animated the first frames of {len(clips)} test clips, wrote {out_dir}/")
     scores = {"num_videos": len(clips), "split": "test", "i2v": conditional.i2v_scores(result.videos, clips, captions)}
     print("    " + conditional.format_task_scores(scores).replace("\n", "\n    "))
@@ -128,17 +128,17 @@ def main(argv) -> None:
     print(f"[1/6] building moving_shapes under {t2i.data.data_dir}")
     moving_shapes.build(t2i.data.data_dir, t2i.data.config_name)
     print(f"[2/6] pre-training the T2I U-Net for {FLAGS.t2i_steps} steps ({time.time() - t0:.0f}s)")
-    trainer.train(t2i, os.path.join(workdir, "t2i"), pipeline.write_training_samples)
+    trainer.train(t2i, os.path.join(workdir, "t2i"), sampling.write_training_samples)
     print(f"[3/6] inflating into a STUNet, training temporal layers for {FLAGS.video_steps} steps "
           f"({time.time() - t0:.0f}s)")
-    trainer.train(video, os.path.join(workdir, "video"), pipeline.write_training_samples)
+    trainer.train(video, os.path.join(workdir, "video"), sampling.write_training_samples)
 
     held_out = evaluate.split_prompts(video, "held_out", FLAGS.num_eval)
     prompts = TRAIN_PROMPTS + held_out
     print(f"[4/6] sampling {len(prompts)} videos ({len(TRAIN_PROMPTS)} train prompts, {len(held_out)} held-out) "
           f"({time.time() - t0:.0f}s)")
     out = os.path.join(workdir, "samples")
-    tr, ho = _score(pipeline.Generator.load(os.path.join(workdir, "video")), prompts, out, video.sample.fps)
+    tr, ho = _score(sampling.Generator.load(os.path.join(workdir, "video")), prompts, out, video.sample.fps)
     print(f"    wrote {out}/ (contact_sheet.png, manifest.json, NNNN.mp4/.gif/.npy)")
     print("    this run,       train prompts: " + evaluate.format_scores(tr))
     print("    this run,    held-out prompts: " + evaluate.format_scores(ho))
@@ -147,7 +147,7 @@ def main(argv) -> None:
     if os.path.isdir(FLAGS.reference):
         print(f"[5/6] sampling the shipped reference model {FLAGS.reference} ({time.time() - t0:.0f}s)")
         ref_out = os.path.join(workdir, "samples_reference")
-        tr, ho = _score(pipeline.Generator.load(FLAGS.reference), prompts, ref_out, video.sample.fps)
+        tr, ho = _score(sampling.Generator.load(FLAGS.reference), prompts, ref_out, video.sample.fps)
         print(f"    wrote {ref_out}/")
         print("    reference,      train prompts: " + evaluate.format_scores(tr))
         print("    reference,   held-out prompts: " + evaluate.format_scores(ho))

@@ -10,6 +10,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 _cache = os.environ.get("LUMIERE_JAX_CACHE", os.path.join(os.path.dirname(__file__), "..", ".jax_cache"))
 jax.config.update("jax_compilation_cache_dir", os.path.abspath(_cache))
@@ -18,16 +19,18 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 # Test groups under pytest-xdist (`make test` runs `-n 2 --dist loadscope`): tests that share
-# fixtures run on one worker. Each file is a group (module fixtures); tests/train and tests/models
-# are one group each (their session-scoped training runs and compiled models would otherwise be
-# built on both workers). xdist's own `loadgroup` marks do not work with pytest 9 (it renames
-# `item._nodeid`, which pytest 9 no longer reads), so the scope is chosen by this scheduler hook.
-_SHARED_DIRS = ("tests/train/", "tests/models/")
+# fixtures run on one worker. Each file is a group (module fixtures); the tests on the tiny runs
+# (tests/train, tests/sampling, tests/cli) and tests/models are one group each (their
+# session-scoped training runs and compiled models would otherwise be built on both workers).
+# xdist's own `loadgroup` marks do not work with pytest 9 (it renames `item._nodeid`, which
+# pytest 9 no longer reads), so the scope is chosen by this scheduler hook.
+_SHARED_DIRS = {"tests/train/": "runs", "tests/sampling/": "runs", "tests/cli/": "runs",
+                "tests/eval/test_conditional.py": "runs", "tests/models/": "models"}
 
 
 def _group(nodeid: str) -> str:
-    """The shared directory a test id lies in, else its file."""
-    return next((d for d in _SHARED_DIRS if nodeid.startswith(d)), nodeid.split("::", 1)[0])
+    """The group of the shared directory (or file) a test id lies in, else its file."""
+    return next((g for d, g in _SHARED_DIRS.items() if nodeid.startswith(d)), nodeid.split("::", 1)[0])
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -42,5 +45,57 @@ def pytest_xdist_make_scheduler(config, log):
 
 def pytest_collection_modifyitems(config, items):
     """The largest groups first, so the other worker fills in around them (stable otherwise)."""
-    rank = {d: i for i, d in enumerate(_SHARED_DIRS)}
-    items.sort(key=lambda item: rank.get(_group(item.nodeid), len(_SHARED_DIRS)))
+    rank = {"runs": 0, "models": 1}
+    items.sort(key=lambda item: rank.get(_group(item.nodeid), len(rank)))
+
+
+# -- tiny training runs shared by the training, sampling and CLI tests (one of each per session) --
+from lumiere_jax import sampling  # noqa: E402
+from lumiere_jax.train import trainer  # noqa: E402
+from tests.helpers import load_config  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def t2i_run(tmp_path_factory, data_dir):
+    workdir = str(tmp_path_factory.mktemp("t2i"))
+    config = load_config("tiny", "t2i", data_dir, **{"train.num_steps": 4})
+    state = trainer.train(config, workdir)
+    return workdir, config, state
+
+
+@pytest.fixture(scope="session")
+def video_run(tmp_path_factory, data_dir, t2i_run):
+    workdir = str(tmp_path_factory.mktemp("video"))
+    config = load_config("tiny", "video", data_dir, **{"train.num_steps": 4, "train.init_from": t2i_run[0],
+                                                        "train.sample_every": 4})
+    state = trainer.train(config, workdir, sampling.write_training_samples)
+    return workdir, config, state
+
+
+@pytest.fixture(scope="session")
+def ssr_image_run(tmp_path_factory, data_dir):
+    workdir = str(tmp_path_factory.mktemp("ssr_image"))
+    config = load_config("tiny", "ssr_image", data_dir, **{"train.num_steps": 4, "ssr.patch_size": 4})
+    state = trainer.train(config, workdir)
+    return workdir, config, state
+
+
+@pytest.fixture(scope="session")
+def ssr_run(tmp_path_factory, data_dir, ssr_image_run):
+    workdir = str(tmp_path_factory.mktemp("ssr"))
+    config = load_config("tiny", "ssr", data_dir, **{"train.num_steps": 4, "train.init_from": ssr_image_run[0]})
+    state = trainer.train(config, workdir)
+    return workdir, config, state
+
+
+@pytest.fixture(scope="session")
+def conditional_run(tmp_path_factory, data_dir, video_run):
+    workdir = str(tmp_path_factory.mktemp("conditional"))
+    config = load_config("tiny", "conditional", data_dir, **{"train.num_steps": 2, "train.init_from": video_run[0]})
+    state = trainer.train(config, workdir)
+    return workdir, config, state

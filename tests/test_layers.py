@@ -20,7 +20,7 @@ LAYERS = {
     "models": 1, "diffusion": 1, "parallel": 1, "flops": 1,
     "data": 2,
     "train": 3,
-    "sampling": 4, "pipeline": 4, "settings": 4, "tasks": 4,
+    "sampling": 4,
     "eval": 5,
     "cli": 6, "demo": 6,
 }

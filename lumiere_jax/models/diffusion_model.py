@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lumiere_jax import config as config_lib
 from lumiere_jax.diffusion import guidance
 from lumiere_jax.models.stunet import (SPATIAL, TEMPORAL, STUNet, STUNetConfig, dummy_inputs, dummy_kwargs,
                                       inflate_params)
@@ -27,7 +28,7 @@ from lumiere_jax.models.unet import UNet
 
 KINDS = ("image", "video")
 TEXT_SOURCES = ("encoder", "t5", "precomputed")
-T5_PATH_KEYS = ("checkpoint", "tokenizer")   # config.model.t5 keys that locate files, not architecture
+T5_PATH_KEYS = config_lib.T5_PATH_KEYS
 NULL_TEXT = ("learned", "zero")
 # Extra input channels concatenated to the noisy sample, per kind of conditioning:
 #   "none"    -- the base T2I / STUNet,

@@ -1,4 +1,4 @@
-"""The one denoising loop. Every sampling path runs it: the sampling API (`pipeline.Generator`:
+"""The one denoising loop. Every sampling path runs it: the sampling API (`sampling.Generator`:
 text-to-video, super-resolution with MultiDiffusion, the conditional tasks, SDEdit, style) and
 the sampler tests (`sample`, `sample_multidiffusion`).
 

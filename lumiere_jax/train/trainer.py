@@ -132,13 +132,13 @@ SampleFn = Callable[[ml_collections.ConfigDict, DiffusionModel, Any, str, int, M
 def train(config: ml_collections.ConfigDict, workdir: str, sample_fn: SampleFn | None = None) -> state_lib.TrainState:
     """Trains `config` in `workdir` (resuming its newest checkpoint). Every `config.train.sample_every`
     steps, `sample_fn(config, model, ema_params, workdir, step, writer)` writes samples (the sampling
-    layer's `pipeline.write_training_samples`, which the CLI passes: training does not import sampling)."""
+    layer's `sampling.write_training_samples`, which the CLI passes: training does not import sampling)."""
     model_cfg = validation.validate(config)
     # periodic samples: unconditional models only (conditional ones need inputs), single-process runs only
     writes_samples = bool(config.train.sample_every and model_cfg.conditioning == "none" and jax.process_count() == 1)
     if writes_samples and sample_fn is None:
         raise ValueError(f"config.train.sample_every={config.train.sample_every} needs a sample_fn "
-                         "(e.g. lumiere_jax.pipeline.write_training_samples); or set config.train.sample_every=0")
+                         "(e.g. lumiere_jax.sampling.write_training_samples); or set config.train.sample_every=0")
     if (model_cfg.kind == "video" and not config.train.init_from and not config.train.train_spatial
             and not config.train.trainable):
         raise ValueError(f"stage {config.stage!r} freezes the spatial U-Net, so it needs config.train.init_from "

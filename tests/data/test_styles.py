@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from lumiere_jax import config as config_lib
-from lumiere_jax.train import validation
 from lumiere_jax.data import moving_shapes as ms
 from lumiere_jax.data import sources, styles
 from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.eval import probe
+from lumiere_jax.train import validation
+from tests.helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMBOS = [("red", "square", "left"), ("green", "circle", "up"), ("blue", "triangle", "right"),
           ("white", "triangle", "down"), ("yellow", "circle", "left")]
 

@@ -221,3 +221,30 @@ def test_ddim_clipped_model_output_step_formula():
     plain = [samplers.get_sampler("ddim", SCHED, 6, use_clipped_model_output=u).step((), 2, x, out, None)[0]
              for u in (True, False)]
     np.testing.assert_array_equal(np.asarray(plain[0]), np.asarray(plain[1]))
+
+
+def test_tail_sampler_continues_the_full_run_exactly():
+    sched = schedules.get_schedule("squaredcos_cap_v2")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 3)).astype(np.float32)
+    model = lambda x, t: 0.5 * x + 1e-3 * t[:, None]
+    for name in ("ddim", "dpmpp_2m"):
+        s = samplers.get_sampler(name, sched, 6, timestep_spacing="trailing", prediction_type="epsilon")
+        full, state = x, s.init_state(x)
+        for i in range(6):
+            full, state = s.step(state, i, full, model(full, np.full((1,), s.timesteps[i])), None)
+        part, state = x, s.init_state(x)
+        for i in range(2):
+            part, state = s.step(state, i, part, model(part, np.full((1,), s.timesteps[i])), None)
+        tail = samplers.tail(s, 2)
+        assert tail.num_steps == 4 and int(tail.timesteps[0]) == int(s.timesteps[2])
+        if name == "ddim":      # stateless: the tail continues the run exactly
+            for i in range(4):
+                part, _ = tail.step((), i, part, model(part, np.full((1,), tail.timesteps[i])), None)
+            np.testing.assert_allclose(np.asarray(part), np.asarray(full), rtol=1e-6)
+        else:                   # no previous prediction: the tail's first step is first order
+            assert float(tail.coefs["d1_coef"][0]) == 0.0 and float(s.coefs["d1_coef"][2]) != 0.0
+    s = samplers.get_sampler("ddim", sched, 4, timestep_spacing="trailing")
+    assert [samplers.start_index(s, v, 1000) for v in (1.0, 0.75, 0.5, 0.2)] == [0, 1, 2, 4]
+    with pytest.raises(ValueError, match="strength"):
+        samplers.start_index(s, 1.5, 1000)

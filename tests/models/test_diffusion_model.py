@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lumiere_jax.train import validation
 from lumiere_jax.models.diffusion_model import DiffusionModel, expand_input_channels
-from tests.train.conftest import load_config
+from lumiere_jax.train import validation
+from tests.helpers import load_config
 
 
 def _perturbed(params, key):

@@ -8,11 +8,10 @@ import numpy as np
 from jax.extend import core as jex_core
 
 from lumiere_jax import config as config_lib
-from lumiere_jax.train import validation
 from lumiere_jax.models import STUNet
 from lumiere_jax.models.diffusion_model import DiffusionModel
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lumiere_jax.train import validation
+from tests.helpers import ROOT
 
 
 def bf16(cfg):

@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 
 from lumiere_jax import config as config_lib
-from lumiere_jax.train import validation
 from lumiere_jax.models.diffusion_model import DiffusionModel, expand_input_channels
 from lumiere_jax.models.style import interpolate_spatial
-from lumiere_jax.pipeline import load_style
-from lumiere_jax.train import checkpoint
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lumiere_jax.sampling.generator import load_style
+from lumiere_jax.train import checkpoint, validation
+from tests.helpers import ROOT
 
 
 def tiny_config(stage):

@@ -135,7 +135,7 @@ def sharded_sampling(args: dict) -> None:
     """Super-resolution with MultiDiffusion (tiny SSR, random weights) on one device and on a
     data-parallel mesh; the outputs, and the per-device FLOPs of one compiled step on each."""
     import jax
-    from lumiere_jax import config as config_lib, pipeline
+    from lumiere_jax import config as config_lib, sampling
     from lumiere_jax.models.diffusion_model import DiffusionModel
     from lumiere_jax.train import validation
     config = config_lib.load_config_file(os.path.join(ROOT, "configs", "tiny.py"), "ssr")
@@ -149,7 +149,7 @@ def sharded_sampling(args: dict) -> None:
     for name, mesh_config in (("single", None), ("sharded", config.mesh)):
         calls = []
 
-        class Recording(pipeline.Generator):
+        class Recording(sampling.Generator):
             def _jit(self, fn):
                 call = super()._jit(fn)
 

@@ -10,7 +10,7 @@ from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.stunet import SPATIAL, TEMPORAL
 from lumiere_jax.train import checkpoint, conditioning, trainer
 
-from tests.train.conftest import load_config
+from tests.helpers import load_config
 
 
 def _inputs(model_cfg, seed=0):

@@ -9,7 +9,7 @@ from lumiere_jax.train import validation
 from lumiere_jax.diffusion import schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.train import optim, state as state_lib, step as step_lib
-from tests.train.conftest import load_config
+from tests.helpers import load_config
 
 
 def test_accumulated_gradient_is_the_mean_micro_batch_gradient():

@@ -17,7 +17,7 @@ from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.unet import UNetConfig
 from lumiere_jax import presets
 from lumiere_jax.train import checkpoint, pretrained
-from tests.train.conftest import load_config
+from tests.helpers import load_config
 
 FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures"
 

@@ -14,10 +14,10 @@ from lumiere_jax.models import t5_checkpoint
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.t5 import T5Encoder
 from lumiere_jax.models.tokenizer import SentencePieceTokenizer
-from lumiere_jax.pipeline import Generator
+from lumiere_jax.sampling import Generator
 from lumiere_jax.diffusion import schedules
 from lumiere_jax.train import step as step_lib, trainer
-from tests.train.conftest import load_config
+from tests.helpers import load_config
 
 T5_DIR = os.path.join(os.path.dirname(__file__), "..", "fixtures", "t5_tiny")
 
@@ -69,7 +69,7 @@ def test_precomputed_batches_equal_the_encoder_and_train(tmp_path, data_dir):
     assert float(loss) != float(loss_of(params, arrays, 0.0))     # the embeddings reach the loss
     # Sampling encodes prompts with the same T5, rounded as the stored embeddings were.
     gen = Generator(model, params, trainer.config_json(config))
-    (emb, mask), _ = gen._prompt_context([batch["caption"][0]])
+    (emb, mask), _ = gen.prompt_context([batch["caption"][0]])
     want_emb, want_mask = table.lookup(str(batch["caption"][0]))
     np.testing.assert_array_equal(np.asarray(emb[0]), want_emb.astype(np.float32))
     np.testing.assert_array_equal(np.asarray(mask[0]), want_mask)

@@ -9,7 +9,7 @@ from lumiere_jax.diffusion import low_res, schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.stunet import SPATIAL
 from lumiere_jax.train import checkpoint, conditioning, trainer
-from tests.train.conftest import load_config
+from tests.helpers import load_config
 
 SCHED = schedules.get_schedule("squaredcos_cap_v2")
 

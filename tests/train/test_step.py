@@ -8,7 +8,7 @@ from lumiere_jax.diffusion import schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.train import step
 
-from tests.train.conftest import load_config
+from tests.helpers import load_config
 
 
 def test_loss_draws_timesteps_as_configured(data_dir):

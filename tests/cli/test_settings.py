@@ -11,10 +11,11 @@ import types
 
 import pytest
 
-from lumiere_jax import cli, pipeline, settings
+from lumiere_jax import cli, sampling
 from lumiere_jax.diffusion import samplers
+from lumiere_jax.sampling import settings
+from tests.helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROMPT = "a red square moving left"
 
 
@@ -56,7 +57,7 @@ def test_sample_mode_cli_config_beats_stored_and_flags_beat_config(video_run, sa
     assert sampler_calls[-1]["num_steps"] == 2 and sampler_calls[-1]["thresholding"] is False
     entry = json.load(open(tmp_path / "a" / "manifest.json"))[0]
     assert entry["num_steps"] == 2 and entry["thresholding"] is False and r.settings == {
-        k: entry[k] for k in pipeline.SAMPLE_KEYS}
+        k: entry[k] for k in sampling.settings.SAMPLE_KEYS}
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sampling settings:")]
     assert len(printed) == 1 and "num_steps=2" in printed[0] and "thresholding=False" in printed[0]
     # An explicit flag beats the config's value.
@@ -90,7 +91,7 @@ def test_architecture_override_that_differs_is_refused(video_run, sampler_calls)
     with pytest.raises(ValueError, match=r"model\.unet\.channel_mult=\[1, 4\] differs .*\[1, 2\]"):
         cli.run(stored_config, _flags(checkpoint=workdir), config_overrides={"model.unet.channel_mult": (1, 4)})
     assert not sampler_calls                          # refused before anything was sampled
-    stored = pipeline.Generator.load(workdir).config
+    stored = sampling.Generator.load(workdir).config
     settings.check_fixed(stored, {"model.unet.channel_mult": (1, 2), "model.resolution": 8,   # the stored values
                                   "model.t5.checkpoint": "/elsewhere",                 # a location: not refused
                                   "sample.num_steps": 9, "train.num_steps": 1}, workdir)
@@ -110,19 +111,19 @@ def test_main_refuses_an_architecture_override(video_run):
 
 
 def test_python_api_sample_settings(video_run, sampler_calls):
-    gen = pipeline.Generator.load(video_run[0], sample={"num_steps": 2, "thresholding": False, "eta": None})
+    gen = sampling.Generator.load(video_run[0], sample={"num_steps": 2, "thresholding": False, "eta": None})
     r = gen.generate([PROMPT], progress=False)
     assert r.settings["num_steps"] == 2 and r.settings["thresholding"] is False
     assert r.settings["eta"] == video_run[1].sample.eta                       # None keeps the stored value
     assert sampler_calls[-1]["num_steps"] == 2 and sampler_calls[-1]["thresholding"] is False
     assert gen.settings(num_steps=1)["num_steps"] == 1                        # a call's own override beats load's
     with pytest.raises(ValueError, match="unknown sample setting 'steps'"):
-        pipeline.Generator.load(video_run[0], sample={"steps": 2})
-    config = pipeline.with_settings(gen.config, ssr={"overlap": 0}, t5={"checkpoint": "/t5"})
+        sampling.Generator.load(video_run[0], sample={"steps": 2})
+    config = sampling.settings.with_settings(gen.config, ssr={"overlap": 0}, t5={"checkpoint": "/t5"})
     assert config["ssr"]["overlap"] == 0 and config["model"]["t5"]["checkpoint"] == "/t5"
     assert config["sample"] == gen.config["sample"] and gen.config["model"]["t5"]["checkpoint"] == ""
     with pytest.raises(ValueError, match="unknown t5 setting 'd_model'"):
-        pipeline.with_settings(gen.config, t5={"d_model": 8})
+        sampling.settings.with_settings(gen.config, t5={"d_model": 8})
 
 
 def test_run_args_from_flags_and_a_bad_mode():

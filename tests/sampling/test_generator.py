@@ -5,13 +5,13 @@ import os
 import numpy as np
 import pytest
 
-from lumiere_jax import pipeline
+from lumiere_jax import sampling
 from lumiere_jax.sampling import loop
 
 
 @pytest.fixture(scope="module")
 def generator(video_run):
-    return pipeline.Generator.load(video_run[0])
+    return sampling.Generator.load(video_run[0])
 
 
 def test_generate_shapes_and_per_sample_seeds(generator):
@@ -30,7 +30,7 @@ def test_generate_shapes_and_per_sample_seeds(generator):
 def test_write_outputs(generator, tmp_path):
     r = generator.generate(["a white triangle moving down"], num_samples=2, seed=0, progress=False,
                            sampler="dpmpp_2m", num_steps=2)
-    manifest = pipeline.write_outputs(r, str(tmp_path), fps=4)
+    manifest = sampling.write_outputs(r, str(tmp_path), fps=4)
     on_disk = json.load(open(tmp_path / "manifest.json"))
     assert manifest == on_disk and len(on_disk) == 2
     assert on_disk[1]["seed"] == 1 and on_disk[1]["sampler"] == "dpmpp_2m" and on_disk[1]["num_steps"] == 2
@@ -59,6 +59,7 @@ def test_generator_loop_equals_the_tested_sampler_loop(generator, clipped):
     the shipped default DDIM + dynamic thresholding + CFG, for both DDIM direction-term options."""
     import jax
     import jax.numpy as jnp
+
     from lumiere_jax.diffusion import guidance
 
     prompts, seeds = ["a red square moving left", "a blue circle moving up"], [3, 4]
@@ -67,7 +68,7 @@ def test_generator_loop_equals_the_tested_sampler_loop(generator, clipped):
     s = generator.settings(num_steps=4, guidance_scale=3.0, sampler="ddim", thresholding=True,
                            use_clipped_model_output=clipped)
     model, params = generator.model, generator.params
-    (emb, mask), (null_emb, null_mask) = generator._prompt_context(prompts)
+    (emb, mask), (null_emb, null_mask) = generator.prompt_context(prompts)
     model_fn = guidance.cfg_model_fn(lambda x, t, c: model.denoise(params, x, t, c[0], c[1]),
                                      (emb, mask), (null_emb, null_mask), 3.0)
     shape = model.config.sample_shape(1)[1:]

@@ -20,6 +20,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from lumiere_jax import config as config_lib
+from lumiere_jax.config import T5_PATH_KEYS
+
+# The settings a sampling call takes (config.sample) and a super-resolution model's (config.ssr).
+SAMPLE_KEYS = ("sampler", "num_steps", "guidance_scale", "eta", "timestep_spacing", "thresholding",
+               "dynamic_thresholding_ratio", "sample_max_value", "use_clipped_model_output", "known_replacement")
+SSR_KEYS = ("aug_level", "window", "overlap", "weights", "chunk_size", "upsample")
 FLAG_KEYS = ("num_steps", "guidance_scale", "sampler")        # explicit flags of main.py that set SAMPLE_KEYS
 CASCADE_SSR_FLAG_KEYS = ("num_steps",)                         # the explicit flags that also reach a cascade's SSR
 FIXED_KEYS = ("stage", "diffusion.schedule", "diffusion.prediction_type", "diffusion.variance_type")
@@ -37,7 +44,6 @@ def cli_sampling(config: Any, flags: Any, *, flag_keys: tuple[str, ...] = FLAG_K
     `config.sample`'s SAMPLE_KEYS and `config.ssr`'s SSR_KEYS (the config file with --config.*
     applied; skipped with use_config=False: a cascade's base stage), then the explicit flags in
     `flag_keys` on top. What the checkpoint stored is beneath both (`Generator.settings`)."""
-    from lumiere_jax.pipeline import SAMPLE_KEYS, SSR_KEYS
     sample, ssr = {}, {}
     if use_config:
         sample = {k: _plain(config.sample[k]) for k in SAMPLE_KEYS if k in config.sample}
@@ -58,7 +64,6 @@ def is_fixed(key: str) -> bool:
     if key in FIXED_KEYS:
         return True
     if key == "model" or key.startswith("model."):
-        from lumiere_jax.models.diffusion_model import T5_PATH_KEYS
         return not any(key == f"model.t5.{k}" for k in T5_PATH_KEYS)
     return False
 
@@ -74,7 +79,6 @@ def check_fixed(stored: Mapping[str, Any], overrides: Mapping[str, Any], where: 
         old = _lookup(stored, key)
         if old is _MISSING:
             if defaults is None:
-                from lumiere_jax import config as config_lib
                 defaults = config_lib.default_config().to_dict()
             old = _lookup(defaults, key)
         given = _plain(overrides[key])
@@ -87,8 +91,36 @@ def check_fixed(stored: Mapping[str, Any], overrides: Mapping[str, Any], where: 
 def t5_locations(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The explicit overrides of where the T5 files are (`model.t5.checkpoint`, `model.t5.tokenizer`):
     not architecture, so they beat the stored paths (`Generator.load(t5=)`)."""
-    from lumiere_jax.models.diffusion_model import T5_PATH_KEYS
     return {k: overrides[f"model.t5.{k}"] for k in T5_PATH_KEYS if f"model.t5.{k}" in overrides}
+
+
+def merge(settings: dict[str, Any], overrides: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """`settings` updated with the non-None `overrides`; an unknown key raises, naming the valid ones."""
+    for k, v in overrides.items():
+        if k not in settings:
+            raise ValueError(f"unknown {what} {k!r}; valid: {tuple(settings)}")
+        if v is not None:
+            settings[k] = v
+    return settings
+
+
+def with_settings(config: dict, *, sample: Mapping | None = None, ssr: Mapping | None = None,
+                  t5: Mapping | None = None) -> dict:
+    """A run config with the non-None values of `sample` (SAMPLE_KEYS) and `ssr` (SSR_KEYS) written
+    over its `sample` / `ssr` sections, and `t5` (T5 file locations) over `model.t5`; an unknown
+    key raises."""
+    out = dict(config)
+    for section, given, keys in (("sample", sample, SAMPLE_KEYS), ("ssr", ssr, SSR_KEYS),
+                                 ("t5", t5, T5_PATH_KEYS)):
+        if not given:
+            continue
+        merge(dict.fromkeys(keys), given, f"{section} setting")      # names the unknown keys
+        given = {k: v for k, v in given.items() if v is not None}
+        if section == "t5":
+            out["model"] = {**out["model"], "t5": {**out["model"].get("t5", {}), **given}}
+        else:
+            out[section] = {**out.get(section, {}), **given}
+    return out
 
 
 def _lookup(tree: Mapping[str, Any], key: str) -> Any:

@@ -1,0 +1,246 @@
+"""A loaded model ready to sample: parameters, run config, settings, compiled steps.
+
+`Engine` holds what every front-end (text-to-video, super-resolution, the conditional tasks,
+SDEdit) shares: the model and its parameters (placed on a mesh when given one), the settings
+precedence (`settings`), the text context of prompts, and the two denoising drivers over
+`loop.run`: `denoise` (whole videos, optionally with a conditional model's extra channels, a
+partly noised start for SDEdit and the replacement method) and `denoise_low_res` (a
+super-resolution model on MultiDiffusion windows). Compiled steps are cached per Engine.
+
+Keys: sample i of a call uses seed `seed + i`; its initial noise is `normal(PRNGKey(seed + i))`
+and its step-k noise `normal(fold_in(PRNGKey(seed + i), k))`, so a sample is reproducible on its
+own, whatever else was in the batch. The super-resolution stage draws from
+`fold_in(PRNGKey(seed + i), 1)`.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lumiere_jax import config as config_lib
+from lumiere_jax.diffusion import guidance, low_res, noising, samplers, schedules
+from lumiere_jax.diffusion import multidiffusion as md
+from lumiere_jax.models import build
+from lumiere_jax.models.diffusion_model import DiffusionModel
+from lumiere_jax.models.tokenizer import make_tokenizer
+from lumiere_jax.sampling import loop
+from lumiere_jax.sampling import settings as settings_lib
+from lumiere_jax.train import checkpoint
+
+
+def per_input(prompts: str | Sequence[str], n: int, what: str) -> list[str]:
+    """One prompt per input: a single prompt is repeated `n` times; another count raises, naming
+    `what` the inputs are ("videos", "inputs")."""
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    if len(prompts) == 1 and n > 1:
+        prompts = prompts * n
+    if len(prompts) != n:
+        raise ValueError(f"{len(prompts)} prompts for {n} {what}: give one per {what.rstrip('s')} or one for all")
+    return prompts
+
+
+def batched(n: int, batch_size: int, fn: Callable[[slice], np.ndarray]) -> np.ndarray:
+    """`fn(slice)` over consecutive batches of `n` items, concatenated."""
+    return np.concatenate([fn(slice(lo, min(lo + batch_size, n))) for lo in range(0, n, batch_size)])
+
+
+class Engine:
+    """A model, its parameters and the run config, with the jitted steps that sample it."""
+
+    def __init__(self, model: DiffusionModel, params: Any, config: dict, mesh_config: Any = None):
+        """`mesh_config` (a `config.mesh` section; None = one device): sample on a device mesh. The
+        parameters are placed by their logical axes, every step runs with the mesh and rules active,
+        so the batch (both classifier-free-guidance halves, and the MultiDiffusion windows, which
+        are folded into the batch axis) is split over the batch mesh axes."""
+        self.model, self.config = model, config
+        self.sched = schedules.get_schedule(config["diffusion"]["schedule"])
+        self.tokenizer = make_tokenizer(model.config, config.get("model"))
+        self._steps: dict[Any, Any] = {}
+        self.mesh_config, self.mesh, self.rules = mesh_config, None, None
+        if mesh_config is not None:
+            from lumiere_jax.parallel import mesh as mesh_lib
+            from lumiere_jax.parallel import sharding
+            self.mesh, self.rules = mesh_lib.make_mesh(mesh_config), mesh_lib.rules(mesh_config)
+            params = jax.device_put(params, sharding.param_shardings(model, self.mesh, self.rules))
+        self.params = params
+
+    @classmethod
+    def load(cls, path: str, mesh_config: Any = None, *, sample: dict | None = None, ssr: dict | None = None,
+             t5: dict | None = None):
+        """From an export directory or a training workdir (EMA parameters). `sample` (SAMPLE_KEYS) and
+        `ssr` (SSR_KEYS): settings that beat the stored run config's (None = the stored value); a
+        call's own overrides beat both. `t5`: where the T5 files are here (checkpoint, tokenizer)."""
+        params, config = checkpoint.load(path)
+        config = settings_lib.with_settings(config, sample=sample, ssr=ssr, t5=t5)
+        return cls(DiffusionModel(build.model_config(config)), params, config, mesh_config)
+
+    # -- settings ------------------------------------------------------------------------------
+    def settings(self, **overrides) -> dict[str, Any]:
+        """Sampling settings: the library defaults, the run config's `sample` section (with what
+        `load` was given on top), then `overrides`."""
+        stored = self.config.get("sample", {})
+        missing = [k for k in settings_lib.SAMPLE_KEYS if k not in stored]     # keys older stored configs lack
+        defaults = config_lib.default_config().sample if missing else {}
+        s = {k: stored[k] if k in stored else defaults[k] for k in settings_lib.SAMPLE_KEYS}
+        return settings_lib.merge(s, overrides, "sampling setting")
+
+    def ssr_settings(self, **overrides) -> dict[str, Any]:
+        """Super-resolution settings: the run config's `ssr` section, then `overrides`."""
+        defaults = config_lib.default_config().ssr     # for configs stored before the ssr section
+        s = {k: self.config.get("ssr", {}).get(k, defaults[k]) for k in settings_lib.SSR_KEYS}
+        return settings_lib.merge(s, overrides, "super-resolution setting")
+
+    def sampler(self, s: dict) -> samplers.Sampler:
+        """The sampler of the settings `s` (from `settings`)."""
+        return samplers.get_sampler(
+            s["sampler"], self.sched, int(s["num_steps"]), timestep_spacing=s["timestep_spacing"],
+            prediction_type=self.config["diffusion"]["prediction_type"], eta=float(s["eta"]),
+            thresholding=bool(s["thresholding"]), dynamic_thresholding_ratio=float(s["dynamic_thresholding_ratio"]),
+            sample_max_value=float(s["sample_max_value"]),
+            use_clipped_model_output=bool(s["use_clipped_model_output"]),
+            # a learned-range model's variance is used by DDPM; the other samplers ignore it
+            variance_type=self.config["diffusion"].get("variance_type", "fixed_small")
+            if s["sampler"] == "ddpm" else "fixed_small")
+
+    # -- denoising -----------------------------------------------------------------------------
+    def denoise(self, prompts: Sequence[str], seeds: Sequence[int], sampler: samplers.Sampler, scale: float,
+                progress: bool, cond=None, x0=None, known=None) -> np.ndarray:
+        """Denoise one batch (float [-1, 1]). `cond`: a conditional model's extra channels. `x0`
+        (SDEdit): start from this clean batch noised to the sampler's first timestep instead of
+        from pure noise. `known` ((content [-1, 1], mask [..., 1] True = known), the
+        `known_replacement` setting): after every step but the last the known pixels of the sample
+        are replaced by the known content noised to the next timestep with the initial noise (the
+        replacement method of Ho et al. 2022, "Video Diffusion Models" §3.1); the last step's
+        output is the model's own everywhere."""
+        keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+        shape = self.model.config.sample_shape(1)[1:]
+        x = jax.vmap(lambda k: jax.random.normal(k, shape))(keys)
+        noise0 = x
+        if x0 is not None:
+            t0 = jnp.full((len(seeds),), sampler.timesteps[0], jnp.int32)
+            x = noising.add_noise(self.sched, jnp.asarray(x0, jnp.float32), x, t0)
+        step = self._step_fn(scale)
+        args = (self.params, self.prompt_context(prompts), None if cond is None else jnp.asarray(cond, jnp.float32))
+        after_step = None
+        if known is not None:
+            content, known_mask = (jnp.asarray(a) for a in known)
+            replace = self._replace_fn()
+            after_step = lambda x, i: replace(sampler, x, content, known_mask, noise0, i)  # noqa: E731
+        x, _ = loop.run(step, sampler, x, args, keys=keys, after_step=after_step, progress=progress)
+        return np.asarray(x)
+
+    def denoise_low_res(self, prompts, seeds, low, sampler, s, ssr, layout, progress) -> np.ndarray:
+        """Super-resolve one batch `low` (float [-1, 1], the model's low resolution) with the
+        settings `s` / `ssr`, on MultiDiffusion windows when `layout` is given."""
+        cfg = self.model.config
+        keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(sd), 1) for sd in seeds])
+        shape = (*low.shape[1:-3], cfg.resolution, cfg.resolution, cfg.sample_channels)
+        x = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), shape))(keys)
+        aug = jnp.full((len(seeds),), int(ssr["aug_level"]), jnp.int32)
+        cond = jax.vmap(lambda k, lr, a: low_res.condition(
+            self.sched, lr[None], cfg.resolution, a[None], jax.random.fold_in(k, 1), ssr["upsample"])[0])(
+                keys, jnp.asarray(low), aug)
+        weights = None if layout is None else jnp.asarray(md.window_weights(layout, ssr["weights"]))
+        step = self._ssr_step_fn(float(s["guidance_scale"]), layout, int(ssr["chunk_size"]) or None)
+        noise_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
+        x, _ = loop.run(step, sampler, x, (self.params, self.prompt_context(prompts), aug), keys=noise_keys,
+                        conds=(cond,), weights=weights, layout=layout, progress=progress, desc="super-resolve")
+        return np.asarray(x)
+
+    # -- text ----------------------------------------------------------------------------------
+    def prompt_context(self, prompts):
+        """((text embeddings, mask), (null embedding, mask)) of `prompts`."""
+        if self.model.text_module is not None:
+            ids, mask = self.tokenizer(list(prompts))
+            return self._context(self.params, jnp.asarray(ids), jnp.asarray(mask))
+        # Trained on precomputed embeddings: encode the prompts with the T5 they were made with,
+        # rounded to bfloat16 as the stored ones were.
+        if "t5" not in self._steps:
+            t5 = dict(self.config.get("model", {}).get("t5") or {})
+            if not t5.get("checkpoint"):
+                raise ValueError("this model was trained on precomputed text embeddings: set "
+                                 "config.model.t5.checkpoint (and .tokenizer) so prompts can be encoded")
+            from lumiere_jax.data.text_embeddings import t5_encoder
+            self._steps["t5"] = t5_encoder(t5)
+        emb, mask = self._steps["t5"](list(prompts))
+        if emb.shape[1:] != (self.model.config.text_length, self.model.config.stunet.unet.text_dim):
+            raise ValueError(f"the T5 gives [{emb.shape[1]}, {emb.shape[2]}] embeddings per prompt; the model takes "
+                             f"[{self.model.config.text_length}, {self.model.config.stunet.unet.text_dim}]")
+        emb = jnp.asarray(emb, jnp.bfloat16).astype(jnp.float32)
+        return (emb, jnp.asarray(mask)), self.model.null_text(self.params, len(prompts))
+
+    # -- compiled pieces -----------------------------------------------------------------------
+    def _jit(self, fn):
+        """`jax.jit(fn)`, called with the mesh and rules active when the Engine has a mesh."""
+        jitted = jax.jit(fn)
+        if self.mesh is None:
+            return jitted
+        from lumiere_jax.parallel import mesh as mesh_lib
+
+        def call(*args):
+            with mesh_lib.activate(self.mesh, self.rules):
+                return jitted(*args)
+        call.jitted = jitted
+        return call
+
+    def _context(self, params, ids, mask):
+        if "context" not in self._steps:
+            model = self.model
+
+            def ctx(params, ids, mask):
+                emb = model.encode_text(params, ids, mask)
+                return (emb, mask), model.null_text(params, ids.shape[0])
+            self._steps["context"] = self._jit(ctx)
+        return self._steps["context"](params, ids, mask)
+
+    def _step_fn(self, scale: float):
+        key = ("step", scale)
+        if key not in self._steps:
+            model = self.model
+
+            def model_fn(args, x, t):
+                # Classifier-free guidance drops the text only: both branches see the conditioning.
+                params, ctx, cond = args
+                text, null = (*ctx[0], cond), (*ctx[1], cond)
+                inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2])
+                if scale == 1.0:
+                    return inner(x, t, text)
+                return guidance.cfg_model_fn(inner, text, null, scale)(x, t)
+
+            self._steps[key] = self._jit(loop.make_step(model_fn))
+        return self._steps[key]
+
+    def _ssr_step_fn(self, scale: float, layout, chunk):
+        key = ("ssr", scale, layout, chunk)
+        if key not in self._steps:
+            model = self.model
+
+            def model_fn(args, x, t, cond):   # one (window of the) video batch, or all windows folded
+                params, ((emb, mask), (null_emb, null_mask)), aug = args
+                inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2], aug_level=c[3])
+                reps = x.shape[0] // emb.shape[0]       # windows folded into the batch (window-major)
+                tile = lambda a: jnp.tile(a, (reps,) + (1,) * (a.ndim - 1))
+                text = (tile(emb), tile(mask), cond, tile(aug))
+                null = (tile(null_emb), tile(null_mask), cond, tile(aug))
+                if scale == 1.0:
+                    return inner(x, t, text)
+                return guidance.cfg_model_fn(inner, text, null, scale)(x, t)
+
+            self._steps[key] = self._jit(loop.make_step(model_fn, layout=layout, chunk_size=chunk,
+                                                        fold_windows=True))
+        return self._steps[key]
+
+    def _replace_fn(self):
+        """Jitted replacement step: the known pixels of x become `content` noised with `noise` to the
+        sampler's timestep `i` (`denoise`'s `known`)."""
+        if "replace" not in self._steps:
+            sched = self.sched
+
+            def replace(sampler, x, content, mask, noise, i):
+                t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
+                return jnp.where(mask, noising.add_noise(sched, content, noise, t), x)
+            self._steps["replace"] = self._jit(replace)
+        return self._steps["replace"]
