@@ -31,12 +31,12 @@ INIT_STAGE = {"video": "t2i", "ssr": "ssr_image", "conditional": "video"}
 DATASETS = ("moving_shapes", "video_folder")
 T5_PATH_KEYS = ("checkpoint", "tokenizer")   # config.model.t5 keys that locate files, not architecture
 # Training-mask kinds of the conditional model: the tasks' own masks, free-form brush strokes, and none
-# (unconditional); the order is the index of a drawn kind (train/masks.py).
+# (unconditional); the order is the index of a drawn kind (diffusion/masks.py).
 MASK_KINDS = ("i2v", "inpaint", "strokes", "outpaint", "cinemagraph", "none")
 # The conditional (7-channel) model's applications, Lumiere §4.2: `--task` (with "sdedit", which the
 # base model does), the conditional evaluation and the training masks all read this one list.
 CONDITIONAL_TASKS = tuple(k for k in MASK_KINDS if k not in ("strokes", "none"))
-# The conditional model's training masks: kind -> weight (train/masks.py draws them).
+# The conditional model's training masks: kind -> weight (diffusion/masks.py draws them).
 DEFAULT_MASK_MIXTURE = {"i2v": 0.3, "inpaint": 0.1, "strokes": 0.1, "outpaint": 0.2, "cinemagraph": 0.1,
                         "none": 0.2}
 
@@ -122,7 +122,7 @@ def default_config() -> ml_collections.ConfigDict:
     ))
 
     # The conditional (masked) model, Lumiere §4.2: training masks drawn per example from this
-    # mixture of kinds (lumiere_jax/train/masks.py; weights need not sum to one); at sampling, user
+    # mixture of kinds (lumiere_jax/diffusion/masks.py; weights need not sum to one); at sampling, user
     # masks (white = region to generate) are binarised at mask_threshold.
     c.conditional = ml_collections.ConfigDict(dict(
         mixture=ml_collections.ConfigDict(dict(DEFAULT_MASK_MIXTURE)),

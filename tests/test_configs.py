@@ -9,7 +9,7 @@ import pytest
 
 from lumiere_jax.train import validation
 from lumiere_jax.models.diffusion_model import DiffusionModel
-from tests.train.conftest import ROOT, load_config
+from tests.helpers import ROOT, load_config
 
 ARGS = {"tiny.py": ("t2i", "video", "ssr_image", "ssr", "conditional"),
         "moving_shapes.py": ("t2i", "video", "video_high_noise", "video_settle", "ssr_image", "ssr", "cascade",

@@ -10,7 +10,7 @@ Everything is numpy and channels-last:
 Mask semantics. In a user's mask file the REGION TO GENERATE / ANIMATE is painted WHITE: a pixel
 is marked (``True``) when its value scaled to [0, 1] (uint8 / 255; RGB channels averaged, alpha
 ignored) is ``>= threshold`` (default :data:`MASK_THRESHOLD`). The model's conditioning mask is
-the opposite, ``M = 1`` on KNOWN content (see ``lumiere_jax.train.masks``), i.e.
+the opposite, ``M = 1`` on KNOWN content (see ``lumiere_jax.diffusion.masks``), i.e.
 ``M = ~region``. :func:`outpaint_mask` follows the user convention (``True`` = generated border).
 
 File formats:

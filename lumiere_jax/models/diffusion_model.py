@@ -18,9 +18,17 @@ import jax
 import jax.numpy as jnp
 
 from lumiere_jax import config as config_lib
+from lumiere_jax.diffusion import conditioning as conditioning_lib
 from lumiere_jax.diffusion import guidance
-from lumiere_jax.models.stunet import (SPATIAL, TEMPORAL, STUNet, STUNetConfig, dummy_inputs, dummy_kwargs,
-                                      inflate_params)
+from lumiere_jax.models.stunet import (
+    SPATIAL,
+    TEMPORAL,
+    STUNet,
+    STUNetConfig,
+    dummy_inputs,
+    dummy_kwargs,
+    inflate_params,
+)
 from lumiere_jax.models.t5 import T5Config, T5Encoder
 from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
 from lumiere_jax.models.text_features import byte_ngram_features
@@ -30,13 +38,8 @@ KINDS = ("image", "video")
 TEXT_SOURCES = ("encoder", "t5", "precomputed")
 T5_PATH_KEYS = config_lib.T5_PATH_KEYS
 NULL_TEXT = ("learned", "zero")
-# Extra input channels concatenated to the noisy sample, per kind of conditioning:
-#   "none"    -- the base T2I / STUNet,
-#   "low_res" -- spatial super-resolution: the (noise-augmented) low-resolution input up-sampled to
-#                the output size (3 channels); the augmentation level is an extra embedding.
-#   "masked"  -- the conditional model of Lumiere §4.2: masked video C (3 channels) and mask M
-#                (1 channel, ones = known content), after the noisy video J: <J, C, M>, 7 channels.
-CONDITIONINGS = {"none": 0, "low_res": 3, "masked": 4}
+# Extra input channels concatenated to the noisy sample, per kind of conditioning (diffusion/conditioning.py).
+CONDITIONINGS = {name: c.channels for name, c in conditioning_lib.CONDITIONINGS.items()}
 
 
 def _from_mapping(cls, d: Mapping[str, Any], what: str):

@@ -9,11 +9,11 @@ import numpy as np
 
 from lumiere_jax.data import cond_inputs, video_io
 from lumiere_jax.data.input_pipeline import uint8_to_float
+from lumiere_jax.diffusion.conditioning import Masked
 from lumiere_jax.sampling import tasks
 from lumiere_jax.sampling.engine import batched, per_input
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result
-from lumiere_jax.train import conditioning
 
 
 def _needs_conditional(cfg):
@@ -52,7 +52,7 @@ class Conditional(Frontend):
         x = uint8_to_float(known) if known.dtype == np.uint8 else known.astype(np.float32)
         rep = lambda a: np.repeat(a, num_samples, axis=0)  # noqa: E731
         x, m, all_prompts = rep(x), rep(mask)[..., None], [p for p in prompts for _ in range(num_samples)]
-        cond = np.asarray(conditioning.masked_conditioning(x, m))
+        cond = np.asarray(Masked.sampling_inputs(x, m))
         s = eng.settings(**overrides)
         sampler = eng.sampler(s)
         seeds = [seed + i for i in range(len(all_prompts))]

@@ -21,8 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lumiere_jax import config as config_lib
-from lumiere_jax.diffusion import guidance, low_res, noising, samplers, schedules
+from lumiere_jax.diffusion import guidance, noising, samplers, schedules
 from lumiere_jax.diffusion import multidiffusion as md
+from lumiere_jax.diffusion.conditioning import LowResolution
 from lumiere_jax.models import build
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.tokenizer import make_tokenizer
@@ -140,7 +141,7 @@ class Engine:
         shape = (*low.shape[1:-3], cfg.resolution, cfg.resolution, cfg.sample_channels)
         x = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), shape))(keys)
         aug = jnp.full((len(seeds),), int(ssr["aug_level"]), jnp.int32)
-        cond = jax.vmap(lambda k, lr, a: low_res.condition(
+        cond = jax.vmap(lambda k, lr, a: LowResolution.sampling_inputs(
             self.sched, lr[None], cfg.resolution, a[None], jax.random.fold_in(k, 1), ssr["upsample"])[0])(
                 keys, jnp.asarray(low), aug)
         weights = None if layout is None else jnp.asarray(md.window_weights(layout, ssr["weights"]))

@@ -9,7 +9,7 @@ import numpy as np
 
 from lumiere_jax.data import cond_inputs, video_io
 from lumiere_jax.data.input_pipeline import uint8_to_float
-from lumiere_jax.diffusion import samplers
+from lumiere_jax.diffusion import conditioning, samplers
 from lumiere_jax.sampling.engine import batched, per_input
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result
@@ -53,7 +53,7 @@ class SDEdit(Frontend):
             warnings.warn(f"strength {strength} is below the last timestep: the inputs are returned unchanged")
             return Result(video_io.to_uint8(x), all_prompts, seeds, settings, low_res=video_io.to_uint8(x))
         tail = samplers.tail(sampler, start)
-        cond = np.zeros((*x.shape[:-1], 4), np.float32) if cfg.conditioning == "masked" else None
+        cond = conditioning.get(cfg.conditioning).unconditional(x.shape)
         out = batched(len(all_prompts), batch_size, lambda b: eng.denoise(
             all_prompts[b], seeds[b], tail, float(s["guidance_scale"]), progress, x0=x[b],
             cond=None if cond is None else cond[b]))

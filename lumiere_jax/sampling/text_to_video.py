@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from lumiere_jax.data import video_io
+from lumiere_jax.diffusion import conditioning
 from lumiere_jax.sampling.engine import batched
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result
@@ -33,9 +32,7 @@ class TextToVideo(Frontend):
         all_prompts = [p for p in prompts for _ in range(num_samples)]
         seeds = [seed + i for i in range(len(all_prompts))]
         sampler = eng.sampler(s)
-        cond = None
-        if cfg.conditioning == "masked":    # nothing known: unconditional generation
-            cond = np.zeros((len(all_prompts), *cfg.sample_shape(1)[1:-1], 4), np.float32)
+        cond = conditioning.get(cfg.conditioning).unconditional(cfg.sample_shape(len(all_prompts)))
         out = batched(len(all_prompts), batch_size, lambda b: eng.denoise(
             all_prompts[b], seeds[b], sampler, float(s["guidance_scale"]), progress,
             cond=None if cond is None else cond[b]))

@@ -7,10 +7,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lumiere_jax.diffusion import guidance, losses, noising
+from lumiere_jax.diffusion import conditioning, guidance, losses, noising
 from lumiere_jax.diffusion.schedules import Schedule
 from lumiere_jax.models.diffusion_model import DiffusionModel
-from lumiere_jax.train import conditioning, masks
 from lumiere_jax.train.state import TrainState
 
 
@@ -21,25 +20,14 @@ def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any]
     embedding with probability `cond_drop_prob` (CFG training), x0 noised at uniform
     timesteps, MSE against the prediction-type target with optional SNR weighting.
     A super-resolution model (conditioning "low_res") is conditioned on its batch's own
-    degraded copy, built with the `ssr` settings (`train.conditioning.ssr_inputs`); a masked model
-    (Lumiere §4.2) on <x0 * M, M> with masks M drawn from `mask_mixture` (`train.masks`); its
+    degraded copy, built with the `ssr` settings (`diffusion.conditioning`); a masked model
+    (Lumiere §4.2) on <x0 * M, M> with masks M drawn from `mask_mixture` (`diffusion.masks`); its
     squared errors are weighted 1 + `known_loss_weight` where the content is known (M = 1), so the
     model learns to reproduce what it is given (a weighted mean per example)."""
     k_drop, k_t, k_noise, k_dropout, k_cond = jax.random.split(rng, 5)
     x0 = batch["image" if model.config.kind == "image" else "video"]
-    extra, weights = {}, None
-    if model.config.conditioning == "low_res":
-        if ssr is None:
-            raise ValueError("a super-resolution model's loss needs the ssr settings (config.ssr)")
-        x0, cond, aug = conditioning.ssr_inputs(model.config, sched, ssr, x0, k_cond)
-        extra = {"cond": cond, "aug_level": aug}
-    elif model.config.conditioning == "masked":
-        cond = conditioning.masked_inputs(x0, k_cond, mask_mixture or masks.DEFAULT_MIXTURE)
-        extra = {"cond": cond}
-        if known_loss_weight:
-            weights = 1.0 + known_loss_weight * cond[..., 3:]
-    elif known_loss_weight:
-        raise ValueError("known_loss_weight is for the conditional (masked) model")
+    x0, extra, weights = conditioning.get(model.config.conditioning).training_inputs(
+        model.config, sched, x0, k_cond, ssr=ssr, mixture=mask_mixture, known_loss_weight=known_loss_weight)
     mask = batch["text_mask"]
     if "text_emb" in batch:
         emb = batch["text_emb"].astype(jnp.float32)

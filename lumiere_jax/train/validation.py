@@ -6,13 +6,13 @@ import ml_collections
 
 from lumiere_jax.config import DATASETS, STAGES
 from lumiere_jax.data.styles import STYLES
-from lumiere_jax.diffusion import losses, noising, samplers, schedules
+from lumiere_jax.diffusion import conditioning, losses, noising, samplers, schedules
 from lumiere_jax.models import build
 from lumiere_jax.models.diffusion_model import DiffusionModelConfig
 from lumiere_jax.models.stunet import check_num_frames
 from lumiere_jax.models.unet import check_image_size
 from lumiere_jax.parallel import mesh as mesh_lib
-from lumiere_jax.train import masks, optim
+from lumiere_jax.train import optim
 
 
 def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
@@ -52,28 +52,8 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
     if d.variance_type == "learned_range" and model.stunet.unet.out_channels != 2 * model.sample_channels:
         raise ValueError(f"config.diffusion.variance_type='learned_range' needs model.unet.out_channels = "
                          f"{2 * model.sample_channels} (prediction + variance), got {model.stunet.unet.out_channels}")
-    if model.conditioning == "low_res":
-        s = config.ssr
-        num_timesteps = schedules.get_schedule(d.schedule).num_train_timesteps
-        for key in ("noise_aug_max", "aug_level"):
-            if not 0 <= s[key] < num_timesteps:
-                raise ValueError(f"config.ssr.{key}={s[key]} must be a timestep of the schedule")
-        if s.patch_size and (s.patch_size > model.resolution or s.patch_size % model.stunet.unet.spatial_factor):
-            raise ValueError(f"config.ssr.patch_size={s.patch_size} must be <= resolution {model.resolution} "
-                             f"and a multiple of {model.stunet.unet.spatial_factor}")
-        if config.data.num_frames and model.kind == "video" and config.data.num_frames < model.num_frames:
-            raise ValueError(f"config.data.num_frames={config.data.num_frames} is shorter than the SSR window "
-                             f"model.num_frames={model.num_frames}")
-    known_w = config.conditional.get("known_loss_weight", 0.0)
-    if known_w < 0 or (known_w and model.conditioning != "masked"):
-        raise ValueError(f"config.conditional.known_loss_weight={known_w} must be >= 0, and is only used by the "
-                         f"conditional stage (this run's stage is {config.stage!r})")
+    conditioning.get(model.conditioning).validate(config, model)
     optim.parse_multipliers(tuple(config.optim.get("lr_multipliers", ())))
-    if model.conditioning == "masked":
-        masks.check_mixture(config.conditional.mixture.to_dict())
-        if not 0.0 < config.conditional.mask_threshold <= 1.0:
-            raise ValueError(f"config.conditional.mask_threshold must be in (0, 1], got "
-                             f"{config.conditional.mask_threshold}")
     if model.kind == "video":
         check_num_frames(model.stunet, model.num_frames)
     check_image_size(model.stunet.unet, model.resolution, model.resolution)

@@ -4,12 +4,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lumiere_jax.train import validation
+from lumiere_jax.diffusion import conditioning
 from lumiere_jax.models import build
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.stunet import SPATIAL, TEMPORAL
-from lumiere_jax.train import checkpoint, conditioning, trainer
-
+from lumiere_jax.train import checkpoint, trainer, validation
 from tests.helpers import load_config
 
 

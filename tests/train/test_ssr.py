@@ -4,11 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lumiere_jax.train import validation
-from lumiere_jax.diffusion import low_res, schedules
+from lumiere_jax.diffusion import conditioning, low_res, schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.stunet import SPATIAL
-from lumiere_jax.train import checkpoint, conditioning, trainer
+from lumiere_jax.train import checkpoint, trainer, validation
 from tests.helpers import load_config
 
 SCHED = schedules.get_schedule("squaredcos_cap_v2")

@@ -16,7 +16,7 @@ from lumiere_jax.data import sources
 from lumiere_jax.diffusion import schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.train import checkpoint, optim, state as state_lib, step as step_lib, trainer
-from tests.train.conftest import ROOT, load_config
+from tests.helpers import ROOT, load_config
 
 leaves = jax.tree_util.tree_leaves
 

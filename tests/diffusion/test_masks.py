@@ -3,7 +3,7 @@ import jax
 import numpy as np
 import pytest
 
-from lumiere_jax.train import masks
+from lumiere_jax.diffusion import masks
 
 T, H, W = 6, 16, 16
 
