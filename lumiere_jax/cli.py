@@ -259,7 +259,7 @@ def _eval_splits(flags, evaluate_split, out_dir: str, formatter=None, prefix: st
 
 
 def _load_video_flag(flags, task: str):
-    from lumiere_jax.data import cond_inputs
+    from lumiere_jax.sampling import inputs as cond_inputs
     if len(flags.input_video) != 1:
         raise ValueError(f"--task={task} takes exactly one --input_video, got {len(flags.input_video)}")
     return cond_inputs.load_video(flags.input_video[0])
@@ -280,7 +280,7 @@ def _outpaint_padding(values):
 def _run_task(gen, config, flags, seed, path):
     """--mode=sample --task=...: conditional generation from files, or SDEdit."""
     from lumiere_jax import sampling
-    from lumiere_jax.data import cond_inputs
+    from lumiere_jax.sampling import inputs as cond_inputs
     task = flags.task
     if task not in TASKS:
         raise ValueError(f"unknown --task {task!r}; choose one of {TASKS}")

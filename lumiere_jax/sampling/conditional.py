@@ -7,10 +7,10 @@ from typing import Sequence
 
 import numpy as np
 
-from lumiere_jax.data import cond_inputs, video_io
+from lumiere_jax.data import video_io
 from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.diffusion.conditioning import Masked
-from lumiere_jax.sampling import tasks
+from lumiere_jax.sampling import inputs as cond_inputs, tasks
 from lumiere_jax.sampling.engine import batched, per_input
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result

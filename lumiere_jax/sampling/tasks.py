@@ -7,11 +7,11 @@ generate or animate (white in a mask file), as image editors do.
 
   ``i2v``          the image is frame 0; the rest of the video is generated;
   ``inpaint``      the video is known outside the region, which is generated in every frame;
-  ``outpaint``     the same with the region at the borders (`cond_inputs.outpaint_mask`);
+  ``outpaint``     the same with the region at the borders (`inputs.outpaint_mask`);
   ``cinemagraph``  frame 0 is the whole image; later frames know it outside the region, so only the
                    region moves.
 
-Inputs here are already at the model's size (`cond_inputs.fit_frames` resizes or rejects them).
+Inputs here are already at the model's size (`inputs.fit_frames` resizes or rejects them).
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _region(region: np.ndarray, num_frames: int, hw: tuple[int, int], what: str)
     """A [H, W] or [T, H, W] bool region as [T, H, W]."""
     region = np.asarray(region)
     if region.dtype != bool:
-        raise ValueError(f"the {what} must be boolean here (binarise it with cond_inputs.binarize)")
+        raise ValueError(f"the {what} must be boolean here (binarise it with sampling.inputs.binarize)")
     if region.shape[-2:] != hw:
         raise ValueError(f"the {what} is {region.shape[-2]}x{region.shape[-1]}, the frames are {hw[0]}x{hw[1]}")
     if region.ndim == 2:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lumiere_jax.data import cond_inputs as ci
+from lumiere_jax.sampling import inputs as ci
 from lumiere_jax.data import video_io as vio
 
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
