@@ -36,6 +36,9 @@ flags.DEFINE_integer("num_steps", None, "Denoising steps (default: config.sample
 flags.DEFINE_float("guidance_scale", None, "Classifier-free guidance scale (default: config).")
 flags.DEFINE_string("sampler", None, "ddim | dpmpp_2m | ddpm (default: config.sample.sampler).")
 flags.DEFINE_string("output_dir", None, "Where sampling writes videos (default: <workdir>/samples/cli).")
+flags.DEFINE_enum("output_exists", ARGS.output_exists, ["error", "overwrite", "append"],
+                  "If --output_dir already holds files: error (refuse), overwrite (replace earlier samples), append "
+                  "(keep them; a rerun skips the samples already there).")
 flags.DEFINE_string("checkpoint", None, "Export directory or workdir to sample/evaluate (default: --workdir).")
 flags.DEFINE_string("export_dir", None, "Where --mode=export writes (default: <workdir>/export).")
 flags.DEFINE_enum("export_dtype", ARGS.export_dtype, ["float32", "bfloat16"], "Parameter dtype of the export.")

@@ -6,6 +6,7 @@ import json
 import os
 from typing import Any, Sequence
 
+import numpy as np
 from absl import logging
 
 from lumiere_jax import config as config_lib
@@ -32,6 +33,7 @@ class RunArgs:
     guidance_scale: float | None = None
     sampler: str | None = None
     output_dir: str | None = None
+    output_exists: str = "error"
     eval_split: str = "held_out"
     eval_num_prompts: int = 32
     input_video: Sequence[str] = ()
@@ -67,8 +69,15 @@ def read_prompts(prompts: list[str], prompts_file: str | None) -> list[str]:
     if prompts_file:
         if not os.path.isfile(prompts_file):
             raise FileNotFoundError(f"--prompts_file {prompts_file} does not exist")
-        with open(prompts_file) as f:
-            out += [line.strip() for line in f if line.strip()]
+        try:
+            with open(prompts_file, encoding="utf-8-sig") as f:
+                from_file = [line.strip() for line in f if line.strip()]
+        except UnicodeDecodeError as e:
+            raise ValueError(f"--prompts_file {prompts_file} is not UTF-8 text ({e.reason} at byte {e.start})") \
+                from None
+        if not from_file:
+            raise ValueError(f"--prompts_file {prompts_file} holds no prompts (one per line)")
+        out += from_file
     return out
 
 
@@ -123,12 +132,9 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
         return _upsample_files(gen, config, flags, seed, path)
     if mode == "sample":
         prompts = read_prompts(flags.prompt, flags.prompts_file) or list(config.sample.prompts)
-        num = flags.num_samples or config.sample.num_samples
-        result = gen.generate(prompts, num_samples=num, seed=seed)
+        num = config.sample.num_samples if flags.num_samples is None else flags.num_samples
         out = flags.output_dir or os.path.join(flags.workdir or path, "samples", "cli")
-        sampling.write_outputs(result, out, fps=config.sample.fps)
-        print(f"wrote {len(result.prompts)} samples to {out}")
-        return result
+        return sample_to_folder(gen, prompts, num, seed, out, fps=config.sample.fps, exists=flags.output_exists)
     if mode == "eval" and (gen.model.config.conditioning == "masked" or flags.task):
         return _eval_tasks(gen, config, flags, seed, path)
     if mode == "eval":
@@ -137,6 +143,44 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
                                                                           seed),
                             flags.output_dir or flags.workdir or path)
     raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+
+
+def sample_to_folder(gen, prompts: Sequence[str], num_samples: int, seed: int, out: str, *, fps: int,
+                     exists: str = "error", batch_size: int = 8):
+    """Text-to-video into the folder `out`, written batch by batch (videos, then the manifest, atomically),
+    so a killed run keeps its finished batches. Sample i is (prompt i // num_samples, seed + i) as in
+    one `generate` call. With exists="append" the samples the folder already lists with the same
+    settings are skipped: rerunning a command finishes its work. Returns the new samples' Result."""
+    from lumiere_jax.sampling import engine, outputs
+    if isinstance(prompts, str) or not prompts:
+        raise ValueError(f"give a list of one or more prompts, got {prompts!r}")
+    engine.check_call(num_samples, seed, batch_size, len(prompts) * num_samples)
+    if int(fps) < 1:
+        raise ValueError(f"config.sample.fps must be >= 1, got {fps!r}")
+    kept = outputs.prepare_output_dir(out, exists)
+    settings = gen.settings()
+    done = {(e.get("prompt"), e.get("seed")) for e in kept
+            if all(e.get(k) == v for k, v in settings.items())}
+    todo = [(p, seed + i) for i, p in enumerate(p for p in prompts for _ in range(num_samples))
+            if (p, seed + i) not in done]
+    if done:
+        print(f"{out} already holds {len(done)} of these samples; sampling the other {len(todo)}")
+    runs = []                                  # consecutive seeds, at most batch_size each: one generate call
+    for p, sd in todo:
+        if runs and runs[-1][-1][1] == sd - 1 and len(runs[-1]) < batch_size:
+            runs[-1].append((p, sd))
+        else:
+            runs.append([(p, sd)])
+    results = []
+    for run_ in runs:
+        r = gen.generate([p for p, _ in run_], num_samples=1, seed=run_[0][1], batch_size=batch_size)
+        outputs.write_outputs(r, out, fps=fps, exists="append")
+        results.append(r)
+    print(f"wrote {sum(len(r.prompts) for r in results)} samples to {out}")
+    if not results:
+        return outputs.Result(np.zeros((0,), np.uint8), [], [], settings)
+    return outputs.Result(np.concatenate([r.videos for r in results]), [p for r in results for p in r.prompts],
+                          [sd for r in results for sd in r.seeds], results[0].settings)
 
 
 def load_generator(path: str, config, flags, config_overrides: dict[str, Any], *, use_config: bool = True,
@@ -185,17 +229,17 @@ def _cascade(config, flags, config_overrides, seed):
         return _eval_splits(flags, lambda split: evaluate_cascade(cascade, config, split, flags, seed),
                             flags.output_dir or flags.workdir or "runs/cascade")
     prompts = read_prompts(flags.prompt, flags.prompts_file) or list(config.sample.prompts)
-    num = flags.num_samples or config.sample.num_samples
-    result = cascade.generate(prompts, num_samples=num, seed=seed, multidiffusion=flags.multidiffusion)
+    num = config.sample.num_samples if flags.num_samples is None else flags.num_samples
     out = flags.output_dir or os.path.join(flags.workdir or "runs/cascade", "samples", "cli")
-    sampling.write_outputs(result, out, fps=config.sample.fps)
+    sampling.outputs.prepare_output_dir(out, flags.output_exists)
+    result = cascade.generate(prompts, num_samples=num, seed=seed, multidiffusion=flags.multidiffusion)
+    sampling.write_outputs(result, out, fps=config.sample.fps, exists="append")
     print(f"wrote {len(result.prompts)} cascade samples to {out}")
     return result
 
 
 def _upsample_files(gen, config, flags, seed, path):
     """SSR alone: up-sample --input_video files, one --prompt for all or one per video."""
-    import numpy as np
     from lumiere_jax import sampling
     from lumiere_jax.data import video_io
     if not flags.input_video:
@@ -210,9 +254,10 @@ def _upsample_files(gen, config, flags, seed, path):
     if len(shapes) != 1:
         raise ValueError(f"--input_video files have different shapes {sorted(shapes)}; up-sample them separately")
     prompts = read_prompts(flags.prompt, flags.prompts_file) or [""]
-    result = gen.upsample(np.stack(videos), prompts, seed=seed, multidiffusion=flags.multidiffusion)
     out = flags.output_dir or os.path.join(flags.workdir or path, "samples", "upsampled")
-    sampling.write_outputs(result, out, fps=config.sample.fps)
+    sampling.outputs.prepare_output_dir(out, flags.output_exists)
+    result = gen.upsample(np.stack(videos), prompts, seed=seed, multidiffusion=flags.multidiffusion)
+    sampling.write_outputs(result, out, fps=config.sample.fps, exists="append")
     print(f"wrote {len(result.prompts)} up-sampled videos to {out}")
     return result
 
@@ -287,7 +332,10 @@ def _run_task(gen, config, flags, seed, path):
     prompts = read_prompts(flags.prompt, flags.prompts_file)
     if len(prompts) != 1:
         raise ValueError(f"--task={task} takes one --prompt, got {len(prompts)}")
-    kw = dict(num_samples=flags.num_samples or 1, seed=seed, resize=flags.resize_inputs)
+    out = flags.output_dir or os.path.join(flags.workdir or path, "samples", task)
+    sampling.outputs.prepare_output_dir(out, flags.output_exists)
+    kw = dict(num_samples=1 if flags.num_samples is None else flags.num_samples, seed=seed,
+              resize=flags.resize_inputs)
     needs = {"i2v": ("image",), "cinemagraph": ("image", "mask"), "inpaint": ("mask",)}.get(task, ())
     for name in needs:
         _require(getattr(flags, name), name, f"sample --task={task}")
@@ -309,7 +357,6 @@ def _run_task(gen, config, flags, seed, path):
                 raise ValueError("--task=outpaint needs exactly one of --outpaint_padding and --outpaint_direction")
             result = gen.outpaint(_load_video_flag(flags, task), prompts[0], padding=padding,
                                   direction=flags.outpaint_direction, amount=flags.outpaint_amount, **kw)
-    out = flags.output_dir or os.path.join(flags.workdir or path, "samples", task)
-    sampling.write_outputs(result, out, fps=config.sample.fps)
+    sampling.write_outputs(result, out, fps=config.sample.fps, exists="append")
     print(f"wrote {len(result.prompts)} {task} samples to {out}")
     return result

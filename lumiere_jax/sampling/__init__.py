@@ -17,4 +17,7 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name):
     if name in _EXPORTS:
         return getattr(importlib.import_module(f"lumiere_jax.sampling.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'lumiere_jax.sampling' has no attribute {name!r}")
+    try:                                     # a submodule: sampling.outputs, sampling.engine, ...
+        return importlib.import_module(f"lumiere_jax.sampling.{name}")
+    except ModuleNotFoundError:
+        raise AttributeError(f"module 'lumiere_jax.sampling' has no attribute {name!r}") from None

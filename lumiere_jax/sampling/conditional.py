@@ -11,7 +11,7 @@ from lumiere_jax.data import video_io
 from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.diffusion.conditioning import Masked
 from lumiere_jax.sampling import inputs as cond_inputs, tasks
-from lumiere_jax.sampling.engine import batched, per_input
+from lumiere_jax.sampling.engine import batched, check_call, per_input
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result
 
@@ -48,6 +48,7 @@ class Conditional(Frontend):
         if mask.dtype != bool or mask.shape != known.shape[:-1]:
             raise ValueError(f"mask must be bool of shape {known.shape[:-1]} (True = known), got "
                              f"{mask.dtype} {mask.shape}")
+        check_call(num_samples, seed, batch_size, len(known) * num_samples)
         prompts = per_input(prompts, len(known), "inputs")
         x = uint8_to_float(known) if known.dtype == np.uint8 else known.astype(np.float32)
         rep = lambda a: np.repeat(a, num_samples, axis=0)  # noqa: E731

@@ -14,6 +14,7 @@ own, whatever else was in the batch. The super-resolution stage draws from
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import jax
@@ -43,9 +44,59 @@ def per_input(prompts: str | Sequence[str], n: int, what: str) -> list[str]:
     return prompts
 
 
+def _finite(x: np.ndarray, prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
+    """`x` unchanged, or ValueError naming the samples (prompt, seed) with non-finite values."""
+    bad = [i for i in range(len(x)) if not np.isfinite(x[i]).all()]
+    if bad:
+        named = ", ".join(f"{prompts[i]!r} (seed {seeds[i]})" for i in bad[:4]) + (" ..." if len(bad) > 4 else "")
+        raise FloatingPointError(f"{len(bad)} sample(s) came out non-finite: {named}; nothing was written. Check the "
+                                 "model (a damaged checkpoint?) and the sampling settings")
+    return x
+
+
 def batched(n: int, batch_size: int, fn: Callable[[slice], np.ndarray]) -> np.ndarray:
     """`fn(slice)` over consecutive batches of `n` items, concatenated."""
     return np.concatenate([fn(slice(lo, min(lo + batch_size, n))) for lo in range(0, n, batch_size)])
+
+
+def _number(s: dict, key: str, *, integer: bool = False, low: float | None = None, high: float | None = None,
+            low_open: bool = False) -> None:
+    v = s[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or (
+            integer and not float(v).is_integer()):
+        raise ValueError(f"sampling setting {key} must be {'an integer' if integer else 'a number'}, got {v!r}")
+    if not math.isfinite(v):
+        raise ValueError(f"sampling setting {key} must be finite, got {v!r}")
+    if (low is not None and (v <= low if low_open else v < low)) or (high is not None and v > high):
+        bounds = " and ".join(b for b in ((f"{'>' if low_open else '>='} {low}" if low is not None else ""),
+                                          (f"<= {high}" if high is not None else "")) if b)
+        raise ValueError(f"sampling setting {key} must be {bounds}, got {v!r}")
+
+
+def check_settings(s: dict[str, Any]) -> dict[str, Any]:
+    """Raise ValueError naming the first sampling setting (SAMPLE_KEYS) of a wrong kind or range."""
+    if s["sampler"] not in samplers.SAMPLERS:
+        raise ValueError(f"sampling setting sampler must be one of {samplers.SAMPLERS}, got {s['sampler']!r}")
+    if s["timestep_spacing"] not in schedules.SPACINGS:
+        raise ValueError(f"sampling setting timestep_spacing must be one of {schedules.SPACINGS}, "
+                         f"got {s['timestep_spacing']!r}")
+    _number(s, "num_steps", integer=True, low=1)
+    _number(s, "guidance_scale", low=0.0)
+    _number(s, "eta", low=0.0)
+    _number(s, "dynamic_thresholding_ratio", low=0.0, high=1.0, low_open=True)
+    _number(s, "sample_max_value", low=0.0, low_open=True)
+    return s
+
+
+def check_call(num_samples: int = 1, seed: int = 0, batch_size: int = 1, count: int = 1) -> None:
+    """A sampling call's counts: `num_samples` and `batch_size` >= 1; seeds seed .. seed + count - 1 must be
+    valid PRNG seeds (0 .. 2**31 - 1)."""
+    for name, v in (("num_samples", num_samples), ("batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0 or seed + count - 1 > 2**31 - 1:
+        raise ValueError(f"seed must be an integer with seed .. seed + {count - 1} in [0, 2**31 - 1] (one seed per "
+                         f"sample), got {seed!r}")
 
 
 class Engine:
@@ -86,7 +137,7 @@ class Engine:
         missing = [k for k in settings_lib.SAMPLE_KEYS if k not in stored]     # keys older stored configs lack
         defaults = config_lib.default_config().sample if missing else {}
         s = {k: stored[k] if k in stored else defaults[k] for k in settings_lib.SAMPLE_KEYS}
-        return settings_lib.merge(s, overrides, "sampling setting")
+        return check_settings(settings_lib.merge(s, overrides, "sampling setting"))
 
     def ssr_settings(self, **overrides) -> dict[str, Any]:
         """Super-resolution settings: the run config's `ssr` section, then `overrides`."""
@@ -131,7 +182,7 @@ class Engine:
             replace = self._replace_fn()
             after_step = lambda x, i: replace(sampler, x, content, known_mask, noise0, i)  # noqa: E731
         x, _ = loop.run(step, sampler, x, args, keys=keys, after_step=after_step, progress=progress)
-        return np.asarray(x)
+        return _finite(np.asarray(x), prompts, seeds)
 
     def denoise_low_res(self, prompts, seeds, low, sampler, s, ssr, layout, progress) -> np.ndarray:
         """Super-resolve one batch `low` (float [-1, 1], the model's low resolution) with the
@@ -149,7 +200,7 @@ class Engine:
         noise_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
         x, _ = loop.run(step, sampler, x, (self.params, self.prompt_context(prompts), aug), keys=noise_keys,
                         conds=(cond,), weights=weights, layout=layout, progress=progress, desc="super-resolve")
-        return np.asarray(x)
+        return _finite(np.asarray(x), prompts, seeds)
 
     # -- text ----------------------------------------------------------------------------------
     def prompt_context(self, prompts):

@@ -11,7 +11,7 @@ from lumiere_jax.data import video_io
 from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.diffusion import conditioning, samplers
 from lumiere_jax.sampling import inputs as cond_inputs
-from lumiere_jax.sampling.engine import batched, per_input
+from lumiere_jax.sampling.engine import batched, check_call, per_input
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result
 
@@ -41,6 +41,9 @@ class SDEdit(Frontend):
         videos = np.stack([cond_inputs.fit_frames(v, cfg.resolution, what="video", resize=resize) for v in videos])
         for v in videos:
             cond_inputs.check_num_frames(v, cfg.num_frames, what="input video")
+        check_call(num_samples, seed, batch_size, len(videos) * num_samples)
+        if not 0.0 <= float(strength) <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength!r}")
         prompts = per_input(prompts, len(videos), "videos")
         s = eng.settings(**overrides)
         sampler = eng.sampler(s)

@@ -8,7 +8,7 @@ import numpy as np
 from lumiere_jax.data import video_io
 from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.diffusion import multidiffusion as md
-from lumiere_jax.sampling.engine import batched, per_input
+from lumiere_jax.sampling.engine import batched, check_call, per_input
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result
 from lumiere_jax.sampling.settings import SAMPLE_KEYS, SSR_KEYS
@@ -41,6 +41,7 @@ class SuperResolution(Frontend):
         if videos.shape[-3:-1] != (cfg.low_resolution,) * 2:
             raise ValueError(f"the model up-samples {cfg.low_resolution}x{cfg.low_resolution} inputs, got "
                              f"{videos.shape[-3]}x{videos.shape[-2]} frames (resize them first)")
+        check_call(1, seed, batch_size, len(videos))
         prompts = per_input(prompts, len(videos), "videos")
         x = uint8_to_float(videos) if videos.dtype == np.uint8 else videos.astype(np.float32)
         s = eng.settings(**{k: v for k, v in overrides.items() if k in SAMPLE_KEYS})

@@ -5,7 +5,7 @@ from typing import Sequence
 
 from lumiere_jax.data import video_io
 from lumiere_jax.diffusion import conditioning
-from lumiere_jax.sampling.engine import batched
+from lumiere_jax.sampling.engine import batched, check_call
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result
 
@@ -28,6 +28,7 @@ class TextToVideo(Frontend):
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
             raise ValueError("no prompts given")
+        check_call(num_samples, seed, batch_size, len(prompts) * num_samples)
         s = eng.settings(**overrides)
         all_prompts = [p for p in prompts for _ in range(num_samples)]
         seeds = [seed + i for i in range(len(all_prompts))]

@@ -5,20 +5,34 @@ full `TrainState` and the run's config as JSON; async saves, the last `keep`
 retained. An incomplete save (process killed mid-write) is never picked up: orbax
 only lists finalised steps.
 
-An *export* is a directory ``{params/, config.json}`` with EMA parameters only
-(optionally bf16) and the config, which is all sampling needs.
+An *export* is a directory ``{params/, config.json, checksums.json}`` with EMA parameters only
+(optionally bf16) and the config, which is all sampling needs. ``checksums.json`` holds the
+SHA-256 of every file the export wrote; `load` verifies it (one error naming the damaged file)
+and checks the loaded parameters for non-finite values (naming the leaves). A training workdir
+always loads its newest finished checkpoint, even if an export was written into it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import time
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 
 CHECKPOINT_DIR = "checkpoints"
+CHECKSUMS = "checksums.json"
+DAMAGED_DIR = "checkpoints_damaged"     # checkpoints that did not restore, set aside by a resuming run
+
+
+class DamagedExportError(ValueError):
+    """An export whose files do not match the checksums written with it, or whose parameters are
+    not finite."""
 
 
 class Checkpointer:
@@ -43,6 +57,20 @@ class Checkpointer:
     def restore_config(self, step: int) -> dict:
         return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
 
+    def all_steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def set_aside(self, step: int) -> str:
+        """Move the checkpoint of `step` out of the manager's sight (to <workdir>/checkpoints_damaged/,
+        never deleted) so that training can go on past it; returns where it went."""
+        self.manager.wait_until_finished()
+        dest_dir = os.path.join(os.path.dirname(self.directory), DAMAGED_DIR)
+        os.makedirs(dest_dir, exist_ok=True)
+        dest = os.path.join(dest_dir, f"{step}_{int(time.time())}")
+        os.rename(os.path.join(self.directory, str(step)), dest)
+        self.manager.reload()
+        return dest
+
     def wait(self) -> None:
         self.manager.wait_until_finished()
 
@@ -58,12 +86,73 @@ def export(path: str, params: Any, config: dict, dtype: str = "float32") -> None
     path = os.path.abspath(path)
     if os.path.exists(os.path.join(path, "params")):
         raise FileExistsError(f"{path} already holds an export; choose another path or remove it")
+    if os.path.isdir(os.path.join(path, CHECKPOINT_DIR)):
+        raise FileExistsError(f"{path} is a training workdir (it has {CHECKPOINT_DIR}/): export elsewhere, e.g. "
+                              f"{os.path.join(path, 'export')}")
+    check_finite(params, f"the parameters to export to {path}")
     os.makedirs(path, exist_ok=True)
     cast = jax.tree_util.tree_map(lambda a: jnp.asarray(a).astype(jnp.dtype(dtype)), params)
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save(os.path.join(path, "params"), cast)
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump({**config, "export_dtype": dtype}, f, indent=1, sort_keys=True)
+    write_checksums(path)
+
+
+def _files(path: str) -> list[str]:
+    """The files of an export that its checksums cover (relative paths, sorted)."""
+    out = ["config.json"]
+    for root, _, files in os.walk(os.path.join(path, "params")):
+        out += [os.path.relpath(os.path.join(root, f), path) for f in files]
+    return sorted(out)
+
+
+def _sha256(file: str) -> str:
+    h = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_checksums(path: str) -> dict[str, str]:
+    """Write <path>/checksums.json: the SHA-256 of the export's files (`tools/checksum_export.py`
+    adds them to an export written before checksums existed)."""
+    sums = {f: _sha256(os.path.join(path, f)) for f in _files(path)}
+    tmp = os.path.join(path, CHECKSUMS + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(sums, f, indent=1, sort_keys=True)
+    os.replace(tmp, os.path.join(path, CHECKSUMS))
+    return sums
+
+
+def verify_checksums(path: str) -> None:
+    """Raise DamagedExportError naming the first file of the export at `path` that is missing, was
+    added, or differs from its checksum; an export without checksums.json raises too."""
+    file = os.path.join(path, CHECKSUMS)
+    if not os.path.isfile(file):
+        raise DamagedExportError(f"export {path} has no {CHECKSUMS}, so it cannot be verified; if you trust it, "
+                                 f"add one with `python tools/checksum_export.py {path}`")
+    with open(file) as f:
+        want = json.load(f)
+    have = _files(path)
+    for name in sorted(set(want) | set(have)):
+        if name not in have:
+            raise DamagedExportError(f"export {path} is damaged: {name} is missing")
+        if name not in want:
+            raise DamagedExportError(f"export {path} is damaged: {name} is not one of the files it was written with")
+        if _sha256(os.path.join(path, name)) != want[name]:
+            raise DamagedExportError(f"export {path} is damaged: {os.path.join(path, name)} does not match the "
+                                     f"checksum written with it (re-export or restore the file)")
+
+
+def check_finite(params: Any, what: str) -> None:
+    """Raise DamagedExportError naming the leaves of `params` that hold NaN or infinity."""
+    bad = [jax.tree_util.keystr(k) for k, v in jax.tree_util.tree_leaves_with_path(params)
+           if not np.isfinite(np.asarray(v, np.float32)).all()]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise DamagedExportError(f"{what}: non-finite values in {shown}")
 
 
 def is_export(path: str) -> bool:
@@ -71,24 +160,30 @@ def is_export(path: str) -> bool:
 
 
 def load(path: str) -> tuple[Any, dict]:
-    """(params, config) from an export directory or a training workdir (latest
-    checkpoint's EMA parameters). Parameters come back as float32."""
+    """(params, config) from a training workdir (its newest finished checkpoint's EMA parameters;
+    the step is logged) or an export directory (checksums verified). Parameters come back as
+    float32 and are checked to be finite."""
     path = os.path.abspath(path)
-    if is_export(path):
-        with ocp.StandardCheckpointer() as ckptr:
-            params = ckptr.restore(os.path.join(path, "params"))
-        with open(os.path.join(path, "config.json")) as f:
-            config = json.load(f)
-    elif os.path.isdir(os.path.join(path, CHECKPOINT_DIR)):
+    if os.path.isdir(os.path.join(path, CHECKPOINT_DIR)):
         ckpt = Checkpointer(path, async_save=False)
         step = ckpt.latest_step()
         if step is None:
+            ckpt.close()
             raise FileNotFoundError(f"workdir {path} has no finished checkpoint")
         restored = ckpt.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(), config=ocp.args.JsonRestore()))
         ckpt.close()
         params, config = restored["state"]["ema_params"], restored["config"]
+        logging.info("loaded the EMA parameters of step %d from %s", step, ckpt.directory)
+    elif is_export(path):
+        verify_checksums(path)
+        with ocp.StandardCheckpointer() as ckptr:
+            params = ckptr.restore(os.path.join(path, "params"))
+        with open(os.path.join(path, "config.json")) as f:
+            config = json.load(f)
     else:
         raise FileNotFoundError(f"{path} is neither an export (config.json + params/) nor a workdir "
                                 f"with {CHECKPOINT_DIR}/")
-    return jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params), config
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
+    check_finite(params, f"the parameters loaded from {path}")
+    return params, config

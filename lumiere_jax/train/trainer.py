@@ -27,7 +27,7 @@ from lumiere_jax.diffusion import schedules
 from lumiere_jax.models import build
 from lumiere_jax.models.diffusion_model import DiffusionModel, expand_input_channels
 from lumiere_jax.parallel import mesh as mesh_lib, sharding
-from lumiere_jax.train import checkpoint, optim, state as state_lib, step as step_lib, validation
+from lumiere_jax.train import checkpoint, optim, state as state_lib, step as step_lib, validation, workdir_lock
 from lumiere_jax.train.metrics import MetricWriter, format_metrics
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,34 @@ def _check_resume_config(stored: dict, current: dict) -> None:
                              "use a new --workdir or the original config")
 
 
+def _resume(ckpt: checkpoint.Checkpointer, abstract_state: Any, cfg_json: dict) -> state_lib.TrainState:
+    """The newest checkpoint that restores. One that does not (a damaged file) is skipped loudly and
+    set aside (moved to <workdir>/checkpoints_damaged/, never deleted) so the run can go on past its
+    step; a checkpoint of another config raises the project's message before any state is read."""
+    skipped = []
+    for step in reversed(ckpt.all_steps()):
+        try:
+            stored = ckpt.restore_config(step)
+        except Exception as e:          # noqa: BLE001 -- any failure to read it means: damaged
+            skipped.append((step, e))
+            continue
+        _check_resume_config(stored, cfg_json)
+        try:
+            state, _ = ckpt.restore(step, abstract_state)
+        except Exception as e:          # noqa: BLE001
+            skipped.append((step, e))
+            continue
+        for bad, err in skipped:
+            where = ckpt.set_aside(bad)
+            log.warning("checkpoint step %d in %s did not restore (%s: %s); moved to %s; resuming from step %d",
+                        bad, ckpt.directory, type(err).__name__, str(err).splitlines()[0][:300], where, step)
+        log.info("resumed from %s at step %d", ckpt.directory, step)
+        return state
+    errors = "; ".join(f"step {s}: {type(e).__name__}: {str(e).splitlines()[0][:200]}" for s, e in skipped)
+    raise RuntimeError(f"no checkpoint in {ckpt.directory} restores ({errors}); nothing was deleted. Move "
+                       f"{ckpt.directory} aside to start over, or restore the damaged files")
+
+
 SampleFn = Callable[[ml_collections.ConfigDict, DiffusionModel, Any, str, int, MetricWriter], None]
 
 
@@ -144,13 +172,17 @@ def train(config: ml_collections.ConfigDict, workdir: str, sample_fn: SampleFn |
         raise ValueError(f"stage {config.stage!r} freezes the spatial U-Net, so it needs config.train.init_from "
                          f"(a {config_lib.INIT_STAGE[config.stage]!r} workdir or export); or set "
                          "config.train.train_spatial=True to train from scratch")
+    mesh, rules = mesh_lib.make_mesh(config.mesh), mesh_lib.rules(config.mesh)
+    mesh_lib.batch_size_per_shard(mesh, int(config.data.global_batch))
+    with workdir_lock.held(workdir, enabled=jax.process_index() == 0):
+        return _train(config, workdir, sample_fn, model_cfg, writes_samples, mesh, rules)
+
+
+def _train(config, workdir, sample_fn, model_cfg, writes_samples, mesh, rules) -> state_lib.TrainState:
     model = DiffusionModel(model_cfg)
     sched = schedules.get_schedule(config.diffusion.schedule)
     cfg_json = config_json(config)
     num_steps = int(config.train.num_steps)
-
-    mesh, rules = mesh_lib.make_mesh(config.mesh), mesh_lib.rules(config.mesh)
-    mesh_lib.batch_size_per_shard(mesh, int(config.data.global_batch))
     ckpt = checkpoint.Checkpointer(workdir, keep=config.train.keep_checkpoints,
                                    async_save=config.train.async_checkpoints)
     abstract_params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
@@ -161,11 +193,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, sample_fn: SampleFn |
     # restored directly in them (a checkpoint from another mesh is resharded on restore).
     abstract_state, state_shardings = sharding.state_shardings(model, tx, mesh, rules, state_lib.create)
 
-    latest = ckpt.latest_step()
-    if latest is not None:
-        train_state, stored = ckpt.restore(latest, abstract_state)
-        _check_resume_config(stored, cfg_json)
-        log.info("resumed from %s at step %d", ckpt.directory, latest)
+    if ckpt.all_steps():
+        train_state = _resume(ckpt, abstract_state, cfg_json)
     else:
         train_state = sharding.init_state(model, tx, jax.random.PRNGKey(config.train.seed), state_shardings,
                                           state_lib.create, starting_params(config, model))

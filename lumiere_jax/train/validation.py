@@ -2,6 +2,8 @@
 allowed."""
 from __future__ import annotations
 
+import math
+
 import ml_collections
 
 from lumiere_jax.config import DATASETS, STAGES
@@ -15,9 +17,50 @@ from lumiere_jax.parallel import mesh as mesh_lib
 from lumiere_jax.train import optim
 
 
+# Numeric ranges: dotted key -> (lowest, highest, integer?); None = unbounded on that side. Every
+# value must be finite. Bounds are inclusive except where noted in `_OPEN`.
+RANGES = {
+    "train.num_steps": (1, None, True), "train.keep_checkpoints": (1, None, True),
+    "train.checkpoint_every": (1, None, True), "train.log_every": (1, None, True),
+    "train.sample_every": (0, None, True), "train.seed": (0, 2**31 - 1, True), "train.ema_decay": (0.0, 1.0, False),
+    "data.global_batch": (1, None, True), "data.num_workers": (0, None, True), "data.num_train": (0, None, True),
+    "data.num_eval": (0, None, True), "data.num_frames": (0, None, True),
+    "optim.lr": (0.0, None, False), "optim.warmup_steps": (0, None, True), "optim.end_lr_factor": (0.0, None, False),
+    "optim.b1": (0.0, 1.0, False), "optim.b2": (0.0, 1.0, False), "optim.eps": (0.0, None, False),
+    "optim.weight_decay": (0.0, None, False), "optim.grad_clip": (0.0, None, False),
+    "diffusion.snr_gamma": (0.0, None, False), "diffusion.vlb_weight": (0.0, None, False),
+    "model.num_frames": (1, None, True), "model.resolution": (1, None, True),
+    "sample.num_samples": (1, None, True), "sample.fps": (1, None, True), "sample.seed": (0, 2**31 - 1, True),
+    "ssr.window": (0, None, True), "ssr.overlap": (0, None, True), "ssr.chunk_size": (0, None, True),
+}
+_OPEN = {"train.ema_decay": "<", "optim.lr": ">", "optim.b1": "<", "optim.b2": "<", "optim.eps": ">"}
+
+
+def check_ranges(config: ml_collections.ConfigDict) -> None:
+    """Every key of RANGES that the config has: a finite number of the right kind within its range."""
+    for key, (lo, hi, integer) in RANGES.items():
+        section, name = key.split(".")
+        if section not in config or name not in config[section] or config[section][name] is None:
+            continue
+        v = config[section][name]
+        kind = "an integer" if integer else "a number"
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not float(v).is_integer()):
+            raise ValueError(f"config.{key} must be {kind}, got {v!r}")
+        if not math.isfinite(v):
+            raise ValueError(f"config.{key} must be finite, got {v!r}")
+        open_ = _OPEN.get(key)
+        low_bad = lo is not None and (v <= lo if open_ == ">" else v < lo)
+        high_bad = hi is not None and (v >= hi if open_ == "<" else v > hi)
+        if low_bad or high_bad:
+            lo_s = "" if lo is None else f"{'>' if open_ == '>' else '>='} {lo}"
+            hi_s = "" if hi is None else f"{'<' if open_ == '<' else '<='} {hi}"
+            raise ValueError(f"config.{key} must be {' and '.join(x for x in (lo_s, hi_s) if x)}, got {v!r}")
+
+
 def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
     """Check a run config; return the typed model config. Raises ValueError naming
     the offending key."""
+    check_ranges(config)
     if config.stage not in STAGES:
         raise ValueError(f"config.stage must be one of {tuple(STAGES)}, got {config.stage!r}")
     if config.data.dataset not in DATASETS:

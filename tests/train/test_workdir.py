@@ -1,0 +1,77 @@
+"""A workdir is one run's: the lock (a real second process), stale locks, a damaged newest
+checkpoint (resume falls back, sets it aside, never deletes it), a different model on resume."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from lumiere_jax.train import checkpoint, trainer, workdir_lock
+from tests.helpers import ROOT, load_config
+
+HOLD = ("import sys, time; from lumiere_jax.train import workdir_lock; workdir_lock.acquire(sys.argv[1]); "
+        "print('held', flush=True); time.sleep(120)")
+
+
+def test_a_second_run_refuses_naming_the_owner(tmp_path, data_dir):
+    owner = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                             cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    try:
+        assert owner.stdout.readline().strip() == "held"
+        with pytest.raises(workdir_lock.WorkdirLocked, match=f"in use by another run .*pid {owner.pid}"):
+            workdir_lock.acquire(str(tmp_path))
+        config = load_config("tiny", "t2i", data_dir, **{"train.num_steps": 2})
+        with pytest.raises(workdir_lock.WorkdirLocked, match=f"pid {owner.pid}"):
+            trainer.train(config, str(tmp_path))       # refused before anything is built
+        assert not (tmp_path / "checkpoints").exists()
+    finally:
+        owner.kill()
+        owner.wait()
+    path = workdir_lock.acquire(str(tmp_path))           # the owner is gone: its lock is stale
+    assert json.load(open(path))["pid"] == os.getpid()
+    workdir_lock.release(path)
+    assert not os.path.exists(path)
+
+
+def test_a_lock_from_another_host_is_honoured(tmp_path):
+    (tmp_path / "lock").write_text(json.dumps({"host": "elsewhere", "pid": 1, "started": "then"}))
+    with pytest.raises(workdir_lock.WorkdirLocked, match="host elsewhere, pid 1.*delete .*lock"):
+        workdir_lock.acquire(str(tmp_path))
+
+
+def test_resume_skips_a_damaged_checkpoint_and_keeps_it(tmp_path, t2i_run, data_dir):
+    work = tmp_path / "work"
+    config = load_config("tiny", "t2i", data_dir, **{"train.num_steps": 4, "train.checkpoint_every": 2,
+                                                     "train.async_checkpoints": False, "train.progress": False})
+    trainer.train(config, str(work))
+    state_dir = work / "checkpoints" / "4" / "state"
+    victim = max((os.path.join(r, f) for r, _, fs in os.walk(state_dir) for f in fs), key=os.path.getsize)
+    with open(victim, "r+b") as f:
+        f.truncate(os.path.getsize(victim) // 2)
+    config.train.num_steps = 6
+    state = trainer.train(config, str(work))              # falls back to step 2 and trains on to 6
+    assert int(state.step) == 6
+    aside = os.listdir(work / checkpoint.DAMAGED_DIR)
+    assert len(aside) == 1 and aside[0].startswith("4_")
+    ckpt = checkpoint.Checkpointer(str(work), async_save=False)
+    assert ckpt.all_steps()[-1] == 6
+    ckpt.close()
+    # nothing restores: a clear error, nothing deleted
+    broken = tmp_path / "broken"
+    shutil.copytree(work, broken)
+    for step in os.listdir(broken / "checkpoints"):
+        shutil.rmtree(broken / "checkpoints" / step / "state")
+    with pytest.raises(RuntimeError, match="no checkpoint in .* restores .*nothing was deleted"):
+        trainer.train(config, str(broken))
+    assert sorted(os.listdir(broken / "checkpoints")) == sorted(os.listdir(work / "checkpoints"))
+
+
+def test_resuming_with_another_model_names_the_section(tmp_path, t2i_run):
+    work = tmp_path / "work"
+    shutil.copytree(t2i_run[0], work)
+    config = load_config("tiny", "t2i", t2i_run[1].data.data_dir, **{"train.num_steps": 6})
+    config.model.unet.base_channels = 16
+    with pytest.raises(ValueError, match="different config.model"):
+        trainer.train(config, str(work))
