@@ -124,6 +124,12 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
         if not os.path.exists(flags.style_checkpoint):
             raise FileNotFoundError(f"--style_checkpoint {flags.style_checkpoint} does not exist")
         gen = gen.with_style(flags.style_checkpoint, flags.style_alpha)
+    if gen.config.get("stage") != config.stage:
+        what = "images (written as 1-frame videos)" if gen.model.config.kind == "image" else "videos"
+        note = (f"note: {path} holds a {gen.config.get('stage')!r} model, the config file is for stage "
+                f"{config.stage!r}; the checkpoint's architecture is used, and it makes {what}")
+        logging.warning(note)
+        print(note)
     low_res = gen.model.config.conditioning == "low_res"
     announce({**gen.settings(), **(gen.ssr_settings() if low_res else {})})
     if mode == "sample" and flags.task:

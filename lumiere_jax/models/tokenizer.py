@@ -21,6 +21,10 @@ class ByteTokenizer:
             raise ValueError(f"max_length must be >= 3 (bos, a byte, eos), got {max_length}")
         self.max_length = max_length
 
+    def too_long(self, text: str) -> bool:
+        """Whether `text` is cut to fit `max_length` (bos and eos included)."""
+        return len(text.encode("utf-8")) > self.max_length - 2
+
     def encode(self, text: str) -> list[int]:
         body = [b + OFFSET for b in text.encode("utf-8")][: self.max_length - 2]
         return [BOS] + body + [EOS]
@@ -62,6 +66,10 @@ class SentencePieceTokenizer:
                              f"{self.sp.pad_id()} and eos {self.sp.eos_id()}")
         self.model_file, self.max_length = model_file, max_length
         self.vocab_size = self.sp.get_piece_size()
+
+    def too_long(self, text: str) -> bool:
+        """Whether `text` is cut to fit `max_length` (eos included)."""
+        return len(self.sp.encode(text, out_type=int)) > self.max_length - 1
 
     def encode(self, text: str) -> list[int]:
         return list(self.sp.encode(text, out_type=int))[: self.max_length - 1] + [self.EOS]

@@ -8,10 +8,9 @@ from typing import Sequence
 import numpy as np
 
 from lumiere_jax.data import video_io
-from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.diffusion.conditioning import Masked
 from lumiere_jax.sampling import inputs as cond_inputs, tasks
-from lumiere_jax.sampling.engine import batched, check_call, per_input
+from lumiere_jax.sampling.engine import batched, check_call, per_input, to_model_range
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result
 
@@ -50,7 +49,7 @@ class Conditional(Frontend):
                              f"{mask.dtype} {mask.shape}")
         check_call(num_samples, seed, batch_size, len(known) * num_samples)
         prompts = per_input(prompts, len(known), "inputs")
-        x = uint8_to_float(known) if known.dtype == np.uint8 else known.astype(np.float32)
+        x = to_model_range(known, "known content")
         rep = lambda a: np.repeat(a, num_samples, axis=0)  # noqa: E731
         x, m, all_prompts = rep(x), rep(mask)[..., None], [p for p in prompts for _ in range(num_samples)]
         cond = np.asarray(Masked.sampling_inputs(x, m))

@@ -15,6 +15,7 @@ own, whatever else was in the batch. The super-resolution stage draws from
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable, Sequence
 
 import jax
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lumiere_jax import config as config_lib
+from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.diffusion import guidance, noising, samplers, schedules
 from lumiere_jax.diffusion import multidiffusion as md
 from lumiere_jax.diffusion.conditioning import LowResolution
@@ -52,6 +54,22 @@ def _finite(x: np.ndarray, prompts: Sequence[str], seeds: Sequence[int]) -> np.n
         raise FloatingPointError(f"{len(bad)} sample(s) came out non-finite: {named}; nothing was written. Check the "
                                  "model (a damaged checkpoint?) and the sampling settings")
     return x
+
+
+def to_model_range(x: np.ndarray, what: str) -> np.ndarray:
+    """uint8 pixels, or floats already in [-1, 1], as float32 in [-1, 1]; anything else raises naming
+    `what` (e.g. floats in [0, 255] or [0, 1] would silently give wrong results)."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return uint8_to_float(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{what} must be uint8 (0-255) or float in [-1, 1], got dtype {x.dtype}")
+    if x.size and not np.isfinite(x).all():
+        raise ValueError(f"{what} holds non-finite values")
+    if x.size and (x.min() < -1.001 or x.max() > 1.001):
+        raise ValueError(f"float {what} must be in [-1, 1] (or pass uint8 0-255), got values in "
+                         f"[{float(x.min()):.3g}, {float(x.max()):.3g}]")
+    return x.astype(np.float32)
 
 
 def batched(n: int, batch_size: int, fn: Callable[[slice], np.ndarray]) -> np.ndarray:
@@ -206,6 +224,10 @@ class Engine:
     def prompt_context(self, prompts):
         """((text embeddings, mask), (null embedding, mask)) of `prompts`."""
         if self.model.text_module is not None:
+            long = [p for p in prompts if self.tokenizer.too_long(p)]
+            if long:
+                warnings.warn(f"{len(long)} prompt(s) are longer than the text encoder's {self.tokenizer.max_length} "
+                              f"tokens (config.model.text_encoder.max_length) and are cut, e.g. {long[0]!r}")
             ids, mask = self.tokenizer(list(prompts))
             return self._context(self.params, jnp.asarray(ids), jnp.asarray(mask))
         # Trained on precomputed embeddings: encode the prompts with the T5 they were made with,

@@ -8,10 +8,9 @@ from typing import Sequence
 import numpy as np
 
 from lumiere_jax.data import video_io
-from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.diffusion import conditioning, samplers
 from lumiere_jax.sampling import inputs as cond_inputs
-from lumiere_jax.sampling.engine import batched, check_call, per_input
+from lumiere_jax.sampling.engine import batched, check_call, per_input, to_model_range
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result
 
@@ -48,7 +47,7 @@ class SDEdit(Frontend):
         s = eng.settings(**overrides)
         sampler = eng.sampler(s)
         start = samplers.start_index(sampler, float(strength), eng.sched.num_train_timesteps)
-        x = uint8_to_float(videos) if videos.dtype == np.uint8 else videos.astype(np.float32)
+        x = to_model_range(videos, "input videos")
         x = np.repeat(x, num_samples, axis=0)
         all_prompts = [p for p in prompts for _ in range(num_samples)]
         seeds = [seed + i for i in range(len(all_prompts))]

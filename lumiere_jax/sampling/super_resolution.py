@@ -6,9 +6,8 @@ from typing import Sequence
 import numpy as np
 
 from lumiere_jax.data import video_io
-from lumiere_jax.data.input_pipeline import uint8_to_float
 from lumiere_jax.diffusion import multidiffusion as md
-from lumiere_jax.sampling.engine import batched, check_call, per_input
+from lumiere_jax.sampling.engine import batched, check_call, per_input, to_model_range
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result
 from lumiere_jax.sampling.settings import SAMPLE_KEYS, SSR_KEYS
@@ -43,7 +42,7 @@ class SuperResolution(Frontend):
                              f"{videos.shape[-3]}x{videos.shape[-2]} frames (resize them first)")
         check_call(1, seed, batch_size, len(videos))
         prompts = per_input(prompts, len(videos), "videos")
-        x = uint8_to_float(videos) if videos.dtype == np.uint8 else videos.astype(np.float32)
+        x = to_model_range(videos, "low-resolution videos")
         s = eng.settings(**{k: v for k, v in overrides.items() if k in SAMPLE_KEYS})
         ssr = eng.ssr_settings(**{k: v for k, v in overrides.items() if k not in SAMPLE_KEYS})
         layout = None

@@ -71,15 +71,18 @@ def inpaint(video: np.ndarray, region: np.ndarray, num_frames: int) -> tuple[np.
     video = _video(video, num_frames)
     region = _region(region, num_frames, video.shape[1:3], "inpainting mask")
     _check_region(region, "inpainting mask")
+    if region.all():
+        raise ValueError("the inpainting mask covers the whole video: nothing of the input is kept (generate from "
+                         "text instead, or mark less of it white)")
     return video, ~region
 
 
 def outpaint(video: np.ndarray, region: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Inpainting of a border region (True = generate); the known part must not be empty."""
-    known, mask = inpaint(video, region, num_frames)
-    if not mask.any():
+    region = np.asarray(region)
+    if region.dtype == bool and region.all():
         raise ValueError("the outpainting region covers the whole frame: nothing is known")
-    return known, mask
+    return inpaint(video, region, num_frames)
 
 
 def cinemagraph(image: np.ndarray, region: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:

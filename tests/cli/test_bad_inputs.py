@@ -114,3 +114,27 @@ def test_sampling_to_a_folder_writes_per_batch_and_a_rerun_finishes_the_work(gen
     cli.sample_to_folder(gen, prompts[:1], 1, 9, out, exists="overwrite", **kw)
     assert [e["seed"] for e in json.load(open(os.path.join(out, "manifest.json")))] == [9]
     assert sorted(os.listdir(out)) == ["0000.gif", "0000.mp4", "0000.npy", "contact_sheet.png", "manifest.json"]
+
+
+def test_a_prompt_longer_than_the_tokenizer_warns(gen):
+    long = PROMPT + " " * 40 + "and then it turns blue"
+    with pytest.warns(UserWarning, match=r"longer than the text encoder's \d+ tokens .*max_length"):
+        gen.prompt_context([long])
+
+
+def test_array_inputs_must_be_uint8_or_float_in_model_range(conditional_run):
+    from lumiere_jax.sampling import engine, tasks
+    clip = np.zeros((4, 8, 8, 3), np.uint8)
+    for bad, match in ((clip.astype(np.float32) + 255.0, r"must be in \[-1, 1\] .*got values in \[255, 255\]"),
+                       (clip.astype(np.int64), "must be uint8 .* got dtype int64"),
+                       (np.full(clip.shape, np.nan, np.float32), "non-finite")):
+        with pytest.raises(ValueError, match=match):
+            engine.to_model_range(bad, "known content")
+    np.testing.assert_array_equal(engine.to_model_range(np.array([0, 255], np.uint8), "x"), [-1.0, 1.0])
+    cond = sampling.Generator.load(conditional_run[0])
+    mask = np.zeros((4, 8, 8), bool)
+    mask[0] = True
+    with pytest.raises(ValueError, match=r"float known content must be in \[-1, 1\]"):
+        cond.conditional(clip.astype(np.float32) + 255.0, mask, PROMPT, progress=False)
+    with pytest.raises(ValueError, match="inpainting mask covers the whole video"):
+        tasks.inpaint(clip, np.ones((8, 8), bool), 4)
