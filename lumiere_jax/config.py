@@ -107,6 +107,7 @@ def default_config() -> ml_collections.ConfigDict:
         num_frames=0,         # frames per stored clip (0 = model.num_frames); ssr trains on random windows
         style="none",         # frames restyled before batching: none | outline | tinted (data/styles.py)
         num_workers=0, video_folder="", captions="",
+        rebuild=False,        # video_folder: rebuild the dataset (needed after editing the folder)
         text_embeddings=""))  # model.text_source="precomputed": their directory ("" = data_dir/text_embeddings/...)
 
     # Super-resolution: training-time degradation and sampling with temporal MultiDiffusion.

@@ -30,7 +30,8 @@ def make_source(config: ml_collections.ConfigDict, model_cfg: DiffusionModelConf
     elif d.dataset == "video_folder":
         from lumiere_jax.data import video_folder
         source = video_folder.load_source(data_dir(config), d.video_folder, d.captions, split=split,
-                                          resolution=model_cfg.resolution, num_frames=clip_frames(config, model_cfg))
+                                          resolution=model_cfg.resolution, num_frames=clip_frames(config, model_cfg),
+                                          rebuild=bool(d.get("rebuild", False)))
     else:
         raise ValueError(f"unknown dataset {d.dataset!r}")
     style = d.get("style", "none")   # config.data.style; older stored configs lack it

@@ -129,9 +129,17 @@ def read_captions(source_dir: str | os.PathLike, captions_file: str | None = Non
     path = os.path.join(source_dir, captions_file)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"caption file {path!r} not found")
+    try:
+        return _read_captions(path)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"caption file {path} is not UTF-8 text ({e.reason} at byte {e.start}): re-save it as "
+                         "UTF-8") from None
+
+
+def _read_captions(path: str) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     if path.lower().endswith(".jsonl"):
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:         # a byte-order mark is accepted
             for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -142,7 +150,7 @@ def read_captions(source_dir: str | os.PathLike, captions_file: str | None = Non
                     raise ValueError(f"{path}:{n}: expected {{\"path\": ..., \"caption\": ...}}, "
                                      f"got {line.strip()[:80]!r} ({e})") from e
     else:
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
             missing = {"path", "caption"} - set(reader.fieldnames or ())
             if missing:
@@ -340,7 +348,7 @@ def build_video_folder(source_dir: str | os.PathLike, data_dir: str | os.PathLik
     auto-detect). ``name``: the tfds config name (default: folder name + a hash of
     its absolute path and caption file + the parameters). A dataset built earlier
     is reused as is; ``rebuild=True`` regenerates it (e.g. after editing the
-    folder; :func:`load_source` warns when the folder changed since the build).
+    folder; :func:`load_source` refuses a folder changed since the build).
     """
     source_dir = os.path.abspath(os.path.expanduser(os.fspath(source_dir)))
     captions_file = captions_file or None
@@ -381,8 +389,9 @@ def load_source(data_dir: str | os.PathLike, source_dir: str | os.PathLike, capt
         built = None
     now = source_fingerprint(builder.source_dir, captions or None)
     if built is not None and built != now:
-        log.warning("video_folder: %s changed since %s was built; using the old build "
-                    "(pass rebuild=True to regenerate)", builder.source_dir, builder.data_dir)
+        raise ValueError(f"video_folder: {builder.source_dir} changed (captions, or the size or time of a file "
+                         f"they name) since {builder.data_dir} was built from it; rebuild it with "
+                         "--config.data.rebuild=true (or restore the folder)")
     return VideoFolderSource(builder, split)
 
 

@@ -134,7 +134,7 @@ def test_config_name():
         vf.VideoFolderConfig(num_frames=0)
 
 
-def test_load_source_reuse_rebuild_and_isolation(tmp_path, caplog):
+def test_load_source_reuse_rebuild_and_isolation(tmp_path):
     data_dir = tmp_path / "tfds"
     folders = []
     for k in range(2):
@@ -149,10 +149,18 @@ def test_load_source_reuse_rebuild_and_isolation(tmp_path, caplog):
     assert len(vf.load_source(data_dir, folders[0], "captions.csv", split="train[:50%]", **kw)) == 1
     with pytest.raises(ValueError, match="only the 'train' split"):
         vf.load_source(data_dir, folders[0], split="test", **kw)
-    # edit the folder: the old build is reused with a warning until rebuild=True
+    # edit the folder: the old build is refused (never silently reused) until rebuilt
     (folders[0] / "captions.csv").write_text("path,caption\na.gif,edited\n")
-    with caplog.at_level(logging.WARNING, logger="lumiere_jax.data.video_folder"):
-        stale = vf.load_source(data_dir, folders[0], **kw)
-    assert stale[0]["caption"] == "folder 0" and "changed since" in caplog.text
+    with pytest.raises(ValueError, match=r"changed .* since .* was built .*--config.data.rebuild=true"):
+        vf.load_source(data_dir, folders[0], **kw)
     fresh = vf.load_source(data_dir, folders[0], rebuild=True, **kw)
     assert fresh[0]["caption"] == "edited"
+    assert vf.load_source(data_dir, folders[0], **kw)[0]["caption"] == "edited"
+
+
+def test_caption_file_encodings(tmp_path):
+    (tmp_path / "captions.csv").write_bytes("\ufeffpath,caption\na.gif,caf\u00e9\n".encode("utf-8"))
+    assert vf.read_captions(tmp_path) == [("a.gif", "caf\u00e9")]          # a byte-order mark is accepted
+    (tmp_path / "captions.csv").write_bytes("path,caption\na.gif,caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=f"{tmp_path / 'captions.csv'} is not UTF-8 .*re-save it as UTF-8"):
+        vf.read_captions(tmp_path)
