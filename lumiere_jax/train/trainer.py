@@ -122,8 +122,20 @@ def _check_resume_config(stored: dict, current: dict) -> None:
             "model": same_model(stored, current)}
     for section, ok in same.items():
         if not ok:
-            raise ValueError(f"the workdir's checkpoint was trained with a different config.{section}; "
-                             "use a new --workdir or the original config")
+            keys = _differing_keys(stored.get(section), current.get(section), f"config.{section}")
+            raise ValueError(f"the workdir's checkpoint was trained with a different config.{section} ("
+                             f"{', '.join(keys[:8]) or 'its typed form differs'}); use a new --workdir or the "
+                             "original config")
+
+
+def _differing_keys(old: Any, new: Any, prefix: str) -> list[str]:
+    """Dotted keys whose values differ between two nested dicts (keys only one of them has are
+    skipped: a config stored by an older version lacks newer, default-valued keys)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [k for key in sorted(set(old) & set(new))
+                for k in _differing_keys(old[key], new[key], f"{prefix}.{key}")]
+    norm = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
+    return [] if norm(old) == norm(new) else [f"{prefix}: {old!r} -> {new!r}"]
 
 
 def _resume(ckpt: checkpoint.Checkpointer, abstract_state: Any, cfg_json: dict) -> state_lib.TrainState:

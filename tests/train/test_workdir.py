@@ -73,5 +73,5 @@ def test_resuming_with_another_model_names_the_section(tmp_path, t2i_run):
     shutil.copytree(t2i_run[0], work)
     config = load_config("tiny", "t2i", t2i_run[1].data.data_dir, **{"train.num_steps": 6})
     config.model.unet.base_channels = 16
-    with pytest.raises(ValueError, match="different config.model"):
+    with pytest.raises(ValueError, match=r"different config.model \(config.model.unet.base_channels: 8 -> 16\)"):
         trainer.train(config, str(work))
