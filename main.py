@@ -30,6 +30,9 @@ flags.DEFINE_string("workdir", None, "Run directory: checkpoints, TensorBoard, s
 flags.DEFINE_enum("mode", ARGS.mode, cli.MODES, "What to do.")
 flags.DEFINE_multi_string("prompt", [], "Prompt to sample (repeatable).")
 flags.DEFINE_string("prompts_file", None, "File with one prompt per line.")
+flags.DEFINE_string("negative_prompt", None, "Text-to-video: the unconditional branch of classifier-free guidance "
+                    "(default: the learned null embedding).")
+flags.DEFINE_string("latents", None, "Text-to-video: .npy of the initial noise of every sample [N, T, H, W, C].")
 flags.DEFINE_integer("num_samples", None, "Samples per prompt (default: config.sample.num_samples).")
 flags.DEFINE_integer("seed", None, "Sampling seed; sample i uses seed + i (default: config.sample.seed).")
 flags.DEFINE_integer("num_steps", None, "Denoising steps (default: config.sample.num_steps).")

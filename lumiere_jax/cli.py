@@ -34,6 +34,8 @@ class RunArgs:
     sampler: str | None = None
     output_dir: str | None = None
     output_exists: str = "error"
+    negative_prompt: str | None = None
+    latents: str | None = None
     eval_split: str = "held_out"
     eval_num_prompts: int = 32
     input_video: Sequence[str] = ()
@@ -140,7 +142,13 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
         prompts = read_prompts(flags.prompt, flags.prompts_file) or list(config.sample.prompts)
         num = config.sample.num_samples if flags.num_samples is None else flags.num_samples
         out = flags.output_dir or os.path.join(flags.workdir or path, "samples", "cli")
-        return sample_to_folder(gen, prompts, num, seed, out, fps=config.sample.fps, exists=flags.output_exists)
+        latents = None
+        if flags.latents:
+            if not os.path.isfile(flags.latents):
+                raise FileNotFoundError(f"--latents {flags.latents} does not exist")
+            latents = np.load(flags.latents)
+        return sample_to_folder(gen, prompts, num, seed, out, fps=config.sample.fps, exists=flags.output_exists,
+                                negative_prompt=flags.negative_prompt, latents=latents)
     if mode == "eval" and (gen.model.config.conditioning == "masked" or flags.task):
         return _eval_tasks(gen, config, flags, seed, path)
     if mode == "eval":
@@ -152,19 +160,28 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
 
 
 def sample_to_folder(gen, prompts: Sequence[str], num_samples: int, seed: int, out: str, *, fps: int,
-                     exists: str = "error", batch_size: int = 8):
+                     exists: str = "error", batch_size: int = 8, negative_prompt: str | None = None,
+                     latents: np.ndarray | None = None):
     """Text-to-video into the folder `out`, written batch by batch (videos, then the manifest, atomically),
     so a killed run keeps its finished batches. Sample i is (prompt i // num_samples, seed + i) as in
     one `generate` call. With exists="append" the samples the folder already lists with the same
-    settings are skipped: rerunning a command finishes its work. Returns the new samples' Result."""
+    settings are skipped: rerunning a command finishes its work. `negative_prompt`: for every
+    prompt; `latents` [N, ...]: the initial noise of all N samples. Returns the new samples' Result."""
     from lumiere_jax.sampling import engine, outputs
     if isinstance(prompts, str) or not prompts:
         raise ValueError(f"give a list of one or more prompts, got {prompts!r}")
     engine.check_call(num_samples, seed, batch_size, len(prompts) * num_samples)
     if int(fps) < 1:
         raise ValueError(f"config.sample.fps must be >= 1, got {fps!r}")
+    n = len(prompts) * num_samples
+    want = (n, *gen.model.config.sample_shape(1)[1:])
+    if latents is not None and tuple(np.shape(latents)) != want:
+        raise ValueError(f"--latents must hold an array of shape {list(want)} (one initial noise per sample), got "
+                         f"{list(np.shape(latents))}")
     kept = outputs.prepare_output_dir(out, exists)
     settings = gen.settings()
+    if negative_prompt is not None:
+        settings["negative_prompt"] = negative_prompt
     done = {(e.get("prompt"), e.get("seed")) for e in kept
             if all(e.get(k) == v for k, v in settings.items())}
     todo = [(p, seed + i) for i, p in enumerate(p for p in prompts for _ in range(num_samples))
@@ -179,7 +196,9 @@ def sample_to_folder(gen, prompts: Sequence[str], num_samples: int, seed: int, o
             runs.append([(p, sd)])
     results = []
     for run_ in runs:
-        r = gen.generate([p for p, _ in run_], num_samples=1, seed=run_[0][1], batch_size=batch_size)
+        lat = None if latents is None else latents[run_[0][1] - seed:run_[-1][1] - seed + 1]
+        r = gen.generate([p for p, _ in run_], num_samples=1, seed=run_[0][1], batch_size=batch_size,
+                         negative_prompt=negative_prompt, latents=lat)
         outputs.write_outputs(r, out, fps=fps, exists="append")
         results.append(r)
     print(f"wrote {sum(len(r.prompts) for r in results)} samples to {out}")

@@ -108,6 +108,12 @@ class Sampler:
             state = x0.astype(x.dtype)
         return x_next.astype(x.dtype), state
 
+    def predict_x0(self, i: jax.Array | int, x: jax.Array, model_output: jax.Array) -> jax.Array:
+        """The (clamped) x0 estimate that step ``i`` moves towards (previews, early stopping)."""
+        c = {k: v[i] for k, v in self.coefs.items()}
+        out = noising.split_learned_variance(model_output, x)
+        return self._clamp(noising.x0_from_output(out, x, c["alpha"], c["sigma"], self.prediction_type))
+
     @property
     def clamps(self) -> bool:
         """Whether the step clamps its x0 prediction (dynamic thresholding or static clipping)."""

@@ -10,7 +10,7 @@ import numpy as np
 from lumiere_jax.data import video_io
 from lumiere_jax.diffusion.conditioning import Masked
 from lumiere_jax.sampling import inputs as cond_inputs, tasks
-from lumiere_jax.sampling.engine import batched, check_call, per_input, to_model_range
+from lumiere_jax.sampling.engine import Progress, batched, check_call, per_input, to_model_range
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result
 
@@ -57,9 +57,10 @@ class Conditional(Frontend):
         sampler = eng.sampler(s)
         seeds = [seed + i for i in range(len(all_prompts))]
         replace = bool(s["known_replacement"])
+        bar = Progress(progress, len(all_prompts), batch_size, sampler.num_steps, self.name)
         out = batched(len(all_prompts), batch_size, lambda b: eng.denoise(
-            all_prompts[b], seeds[b], sampler, float(s["guidance_scale"]), progress, cond=cond[b],
-            known=(x[b], m[b]) if replace else None))
+            all_prompts[b], seeds[b], sampler, float(s["guidance_scale"]), bar.loop_progress, cond=cond[b],
+            known=(x[b], m[b]) if replace else None), bar)
         if paste_known:
             out = np.where(m, x, out)
         return Result(video_io.to_uint8(out), all_prompts, seeds, {**s, "paste_known": paste_known},

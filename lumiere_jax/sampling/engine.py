@@ -72,9 +72,50 @@ def to_model_range(x: np.ndarray, what: str) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def batched(n: int, batch_size: int, fn: Callable[[slice], np.ndarray]) -> np.ndarray:
-    """`fn(slice)` over consecutive batches of `n` items, concatenated."""
-    return np.concatenate([fn(slice(lo, min(lo + batch_size, n))) for lo in range(0, n, batch_size)])
+class Progress:
+    """One bar over a whole sampling job: the denoising steps of every batch, each counted when it has
+    finished (`loop.run` updates it), and the videos done so far. Disabled: every method is a no-op."""
+
+    def __init__(self, enabled: bool, num_videos: int, batch_size: int, num_steps: int, desc: str = "sample"):
+        self.total, self.done, self.bar = num_videos, 0, None
+        if enabled:
+            from tqdm import tqdm
+            batches = -(-num_videos // batch_size)
+            self.bar = tqdm(total=batches * num_steps, desc=desc, unit="step", dynamic_ncols=True)
+            self.bar.set_postfix_str(f"videos 0/{num_videos}")
+
+    def update(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def videos_done(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"videos {self.done}/{self.total}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    @property
+    def loop_progress(self) -> Any:
+        """What `loop.run` takes: this bar, or False when disabled."""
+        return self if self.bar is not None else False
+
+
+def batched(n: int, batch_size: int, fn: Callable[[slice], np.ndarray], progress: Progress | None = None,
+            ) -> np.ndarray:
+    """`fn(slice)` over consecutive batches of `n` items, concatenated; `progress` counts the videos."""
+    outs = []
+    try:
+        for lo in range(0, n, batch_size):
+            outs.append(fn(slice(lo, min(lo + batch_size, n))))
+            if progress is not None:
+                progress.videos_done(len(outs[-1]))
+    finally:
+        if progress is not None:
+            progress.close()
+    return np.concatenate(outs)
 
 
 def _number(s: dict, key: str, *, integer: bool = False, low: float | None = None, high: float | None = None,
@@ -177,29 +218,40 @@ class Engine:
 
     # -- denoising -----------------------------------------------------------------------------
     def denoise(self, prompts: Sequence[str], seeds: Sequence[int], sampler: samplers.Sampler, scale: float,
-                progress: bool, cond=None, x0=None, known=None) -> np.ndarray:
+                progress: Any, cond=None, x0=None, known=None, *, context=None, latents=None,
+                callback=None) -> np.ndarray:
         """Denoise one batch (float [-1, 1]). `cond`: a conditional model's extra channels. `x0`
         (SDEdit): start from this clean batch noised to the sampler's first timestep instead of
         from pure noise. `known` ((content [-1, 1], mask [..., 1] True = known), the
         `known_replacement` setting): after every step but the last the known pixels of the sample
         are replaced by the known content noised to the next timestep with the initial noise (the
         replacement method of Ho et al. 2022, "Video Diffusion Models" §3.1); the last step's
-        output is the model's own everywhere."""
+        output is the model's own everywhere. `context`: the text context to use instead of the
+        prompts' (`prompt_context`); `latents`: the initial noise instead of the seeds' (the
+        per-step noise still comes from the seeds); `callback`: `loop.run`'s."""
         keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
         shape = self.model.config.sample_shape(1)[1:]
-        x = jax.vmap(lambda k: jax.random.normal(k, shape))(keys)
+        if latents is None:
+            x = jax.vmap(lambda k: jax.random.normal(k, shape))(keys)
+        else:
+            x = jnp.asarray(latents, jnp.float32)
+            if x.shape != (len(seeds), *shape):
+                raise ValueError(f"latents must be [{len(seeds)}, {', '.join(map(str, shape))}] for this batch, got "
+                                 f"{tuple(x.shape)}")
         noise0 = x
         if x0 is not None:
             t0 = jnp.full((len(seeds),), sampler.timesteps[0], jnp.int32)
             x = noising.add_noise(self.sched, jnp.asarray(x0, jnp.float32), x, t0)
-        step = self._step_fn(scale)
-        args = (self.params, self.prompt_context(prompts), None if cond is None else jnp.asarray(cond, jnp.float32))
+        step = self._step_fn(scale, return_x0=callback is not None)
+        context = self.prompt_context(prompts) if context is None else context
+        args = (self.params, context, None if cond is None else jnp.asarray(cond, jnp.float32))
         after_step = None
         if known is not None:
             content, known_mask = (jnp.asarray(a) for a in known)
             replace = self._replace_fn()
             after_step = lambda x, i: replace(sampler, x, content, known_mask, noise0, i)  # noqa: E731
-        x, _ = loop.run(step, sampler, x, args, keys=keys, after_step=after_step, progress=progress)
+        x, _ = loop.run(step, sampler, x, args, keys=keys, after_step=after_step, progress=progress,
+                        callback=callback)
         return _finite(np.asarray(x), prompts, seeds)
 
     def denoise_low_res(self, prompts, seeds, low, sampler, s, ssr, layout, progress) -> np.ndarray:
@@ -221,8 +273,16 @@ class Engine:
         return _finite(np.asarray(x), prompts, seeds)
 
     # -- text ----------------------------------------------------------------------------------
-    def prompt_context(self, prompts):
-        """((text embeddings, mask), (null embedding, mask)) of `prompts`."""
+    def prompt_context(self, prompts, negative_prompts=None):
+        """((text embeddings, mask), (unconditional embeddings, mask)) of `prompts`: the unconditional
+        branch of classifier-free guidance is the learned null embedding, or `negative_prompts`'
+        embeddings (one per prompt)."""
+        text, null = self._text_and_null(prompts)
+        if negative_prompts is not None:
+            null, _ = self._text_and_null(negative_prompts)
+        return text, null
+
+    def _text_and_null(self, prompts):
         if self.model.text_module is not None:
             long = [p for p in prompts if self.tokenizer.too_long(p)]
             if long:
@@ -270,8 +330,8 @@ class Engine:
             self._steps["context"] = self._jit(ctx)
         return self._steps["context"](params, ids, mask)
 
-    def _step_fn(self, scale: float):
-        key = ("step", scale)
+    def _step_fn(self, scale: float, return_x0: bool = False):
+        key = ("step", scale, return_x0)
         if key not in self._steps:
             model = self.model
 
@@ -284,7 +344,7 @@ class Engine:
                     return inner(x, t, text)
                 return guidance.cfg_model_fn(inner, text, null, scale)(x, t)
 
-            self._steps[key] = self._jit(loop.make_step(model_fn))
+            self._steps[key] = self._jit(loop.make_step(model_fn, return_x0=return_x0))
         return self._steps[key]
 
     def _ssr_step_fn(self, scale: float, layout, chunk):

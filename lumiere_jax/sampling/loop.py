@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lumiere_jax.diffusion import multidiffusion as md
 from lumiere_jax.diffusion import samplers
@@ -37,17 +38,24 @@ def step_noise(keys: jax.Array, i: jax.Array | int, shape: Sequence[int], dtype=
 
 
 def make_step(model_fn: StepModelFn, *, layout: md.WindowLayout | None = None, chunk_size: int | None = None,
-              fold_windows: bool = False) -> Step:
+              fold_windows: bool = False, return_x0: bool = False) -> Step:
     """The pure step `step(sampler, args, x, state, i, keys, conds=(), weights=None) -> (x, state)`
     (jit it). `layout` None: the model sees the whole video. Otherwise MultiDiffusion over the
     layout's windows, combined with `weights` [num_windows, window]; `conds` ([B, T, ...] each)
-    are windowed like x; `chunk_size` / `fold_windows`: `multidiffusion.multidiffusion_step`."""
+    are windowed like x; `chunk_size` / `fold_windows`: `multidiffusion.multidiffusion_step`.
+    `return_x0` (whole videos only): the step returns (x, state, x0 estimate), what `run`'s
+    `callback` sees."""
+    if return_x0 and layout is not None:
+        raise ValueError("return_x0 is for whole-video steps (no MultiDiffusion layout)")
+
     def step(sampler: Sampler, args, x, state, i, keys, conds=(), weights=None):
         fn = lambda x, t, *c: model_fn(args, x, t, *c)
         noise = step_noise(keys, i, x.shape[1:], x.dtype) if sampler.needs_noise else None
         if layout is None:
             t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
-            return sampler.step(state, i, x, fn(x, t, *conds), noise)
+            out = fn(x, t, *conds)
+            x_next, state = sampler.step(state, i, x, out, noise)
+            return (x_next, state, sampler.predict_x0(i, x, out)) if return_x0 else (x_next, state)
         return md.multidiffusion_step(sampler, state, i, x, fn, noise, layout, weights, conds=tuple(conds),
                                       chunk_size=chunk_size, fold_windows=fold_windows)
     return step
@@ -62,25 +70,55 @@ def run(step: Step, sampler: Sampler, x: jax.Array, args: Any = None, *, keys: j
         conds: Sequence[jax.Array] = (), weights: jax.Array | None = None,
         layout: md.WindowLayout | None = None,
         after_step: Callable[[jax.Array, jax.Array], jax.Array] | None = None, record: bool = False,
-        progress: bool = False, desc: str = "denoise") -> tuple[jax.Array, list[jax.Array] | None]:
+        progress: Any = False, desc: str = "denoise",
+        callback: Callable[[int, int, dict], Any] | None = None) -> tuple[jax.Array, list[jax.Array] | None]:
     """Denoise `x` (at the sampler's first timestep) through all the sampler's steps.
 
     `step`: from `make_step` (jitted or not; the same `layout`). `after_step(x, i)`: applied after
-    every step but the last, with i the next step's index. Returns (x0, the trajectory [x_T, x_1,
-    ..., x0] when `record`). Samplers that draw noise need `keys` (one per sample)."""
+    every step but the last, with i the next step's index. `progress`: True (a bar of this loop),
+    or a bar (anything with `update(n)`) shared by a longer job; steps are counted when finished,
+    not when dispatched (one step is kept in flight). `callback(step, timestep, state)` (a step made
+    with `return_x0`): after every step, `state` = {"latents": x after the step, "x0": the step's x0
+    estimate} (numpy); a true return stops the loop, which then returns that x0 estimate. Returns
+    (x0, the trajectory [x_T, x_1, ..., x0] when `record`). Samplers that draw noise need `keys`."""
     if sampler.needs_noise and keys is None:
         raise ValueError(f"sampler {sampler.name!r} (eta={sampler.eta}) draws noise: pass a PRNG key")
     state = init_state(sampler, x, layout)
     traj = [x] if record else None
     conds = tuple(conds)
-    from tqdm import tqdm
     n = sampler.num_steps
-    for i in tqdm(range(n), desc=desc, disable=not progress, leave=False):
-        x, state = step(sampler, args, x, state, jnp.int32(i), keys, conds, weights)
-        if after_step is not None and i + 1 < n:
-            x = after_step(x, jnp.int32(i + 1))
-        if record:
-            traj.append(x)
+    bar, own = (None if progress is False or progress is None else progress), False
+    if progress is True:
+        from tqdm import tqdm
+        bar, own = tqdm(total=n, desc=desc, leave=False, unit="step"), True
+    in_flight = None
+    try:
+        for i in range(n):
+            out = step(sampler, args, x, state, jnp.int32(i), keys, conds, weights)
+            x, state = out[0], out[1]
+            if callback is not None:
+                if len(out) < 3:
+                    raise ValueError("a callback needs a step made with make_step(..., return_x0=True)")
+                x0 = np.asarray(out[2])
+                if callback(i, int(sampler.timesteps[i]), {"latents": np.asarray(x), "x0": x0}):
+                    if bar is not None:
+                        bar.update(1)
+                    return jnp.asarray(x0), traj
+            if after_step is not None and i + 1 < n:
+                x = after_step(x, jnp.int32(i + 1))
+            if record:
+                traj.append(x)
+            if bar is not None:              # count step i - 1 once it has finished; keep step i in flight
+                if in_flight is not None:
+                    jax.block_until_ready(in_flight)
+                    bar.update(1)
+                in_flight = x
+        if bar is not None and in_flight is not None:
+            jax.block_until_ready(in_flight)
+            bar.update(1)
+    finally:
+        if own:
+            bar.close()
     return x, traj
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from lumiere_jax.data import video_io
 from lumiere_jax.diffusion import conditioning, samplers
 from lumiere_jax.sampling import inputs as cond_inputs
-from lumiere_jax.sampling.engine import batched, check_call, per_input, to_model_range
+from lumiere_jax.sampling.engine import Progress, batched, check_call, per_input, to_model_range
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result
 
@@ -57,7 +57,8 @@ class SDEdit(Frontend):
             return Result(video_io.to_uint8(x), all_prompts, seeds, settings, low_res=video_io.to_uint8(x))
         tail = samplers.tail(sampler, start)
         cond = conditioning.get(cfg.conditioning).unconditional(x.shape)
+        bar = Progress(progress, len(all_prompts), batch_size, tail.num_steps, "sdedit")
         out = batched(len(all_prompts), batch_size, lambda b: eng.denoise(
-            all_prompts[b], seeds[b], tail, float(s["guidance_scale"]), progress, x0=x[b],
-            cond=None if cond is None else cond[b]))
+            all_prompts[b], seeds[b], tail, float(s["guidance_scale"]), bar.loop_progress, x0=x[b],
+            cond=None if cond is None else cond[b]), bar)
         return Result(video_io.to_uint8(out), all_prompts, seeds, settings, low_res=video_io.to_uint8(x))

@@ -7,7 +7,7 @@ import numpy as np
 
 from lumiere_jax.data import video_io
 from lumiere_jax.diffusion import multidiffusion as md
-from lumiere_jax.sampling.engine import batched, check_call, per_input, to_model_range
+from lumiere_jax.sampling.engine import Progress, batched, check_call, per_input, to_model_range
 from lumiere_jax.sampling.frontend import Frontend, register
 from lumiere_jax.sampling.outputs import Result
 from lumiere_jax.sampling.settings import SAMPLE_KEYS, SSR_KEYS
@@ -52,7 +52,8 @@ class SuperResolution(Frontend):
             layout = md.window_layout(videos.shape[1], window, overlap)
         sampler = eng.sampler(s)
         seeds = [seed + i for i in range(len(videos))]
+        bar = Progress(progress, len(videos), batch_size, sampler.num_steps, "super-resolve")
         high = batched(len(videos), batch_size, lambda b: eng.denoise_low_res(
-            prompts[b], seeds[b], x[b], sampler, s, ssr, layout, progress))
+            prompts[b], seeds[b], x[b], sampler, s, ssr, layout, bar.loop_progress), bar)
         settings = {**s, **{k: ssr[k] for k in SSR_KEYS}, "multidiffusion": multidiffusion}
         return Result(video_io.to_uint8(high), prompts, seeds, settings, low_res=video_io.to_uint8(x))
