@@ -2,6 +2,7 @@
 #   make demo   -- installs the pinned virtualenv, runs the embedded default demo
 #   make test   -- installs the pinned virtualenv, runs the test suite
 #   make lint   -- ruff (ruff.toml); CI runs it before the tests
+#   make notebook -- executes notebooks/sampling.ipynb with small settings; CI runs it after the tests
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -13,7 +14,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt setup.
 export JAX_PLATFORMS ?= cpu
 export LUMIERE_JAX_CACHE ?= $(CURDIR)/.jax_cache
 
-.PHONY: venv test demo lint clean
+.PHONY: venv test demo lint notebook clean
 
 venv: $(STAMP)
 
@@ -33,6 +34,10 @@ lint: venv
 
 demo: venv
 	$(PY) -m lumiere_jax.demo
+
+# The Colab notebook, executed top to bottom with small settings (CI runs it after the tests).
+notebook: venv
+	$(PY) tools/run_notebook.py notebooks/sampling.ipynb --set INSTALL=False --set NUM_STEPS=2 --timeout 900
 
 clean:
 	rm -rf $(VENV) .jax_cache .pytest_cache

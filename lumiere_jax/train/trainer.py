@@ -233,6 +233,8 @@ def _train(config, workdir, sample_fn, model_cfg, writes_samples, mesh, rules) -
         """Fetch the metrics of all steps since the last flush; stop on a non-finite one."""
         nonlocal t_last, s_last
         fetched = jax.device_get(pending)
+        if pending:
+            progress.update(1)              # the last pending step, now finished
         pending.clear()
         for s, m in fetched:
             if not bool(m["finite"]):
@@ -263,7 +265,9 @@ def _train(config, workdir, sample_fn, model_cfg, writes_samples, mesh, rules) -
                     jax.block_until_ready(metrics)
                 pending.append((step, metrics))
                 done = step + 1
-                progress.update(1)
+                if len(pending) > 1:        # the bar counts finished steps: the previous one, kept one in flight
+                    jax.block_until_ready(pending[-2][1])
+                    progress.update(1)
                 is_ckpt = done % config.train.checkpoint_every == 0 or done == num_steps
                 if done % config.train.log_every == 0 or is_ckpt:
                     flush_metrics(done)
