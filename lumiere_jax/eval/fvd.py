@@ -85,3 +85,68 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
 
 def stats_distance(a: FeatureStats, b: FeatureStats) -> float:
     return frechet_distance(a.mean, a.cov, b.mean, b.cov)
+
+
+# -- the protocol: how videos become I3D features ---------------------------------------------
+# Written down once; `PROTOCOL` is part of every cache key of real statistics, so a change here can
+# never reuse stale statistics.
+NUM_FRAMES = 16            # the I3D sees 16 frames (Lumiere App. D.2)
+SIZE = 224                 # resized to 224 x 224
+PROTOCOL = {
+    "version": 1, "model": "i3d-kinetics-400 logits (400-d)", "frames": NUM_FRAMES, "size": SIZE,
+    "temporal": "the first 16 frames; shorter videos repeat from the start (0, 1, .., T-1, 0, 1, ..)",
+    "resize": "bilinear, half-pixel centres, no antialiasing (jax.image.resize 'linear')",
+    "range": "uint8 0..255 -> [-1, 1]",
+}
+
+
+def clip_frames(videos: np.ndarray) -> np.ndarray:
+    """uint8 [N, T, H, W, 3] -> the NUM_FRAMES frames the protocol uses, [N, 16, H, W, 3]."""
+    videos = np.asarray(videos)
+    if videos.ndim != 5 or videos.shape[-1] != 3:
+        raise ValueError(f"expected videos [N, T, H, W, 3], got shape {videos.shape}")
+    if videos.dtype != np.uint8:
+        raise ValueError(f"FVD takes uint8 videos (0-255), got {videos.dtype}")
+    idx = np.arange(NUM_FRAMES) % videos.shape[1]
+    return videos[:, idx]
+
+
+class I3DFeatures:
+    """Videos -> I3D logits (the FVD features), batched and jitted; the weights load on first use."""
+
+    def __init__(self, batch_size: int = 8, variables: dict | None = None):
+        self.batch_size, self._variables, self._fn = int(batch_size), variables, None
+
+    def _apply(self):
+        if self._fn is None:
+            import jax
+            import jax.numpy as jnp
+
+            from lumiere_jax.eval import i3d
+            if self._variables is None:
+                self._variables = i3d.load_variables()
+            model = i3d.I3D()
+
+            def features(variables, frames):         # uint8 [B, 16, H, W, 3]
+                x = frames.astype(jnp.float32) / 127.5 - 1.0
+                b, t = x.shape[:2]
+                x = jax.image.resize(x, (b, t, SIZE, SIZE, 3), method="linear", antialias=False)
+                return model.apply(variables, x)
+            jitted = jax.jit(features)
+            self._fn = lambda frames: np.asarray(jitted(self._variables, frames), np.float64)
+        return self._fn
+
+    def __call__(self, videos: np.ndarray) -> np.ndarray:
+        """uint8 videos [N, T, H, W, 3] -> features [N, 400] (float64)."""
+        frames = clip_frames(videos)
+        fn, b = self._apply(), self.batch_size
+        out = []
+        for i in range(0, len(frames), b):          # the last batch padded: one compiled shape
+            chunk = frames[i:i + b]
+            pad = np.zeros((b - len(chunk), *chunk.shape[1:]), np.uint8)
+            out.append(fn(np.concatenate([chunk, pad]))[:len(chunk)])
+        return np.concatenate(out)
+
+    def stats(self, videos: np.ndarray, into: FeatureStats | None = None) -> FeatureStats:
+        feats = self(videos)
+        return (into or FeatureStats(feats.shape[1])).update(feats)
