@@ -37,7 +37,7 @@ Two stages, chosen by the config argument:
   #    into the base STUNet (alpha * W_style + (1 - alpha) * W_orig)
   python main.py --config=configs/moving_shapes.py:style --workdir=runs/ms_style
   python main.py --config=configs/moving_shapes.py:video --mode=sample --checkpoint=assets/moving_shapes_base \
-      --style_checkpoint=runs/ms_style --style_alpha=0.8 --prompt="a red square moving left"
+      --style_checkpoint=runs/ms_style --style_alpha=0.5 --prompt="a red square moving left"
 
 16 frames at 32x32 with no temporal down-sampling (temporal attention on all 16 frames at 8x8:
 at this size the coarsest level is cheap, and App. B's nearest-neighbour temporal resizing at init

@@ -49,7 +49,7 @@ class RunArgs:
     resize_inputs: bool = True
     paste_known: bool = False
     style_checkpoint: str | None = None
-    style_alpha: float = 0.8
+    style_alpha: float = 0.5                 # measured: docs/conditional.md (stylized generation)
     multidiffusion: bool = True
 
     @classmethod

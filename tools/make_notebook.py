@@ -132,9 +132,9 @@ for s, e in zip((0.3, 0.6, 0.9), edits):
 """)
 md("## Stylized generation: a style-fine-tuned T2I's spatial weights blended into the video model (§4.1)")
 code("""
-styled = base.with_style(f"{ASSETS}/moving_shapes_style_outline", 0.8)
+styled = base.with_style(f"{ASSETS}/moving_shapes_style_outline", 0.5)
 sty = styled.generate(prompts[:2], seed=SEED, num_steps=NUM_STEPS)
-show(sty.videos, [f"{p} (outline style, alpha 0.8)" for p in sty.prompts])
+show(sty.videos, [f"{p} (outline style, alpha 0.5)" for p in sty.prompts])
 reading(sty.videos, sty.prompts)
 """)
 
