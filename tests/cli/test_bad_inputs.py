@@ -138,3 +138,11 @@ def test_array_inputs_must_be_uint8_or_float_in_model_range(conditional_run):
         cond.conditional(clip.astype(np.float32) + 255.0, mask, PROMPT, progress=False)
     with pytest.raises(ValueError, match="inpainting mask covers the whole video"):
         tasks.inpaint(clip, np.ones((8, 8), bool), 4)
+
+
+def test_a_checkpoint_of_another_stage_is_announced(t2i_run, video_run, tmp_path, capsys):
+    r = cli.run(video_run[1], cli.RunArgs(mode="sample", checkpoint=t2i_run[0], prompt=[PROMPT], num_samples=1,
+                                          num_steps=1, output_dir=str(tmp_path / "img")))
+    out = capsys.readouterr().out
+    assert "holds a 't2i' model, the config file is for stage 'video'" in out
+    assert "it makes images (written as 1-frame videos)" in out and r.videos.ndim == 4
