@@ -41,20 +41,28 @@ def test_a_lock_from_another_host_is_honoured(tmp_path):
         workdir_lock.acquire(str(tmp_path))
 
 
+def _main(workdir, data_dir, steps):
+    return [sys.executable, os.path.join(ROOT, "main.py"), "--config", os.path.join(ROOT, "configs/tiny.py:t2i"),
+            f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", f"--config.train.num_steps={steps}",
+            "--config.train.checkpoint_every=2", "--config.train.async_checkpoints=false",
+            "--config.train.progress=false"]
+
+
 def test_resume_skips_a_damaged_checkpoint_and_keeps_it(tmp_path, t2i_run, data_dir):
+    """The damaged-checkpoint cases as a user meets them: `main.py` in a subprocess."""
+    env = dict(os.environ, LUMIERE_JAX_CACHE=os.environ.get("LUMIERE_JAX_CACHE", str(tmp_path / "xla")))
     work = tmp_path / "work"
-    config = load_config("tiny", "t2i", data_dir, **{"train.num_steps": 4, "train.checkpoint_every": 2,
-                                                     "train.async_checkpoints": False, "train.progress": False})
-    trainer.train(config, str(work))
+    first = subprocess.run(_main(work, data_dir, 4), env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-3000:]
     state_dir = work / "checkpoints" / "4" / "state"
     victim = max((os.path.join(r, f) for r, _, fs in os.walk(state_dir) for f in fs), key=os.path.getsize)
     with open(victim, "r+b") as f:
         f.truncate(os.path.getsize(victim) // 2)
-    config.train.num_steps = 6
-    state = trainer.train(config, str(work))              # falls back to step 2 and trains on to 6
-    assert int(state.step) == 6
+    resumed = subprocess.run(_main(work, data_dir, 6), env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "checkpoint step 4 in" in resumed.stderr and "resuming from step 2" in resumed.stderr
     aside = os.listdir(work / checkpoint.DAMAGED_DIR)
-    assert len(aside) == 1 and aside[0].startswith("4_")
+    assert len(aside) == 1 and aside[0].startswith("4_")         # kept, not deleted
     ckpt = checkpoint.Checkpointer(str(work), async_save=False)
     assert ckpt.all_steps()[-1] == 6
     ckpt.close()
@@ -63,8 +71,8 @@ def test_resume_skips_a_damaged_checkpoint_and_keeps_it(tmp_path, t2i_run, data_
     shutil.copytree(work, broken)
     for step in os.listdir(broken / "checkpoints"):
         shutil.rmtree(broken / "checkpoints" / step / "state")
-    with pytest.raises(RuntimeError, match="no checkpoint in .* restores .*nothing was deleted"):
-        trainer.train(config, str(broken))
+    failed = subprocess.run(_main(broken, data_dir, 8), env=env, capture_output=True, text=True)
+    assert failed.returncode != 0 and "no checkpoint in" in failed.stderr and "nothing was deleted" in failed.stderr
     assert sorted(os.listdir(broken / "checkpoints")) == sorted(os.listdir(work / "checkpoints"))
 
 
