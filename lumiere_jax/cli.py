@@ -199,8 +199,9 @@ def sample_to_folder(gen, prompts: Sequence[str], num_samples: int, seed: int, o
         lat = None if latents is None else latents[run_[0][1] - seed:run_[-1][1] - seed + 1]
         r = gen.generate([p for p, _ in run_], num_samples=1, seed=run_[0][1], batch_size=batch_size,
                          negative_prompt=negative_prompt, latents=lat)
-        outputs.write_outputs(r, out, fps=fps, exists="append")
+        outputs.write_outputs(r, out, fps=fps, exists="append", contact_sheet=False)
         results.append(r)
+    outputs.write_contact_sheet(out)            # once, not per batch: it reads every sample back
     print(f"wrote {sum(len(r.prompts) for r in results)} samples to {out}")
     if not results:
         return outputs.Result(np.zeros((0,), np.uint8), [], [], settings)

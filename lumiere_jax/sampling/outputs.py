@@ -75,11 +75,13 @@ def _write_json_atomic(path: str, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_outputs(result: Result, output_dir: str, *, fps: int = 8, exists: str = "overwrite") -> list[dict]:
+def write_outputs(result: Result, output_dir: str, *, fps: int = 8, exists: str = "overwrite",
+                  contact_sheet: bool = True) -> list[dict]:
     """Per sample NNNN.mp4, NNNN.gif, NNNN.npy (uint8 [T, H, W, 3]); manifest.json (written
     atomically, listing exactly the samples in the folder); contact_sheet.png (rows = samples,
-    columns = frames). `exists`: what to do with samples already in the folder
-    (`prepare_output_dir`). Returns the manifest."""
+    columns = frames; `contact_sheet=False` leaves it to one `write_contact_sheet` call after the
+    last batch). `exists`: what to do with samples already in the folder (`prepare_output_dir`).
+    Returns the manifest."""
     if int(fps) < 1:
         raise ValueError(f"fps must be >= 1, got {fps!r}")
     manifest = prepare_output_dir(output_dir, exists)
@@ -104,7 +106,17 @@ def write_outputs(result: Result, output_dir: str, *, fps: int = 8, exists: str 
             entry.update(known_npy=f"{i:04d}_known.npy", mask_npy=f"{i:04d}_mask.npy")
         manifest.append(entry)
     _write_json_atomic(os.path.join(output_dir, MANIFEST), manifest)
-    sheet = np.stack([np.load(os.path.join(output_dir, e["npy"])) for e in manifest]) if start else videos
-    sheet = sheet if sheet.ndim == 5 else sheet[:, None]
-    video_io.save_png(os.path.join(output_dir, "contact_sheet.png"), video_io.contact_sheet(sheet))
+    if contact_sheet:
+        write_contact_sheet(output_dir, manifest, videos if not start else None)
     return manifest
+
+
+def write_contact_sheet(output_dir: str, manifest: list[dict] | None = None, videos: np.ndarray | None = None) -> None:
+    """contact_sheet.png of every sample the manifest lists (`videos`: those samples, already in memory)."""
+    if videos is None:
+        manifest = read_manifest(output_dir) if manifest is None else manifest
+        if not manifest:
+            return
+        videos = np.stack([np.load(os.path.join(output_dir, e["npy"])) for e in manifest])
+    videos = videos if videos.ndim == 5 else videos[:, None]
+    video_io.save_png(os.path.join(output_dir, "contact_sheet.png"), video_io.contact_sheet(videos))
