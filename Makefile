@@ -1,7 +1,8 @@
 # Two entry points for a fresh machine (see README.md):
 #   make demo   -- installs the pinned virtualenv, runs the embedded default demo
 #   make test   -- installs the pinned virtualenv, runs the test suite
-#   make lint   -- ruff (ruff.toml); CI runs it before the tests
+#   make lint   -- ruff check + ruff format --check (ruff.toml); CI runs it before the tests
+#   make format -- applies ruff format
 #   make notebook -- executes notebooks/sampling.ipynb with small settings; CI runs it after the tests
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +15,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt setup.
 export JAX_PLATFORMS ?= cpu
 export LUMIERE_JAX_CACHE ?= $(CURDIR)/.jax_cache
 
-.PHONY: venv test demo lint notebook clean
+.PHONY: venv test demo lint format notebook clean
 
 venv: $(STAMP)
 
@@ -31,6 +32,10 @@ test: venv
 
 lint: venv
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: venv
+	$(PY) -m ruff format .
 
 demo: venv
 	$(PY) -m lumiere_jax.demo

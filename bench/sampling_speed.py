@@ -7,6 +7,7 @@ compiled call, for text-to-video and for super-resolution with MultiDiffusion.
 Appends one row per path to bench/results.jsonl (with the git commit and a hash of the uint8
 videos, so a change's before and after can be compared for speed and for equal samples).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,31 +44,62 @@ def main(argv=None) -> None:
     ap.add_argument("--num_prompts", type=int, default=4)
     ap.add_argument("--num_steps", type=int, default=25)
     args = ap.parse_args(argv)
-    prompts = ["a red square moving left", "a green circle moving right", "a blue triangle moving up",
-               "a yellow square moving down"][:args.num_prompts]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                capture_output=True, text=True).stdout.strip())
+    prompts = [
+        "a red square moving left",
+        "a green circle moving right",
+        "a blue triangle moving up",
+        "a yellow square moving down",
+    ][: args.num_prompts]
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = bool(
+        subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    )
     rows = []
     base = sampling.Generator.load(args.base)
     gen = lambda seed: base.generate(prompts, seed=seed, num_steps=args.num_steps, progress=False)  # noqa: E731
     low, first = _timed(lambda: gen(0))
     _, second = _timed(lambda: gen(1))
-    rows.append({"path": "text_to_video", "first_call_s": round(first, 2), "compiled_call_s": round(second, 2),
-                 "steps_per_s": round(args.num_steps / second, 2), "videos_sha1": _sha1(low.videos)})
+    rows.append(
+        {
+            "path": "text_to_video",
+            "first_call_s": round(first, 2),
+            "compiled_call_s": round(second, 2),
+            "steps_per_s": round(args.num_steps / second, 2),
+            "videos_sha1": _sha1(low.videos),
+        }
+    )
     if os.path.isdir(args.ssr):
         ssr = sampling.Generator.load(args.ssr)
-        up = lambda seed: ssr.upsample(low.videos, low.prompts, seed=seed, num_steps=args.num_steps,  # noqa: E731
-                                       progress=False)
+        up = lambda seed: ssr.upsample(
+            low.videos,
+            low.prompts,
+            seed=seed,
+            num_steps=args.num_steps,  # noqa: E731
+            progress=False,
+        )
         high, first = _timed(lambda: up(0))
         _, second = _timed(lambda: up(1))
-        rows.append({"path": "super_resolution_multidiffusion", "first_call_s": round(first, 2),
-                     "compiled_call_s": round(second, 2), "steps_per_s": round(args.num_steps / second, 2),
-                     "videos_sha1": _sha1(high.videos)})
-    meta = {"bench": "sampling_speed", "commit": commit + ("+dirty" if dirty else ""), "batch": len(prompts),
-            "num_steps": args.num_steps, "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        rows.append(
+            {
+                "path": "super_resolution_multidiffusion",
+                "first_call_s": round(first, 2),
+                "compiled_call_s": round(second, 2),
+                "steps_per_s": round(args.num_steps / second, 2),
+                "videos_sha1": _sha1(high.videos),
+            }
+        )
+    meta = {
+        "bench": "sampling_speed",
+        "commit": commit + ("+dirty" if dirty else ""),
+        "batch": len(prompts),
+        "num_steps": args.num_steps,
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
     with open(os.path.join(ROOT, "bench", "results.jsonl"), "a") as f:
         for r in rows:
             row = {**meta, **r}

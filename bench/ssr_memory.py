@@ -24,6 +24,7 @@ The persistent compilation cache is off unless ``--compilation_cache`` (then ``c
 time a cache hit). Writes ``docs/figures/ssr_memory.json`` (``--out``) and appends one JSON line (name
 "ssr_memory") to ``bench/results.jsonl``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,9 +49,14 @@ from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.train import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MIB = 2.0 ** 20
-FIELDS = ("temp_size_in_bytes", "argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes",
-          "generated_code_size_in_bytes")
+MIB = 2.0**20
+FIELDS = (
+    "temp_size_in_bytes",
+    "argument_size_in_bytes",
+    "output_size_in_bytes",
+    "alias_size_in_bytes",
+    "generated_code_size_in_bytes",
+)
 
 
 def _ints(s: str) -> list[int]:
@@ -103,10 +109,17 @@ def measure(gen: sampling.Generator, num_frames: int, chunk: int, scale: float, 
     compiled = lowered.compile()
     t2 = time.perf_counter()
     mem = compiled.memory_analysis()
-    row = {"frames": num_frames, "num_windows": layout.num_windows, "window_starts": list(layout.starts),
-           "chunk_size": int(chunk) or "all", "guidance_scale": float(scale), "batch": batch,
-           "video_bytes": int(np.prod(args[2].shape)) * 4, "lower_s": round(t1 - t0, 2),
-           "compile_s": round(t2 - t1, 2)}
+    row = {
+        "frames": num_frames,
+        "num_windows": layout.num_windows,
+        "window_starts": list(layout.starts),
+        "chunk_size": int(chunk) or "all",
+        "guidance_scale": float(scale),
+        "batch": batch,
+        "video_bytes": int(np.prod(args[2].shape)) * 4,
+        "lower_s": round(t1 - t0, 2),
+        "compile_s": round(t2 - t1, 2),
+    }
     for f in FIELDS:
         row[f] = None if mem is None else int(getattr(mem, f, -1))
     return row
@@ -133,40 +146,58 @@ def summarize(rows: list[dict]) -> list[dict]:
     for scale in sorted({r["guidance_scale"] for r in rows}):
         pw = per_window_bytes(rows, scale)
         for chunk in dict.fromkeys(r["chunk_size"] for r in rows):
-            rs = sorted((r for r in rows if r["guidance_scale"] == scale and r["chunk_size"] == chunk),
-                        key=lambda r: r["frames"])
+            rs = sorted(
+                (r for r in rows if r["guidance_scale"] == scale and r["chunk_size"] == chunk),
+                key=lambda r: r["frames"],
+            )
             if len(rs) < 2 or rs[0]["temp_size_in_bytes"] is None:
                 continue
             a, b = rs[0], rs[-1]
-            out.append({"guidance_scale": scale, "chunk_size": chunk, "frames": [a["frames"], b["frames"]],
-                        "windows": [a["num_windows"], b["num_windows"]],
-                        "temp_growth_bytes": b["temp_size_in_bytes"] - a["temp_size_in_bytes"],
-                        "temp_ratio": b["temp_size_in_bytes"] / max(a["temp_size_in_bytes"], 1),
-                        "video_growth_bytes": b["video_bytes"] - a["video_bytes"],
-                        "temp_growth_in_videos": (b["temp_size_in_bytes"] - a["temp_size_in_bytes"])
-                        / max(b["video_bytes"] - a["video_bytes"], 1),
-                        "per_window_bytes": pw,
-                        "temp_growth_in_windows": None if not pw else
-                        (b["temp_size_in_bytes"] - a["temp_size_in_bytes"]) / pw})
+            out.append(
+                {
+                    "guidance_scale": scale,
+                    "chunk_size": chunk,
+                    "frames": [a["frames"], b["frames"]],
+                    "windows": [a["num_windows"], b["num_windows"]],
+                    "temp_growth_bytes": b["temp_size_in_bytes"] - a["temp_size_in_bytes"],
+                    "temp_ratio": b["temp_size_in_bytes"] / max(a["temp_size_in_bytes"], 1),
+                    "video_growth_bytes": b["video_bytes"] - a["video_bytes"],
+                    "temp_growth_in_videos": (b["temp_size_in_bytes"] - a["temp_size_in_bytes"])
+                    / max(b["video_bytes"] - a["video_bytes"], 1),
+                    "per_window_bytes": pw,
+                    "temp_growth_in_windows": None
+                    if not pw
+                    else (b["temp_size_in_bytes"] - a["temp_size_in_bytes"]) / pw,
+                }
+            )
     return out
 
 
 def table(rows: list[dict]) -> str:
-    head = (f"{'T':>4} {'win':>4} {'cfg':>4} {'chunk':>5} | {'temp MiB':>9} {'args MiB':>9} {'out MiB':>8} "
-            f"{'video MiB':>9} {'temp/video':>10} | {'compile s':>9}")
+    head = (
+        f"{'T':>4} {'win':>4} {'cfg':>4} {'chunk':>5} | {'temp MiB':>9} {'args MiB':>9} {'out MiB':>8} "
+        f"{'video MiB':>9} {'temp/video':>10} | {'compile s':>9}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         t = r["temp_size_in_bytes"]
         lines.append(
             f"{r['frames']:>4} {r['num_windows']:>4} {r['guidance_scale']:>4.1f} {str(r['chunk_size']):>5} | "
             f"{t / MIB:>9.2f} {r['argument_size_in_bytes'] / MIB:>9.2f} {r['output_size_in_bytes'] / MIB:>8.2f} "
-            f"{r['video_bytes'] / MIB:>9.2f} {t / r['video_bytes']:>10.2f} | {r['compile_s']:>9.1f}")
+            f"{r['video_bytes'] / MIB:>9.2f} {t / r['video_bytes']:>10.2f} | {r['compile_s']:>9.1f}"
+        )
     return "\n".join(lines)
 
 
-def run(config_path: str = "configs/moving_shapes.py", config_arg: str | None = "ssr",
-        frames: Sequence[int] = (16, 64), chunks: Sequence[int] = (1, 2, 0), scales: Sequence[float] = (1.0, 3.0),
-        batch: int = 1, progress: bool = True) -> dict[str, Any]:
+def run(
+    config_path: str = "configs/moving_shapes.py",
+    config_arg: str | None = "ssr",
+    frames: Sequence[int] = (16, 64),
+    chunks: Sequence[int] = (1, 2, 0),
+    scales: Sequence[float] = (1.0, 3.0),
+    batch: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
     gen = build_generator(config_path, config_arg)
     cfg = gen.model.config
     ssr = gen.ssr_settings()
@@ -177,58 +208,90 @@ def run(config_path: str = "configs/moving_shapes.py", config_arg: str | None = 
                 rows.append(measure(gen, t, chunk, scale, batch))
                 if progress:
                     r = rows[-1]
-                    print(f"  T={t} windows={r['num_windows']} cfg={scale} chunk={r['chunk_size']}: "
-                          f"temp {r['temp_size_in_bytes'] / MIB:.2f} MiB (compile {r['compile_s']} s)",
-                          file=sys.stderr, flush=True)
-    return {"config": f"{config_path}:{config_arg}" if config_arg else config_path,
-            "model": {"resolution": cfg.resolution, "low_resolution": cfg.low_resolution,
-                      "window": int(ssr["window"]) or cfg.num_frames, "overlap": int(ssr["overlap"]),
-                      "sampler": gen.config["sample"]["sampler"],
-                      "num_params": int(sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(gen.params)))},
-            "rows": rows, "growth": summarize(rows)}
+                    print(
+                        f"  T={t} windows={r['num_windows']} cfg={scale} chunk={r['chunk_size']}: "
+                        f"temp {r['temp_size_in_bytes'] / MIB:.2f} MiB (compile {r['compile_s']} s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    return {
+        "config": f"{config_path}:{config_arg}" if config_arg else config_path,
+        "model": {
+            "resolution": cfg.resolution,
+            "low_resolution": cfg.low_resolution,
+            "window": int(ssr["window"]) or cfg.num_frames,
+            "overlap": int(ssr["overlap"]),
+            "sampler": gen.config["sample"]["sampler"],
+            "num_params": int(sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(gen.params))),
+        },
+        "rows": rows,
+        "growth": summarize(rows),
+    }
 
 
 def machine() -> dict[str, Any]:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "jax": jax.__version__, "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()]}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--config", default="configs/moving_shapes.py")
     p.add_argument("--config_arg", default="ssr")
     p.add_argument("--frames", default="16,64", help="comma-separated video lengths T")
     p.add_argument("--chunks", default="1,2,0", help="comma-separated chunk sizes (0 = all windows)")
     p.add_argument("--scales", default="1.0,3.0", help="comma-separated guidance scales")
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--compilation_cache", action="store_true",
-                   help="use the persistent XLA cache (runtime.setup); off by default so compile_s is a real "
-                        "compile (memory_analysis is the same either way)")
+    p.add_argument(
+        "--compilation_cache",
+        action="store_true",
+        help="use the persistent XLA cache (runtime.setup); off by default so compile_s is a real "
+        "compile (memory_analysis is the same either way)",
+    )
     p.add_argument("--out", default=os.path.join(REPO, "docs", "figures", "ssr_memory.json"))
-    p.add_argument("--results_jsonl", default=os.path.join(REPO, "bench", "results.jsonl"),
-                   help="append one JSON line here ('' = don't)")
+    p.add_argument(
+        "--results_jsonl",
+        default=os.path.join(REPO, "bench", "results.jsonl"),
+        help="append one JSON line here ('' = don't)",
+    )
     args = p.parse_args(argv)
     if args.compilation_cache:
         runtime.setup()
     start = time.time()
-    res = run(args.config, args.config_arg or None, _ints(args.frames), _ints(args.chunks), _floats(args.scales),
-              args.batch)
+    res = run(
+        args.config, args.config_arg or None, _ints(args.frames), _ints(args.chunks), _floats(args.scales), args.batch
+    )
     wall = time.time() - start
     command = shlex.join(["python", "bench/ssr_memory.py", *(sys.argv[1:] if argv is None else argv)])
-    res.update(name="ssr_memory", command=command,
-               date=datetime.datetime.now().isoformat(timespec="seconds"), machine=machine(),
-               wall_time_s=round(wall, 1))
+    res.update(
+        name="ssr_memory",
+        command=command,
+        date=datetime.datetime.now().isoformat(timespec="seconds"),
+        machine=machine(),
+        wall_time_s=round(wall, 1),
+    )
     print(table(res["rows"]))
     print("\ntemp growth from the shortest to the longest video:")
     for g in res["growth"]:
-        print(f"  cfg={g['guidance_scale']} chunk={g['chunk_size']}: T {g['frames'][0]}->{g['frames'][1]} "
-              f"(windows {g['windows'][0]}->{g['windows'][1]}): temp x{g['temp_ratio']:.2f}, "
-              f"+{g['temp_growth_bytes'] / MIB:.2f} MiB = {g['temp_growth_in_videos']:.2f} x extra video"
-              + ("" if g["temp_growth_in_windows"] is None else
-                 f" = {g['temp_growth_in_windows']:.2f} x one window's activations "
-                 f"({g['per_window_bytes'] / MIB:.2f} MiB)"))
+        print(
+            f"  cfg={g['guidance_scale']} chunk={g['chunk_size']}: T {g['frames'][0]}->{g['frames'][1]} "
+            f"(windows {g['windows'][0]}->{g['windows'][1]}): temp x{g['temp_ratio']:.2f}, "
+            f"+{g['temp_growth_bytes'] / MIB:.2f} MiB = {g['temp_growth_in_videos']:.2f} x extra video"
+            + (
+                ""
+                if g["temp_growth_in_windows"] is None
+                else f" = {g['temp_growth_in_windows']:.2f} x one window's activations "
+                f"({g['per_window_bytes'] / MIB:.2f} MiB)"
+            )
+        )
     print(f"wall time {wall:.1f} s")
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -238,9 +301,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.results_jsonl:
         os.makedirs(os.path.dirname(os.path.abspath(args.results_jsonl)), exist_ok=True)
         with open(args.results_jsonl, "a") as f:
-            f.write(json.dumps({"name": "ssr_memory", "date": res["date"], "command": res["command"],
-                                "machine": res["machine"], "wall_time_s": res["wall_time_s"],
-                                "config": res["config"], "rows": res["rows"], "growth": res["growth"]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "name": "ssr_memory",
+                        "date": res["date"],
+                        "command": res["command"],
+                        "machine": res["machine"],
+                        "wall_time_s": res["wall_time_s"],
+                        "config": res["config"],
+                        "rows": res["rows"],
+                        "growth": res["growth"],
+                    }
+                )
+                + "\n"
+            )
     return res
 
 

@@ -19,6 +19,7 @@ elementwise work (norms, activations, optimizer), and remat recomputation when e
 Overrides: --set model.remat=full --set data.global_batch=16 ... Appends one JSON line (name
 "step_perf") to bench/results.jsonl (--results).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,12 +49,12 @@ from lumiere_jax.train import optim, state as state_lib, step as step_lib  # noq
 # `device.device_kind`. fp32 on TPUs runs in bf16 passes: its peak is left out (None).
 PEAK_FLOPS = (
     ("H200", 989e12, 67e12),
-    ("H100", 989e12, 67e12),            # SXM; PCIe: 756 / 51 TF
+    ("H100", 989e12, 67e12),  # SXM; PCIe: 756 / 51 TF
     ("A100", 312e12, 19.5e12),
-    ("TPU v6 lite", 918e12, None),       # v6e
-    ("TPU v5 lite", 197e12, None),       # v5e
+    ("TPU v6 lite", 918e12, None),  # v6e
+    ("TPU v5 lite", 197e12, None),  # v5e
     ("TPU v5p", 459e12, None),
-    ("TPU v5", 459e12, None),            # v5p reports "TPU v5"
+    ("TPU v5", 459e12, None),  # v5p reports "TPU v5"
     ("TPU v4", 275e12, None),
 )
 
@@ -76,7 +77,7 @@ def measured_matmul_flops(n: int = 2048, reps: int = 5) -> float:
     t0 = time.perf_counter()
     for _ in range(reps):
         f(a).block_until_ready()
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
 def _set(config, assignment: str) -> None:
@@ -108,8 +109,11 @@ def _memory(compiled) -> dict:
         m = compiled.memory_analysis()
     except Exception:  # noqa: BLE001 -- not every backend reports it
         return {}
-    return {k: int(getattr(m, k)) for k in ("argument_size_in_bytes", "output_size_in_bytes",
-                                            "temp_size_in_bytes", "alias_size_in_bytes") if hasattr(m, k)}
+    return {
+        k: int(getattr(m, k))
+        for k in ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes", "alias_size_in_bytes")
+        if hasattr(m, k)
+    }
 
 
 def _time(fn, args, steps: int, warmup: int = 1, carry: bool = False) -> tuple[float, list[float]]:
@@ -144,18 +148,25 @@ def random_batch(cfg, batch: int, key) -> dict:
 def analytic_flops(cfg, batch: int, trained_temporal_only: bool) -> dict:
     net = cfg.stunet if cfg.kind == "video" else cfg.stunet.unet
     frames = cfg.num_frames if cfg.kind == "video" else 1
-    fwd = flops_lib.denoiser_flops(net, batch=batch, frames=frames, size=cfg.resolution, text_len=cfg.text_length,
-                                   by_kind=True)
+    fwd = flops_lib.denoiser_flops(
+        net, batch=batch, frames=frames, size=cfg.resolution, text_len=cfg.text_length, by_kind=True
+    )
     total = sum(fwd.values())
     text = 0
     if cfg.text_encoder is not None:
         te = cfg.text_encoder
         text = flops_lib.text_encoder_flops(te.width, te.depth, te.mlp_ratio, batch=batch, length=cfg.text_length)
     trained = sum(v for k, v in fwd.items() if k.startswith("temporal")) if trained_temporal_only else total + text
-    sample = flops_lib.denoiser_flops(net, batch=2 * batch, frames=frames, size=cfg.resolution,
-                                      text_len=cfg.text_length)
-    return {"forward": total, "forward_by_kind": fwd, "text_encoder_forward": text,
-            "train_step": 2 * (total + text) + trained, "sample_step": sample}
+    sample = flops_lib.denoiser_flops(
+        net, batch=2 * batch, frames=frames, size=cfg.resolution, text_len=cfg.text_length
+    )
+    return {
+        "forward": total,
+        "forward_by_kind": fwd,
+        "text_encoder_forward": text,
+        "train_step": 2 * (total + text) + trained,
+        "sample_step": sample,
+    }
 
 
 def main(argv=None) -> dict:
@@ -198,16 +209,25 @@ def main(argv=None) -> dict:
         t2 = time.perf_counter()
         step_s, times = _time(compiled, fn_args, args.steps, carry=carry)
         xla = _cost(compiled)
-        row = {"lower_s": round(t1 - t0, 2), "compile_s": round(t2 - t1, 2), "step_s": step_s,
-               "step_times_s": [round(t, 5) for t in times], "model_flops": model_flops, "xla": xla,
-               "xla_flops_over_model_flops": xla["flops"] / model_flops if xla.get("flops") else None,
-               "model_tflops_per_s": model_flops / step_s / 1e12,
-               "mfu": model_flops / step_s / peak if peak else None,
-               "xla_flops_utilisation": xla["flops"] / step_s / peak if peak and xla.get("flops") else None,
-               "memory_analysis": _memory(compiled)}
+        row = {
+            "lower_s": round(t1 - t0, 2),
+            "compile_s": round(t2 - t1, 2),
+            "step_s": step_s,
+            "step_times_s": [round(t, 5) for t in times],
+            "model_flops": model_flops,
+            "xla": xla,
+            "xla_flops_over_model_flops": xla["flops"] / model_flops if xla.get("flops") else None,
+            "model_tflops_per_s": model_flops / step_s / 1e12,
+            "mfu": model_flops / step_s / peak if peak else None,
+            "xla_flops_utilisation": xla["flops"] / step_s / peak if peak and xla.get("flops") else None,
+            "memory_analysis": _memory(compiled),
+        }
         rows[name] = row
-        print(f"{name}: {step_s * 1e3:.1f} ms/step, compile {row['compile_s']} s, model {model_flops / 1e9:.2f} GFLOP, "
-              f"XLA {xla.get('flops', float('nan')) / 1e9:.2f} GFLOP, MFU {row['mfu']}", flush=True)
+        print(
+            f"{name}: {step_s * 1e3:.1f} ms/step, compile {row['compile_s']} s, model {model_flops / 1e9:.2f} GFLOP, "
+            f"XLA {xla.get('flops', float('nan')) / 1e9:.2f} GFLOP, MFU {row['mfu']}",
+            flush=True,
+        )
 
     if "sample" in args.what:
         if cfg.conditioning != "none":
@@ -219,8 +239,9 @@ def main(argv=None) -> dict:
         def sample_step(params, x, emb, mask, ids):
             text = model.encode_text(params, ids, mask) if emb is None else emb
             null = model.null_text(params, x.shape[0])
-            fn = guidance.cfg_model_fn(lambda x, t, c: model.denoise(params, x, t, c[0], c[1]), (text, mask), null,
-                                       scale)
+            fn = guidance.cfg_model_fn(
+                lambda x, t, c: model.denoise(params, x, t, c[0], c[1]), (text, mask), null, scale
+            )
             return fn(x, jnp.full((x.shape[0],), sched.num_train_timesteps // 2, jnp.int32))
 
         sample_flops = analytic["sample_step"] + (analytic["text_encoder_forward"] if emb is None else 0)
@@ -228,28 +249,57 @@ def main(argv=None) -> dict:
 
     if "train" in args.what:
         tx, lr = optim.make_optimizer(config.optim, int(config.train.num_steps), labels)
-        state = state_lib.create(jax.tree_util.tree_map(jnp.copy, params), tx)   # donated below
-        step = step_lib.make_train_step(model, sched, config.diffusion, tx, lr, labels, float(config.train.ema_decay),
-                                        0, ssr=config.ssr.to_dict(), mask_mixture=config.conditional.mixture.to_dict(),
-                                        grad_accum_steps=int(config.train.grad_accum_steps))
+        state = state_lib.create(jax.tree_util.tree_map(jnp.copy, params), tx)  # donated below
+        step = step_lib.make_train_step(
+            model,
+            sched,
+            config.diffusion,
+            tx,
+            lr,
+            labels,
+            float(config.train.ema_decay),
+            0,
+            ssr=config.ssr.to_dict(),
+            mask_mixture=config.conditional.mixture.to_dict(),
+            grad_accum_steps=int(config.train.grad_accum_steps),
+        )
         measure("train_step", step, (state, batch), analytic["train_step"], carry=True, donate=(0,))
         del state
     stats = device.memory_stats() or {}
     record = {
-        "name": "step_perf", "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "name": "step_perf",
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": "python bench/step_perf.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
         "note": args.note,
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "jax": jax.__version__,
-                    "backend": jax.default_backend(), "device_kind": device.device_kind,
-                    "num_devices": jax.device_count(), "loadavg_1m_at_end": round(os.getloadavg()[0], 2)},
-        "config": args.config, "overrides": args.set, "batch": batch_size, "num_frames": cfg.num_frames,
-        "resolution": cfg.resolution, "dtype": dtype, "param_dtype": cfg.stunet.unet.param_dtype,
-        "remat": cfg.stunet.unet.remat, "attention_impl": cfg.stunet.unet.attention_impl,
-        "grad_accum_steps": int(config.train.grad_accum_steps), "num_params": n_params,
-        "peak_flops": peak, "peak_source": peak_source,
-        "analytic_forward_flops": analytic["forward"], "analytic_forward_by_kind": analytic["forward_by_kind"],
-        "peak_bytes_in_use": stats.get("peak_bytes_in_use"), "bytes_limit": stats.get("bytes_limit"),
-        "steps": args.steps, "wall_time_s": round(time.time() - start, 1), **rows,
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+            "device_kind": device.device_kind,
+            "num_devices": jax.device_count(),
+            "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
+        },
+        "config": args.config,
+        "overrides": args.set,
+        "batch": batch_size,
+        "num_frames": cfg.num_frames,
+        "resolution": cfg.resolution,
+        "dtype": dtype,
+        "param_dtype": cfg.stunet.unet.param_dtype,
+        "remat": cfg.stunet.unet.remat,
+        "attention_impl": cfg.stunet.unet.attention_impl,
+        "grad_accum_steps": int(config.train.grad_accum_steps),
+        "num_params": n_params,
+        "peak_flops": peak,
+        "peak_source": peak_source,
+        "analytic_forward_flops": analytic["forward"],
+        "analytic_forward_by_kind": analytic["forward_by_kind"],
+        "peak_bytes_in_use": stats.get("peak_bytes_in_use"),
+        "bytes_limit": stats.get("bytes_limit"),
+        "steps": args.steps,
+        "wall_time_s": round(time.time() - start, 1),
+        **rows,
     }
     with open(args.results, "a") as f:
         f.write(json.dumps(record) + "\n")

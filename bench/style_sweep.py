@@ -14,6 +14,7 @@ The style T2I's own images and the training data's statistics are the references
 Writes docs/figures/style_sweep.json and docs/figures/style_alpha.png (rows: alphas; first prompt's
 frames) and appends a line to bench/results.jsonl.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ from lumiere_jax.eval import probe  # noqa: E402
 
 
 def prompts(num: int) -> list[str]:
-    combos = [c for c in moving_shapes.ALL_COMBOS if c[1] != "triangle"]   # triangles have little interior
+    combos = [c for c in moving_shapes.ALL_COMBOS if c[1] != "triangle"]  # triangles have little interior
     rng = np.random.default_rng(0)
     return [moving_shapes.caption(combos[i]) for i in rng.choice(len(combos), num, replace=False)]
 
@@ -64,20 +65,42 @@ def main() -> None:
         r = gen.generate(ps, seed=0, progress=False, num_steps=args.num_steps)
         p = probe.score(r.videos, ps)
         motion = float(np.abs(np.diff(r.videos.astype(np.float32), axis=1)).mean())
-        rows[f"{alpha:g}"] = {**stats(r.videos), "direction_accuracy": p["direction_accuracy"],
-                              "presence": p["presence"], "frame_diff_mad": motion}
+        rows[f"{alpha:g}"] = {
+            **stats(r.videos),
+            "direction_accuracy": p["direction_accuracy"],
+            "presence": p["presence"],
+            "frame_diff_mad": motion,
+        }
         print(f"alpha {alpha:g}: {rows[f'{alpha:g}']}", flush=True)
         sheet.append(r.videos[0])
     style_t2i = sampling.Generator.load(args.style)
     images = style_t2i.generate(ps, seed=0, progress=False, num_steps=args.num_steps).videos
     rng = np.random.default_rng(0)
-    orig = np.stack([moving_shapes.render_clip(
-        moving_shapes.sample_spec(rng, 32, 16, combo=moving_shapes.parse_caption(p)), 16, 32) for p in ps])
-    refs = {"style_t2i_images": stats(images[:, None]), "data_none": stats(orig),
-            "data_outline": stats(styles.apply_style(orig, "outline"))}
-    result = {"name": "style_sweep", "date": datetime.date.today().isoformat(), "machine": platform.processor()
-              or platform.machine(), "base": args.base, "style": args.style, "prompts": ps,
-              "num_steps": args.num_steps, "alphas": rows, "references": refs, "wall_s": round(time.time() - t0, 1)}
+    orig = np.stack(
+        [
+            moving_shapes.render_clip(
+                moving_shapes.sample_spec(rng, 32, 16, combo=moving_shapes.parse_caption(p)), 16, 32
+            )
+            for p in ps
+        ]
+    )
+    refs = {
+        "style_t2i_images": stats(images[:, None]),
+        "data_none": stats(orig),
+        "data_outline": stats(styles.apply_style(orig, "outline")),
+    }
+    result = {
+        "name": "style_sweep",
+        "date": datetime.date.today().isoformat(),
+        "machine": platform.processor() or platform.machine(),
+        "base": args.base,
+        "style": args.style,
+        "prompts": ps,
+        "num_steps": args.num_steps,
+        "alphas": rows,
+        "references": refs,
+        "wall_s": round(time.time() - t0, 1),
+    }
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "style_sweep.json"), "w") as f:
         json.dump(result, f, indent=1)

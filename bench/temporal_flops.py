@@ -11,6 +11,7 @@ optimisation, nothing compiled or run, so paper-scale configs take seconds on a 
 
 Appends one JSON line (name "temporal_flops") to bench/results.jsonl (--results).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,12 @@ def main(argv=None) -> dict:
     p.add_argument("--config", default="configs/base.py", help="FILE[:ARG]")
     p.add_argument("--frames", default="16,80")
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--xla", default=True, action=argparse.BooleanOptionalAction,
-                   help="also lower each network for XLA's cost analysis")
+    p.add_argument(
+        "--xla",
+        default=True,
+        action=argparse.BooleanOptionalAction,
+        help="also lower each network for XLA's cost analysis",
+    )
     p.add_argument("--results", default=os.path.join(REPO, "bench", "results.jsonl"))
     args = p.parse_args(argv)
     start = time.time()
@@ -65,8 +70,9 @@ def main(argv=None) -> dict:
     for frames in [int(f) for f in args.frames.split(",")]:
         row = {"frames": frames}
         for name, cfg in (("stunet", stunet), ("no_temporal_downsampling", flat)):
-            by_kind = flops_lib.denoiser_flops(cfg, batch=args.batch, frames=frames, size=size, text_len=text_len,
-                                               by_kind=True)
+            by_kind = flops_lib.denoiser_flops(
+                cfg, batch=args.batch, frames=frames, size=size, text_len=text_len, by_kind=True
+            )
             row[name] = {"analytic": sum(by_kind.values()), "by_kind": by_kind}
             if args.xla:
                 t0 = time.time()
@@ -78,19 +84,30 @@ def main(argv=None) -> dict:
             row["ratio_xla"] = row["no_temporal_downsampling"]["xla"] / row["stunet"]["xla"]
         ta = lambda r: r["by_kind"].get("temporal_attention", 0)
         row["temporal_attention_ratio"] = ta(row["no_temporal_downsampling"]) / max(ta(row["stunet"]), 1)
-        print(f"{frames} frames: STUNet {row['stunet']['analytic'] / 1e12:.2f} TFLOP, without temporal down-sampling "
-              f"{row['no_temporal_downsampling']['analytic'] / 1e12:.2f} TFLOP: x{row['ratio_analytic']:.2f} "
-              f"(XLA x{row.get('ratio_xla', float('nan')):.2f}); "
-              f"temporal attention x{row['temporal_attention_ratio']:.1f}",
-              flush=True)
+        print(
+            f"{frames} frames: STUNet {row['stunet']['analytic'] / 1e12:.2f} TFLOP, without temporal down-sampling "
+            f"{row['no_temporal_downsampling']['analytic'] / 1e12:.2f} TFLOP: x{row['ratio_analytic']:.2f} "
+            f"(XLA x{row.get('ratio_xla', float('nan')):.2f}); "
+            f"temporal attention x{row['temporal_attention_ratio']:.1f}",
+            flush=True,
+        )
         rows.append(row)
     record = {
-        "name": "temporal_flops", "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "name": "temporal_flops",
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": "python bench/temporal_flops.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "jax": jax.__version__,
-                    "backend": jax.default_backend()},
-        "config": args.config, "batch": args.batch, "resolution": size, "text_len": text_len,
-        "num_temporal_downsamples": stunet.temporal_downsamples, "rows": rows,
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+        },
+        "config": args.config,
+        "batch": args.batch,
+        "resolution": size,
+        "text_len": text_len,
+        "num_temporal_downsamples": stunet.temporal_downsamples,
+        "rows": rows,
         "wall_time_s": round(time.time() - start, 1),
     }
     with open(args.results, "a") as f:

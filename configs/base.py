@@ -9,6 +9,7 @@ Four temporal down-samplings (N = 16): the coarsest level (8x8) holds 80 / 16 = 
 frames, where a stack of temporal attention blocks runs. It builds and validates on
 any machine (tests/test_configs.py traces it abstractly); training needs a pod.
 """
+
 from configs import t2i_base
 from lumiere_jax import config as config_lib
 

@@ -12,6 +12,7 @@ lower it (or set `--set model.remat=dots_and_convs_saveable`) if it runs out of 
 
   JAX_PLATFORMS=cpu python bench/step_perf.py --config=configs/bench_gpu.py:cpu --steps=5
 """
+
 from lumiere_jax import config as config_lib
 
 

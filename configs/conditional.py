@@ -11,6 +11,7 @@ Everything trains (`train.train_spatial`); `--config.train.trainable='("denoiser
 "denoiser/spatial/conv_in/")'` trains only the temporal layers and the input convolution instead.
 Builds and validates on any machine (tests/test_configs.py traces it abstractly).
 """
+
 from configs import base
 
 

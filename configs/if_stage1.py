@@ -13,9 +13,10 @@ Diffusion and sampling follow IF: squaredcos_cap_v2, epsilon, learned-range vari
 loss trains the variance channels of the new layers' outputs), DDPM with dynamic thresholding
 0.95 / 1.5. Builds and validates anywhere; training needs accelerators.
 """
+
 from lumiere_jax import config as config_lib, presets
 
-IF_I_XL = presets.IF_I_XL      # the U-Net (every field; lumiere_jax/presets.py)
+IF_I_XL = presets.IF_I_XL  # the U-Net (every field; lumiere_jax/presets.py)
 
 ARGS = ("t2i", "video")
 
@@ -29,9 +30,9 @@ def get_config(arg: str = "video"):
     presets.set_unet(c, IF_I_XL)
     presets.apply_if_preset(c, 1)
     c.model.resolution = 64
-    c.model.null_text = "zero"          # set "learned" if the import stored the T5 embedding of ""
+    c.model.null_text = "zero"  # set "learned" if the import stored the T5 embedding of ""
     c.model.num_frames = 16
-    c.model.temporal.num_temporal_downsamples = 3    # 16 frames -> 2 at the coarsest level (8x8)
+    c.model.temporal.num_temporal_downsamples = 3  # 16 frames -> 2 at the coarsest level (8x8)
     c.model.temporal.temporal_head_dim = 64
     c.model.unet.dtype = "bfloat16"
     c.data.global_batch = 8

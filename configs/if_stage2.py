@@ -11,9 +11,10 @@ The U-Net section is IF-II-L's unet/config.json (block_out_channels 160..1280, l
 unet/config.json differs, copy ``model.unet`` from the export config.json the import wrote.
 Sampling: DDPM, dynamic thresholding 0.95 / 1.0, low-res augmentation level 250 (IF's defaults).
 """
+
 from lumiere_jax import config as config_lib, presets
 
-IF_II_L = presets.IF_II_L      # the U-Net (every field; lumiere_jax/presets.py)
+IF_II_L = presets.IF_II_L  # the U-Net (every field; lumiere_jax/presets.py)
 
 ARGS = ("ssr_image", "ssr")
 

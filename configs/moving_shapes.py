@@ -50,11 +50,12 @@ noise, which restores shape on unseen combinations (docs/motion_text.md); SSR wi
 overlapping by 2 (App. C), so a 16-frame video is covered by windows starting at frames 0, 6 and 8.
 Expected results and wall times: docs/reference_model.md.
 """
+
 from lumiere_jax import config as config_lib
 
 
 ARGS = ("t2i", "video", "video_high_noise", "video_settle", "ssr_image", "ssr", "cascade", "conditional", "style")
-VIDEO_ARGS = ("video", "video_high_noise", "video_settle")   # the base STUNet's three training phases
+VIDEO_ARGS = ("video", "video_high_noise", "video_settle")  # the base STUNet's three training phases
 BASE_EXPORT = "assets/moving_shapes_base"
 CONDITIONAL_EXPORT = "assets/moving_shapes_conditional"
 T2I_EXPORT = "assets/moving_shapes_t2i"
@@ -69,7 +70,7 @@ def get_config(arg: str = "video"):
     c = config_lib.default_config()
     c.stage = "t2i" if arg == "style" else "video" if arg in VIDEO_ARGS else arg
     if arg == "conditional":
-        c.model.unet.in_channels = 7         # <noisy video, masked video, mask>
+        c.model.unet.in_channels = 7  # <noisy video, masked video, mask>
     c.model.unet.base_channels = 32
     c.model.unet.channel_mult = (1, 2, 2)
     c.model.unet.num_res_blocks = 1
@@ -79,19 +80,23 @@ def get_config(arg: str = "video"):
         t = c.model.temporal
         t.temporal_text = "cross_attention"
         t.temporal_text_features = 64
-        t.temporal_text_query_positions = "space_time"   # the text queries know their frame and pixel
-        t.temporal_text_film = True                      # pooled prompt FiLM in every conv inflation block,
-        t.temporal_time_film = True                      # also reading the timestep
+        t.temporal_text_query_positions = "space_time"  # the text queries know their frame and pixel
+        t.temporal_text_film = True  # pooled prompt FiLM in every conv inflation block,
+        t.temporal_time_film = True  # also reading the timestep
     c.data.dataset = "moving_shapes"
     c.data.config_name = "32px_16f"
     c.diffusion.prediction_type = "v_prediction"
-    c.sample.prompts = ("a red square moving left", "a green circle moving right", "a blue triangle moving up",
-                        "a yellow square moving down")
-    c.train.sample_every = 500                # stages below that sample nothing set 0
-    if arg == "style":                       # fine-tune the T2I U-Net on outlined shapes (Lumiere §4.1)
+    c.sample.prompts = (
+        "a red square moving left",
+        "a green circle moving right",
+        "a blue triangle moving up",
+        "a yellow square moving down",
+    )
+    c.train.sample_every = 500  # stages below that sample nothing set 0
+    if arg == "style":  # fine-tune the T2I U-Net on outlined shapes (Lumiere §4.1)
         c.data.style = "outline"
         c.train.init_from = T2I_EXPORT
-        c.train.trainable = ("denoiser/",)   # the text encoder stays the base model's
+        c.train.trainable = ("denoiser/",)  # the text encoder stays the base model's
         c.data.global_batch = 16
         c.optim.lr = 3e-4
         c.optim.warmup_steps = 20
@@ -102,24 +107,24 @@ def get_config(arg: str = "video"):
         c.optim.lr = 1e-3
         c.optim.warmup_steps = 100
         c.train.num_steps = 1000
-    elif c.stage == "video":                 # three phases (docs/motion_text.md), each from the last's EMA
+    elif c.stage == "video":  # three phases (docs/motion_text.md), each from the last's EMA
         c.data.global_batch = 4
         c.optim.lr = 2e-3
         c.diffusion.timestep_sampling = "logit_normal"
-        if arg == "video":                   # from the T2I: most of the batch at high noise (t/T > 0.88
-            c.optim.warmup_steps = 100       # for half of it), where layout and trajectory are decided
+        if arg == "video":  # from the T2I: most of the batch at high noise (t/T > 0.88
+            c.optim.warmup_steps = 100  # for half of it), where layout and trajectory are decided
             c.train.num_steps = 600
             c.diffusion.timestep_logit_mean = 2.0
             c.diffusion.timestep_logit_std = 1.2
-        elif arg == "video_high_noise":      # run 3 times: the top of the noise range, where the
-            c.optim.warmup_steps = 20        # direction word is worth most (ideal: +134 % x0 error)
+        elif arg == "video_high_noise":  # run 3 times: the top of the noise range, where the
+            c.optim.warmup_steps = 20  # direction word is worth most (ideal: +134 % x0 error)
             c.train.num_steps = 300
             c.diffusion.timestep_logit_mean = 2.5
-        else:                                # video_settle: back to mid noise, where shape is drawn
+        else:  # video_settle: back to mid noise, where shape is drawn
             c.optim.warmup_steps = 20
             c.train.num_steps = 300
             c.diffusion.timestep_logit_mean = 1.0
-    else:                                    # conditional: full fine-tune of the base export
+    else:  # conditional: full fine-tune of the base export
         c.train.init_from = BASE_EXPORT
         c.train.train_spatial = True
         c.data.global_batch = 4
@@ -138,26 +143,26 @@ def _ssr_config(arg: str):
     c = config_lib.default_config()
     c.stage = "ssr_image" if arg == "ssr_image" else "ssr"
     u = c.model.unet
-    u.in_channels = 6                        # noisy 64px sample + up-sampled 32px input
+    u.in_channels = 6  # noisy 64px sample + up-sampled 32px input
     u.aug_embedding = True
     u.base_channels = 32
     u.channel_mult = (1, 2, 2)
     u.num_res_blocks = 1
-    u.attention_resolutions = ()             # attention only in the mid block (16x16 at 64px)
-    c.model.temporal.num_temporal_downsamples = 0   # SSR windows keep their frame rate
+    u.attention_resolutions = ()  # attention only in the mid block (16x16 at 64px)
+    c.model.temporal.num_temporal_downsamples = 0  # SSR windows keep their frame rate
     c.model.resolution = 64
     c.model.low_resolution = 32
-    c.model.num_frames = 8                   # the MultiDiffusion window
+    c.model.num_frames = 8  # the MultiDiffusion window
     c.data.dataset = "moving_shapes"
     c.data.config_name = "64px_16f"
     c.data.num_frames = 16
     c.data.num_train = 1024
     c.diffusion.prediction_type = "v_prediction"
     c.sample.num_steps = 20
-    c.sample.guidance_scale = 1.0            # the low-res input carries the content
+    c.sample.guidance_scale = 1.0  # the low-res input carries the content
     c.sample.prompts = ("a red square moving left", "a green circle moving right")
     if c.stage == "ssr_image":
-        c.ssr.patch_size = 32                # patches: 4x cheaper steps on the CPU
+        c.ssr.patch_size = 32  # patches: 4x cheaper steps on the CPU
         c.data.global_batch = 16
         c.optim.lr = 1e-3
         c.train.num_steps = 600

@@ -17,6 +17,7 @@ runs on windows of 16 frames (the paper does not state T'; 16 is our choice) ove
 so 80 frames take 6 windows (starts 0, 14, 28, 42, 56, 64). Builds and validates anywhere
 (tests/test_configs.py traces it abstractly); training needs a pod.
 """
+
 from lumiere_jax import config as config_lib
 
 ARGS = ("ssr", "ssr_image", "cascade")
@@ -32,12 +33,12 @@ def get_config(arg: str = "ssr"):
     u.in_channels = 6
     u.aug_embedding = True
     u.base_channels = 128
-    u.channel_mult = (1, 1, 2, 4, 8)          # 1024 -> 64 px at the coarsest level
+    u.channel_mult = (1, 1, 2, 4, 8)  # 1024 -> 64 px at the coarsest level
     u.num_res_blocks = 2
     u.attention_resolutions = ()
     u.head_dim = 64
     u.norm_groups = 32
-    u.text_dim = 4096                         # T5-XXL embeddings, precomputed
+    u.text_dim = 4096  # T5-XXL embeddings, precomputed
     u.cross_attention_dim = 1024
     u.dtype = "bfloat16"
     c.model.text_source = "precomputed"
@@ -46,7 +47,7 @@ def get_config(arg: str = "ssr"):
     c.model.temporal.temporal_head_dim = 64
     c.model.resolution = 1024
     c.model.low_resolution = 128
-    c.model.num_frames = 16                   # the MultiDiffusion window T'
+    c.model.num_frames = 16  # the MultiDiffusion window T'
     c.data.num_frames = 80
     c.ssr.overlap = 2
     c.ssr.chunk_size = 2

@@ -7,12 +7,24 @@ precomputed T5-XXL text embeddings (4096-d, 77 tokens).
 826.5 M U-Net parameters (counted abstractly by tests/test_configs.py). It builds
 and validates anywhere; training it needs an accelerator pod.
 """
+
 from lumiere_jax import config as config_lib
 
 T2I_UNET = dict(
-    base_channels=256, channel_mult=(1, 2, 3, 4, 4), num_res_blocks=3, attention_resolutions=(4, 8, 16),
-    head_dim=64, norm_groups=32, text_dim=4096, cross_attention_dim=1024, text_pooling="attention",
-    text_pool_heads=64, dropout=0.0, out_channels=3, dtype="bfloat16")
+    base_channels=256,
+    channel_mult=(1, 2, 3, 4, 4),
+    num_res_blocks=3,
+    attention_resolutions=(4, 8, 16),
+    head_dim=64,
+    norm_groups=32,
+    text_dim=4096,
+    cross_attention_dim=1024,
+    text_pooling="attention",
+    text_pool_heads=64,
+    dropout=0.0,
+    out_channels=3,
+    dtype="bfloat16",
+)
 
 
 def get_config(arg: str = ""):

@@ -6,6 +6,7 @@ r"""A tiny config for tests and smoke runs (seconds per step on a CPU).
 `ssr_image` / `ssr`: a 4 -> 8 px super-resolution model on 2-frame windows of 4-frame clips.
 `conditional`: the 7-channel masked model (init_from a tiny `video` run).
 """
+
 from lumiere_jax import config as config_lib
 
 
@@ -24,7 +25,7 @@ def get_config(arg: str = "video"):
     c.model.text_encoder.width = 16
     c.model.text_encoder.depth = 1
     c.model.text_encoder.num_heads = 2
-    c.model.text_encoder.max_length = 32                # the sample prompts fit (longer ones are cut, with a warning)
+    c.model.text_encoder.max_length = 32  # the sample prompts fit (longer ones are cut, with a warning)
     c.model.temporal.num_temporal_downsamples = 1
     c.model.temporal.temporal_head_dim = 8
     c.model.num_frames = 4

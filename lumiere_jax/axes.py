@@ -8,23 +8,23 @@ unaffected.
 """
 
 # Activations.
-BATCH = "activation_batch"          # [B] (video or image batch)
-FRAMES = "activation_frames"        # [T] time axis of a video
+BATCH = "activation_batch"  # [B] (video or image batch)
+FRAMES = "activation_frames"  # [T] time axis of a video
 HEIGHT = "activation_height"
 WIDTH = "activation_width"
-EMBED = "activation_embed"          # channels of feature maps / token width
+EMBED = "activation_embed"  # channels of feature maps / token width
 HEADS = "activation_heads"
-KV = "activation_kv"                # per-head dim
-LENGTH = "activation_length"        # text tokens / flattened attention sequence
+KV = "activation_kv"  # per-head dim
+LENGTH = "activation_length"  # text tokens / flattened attention sequence
 
 # Parameters.
-CONV_H = "conv_height"              # kernel spatial dims: never sharded
+CONV_H = "conv_height"  # kernel spatial dims: never sharded
 CONV_W = "conv_width"
-CONV_T = "conv_time"                # temporal kernel dim
-IN = "embed_in"                     # input features of a kernel
-OUT = "embed_out"                   # output features of a kernel
-NORM = "norm"                       # scale/bias of a norm layer
-MLP = "mlp"                         # hidden dim of MLPs
+CONV_T = "conv_time"  # temporal kernel dim
+IN = "embed_in"  # input features of a kernel
+OUT = "embed_out"  # output features of a kernel
+NORM = "norm"  # scale/bias of a norm layer
+MLP = "mlp"  # hidden dim of MLPs
 VOCAB = "vocab"
 POS = "position"
 

@@ -1,4 +1,5 @@
 """The logic behind `main.py`'s modes (importable, so notebooks can call it too)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,13 +14,14 @@ from lumiere_jax import config as config_lib
 from lumiere_jax.sampling import settings
 
 MODES = ("train", "sample", "eval", "export")
-TASKS = config_lib.CONDITIONAL_TASKS + ("sdedit",)       # sdedit: video-to-video with the base model
+TASKS = config_lib.CONDITIONAL_TASKS + ("sdedit",)  # sdedit: video-to-video with the base model
 
 
 @dataclasses.dataclass
 class RunArgs:
     """What `main.py`'s flags say to `run`, typed; its defaults are the flags' defaults (main.py reads
     them from here). Build it from absl flags (or any object with these attributes) with `RunArgs.of`."""
+
     mode: str = "train"
     workdir: str | None = None
     checkpoint: str | None = None
@@ -49,7 +51,7 @@ class RunArgs:
     resize_inputs: bool = True
     paste_known: bool = False
     style_checkpoint: str | None = None
-    style_alpha: float = 0.5                 # measured: docs/conditional.md (stylized generation)
+    style_alpha: float = 0.5  # measured: docs/conditional.md (stylized generation)
     multidiffusion: bool = True
 
     @classmethod
@@ -75,8 +77,9 @@ def read_prompts(prompts: list[str], prompts_file: str | None) -> list[str]:
             with open(prompts_file, encoding="utf-8-sig") as f:
                 from_file = [line.strip() for line in f if line.strip()]
         except UnicodeDecodeError as e:
-            raise ValueError(f"--prompts_file {prompts_file} is not UTF-8 text ({e.reason} at byte {e.start})") \
-                from None
+            raise ValueError(
+                f"--prompts_file {prompts_file} is not UTF-8 text ({e.reason} at byte {e.start})"
+            ) from None
         if not from_file:
             raise ValueError(f"--prompts_file {prompts_file} holds no prompts (one per line)")
         out += from_file
@@ -96,6 +99,7 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
     so that an override of an architecture key a checkpoint fixes is refused rather than ignored.
     Precedence: lumiere_jax/sampling/settings.py."""
     from lumiere_jax.train import validation
+
     validation.validate(config)
     config_overrides = dict(config_overrides or {})
     flags = RunArgs.of(flags)
@@ -105,9 +109,11 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
     if mode == "train":
         from lumiere_jax import sampling
         from lumiere_jax.train import trainer
+
         return trainer.train(config, _require(flags.workdir, "workdir", mode), sampling.write_training_samples)
     if mode == "export":
         from lumiere_jax.train import checkpoint
+
         workdir = _require(flags.workdir, "workdir", mode)
         params, stored = checkpoint.load(workdir)
         settings.check_fixed(stored, config_overrides, workdir)
@@ -117,6 +123,7 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
         print(f"exported to {out}")
         return out
     from lumiere_jax import sampling
+
     seed = config.sample.seed if flags.seed is None else flags.seed
     if mode in ("sample", "eval") and (config.cascade.base or config.cascade.ssr):
         return _cascade(config, flags, config_overrides, seed)
@@ -128,8 +135,10 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
         gen = gen.with_style(flags.style_checkpoint, flags.style_alpha)
     if gen.config.get("stage") != config.stage:
         what = "images (written as 1-frame videos)" if gen.model.config.kind == "image" else "videos"
-        note = (f"note: {path} holds a {gen.config.get('stage')!r} model, the config file is for stage "
-                f"{config.stage!r}; the checkpoint's architecture is used, and it makes {what}")
+        note = (
+            f"note: {path} holds a {gen.config.get('stage')!r} model, the config file is for stage "
+            f"{config.stage!r}; the checkpoint's architecture is used, and it makes {what}"
+        )
         logging.warning(note)
         print(note)
     low_res = gen.model.config.conditioning == "low_res"
@@ -147,27 +156,50 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
             if not os.path.isfile(flags.latents):
                 raise FileNotFoundError(f"--latents {flags.latents} does not exist")
             latents = np.load(flags.latents)
-        return sample_to_folder(gen, prompts, num, seed, out, fps=config.sample.fps, exists=flags.output_exists,
-                                negative_prompt=flags.negative_prompt, latents=latents)
+        return sample_to_folder(
+            gen,
+            prompts,
+            num,
+            seed,
+            out,
+            fps=config.sample.fps,
+            exists=flags.output_exists,
+            negative_prompt=flags.negative_prompt,
+            latents=latents,
+        )
     if mode == "eval" and (gen.model.config.conditioning == "masked" or flags.task):
         return _eval_tasks(gen, config, flags, seed, path)
     if mode == "eval":
         from lumiere_jax.eval import evaluate
-        return _eval_splits(flags, lambda split: evaluate.evaluate_split(gen, config, split, flags.eval_num_prompts,
-                                                                          seed),
-                            flags.output_dir or flags.workdir or path)
+
+        return _eval_splits(
+            flags,
+            lambda split: evaluate.evaluate_split(gen, config, split, flags.eval_num_prompts, seed),
+            flags.output_dir or flags.workdir or path,
+        )
     raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
 
 
-def sample_to_folder(gen, prompts: Sequence[str], num_samples: int, seed: int, out: str, *, fps: int,
-                     exists: str = "error", batch_size: int = 8, negative_prompt: str | None = None,
-                     latents: np.ndarray | None = None):
+def sample_to_folder(
+    gen,
+    prompts: Sequence[str],
+    num_samples: int,
+    seed: int,
+    out: str,
+    *,
+    fps: int,
+    exists: str = "error",
+    batch_size: int = 8,
+    negative_prompt: str | None = None,
+    latents: np.ndarray | None = None,
+):
     """Text-to-video into the folder `out`, written batch by batch (videos, then the manifest, atomically),
     so a killed run keeps its finished batches. Sample i is (prompt i // num_samples, seed + i) as in
     one `generate` call. With exists="append" the samples the folder already lists with the same
     settings are skipped: rerunning a command finishes its work. `negative_prompt`: for every
     prompt; `latents` [N, ...]: the initial noise of all N samples. Returns the new samples' Result."""
     from lumiere_jax.sampling import engine, outputs
+
     if isinstance(prompts, str) or not prompts:
         raise ValueError(f"give a list of one or more prompts, got {prompts!r}")
     engine.check_call(num_samples, seed, batch_size, len(prompts) * num_samples)
@@ -176,19 +208,21 @@ def sample_to_folder(gen, prompts: Sequence[str], num_samples: int, seed: int, o
     n = len(prompts) * num_samples
     want = (n, *gen.model.config.sample_shape(1)[1:])
     if latents is not None and tuple(np.shape(latents)) != want:
-        raise ValueError(f"--latents must hold an array of shape {list(want)} (one initial noise per sample), got "
-                         f"{list(np.shape(latents))}")
+        raise ValueError(
+            f"--latents must hold an array of shape {list(want)} (one initial noise per sample), got "
+            f"{list(np.shape(latents))}"
+        )
     kept = outputs.prepare_output_dir(out, exists)
     settings = gen.settings()
     if negative_prompt is not None:
         settings["negative_prompt"] = negative_prompt
-    done = {(e.get("prompt"), e.get("seed")) for e in kept
-            if all(e.get(k) == v for k, v in settings.items())}
-    todo = [(p, seed + i) for i, p in enumerate(p for p in prompts for _ in range(num_samples))
-            if (p, seed + i) not in done]
+    done = {(e.get("prompt"), e.get("seed")) for e in kept if all(e.get(k) == v for k, v in settings.items())}
+    todo = [
+        (p, seed + i) for i, p in enumerate(p for p in prompts for _ in range(num_samples)) if (p, seed + i) not in done
+    ]
     if done:
         print(f"{out} already holds {len(done)} of these samples; sampling the other {len(todo)}")
-    runs = []                                  # consecutive seeds, at most batch_size each: one generate call
+    runs = []  # consecutive seeds, at most batch_size each: one generate call
     for p, sd in todo:
         if runs and runs[-1][-1][1] == sd - 1 and len(runs[-1]) < batch_size:
             runs[-1].append((p, sd))
@@ -196,26 +230,44 @@ def sample_to_folder(gen, prompts: Sequence[str], num_samples: int, seed: int, o
             runs.append([(p, sd)])
     results = []
     for run_ in runs:
-        lat = None if latents is None else latents[run_[0][1] - seed:run_[-1][1] - seed + 1]
-        r = gen.generate([p for p, _ in run_], num_samples=1, seed=run_[0][1], batch_size=batch_size,
-                         negative_prompt=negative_prompt, latents=lat)
+        lat = None if latents is None else latents[run_[0][1] - seed : run_[-1][1] - seed + 1]
+        r = gen.generate(
+            [p for p, _ in run_],
+            num_samples=1,
+            seed=run_[0][1],
+            batch_size=batch_size,
+            negative_prompt=negative_prompt,
+            latents=lat,
+        )
         outputs.write_outputs(r, out, fps=fps, exists="append", contact_sheet=False)
         results.append(r)
-    outputs.write_contact_sheet(out)            # once, not per batch: it reads every sample back
+    outputs.write_contact_sheet(out)  # once, not per batch: it reads every sample back
     print(f"wrote {sum(len(r.prompts) for r in results)} samples to {out}")
     if not results:
         return outputs.Result(np.zeros((0,), np.uint8), [], [], settings)
-    return outputs.Result(np.concatenate([r.videos for r in results]), [p for r in results for p in r.prompts],
-                          [sd for r in results for sd in r.seeds], results[0].settings)
+    return outputs.Result(
+        np.concatenate([r.videos for r in results]),
+        [p for r in results for p in r.prompts],
+        [sd for r in results for sd in r.seeds],
+        results[0].settings,
+    )
 
 
-def load_generator(path: str, config, flags, config_overrides: dict[str, Any], *, use_config: bool = True,
-                   flag_keys: tuple[str, ...] = settings.FLAG_KEYS):
+def load_generator(
+    path: str,
+    config,
+    flags,
+    config_overrides: dict[str, Any],
+    *,
+    use_config: bool = True,
+    flag_keys: tuple[str, ...] = settings.FLAG_KEYS,
+):
     """A Generator of the checkpoint at `path` sampling with the CLI's settings (`settings.cli_sampling`:
     the CLI config's sample / ssr sections, then the explicit flags, over the stored ones). An explicit
     --config override of an architecture key that differs from the checkpoint's raises (before any
     compile). `use_config=False`: the CLI config is another model's (a cascade's base stage)."""
     from lumiere_jax import sampling
+
     sample, ssr = settings.cli_sampling(config, flags, flag_keys=flag_keys, use_config=use_config)
     t5 = settings.t5_locations(config_overrides) if use_config else {}
     gen = sampling.Generator.load(path, _sampling_mesh(config), sample=sample, ssr=ssr, t5=t5)
@@ -235,11 +287,13 @@ def _sampling_mesh(config):
     """`config.mesh` when there are several devices (samples are split over the batch axes), else
     None (one device, no mesh)."""
     import jax
+
     return config.mesh if jax.device_count() > 1 else None
 
 
 def _cascade(config, flags, config_overrides, seed):
     from lumiere_jax import sampling
+
     if not (config.cascade.base and config.cascade.ssr):
         raise ValueError("a cascade needs both config.cascade.base and config.cascade.ssr (exports or workdirs)")
     for p in (config.cascade.base, config.cascade.ssr):
@@ -247,13 +301,15 @@ def _cascade(config, flags, config_overrides, seed):
             raise FileNotFoundError(f"cascade checkpoint {p} does not exist")
     # The CLI config is the SSR stage's; the base stage keeps its stored settings under the explicit flags.
     base = load_generator(config.cascade.base, config, flags, config_overrides, use_config=False)
-    ssr = load_generator(config.cascade.ssr, config, flags, config_overrides,
-                         flag_keys=settings.CASCADE_SSR_FLAG_KEYS)
+    ssr = load_generator(config.cascade.ssr, config, flags, config_overrides, flag_keys=settings.CASCADE_SSR_FLAG_KEYS)
     cascade = sampling.Cascade(base, ssr)
     announce({"base": base.settings(), "ssr": {**ssr.settings(), **ssr.ssr_settings()}})
     if flags.mode == "eval":
-        return _eval_splits(flags, lambda split: evaluate_cascade(cascade, config, split, flags, seed),
-                            flags.output_dir or flags.workdir or "runs/cascade")
+        return _eval_splits(
+            flags,
+            lambda split: evaluate_cascade(cascade, config, split, flags, seed),
+            flags.output_dir or flags.workdir or "runs/cascade",
+        )
     prompts = read_prompts(flags.prompt, flags.prompts_file) or list(config.sample.prompts)
     num = config.sample.num_samples if flags.num_samples is None else flags.num_samples
     out = flags.output_dir or os.path.join(flags.workdir or "runs/cascade", "samples", "cli")
@@ -268,9 +324,12 @@ def _upsample_files(gen, config, flags, seed, path):
     """SSR alone: up-sample --input_video files, one --prompt for all or one per video."""
     from lumiere_jax import sampling
     from lumiere_jax.data import video_io
+
     if not flags.input_video:
-        raise ValueError("a super-resolution model samples from low-resolution inputs: pass --input_video "
-                         "(or use a cascade config that sets config.cascade.base and .ssr)")
+        raise ValueError(
+            "a super-resolution model samples from low-resolution inputs: pass --input_video "
+            "(or use a cascade config that sets config.cascade.base and .ssr)"
+        )
     videos = []
     for f in flags.input_video:
         if not os.path.exists(f):
@@ -290,20 +349,25 @@ def _upsample_files(gen, config, flags, seed, path):
 
 def evaluate_cascade(cascade, config, split, flags, seed):
     from lumiere_jax.eval import evaluate
-    return evaluate.evaluate_cascade_split(cascade, config, split, flags.eval_num_prompts, seed,
-                                           multidiffusion=flags.multidiffusion)
+
+    return evaluate.evaluate_cascade_split(
+        cascade, config, split, flags.eval_num_prompts, seed, multidiffusion=flags.multidiffusion
+    )
 
 
 def _eval_tasks(gen, config, flags, seed, path):
     """--mode=eval of the conditional applications (all of them, or --task) on real clips."""
     from lumiere_jax.eval import conditional
+
     if gen.model.config.conditioning == "masked":
         tasks = (flags.task,) if flags.task else conditional.TASKS
     elif flags.task == "sdedit":
         tasks = ("sdedit",)
     else:
-        raise ValueError(f"--task={flags.task} needs a conditional model; this one's conditioning is "
-                         f"{gen.model.config.conditioning!r} (only --task=sdedit evaluates a video model)")
+        raise ValueError(
+            f"--task={flags.task} needs a conditional model; this one's conditioning is "
+            f"{gen.model.config.conditioning!r} (only --task=sdedit evaluates a video model)"
+        )
 
     def one(split):
         clips, captions = conditional.split_clips(config, split, flags.eval_num_prompts)
@@ -311,13 +375,19 @@ def _eval_tasks(gen, config, flags, seed, path):
         scores["split"] = split
         return scores
 
-    return _eval_splits(flags, one, flags.output_dir or flags.workdir or path,
-                        formatter=conditional.format_task_scores, prefix="eval_tasks")
+    return _eval_splits(
+        flags,
+        one,
+        flags.output_dir or flags.workdir or path,
+        formatter=conditional.format_task_scores,
+        prefix="eval_tasks",
+    )
 
 
 def _eval_splits(flags, evaluate_split, out_dir: str, formatter=None, prefix: str = "eval") -> dict:
     """Evaluate each of --eval_split, print the scores, write <out_dir>/<prefix>_<split>.json."""
     from lumiere_jax.eval import evaluate
+
     all_scores = {}
     for split in flags.eval_split.split(","):
         scores = evaluate_split(split)
@@ -331,6 +401,7 @@ def _eval_splits(flags, evaluate_split, out_dir: str, formatter=None, prefix: st
 
 def _load_video_flag(flags, task: str):
     from lumiere_jax.sampling import inputs as cond_inputs
+
     if len(flags.input_video) != 1:
         raise ValueError(f"--task={task} takes exactly one --input_video, got {len(flags.input_video)}")
     return cond_inputs.load_video(flags.input_video[0])
@@ -352,6 +423,7 @@ def _run_task(gen, config, flags, seed, path):
     """--mode=sample --task=...: conditional generation from files, or SDEdit."""
     from lumiere_jax import sampling
     from lumiere_jax.sampling import inputs as cond_inputs
+
     task = flags.task
     if task not in TASKS:
         raise ValueError(f"unknown --task {task!r}; choose one of {TASKS}")
@@ -360,8 +432,7 @@ def _run_task(gen, config, flags, seed, path):
         raise ValueError(f"--task={task} takes one --prompt, got {len(prompts)}")
     out = flags.output_dir or os.path.join(flags.workdir or path, "samples", task)
     sampling.outputs.prepare_output_dir(out, flags.output_exists)
-    kw = dict(num_samples=1 if flags.num_samples is None else flags.num_samples, seed=seed,
-              resize=flags.resize_inputs)
+    kw = dict(num_samples=1 if flags.num_samples is None else flags.num_samples, seed=seed, resize=flags.resize_inputs)
     needs = {"i2v": ("image",), "cinemagraph": ("image", "mask"), "inpaint": ("mask",)}.get(task, ())
     for name in needs:
         _require(getattr(flags, name), name, f"sample --task={task}")
@@ -381,8 +452,14 @@ def _run_task(gen, config, flags, seed, path):
             padding = _outpaint_padding(flags.outpaint_padding)
             if (padding is None) == (flags.outpaint_direction is None):
                 raise ValueError("--task=outpaint needs exactly one of --outpaint_padding and --outpaint_direction")
-            result = gen.outpaint(_load_video_flag(flags, task), prompts[0], padding=padding,
-                                  direction=flags.outpaint_direction, amount=flags.outpaint_amount, **kw)
+            result = gen.outpaint(
+                _load_video_flag(flags, task),
+                prompts[0],
+                padding=padding,
+                direction=flags.outpaint_direction,
+                amount=flags.outpaint_amount,
+                **kw,
+            )
     sampling.write_outputs(result, out, fps=config.sample.fps, exists="append")
     print(f"wrote {len(result.prompts)} {task} samples to {out}")
     return result

@@ -15,6 +15,7 @@
 
     python -m lumiere_jax.demo [--workdir=runs/demo] [--t2i_steps=150] [--video_steps=40]
 """
+
 from __future__ import annotations
 
 import os
@@ -37,15 +38,23 @@ flags.DEFINE_integer("video_steps", 40, "STUNet (temporal layers) training steps
 flags.DEFINE_integer("num_eval", 8, "Held-out prompts to sample and score.")
 flags.DEFINE_integer("sample_steps", 20, "DDIM steps when sampling.")
 flags.DEFINE_string("reference", os.path.join(ROOT, "assets", "moving_shapes_base"), "Shipped reference export.")
-flags.DEFINE_string("reference_ssr", os.path.join(ROOT, "assets", "moving_shapes_ssr"),
-                    "Shipped super-resolution export (32 -> 64 px).")
-flags.DEFINE_string("reference_conditional", os.path.join(ROOT, "assets", "moving_shapes_conditional"),
-                    "Shipped conditional (7-channel) export: image-to-video step.")
+flags.DEFINE_string(
+    "reference_ssr", os.path.join(ROOT, "assets", "moving_shapes_ssr"), "Shipped super-resolution export (32 -> 64 px)."
+)
+flags.DEFINE_string(
+    "reference_conditional",
+    os.path.join(ROOT, "assets", "moving_shapes_conditional"),
+    "Shipped conditional (7-channel) export: image-to-video step.",
+)
 flags.DEFINE_integer("num_i2v", 4, "Test clips whose first frame the conditional reference animates.")
 FLAGS = flags.FLAGS
 
-TRAIN_PROMPTS = ["a red square moving right", "a green triangle moving left", "a blue circle moving down",
-                 "a yellow triangle moving up"]
+TRAIN_PROMPTS = [
+    "a red square moving right",
+    "a green triangle moving left",
+    "a blue circle moving down",
+    "a yellow triangle moving up",
+]
 
 
 def _config(arg: str, workdir: str, steps: int, **overrides):
@@ -65,8 +74,7 @@ def _score(gen: sampling.Generator, prompts: list[str], out_dir: str, fps: int) 
     result = gen.generate(prompts, seed=0, batch_size=len(prompts), num_steps=FLAGS.sample_steps)
     sampling.write_outputs(result, out_dir, fps=fps)
     n = len(TRAIN_PROMPTS)
-    return (probe.score(result.videos[:n], result.prompts[:n]),
-            probe.score(result.videos[n:], result.prompts[n:]))
+    return (probe.score(result.videos[:n], result.prompts[:n]), probe.score(result.videos[n:], result.prompts[n:]))
 
 
 def _cascade(prompts: list[str], out_dir: str, fps: int) -> None:
@@ -81,11 +89,13 @@ def _cascade(prompts: list[str], out_dir: str, fps: int) -> None:
 def _i2v(config, out_dir: str) -> None:
     from lumiere_jax.sampling import tasks
     from lumiere_jax.eval import conditional
+
     gen = sampling.Generator.load(FLAGS.reference_conditional)
     clips, captions = conditional.split_clips(config, "test", FLAGS.num_i2v)
     known, mask = zip(*(tasks.i2v(c[0], gen.model.config.num_frames) for c in clips))
-    result = gen.conditional(np.stack(known), np.stack(mask), captions, seed=0, progress=False,
-                             num_steps=FLAGS.sample_steps)
+    result = gen.conditional(
+        np.stack(known), np.stack(mask), captions, seed=0, progress=False, num_steps=FLAGS.sample_steps
+    )
     sampling.write_outputs(result, out_dir, fps=config.sample.fps)
     print(f"    animated the first frames of {len(clips)} test clips, wrote {out_dir}/")
     scores = {"num_videos": len(clips), "split": "test", "i2v": conditional.i2v_scores(result.videos, clips, captions)}
@@ -97,6 +107,7 @@ def _measured(export: str) -> list[str]:
     shipped: docs/reference_model.md), one formatted line per split."""
     import glob
     import json
+
     lines = []
     for path in sorted(glob.glob(os.path.join(export, "eval_*.json"))):
         with open(path) as f:
@@ -117,26 +128,32 @@ def _summary(rows: list[tuple[str, dict]]) -> str:
 def main(argv) -> None:
     del argv
     import tensorflow_datasets as tfds
+
     logging.set_verbosity(logging.INFO)
     runtime.setup()
     tfds.disable_progress_bar()
     t0 = time.time()
     workdir = FLAGS.workdir
     t2i = _config("t2i", workdir, FLAGS.t2i_steps, **{"data.global_batch": 16})
-    video = _config("video", workdir, FLAGS.video_steps,
-                    **{"train.init_from": os.path.join(workdir, "t2i"), "data.global_batch": 4})
+    video = _config(
+        "video", workdir, FLAGS.video_steps, **{"train.init_from": os.path.join(workdir, "t2i"), "data.global_batch": 4}
+    )
     print(f"[1/6] building moving_shapes under {t2i.data.data_dir}")
     moving_shapes.build(t2i.data.data_dir, t2i.data.config_name)
     print(f"[2/6] pre-training the T2I U-Net for {FLAGS.t2i_steps} steps ({time.time() - t0:.0f}s)")
     trainer.train(t2i, os.path.join(workdir, "t2i"), sampling.write_training_samples)
-    print(f"[3/6] inflating into a STUNet, training temporal layers for {FLAGS.video_steps} steps "
-          f"({time.time() - t0:.0f}s)")
+    print(
+        f"[3/6] inflating into a STUNet, training temporal layers for {FLAGS.video_steps} steps "
+        f"({time.time() - t0:.0f}s)"
+    )
     trainer.train(video, os.path.join(workdir, "video"), sampling.write_training_samples)
 
     held_out = evaluate.split_prompts(video, "held_out", FLAGS.num_eval)
     prompts = TRAIN_PROMPTS + held_out
-    print(f"[4/6] sampling {len(prompts)} videos ({len(TRAIN_PROMPTS)} train prompts, {len(held_out)} held-out) "
-          f"({time.time() - t0:.0f}s)")
+    print(
+        f"[4/6] sampling {len(prompts)} videos ({len(TRAIN_PROMPTS)} train prompts, {len(held_out)} held-out) "
+        f"({time.time() - t0:.0f}s)"
+    )
     out = os.path.join(workdir, "samples")
     tr, ho = _score(sampling.Generator.load(os.path.join(workdir, "video")), prompts, out, video.sample.fps)
     print(f"    wrote {out}/ (contact_sheet.png, manifest.json, NNNN.mp4/.gif/.npy)")

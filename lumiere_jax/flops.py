@@ -10,6 +10,7 @@ compares the two). `program_matmul_flops` counts the same quantities from a trac
 Conventions: forward pass of one denoiser call; a train step costs ~3x (forward + backward for
 activations and weights); a sampling step with classifier-free guidance is one call on 2x the batch.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,8 +43,9 @@ class _Counter:
         self.by_kind[kind] += int(flops)
 
 
-def _resnet(c: _Counter, u: UNetConfig, n_frames: int, h: int, w: int, cin: int, cout: int,
-            resample: str | None = None) -> tuple[int, int]:
+def _resnet(
+    c: _Counter, u: UNetConfig, n_frames: int, h: int, w: int, cin: int, cout: int, resample: str | None = None
+) -> tuple[int, int]:
     """A ResnetBlock on [n_frames (= B*T), h, w, cin]; returns the output size."""
     if resample == "down":
         h, w = h // 2, w // 2
@@ -56,36 +58,46 @@ def _resnet(c: _Counter, u: UNetConfig, n_frames: int, h: int, w: int, cin: int,
     return h, w
 
 
-def _spatial_attention(c: _Counter, u: UNetConfig, batch: int, n_frames: int, h: int, w: int, ch: int,
-                       text_len: int, text_width: int | None) -> None:
+def _spatial_attention(
+    c: _Counter,
+    u: UNetConfig,
+    batch: int,
+    n_frames: int,
+    h: int,
+    w: int,
+    ch: int,
+    text_len: int,
+    text_width: int | None,
+) -> None:
     rows = n_frames * h * w
-    c.add("spatial_dense", _dense(rows, ch, ch) * 2)                 # to_q, to_out
+    c.add("spatial_dense", _dense(rows, ch, ch) * 2)  # to_q, to_out
     lk = 0
     if text_width is not None:
-        c.add("spatial_dense", _dense(batch * text_len, text_width, ch) * 2)   # add_k_proj, add_v_proj
+        c.add("spatial_dense", _dense(batch * text_len, text_width, ch) * 2)  # add_k_proj, add_v_proj
         lk += text_len
     if not u.only_cross_attention:
-        c.add("spatial_dense", _dense(rows, ch, ch) * 2)             # to_k, to_v
+        c.add("spatial_dense", _dense(rows, ch, ch) * 2)  # to_k, to_v
         lk += h * w
     c.add("spatial_attention", _attention(n_frames, h * w, lk, ch))
 
 
-def _temporal(c: _Counter, cfg: STUNetConfig, kind: str, batch: int, frames: int, h: int, w: int, ch: int,
-              text_len: int = 0) -> None:
+def _temporal(
+    c: _Counter, cfg: STUNetConfig, kind: str, batch: int, frames: int, h: int, w: int, ch: int, text_len: int = 0
+) -> None:
     k = cfg.temporal_kernel_size
     if kind == "conv":
         n = batch * frames * h * w
         c.add("temporal_conv", _conv(n, 9, ch, ch) + _conv(n, k, ch, ch) + _dense(n, ch, ch))
-        if cfg.temporal_text_film:   # pooled text -> hidden -> (scale, shift), then y * (1 + g) + b
+        if cfg.temporal_text_film:  # pooled text -> hidden -> (scale, shift), then y * (1 + g) + b
             dim = cfg.unet.text_dim + cfg.temporal_text_features
             c.add("temporal_dense", _dense(batch, dim, ch) + _dense(batch, ch, 2 * ch) + 2 * n * ch)
     elif kind == "attention":
         n = batch * frames * h * w
         r = cfg.temporal_mlp_ratio
-        per_block = _dense(n, ch, ch) * 4 + _dense(n, ch, r * ch) * 2   # q, k, v, proj_out; mlp in/out
+        per_block = _dense(n, ch, ch) * 4 + _dense(n, ch, r * ch) * 2  # q, k, v, proj_out; mlp in/out
         c.add("temporal_dense", cfg.temporal_attention_depth * per_block)
         c.add("temporal_attention", cfg.temporal_attention_depth * _attention(batch * h * w, frames, frames, ch))
-        if cfg.temporal_text == "cross_attention":     # text_q, text_proj_out; text_k, text_v
+        if cfg.temporal_text == "cross_attention":  # text_q, text_proj_out; text_k, text_v
             per_block = _dense(n, ch, ch) * 2 + _dense(batch * text_len, cfg.unet.text_dim, ch) * 2
             c.add("temporal_dense", cfg.temporal_attention_depth * per_block)
             c.add("temporal_attention", cfg.temporal_attention_depth * _attention(batch, frames * h * w, text_len, ch))
@@ -95,8 +107,9 @@ def _temporal(c: _Counter, cfg: STUNetConfig, kind: str, batch: int, frames: int
         c.add("temporal_conv", _conv(batch * (frames * 2) * h * w, k, ch, ch))
 
 
-def denoiser_flops(cfg: STUNetConfig | UNetConfig, *, batch: int, frames: int, size: int, text_len: int,
-                   by_kind: bool = False) -> int | dict[str, int]:
+def denoiser_flops(
+    cfg: STUNetConfig | UNetConfig, *, batch: int, frames: int, size: int, text_len: int, by_kind: bool = False
+) -> int | dict[str, int]:
     """Forward FLOPs of one call of the STUNet (or of the T2I U-Net, given a UNetConfig, on `frames`
     independent frames) on [batch, frames, size, size, C] with `text_len` text tokens."""
     video = isinstance(cfg, STUNetConfig)
@@ -122,8 +135,13 @@ def denoiser_flops(cfg: STUNetConfig | UNetConfig, *, batch: int, frames: int, s
             c.add("embedding", _dense(batch, u.text_dim, temb))
         elif u.text_pooling == "attention":
             d = u.text_dim
-            c.add("embedding", _dense(batch, d, d) + 2 * _dense(batch * (text_len + 1), d, d)
-                  + _attention(batch, 1, text_len + 1, d) + _dense(batch, d, temb))
+            c.add(
+                "embedding",
+                _dense(batch, d, d)
+                + 2 * _dense(batch * (text_len + 1), d, d)
+                + _attention(batch, 1, text_len + 1, d)
+                + _dense(batch, d, temb),
+            )
         text_width = u.text_dim
         if u.cross_attention_dim is not None:
             c.add("embedding", _dense(batch * text_len, u.text_dim, u.cross_attention_dim))
@@ -190,12 +208,16 @@ def denoiser_flops(cfg: STUNetConfig | UNetConfig, *, batch: int, frames: int, s
 def text_encoder_flops(width: int, depth: int, mlp_ratio: int, *, batch: int, length: int) -> int:
     """Forward FLOPs of `models/text_encoder.TextEncoder`."""
     rows = batch * length
-    per_layer = _dense(rows, width, width) * 4 + _attention(batch, length, length, width) \
+    per_layer = (
+        _dense(rows, width, width) * 4
+        + _attention(batch, length, length, width)
         + _dense(rows, width, mlp_ratio * width) * 2
+    )
     return depth * per_layer
 
 
 # -- counting from a program --------------------------------------------------------------------
+
 
 def _eqn_flops(eqn) -> int:
     name = eqn.primitive.name
@@ -206,7 +228,7 @@ def _eqn_flops(eqn) -> int:
     if name == "conv_general_dilated":
         rhs = eqn.invars[1].aval.shape
         out_feature_dim = eqn.params["dimension_numbers"].rhs_spec[0]
-        per_output = math.prod(rhs) // rhs[out_feature_dim]        # taps * input channels per group
+        per_output = math.prod(rhs) // rhs[out_feature_dim]  # taps * input channels per group
         return 2 * math.prod(eqn.outvars[0].aval.shape) * per_output
     return 0
 
@@ -215,6 +237,7 @@ def program_matmul_flops(jaxpr: Any) -> int:
     """FLOPs of the dot_general and conv_general_dilated equations of a (closed) jaxpr, recursing
     into sub-jaxprs (pjit, remat, custom_jvp); scan/while bodies are counted once."""
     from jax.extend import core as jex_core
+
     jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
     total = 0
     for eqn in jaxpr.eqns:

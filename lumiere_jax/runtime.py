@@ -1,4 +1,5 @@
 """Process-wide JAX settings shared by the entry points (main.py, the demo)."""
+
 from __future__ import annotations
 
 import logging

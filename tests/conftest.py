@@ -4,6 +4,7 @@ Set before jax is imported anywhere. The suite is compile-bound (tiny models), s
 XLA's backend optimisation level 0 roughly halves compile time; results stay
 float-exact where tests compare bits (same program on both sides).
 """
+
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -24,8 +25,13 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 # session-scoped training runs and compiled models would otherwise be built on both workers).
 # xdist's own `loadgroup` marks do not work with pytest 9 (it renames `item._nodeid`, which
 # pytest 9 no longer reads), so the scope is chosen by this scheduler hook.
-_SHARED_DIRS = {"tests/train/": "runs", "tests/sampling/": "runs", "tests/cli/": "runs",
-                "tests/eval/test_conditional.py": "runs", "tests/models/": "models"}
+_SHARED_DIRS = {
+    "tests/train/": "runs",
+    "tests/sampling/": "runs",
+    "tests/cli/": "runs",
+    "tests/eval/test_conditional.py": "runs",
+    "tests/models/": "models",
+}
 
 
 def _group(nodeid: str) -> str:
@@ -71,8 +77,9 @@ def t2i_run(tmp_path_factory, data_dir):
 @pytest.fixture(scope="session")
 def video_run(tmp_path_factory, data_dir, t2i_run):
     workdir = str(tmp_path_factory.mktemp("video"))
-    config = load_config("tiny", "video", data_dir, **{"train.num_steps": 4, "train.init_from": t2i_run[0],
-                                                        "train.sample_every": 4})
+    config = load_config(
+        "tiny", "video", data_dir, **{"train.num_steps": 4, "train.init_from": t2i_run[0], "train.sample_every": 4}
+    )
     state = trainer.train(config, workdir, sampling.write_training_samples)
     return workdir, config, state
 

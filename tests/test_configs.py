@@ -1,4 +1,5 @@
 """Every config builds and validates; the paper-scale ones abstractly (no memory)."""
+
 import glob
 import os
 import subprocess
@@ -11,12 +12,27 @@ from lumiere_jax.train import validation
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from tests.helpers import ROOT, load_config
 
-ARGS = {"tiny.py": ("t2i", "video", "ssr_image", "ssr", "conditional"),
-        "moving_shapes.py": ("t2i", "video", "video_high_noise", "video_settle", "ssr_image", "ssr", "cascade",
-                             "conditional", "style"),
-        "ssr.py": ("ssr_image", "ssr", "cascade"), "bench_gpu.py": ("h100", "cpu")}
-CONFIGS = [(os.path.basename(p)[:-3], arg) for p in sorted(glob.glob(os.path.join(ROOT, "configs", "[!_]*.py")))
-           for arg in ARGS.get(os.path.basename(p), ("",))]
+ARGS = {
+    "tiny.py": ("t2i", "video", "ssr_image", "ssr", "conditional"),
+    "moving_shapes.py": (
+        "t2i",
+        "video",
+        "video_high_noise",
+        "video_settle",
+        "ssr_image",
+        "ssr",
+        "cascade",
+        "conditional",
+        "style",
+    ),
+    "ssr.py": ("ssr_image", "ssr", "cascade"),
+    "bench_gpu.py": ("h100", "cpu"),
+}
+CONFIGS = [
+    (os.path.basename(p)[:-3], arg)
+    for p in sorted(glob.glob(os.path.join(ROOT, "configs", "[!_]*.py")))
+    for arg in ARGS.get(os.path.basename(p), ("",))
+]
 
 
 @pytest.mark.parametrize("name,arg", CONFIGS)
@@ -33,7 +49,7 @@ def test_paper_scale_base():
     assert (m.num_frames, m.resolution, m.stunet.temporal_factor) == (80, 128, 16)
     params = jax.eval_shape(DiffusionModel(m).init, jax.random.PRNGKey(0))
     n = lambda tree: sum(a.size for a in jax.tree_util.tree_leaves(tree))
-    assert n(params["denoiser"]["spatial"]) == 826_538_755          # the t2i_base U-Net, verbatim
+    assert n(params["denoiser"]["spatial"]) == 826_538_755  # the t2i_base U-Net, verbatim
     config.model.num_frames = 81
     with pytest.raises(ValueError, match=r"num_frames=81 .*multiple of 16, e.g. 80 or 96"):
         validation.validate(config)
@@ -41,6 +57,7 @@ def test_paper_scale_base():
 
 def test_paper_scale_ssr():
     from lumiere_jax.diffusion import multidiffusion
+
     config = load_config("ssr", "ssr", "/nonexistent")
     m = validation.validate(config)
     assert (m.resolution, m.low_resolution, m.num_frames, m.conditioning) == (1024, 128, 16, "low_res")
@@ -51,7 +68,7 @@ def test_paper_scale_ssr():
     p_img = jax.eval_shape(DiffusionModel(image).init, jax.random.PRNGKey(0))
     p_vid = jax.eval_shape(DiffusionModel(m).init, jax.random.PRNGKey(0))
     shapes = lambda t: jax.tree_util.tree_map(lambda a: a.shape, t)
-    assert shapes(p_vid["denoiser"]["spatial"]) == shapes(p_img["denoiser"])   # inflatable
+    assert shapes(p_vid["denoiser"]["spatial"]) == shapes(p_img["denoiser"])  # inflatable
 
 
 def test_ssr_values_raise():
@@ -85,13 +102,31 @@ def test_bad_values_raise():
 
 
 def test_cli_rejects_unknown_config_keys():
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--config",
-                        os.path.join(ROOT, "configs/tiny.py"), "--config.train.num_stepz=3"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "main.py"),
+            "--config",
+            os.path.join(ROOT, "configs/tiny.py"),
+            "--config.train.num_stepz=3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode != 0 and "num_stepz" in r.stderr
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--config",
-                        os.path.join(ROOT, "configs/tiny.py"), "--mode=train"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "main.py"),
+            "--config",
+            os.path.join(ROOT, "configs/tiny.py"),
+            "--mode=train",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode != 0 and "needs --workdir" in r.stderr
 
 
@@ -107,7 +142,7 @@ def test_paper_scale_conditional():
     assert conv[:2] + conv[3:] == p_base["denoiser"]["spatial"]["conv_in"]["kernel"].shape[:2] + conv[3:]
     assert (conv[2], p_base["denoiser"]["spatial"]["conv_in"]["kernel"].shape[2]) == (7, 3)
     p_cond["denoiser"]["spatial"]["conv_in"] = p_base["denoiser"]["spatial"]["conv_in"]
-    assert shapes(p_cond) == shapes(p_base)      # only the input convolution differs
+    assert shapes(p_cond) == shapes(p_base)  # only the input convolution differs
 
 
 def test_timestep_sampling_values_raise():

@@ -1,4 +1,5 @@
 """The analytic FLOPs count (lumiere_jax/flops.py) equals the matmul/conv FLOPs of the traced model."""
+
 import dataclasses
 
 import jax
@@ -25,6 +26,7 @@ def test_analytic_flops_match_the_program(name):
     params = jax.eval_shape(model.init, jax.random.PRNGKey(0), x, t, text, mask)
     jaxpr = jax.make_jaxpr(model.apply)(params, x, t, text, mask)
     counted = flops.program_matmul_flops(jaxpr)
-    analytic = flops.denoiser_flops(cfg.unet if name == "image" else cfg, batch=batch, frames=frames, size=size,
-                                    text_len=text_len)
+    analytic = flops.denoiser_flops(
+        cfg.unet if name == "image" else cfg, batch=batch, frames=frames, size=size, text_len=text_len
+    )
     assert analytic == counted

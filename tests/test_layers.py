@@ -4,6 +4,7 @@
 
 Every `lumiere_jax` import in the source (module level or inside a function, read with `ast`) must
 point to the same or a lower layer, and the module graph must have no cycle."""
+
 import ast
 import os
 import subprocess
@@ -16,13 +17,20 @@ PACKAGE = os.path.join(ROOT, "lumiere_jax")
 
 # top-level module or package of lumiere_jax -> layer (lower = more basic)
 LAYERS = {
-    "axes": 0, "config": 0, "presets": 0, "runtime": 0,
-    "models": 1, "diffusion": 1, "parallel": 1, "flops": 1,
+    "axes": 0,
+    "config": 0,
+    "presets": 0,
+    "runtime": 0,
+    "models": 1,
+    "diffusion": 1,
+    "parallel": 1,
+    "flops": 1,
     "data": 2,
     "train": 3,
     "sampling": 4,
     "eval": 5,
-    "cli": 6, "demo": 6,
+    "cli": 6,
+    "demo": 6,
 }
 
 
@@ -43,14 +51,18 @@ def _imports(path: str, modules: dict[str, str]) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(open(path).read(), path)):
         targets = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and (
-                node.module == "lumiere_jax" or node.module.startswith("lumiere_jax.")):
-            base = node.module[len("lumiere_jax"):].lstrip(".")
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and (node.module == "lumiere_jax" or node.module.startswith("lumiere_jax."))
+        ):
+            base = node.module[len("lumiere_jax") :].lstrip(".")
             for alias in node.names:
                 sub = f"{base}.{alias.name}" if base else alias.name
                 targets.append(sub if sub in modules else base)
         elif isinstance(node, ast.Import):
-            targets += [a.name[len("lumiere_jax."):] for a in node.names if a.name.startswith("lumiere_jax.")]
+            targets += [a.name[len("lumiere_jax.") :] for a in node.names if a.name.startswith("lumiere_jax.")]
         found.update(t for t in targets if t)
     return found
 
@@ -66,8 +78,13 @@ def test_every_module_has_a_layer():
 
 
 def test_imports_point_down():
-    upward = [f"{a} -> {b}" for a, targets in sorted(_graph().items()) if a for b in sorted(targets)
-              if LAYERS[b.split(".")[0]] > LAYERS[a.split(".")[0]]]
+    upward = [
+        f"{a} -> {b}"
+        for a, targets in sorted(_graph().items())
+        if a
+        for b in sorted(targets)
+        if LAYERS[b.split(".")[0]] > LAYERS[a.split(".")[0]]
+    ]
     assert not upward, "upward imports:\n" + "\n".join(upward)
 
 
@@ -80,7 +97,7 @@ def test_module_graph_has_no_cycle():
         state[node] = 1
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = 2
@@ -93,19 +110,28 @@ def test_module_graph_has_no_cycle():
 
 @pytest.mark.parametrize("module", ["lumiere_jax.config", "lumiere_jax.axes"])
 def test_reading_a_config_loads_no_jax(module):
-    code = (f"import sys, {module}; bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', "
-            "'optax', 'orbax', 'tensorflow')); print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        f"import sys, {module}; bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', "
+        "'optax', 'orbax', 'tensorflow')); print(bad); sys.exit(1 if bad else 0)"
+    )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, f"importing {module} loads {run.stdout.strip()}"
 
 
 def test_loading_every_config_file_loads_no_jax(tmp_path):
     """From another working directory, as a notebook would: configs/ is a package with ordinary imports."""
-    code = ("import glob, os, sys; from lumiere_jax import config; "
-            f"files = sorted(glob.glob(os.path.join({ROOT!r}, 'configs', '[!_]*.py'))); "
-            "[config.load_config_file(f) for f in files]; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', 'optax', 'orbax')); "
-            "print(len(files), bad); sys.exit(1 if bad or len(files) < 8 else 0)")
-    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": ROOT})
+    code = (
+        "import glob, os, sys; from lumiere_jax import config; "
+        f"files = sorted(glob.glob(os.path.join({ROOT!r}, 'configs', '[!_]*.py'))); "
+        "[config.load_config_file(f) for f in files]; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', 'optax', 'orbax')); "
+        "print(len(files), bad); sys.exit(1 if bad or len(files) < 8 else 0)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
     assert run.returncode == 0, run.stdout + run.stderr

@@ -1,5 +1,6 @@
 """tools/memory_plan.py without compiling: its config handling and the saved-activation count
 (the compile itself is exercised by the documented runs in docs/performance.md)."""
+
 import importlib.util
 import os
 
@@ -21,8 +22,9 @@ def _saved(extra_args=()):
     model = DiffusionModel(validation.validate(config))
     params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
     labels = model.trainable_labels(params, config.train.train_spatial, tuple(config.train.trainable))
-    return memory_plan.saved_activations_per_device(model, config, model.config, params, labels,
-                                                    args.per_shard_batch).nbytes, config
+    return memory_plan.saved_activations_per_device(
+        model, config, model.config, params, labels, args.per_shard_batch
+    ).nbytes, config
 
 
 def test_build_config_sets_mesh_batch_and_remat():

@@ -3,6 +3,7 @@ deliberate edit). Only run it on an export you trust: loading verifies against t
 
   python tools/checksum_export.py assets/moving_shapes_base [more exports ...]
 """
+
 import sys
 
 from lumiere_jax.train import checkpoint

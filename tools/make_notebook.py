@@ -1,13 +1,27 @@
 """Writes notebooks/sampling.ipynb (cells as code here, so the notebook has no outputs and diffs
 stay readable): python tools/make_notebook.py"""
+
 import json
 import os
 
 cells = []
-def md(src): cells.append({"cell_type": "markdown", "metadata": {}, "source": src.strip("\n").splitlines(True)})
+
+
+def md(src):
+    cells.append({"cell_type": "markdown", "metadata": {}, "source": src.strip("\n").splitlines(True)})
+
+
 def code(src, tags=()):
-    cells.append({"cell_type": "code", "metadata": {"tags": list(tags)} if tags else {}, "execution_count": None,
-                  "outputs": [], "source": src.strip("\n").splitlines(True)})
+    cells.append(
+        {
+            "cell_type": "code",
+            "metadata": {"tags": list(tags)} if tags else {},
+            "execution_count": None,
+            "outputs": [],
+            "source": src.strip("\n").splitlines(True),
+        }
+    )
+
 
 md("""
 # lumiere_jax: sampling the shipped models
@@ -22,13 +36,16 @@ runtime install the CUDA build of jax that matches `requirements.txt`
 `pip install "jax[tpu]==0.10.2"` and `JAX_PLATFORMS=tpu`. Sampling splits its batch over all
 devices when given a mesh (`Generator.load(path, mesh_config)`, see WORKSPACE.md).
 """)
-code("""
+code(
+    """
 # Parameters (CI runs this notebook with small settings: tools/run_notebook.py overrides this cell).
 INSTALL = True        # clone and pip-install the repository (Colab); False inside a checkout
 REPO = ""            # Colab: the git URL of your lumiere_jax repository (or upload a checkout)
 NUM_STEPS = 25        # denoising steps (the CLI's default)
 SEED = 0
-""", tags=["parameters"])
+""",
+    tags=["parameters"],
+)
 code("""
 import os, subprocess, sys
 if INSTALL and not os.path.isdir("lumiere_jax"):
@@ -80,8 +97,10 @@ t2v = base.generate(prompts, seed=SEED, num_steps=NUM_STEPS)
 show(t2v.videos, t2v.prompts)
 reading(t2v.videos, t2v.prompts)
 """)
-md("A negative prompt replaces the learned null embedding as the unconditional branch of guidance; "
-   "`latents` fixes the initial noise:")
+md(
+    "A negative prompt replaces the learned null embedding as the unconditional branch of guidance; "
+    "`latents` fixes the initial noise:"
+)
 code("""
 neg = base.generate(prompts[:2], seed=SEED, num_steps=NUM_STEPS, negative_prompt="a white square moving right")
 show(neg.videos, [f"{p} (negative: a white square moving right)" for p in neg.prompts])
@@ -138,9 +157,16 @@ show(sty.videos, [f"{p} (outline style, alpha 0.5)" for p in sty.prompts])
 reading(sty.videos, sty.prompts)
 """)
 
-nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                                   "language_info": {"name": "python"}, "colab": {"provenance": []}},
-      "nbformat": 4, "nbformat_minor": 5}
+nb = {
+    "cells": cells,
+    "metadata": {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+        "colab": {"provenance": []},
+    },
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
 for i, c in enumerate(nb["cells"]):
     c["id"] = f"cell-{i}"
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "notebooks", "sampling.ipynb")

@@ -21,6 +21,7 @@ Contents: ``x_T``, ``noise``, ``alphas_cumprod_<schedule>``, ``traj_<k>`` [n + 1
 ``timesteps_<k>`` for each trajectory config k, and ``meta``: UTF-8 JSON bytes (uint8) with the trajectory
 configs and the diffusers ``set_timesteps`` results for a grid of (scheduler, spacing, n).
 """
+
 from __future__ import annotations
 
 import json
@@ -51,10 +52,20 @@ def fake_model(x: torch.Tensor, t: int) -> torch.Tensor:
 
 
 def config(sampler, eta, schedule, spacing, prediction, num_steps=7, **extra):
-    cfg = dict(sampler=sampler, eta=eta, schedule=schedule, spacing=spacing,
-               prediction_type=prediction, num_steps=num_steps, thresholding=False,
-               sample_max_value=1.0, set_alpha_to_one=False, clip_sample=False,
-               clip_sample_range=1.0, final_sigmas_type="zero")
+    cfg = dict(
+        sampler=sampler,
+        eta=eta,
+        schedule=schedule,
+        spacing=spacing,
+        prediction_type=prediction,
+        num_steps=num_steps,
+        thresholding=False,
+        sample_max_value=1.0,
+        set_alpha_to_one=False,
+        clip_sample=False,
+        clip_sample_range=1.0,
+        final_sigmas_type="zero",
+    )
     cfg.update(extra)
     return cfg
 
@@ -67,40 +78,55 @@ def trajectory_configs() -> list[dict]:
                 cfgs.append(config(sampler, eta, "squaredcos_cap_v2", spacing, pred))
             cfgs.append(config(sampler, eta, "linear", "linspace", pred))
             cfgs.append(config(sampler, eta, "scaled_linear", "trailing", pred))
-        cfgs.append(config(sampler, eta, "squaredcos_cap_v2", "leading", "epsilon",
-                           thresholding=True, sample_max_value=3.0))
-        cfgs.append(config(sampler, eta, "scaled_linear", "trailing", "v_prediction",
-                           thresholding=True, sample_max_value=1.5))
+        cfgs.append(
+            config(sampler, eta, "squaredcos_cap_v2", "leading", "epsilon", thresholding=True, sample_max_value=3.0)
+        )
+        cfgs.append(
+            config(sampler, eta, "scaled_linear", "trailing", "v_prediction", thresholding=True, sample_max_value=1.5)
+        )
     for eta in (0.0, 1.0):
-        cfgs.append(config("ddim", eta, "squaredcos_cap_v2", "leading", "epsilon",
-                           set_alpha_to_one=True))
-        cfgs.append(config("ddim", eta, "linear", "trailing", "v_prediction",
-                           set_alpha_to_one=True))
+        cfgs.append(config("ddim", eta, "squaredcos_cap_v2", "leading", "epsilon", set_alpha_to_one=True))
+        cfgs.append(config("ddim", eta, "linear", "trailing", "v_prediction", set_alpha_to_one=True))
     for sampler, eta in (("ddim", 0.0), ("ddpm", 0.0)):
-        cfgs.append(config(sampler, eta, "squaredcos_cap_v2", "leading", "epsilon",
-                           clip_sample=True, clip_sample_range=1.5))
+        cfgs.append(
+            config(sampler, eta, "squaredcos_cap_v2", "leading", "epsilon", clip_sample=True, clip_sample_range=1.5)
+        )
     for n in (7, 16):
-        cfgs.append(config("dpmpp_2m", 0.0, "squaredcos_cap_v2", "linspace", "epsilon",
-                           num_steps=n, final_sigmas_type="sigma_min"))
+        cfgs.append(
+            config(
+                "dpmpp_2m", 0.0, "squaredcos_cap_v2", "linspace", "epsilon", num_steps=n, final_sigmas_type="sigma_min"
+            )
+        )
     cfgs.append(config("dpmpp_2m", 0.0, "linear", "leading", "v_prediction", num_steps=16))
     return cfgs
 
 
 def make_scheduler(cfg: dict):
-    common = dict(num_train_timesteps=1000, beta_schedule=cfg["schedule"],
-                  prediction_type=cfg["prediction_type"], thresholding=cfg["thresholding"],
-                  dynamic_thresholding_ratio=0.995, sample_max_value=cfg["sample_max_value"],
-                  timestep_spacing=cfg["spacing"])
+    common = dict(
+        num_train_timesteps=1000,
+        beta_schedule=cfg["schedule"],
+        prediction_type=cfg["prediction_type"],
+        thresholding=cfg["thresholding"],
+        dynamic_thresholding_ratio=0.995,
+        sample_max_value=cfg["sample_max_value"],
+        timestep_spacing=cfg["spacing"],
+    )
     if cfg["sampler"] == "ddim":
-        return DDIMScheduler(clip_sample=cfg["clip_sample"],
-                             clip_sample_range=cfg["clip_sample_range"],
-                             set_alpha_to_one=cfg["set_alpha_to_one"], **common)
+        return DDIMScheduler(
+            clip_sample=cfg["clip_sample"],
+            clip_sample_range=cfg["clip_sample_range"],
+            set_alpha_to_one=cfg["set_alpha_to_one"],
+            **common,
+        )
     if cfg["sampler"] == "ddpm":
-        return DDPMScheduler(clip_sample=cfg["clip_sample"],
-                             clip_sample_range=cfg["clip_sample_range"], **common)
-    return DPMSolverMultistepScheduler(solver_order=2, algorithm_type="dpmsolver++",
-                                       lower_order_final=True,
-                                       final_sigmas_type=cfg["final_sigmas_type"], **common)
+        return DDPMScheduler(clip_sample=cfg["clip_sample"], clip_sample_range=cfg["clip_sample_range"], **common)
+    return DPMSolverMultistepScheduler(
+        solver_order=2,
+        algorithm_type="dpmsolver++",
+        lower_order_final=True,
+        final_sigmas_type=cfg["final_sigmas_type"],
+        **common,
+    )
 
 
 def run(cfg: dict, x_T: torch.Tensor, bank: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -136,12 +162,18 @@ def timestep_cases() -> list[dict]:
                     for n in sorted({1, 2, 3, 7, 10, 25, 50, 99, 333, 999, 1000, n_train - 1, n_train}):
                         if n > n_train:
                             continue
-                        s = cls(num_train_timesteps=n_train, timestep_spacing=spacing,
-                                steps_offset=offset)
+                        s = cls(num_train_timesteps=n_train, timestep_spacing=spacing, steps_offset=offset)
                         s.set_timesteps(n)
-                        cases.append(dict(sampler=name, num_train_timesteps=n_train,
-                                          spacing=spacing, steps_offset=offset, num_steps=n,
-                                          timesteps=s.timesteps.tolist()))
+                        cases.append(
+                            dict(
+                                sampler=name,
+                                num_train_timesteps=n_train,
+                                spacing=spacing,
+                                steps_offset=offset,
+                                num_steps=n,
+                                timesteps=s.timesteps.tolist(),
+                            )
+                        )
     return cases
 
 
@@ -155,8 +187,13 @@ def main(path: str) -> None:
     cfgs = trajectory_configs()
     for k, cfg in enumerate(cfgs):
         arrays[f"timesteps_{k:03d}"], arrays[f"traj_{k:03d}"] = run(cfg, x_T, bank)
-    meta = dict(diffusers=diffusers.__version__, torch=torch.__version__, shape=SHAPE,
-                configs=cfgs, timestep_cases=timestep_cases())
+    meta = dict(
+        diffusers=diffusers.__version__,
+        torch=torch.__version__,
+        shape=SHAPE,
+        configs=cfgs,
+        timestep_cases=timestep_cases(),
+    )
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     np.savez_compressed(path, **arrays)
     print(f"wrote {len(cfgs)} trajectories to {path}")

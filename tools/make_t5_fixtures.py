@@ -26,6 +26,7 @@ Writes into the output directory:
                       parameter count of `T5EncoderModel(T5Config.from t5-v1_1-xxl)` built on the
                       meta device (no weights).
 """
+
 from __future__ import annotations
 
 import io
@@ -41,14 +42,38 @@ import transformers
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from lumiere_jax.data import moving_shapes  # noqa: E402  (numpy-only module)
 
-TINY = dict(vocab_size=256, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4,
-            relative_attention_num_buckets=8, relative_attention_max_distance=16, layer_norm_epsilon=1e-6,
-            feed_forward_proj="gated-gelu", dropout_rate=0.0, tie_word_embeddings=False,
-            pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+TINY = dict(
+    vocab_size=256,
+    d_model=32,
+    d_kv=8,
+    d_ff=48,
+    num_layers=2,
+    num_heads=4,
+    relative_attention_num_buckets=8,
+    relative_attention_max_distance=16,
+    layer_norm_epsilon=1e-6,
+    feed_forward_proj="gated-gelu",
+    dropout_rate=0.0,
+    tie_word_embeddings=False,
+    pad_token_id=0,
+    eos_token_id=1,
+    decoder_start_token_id=0,
+)
 # google/t5-v1_1-xxl's config.json (the text encoder of DeepFloyd IF).
-XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_decoder_layers=24,
-           num_heads=64, relative_attention_num_buckets=32, relative_attention_max_distance=128,
-           layer_norm_epsilon=1e-6, feed_forward_proj="gated-gelu", tie_word_embeddings=False)
+XXL = dict(
+    vocab_size=32128,
+    d_model=4096,
+    d_kv=64,
+    d_ff=10240,
+    num_layers=24,
+    num_decoder_layers=24,
+    num_heads=64,
+    relative_attention_num_buckets=32,
+    relative_attention_max_distance=128,
+    layer_norm_epsilon=1e-6,
+    feed_forward_proj="gated-gelu",
+    tie_word_embeddings=False,
+)
 CAPTIONS = [
     "a red square moving left",
     "a magenta triangle moving down",
@@ -62,8 +87,26 @@ CAPTIONS = [
 def training_text() -> list[str]:
     lines = [moving_shapes.caption(c) for c in moving_shapes.ALL_COMBOS]
     rng = np.random.default_rng(0)
-    words = ["the", "a", "shape", "moves", "slowly", "quickly", "across", "frame", "video", "of", "and", "two",
-             "bright", "dark", "background", "small", "large", "object"]
+    words = [
+        "the",
+        "a",
+        "shape",
+        "moves",
+        "slowly",
+        "quickly",
+        "across",
+        "frame",
+        "video",
+        "of",
+        "and",
+        "two",
+        "bright",
+        "dark",
+        "background",
+        "small",
+        "large",
+        "object",
+    ]
     words += list(moving_shapes.COLORS) + list(moving_shapes.SHAPES) + list(moving_shapes.DIRECTIONS)
     lines += [" ".join(rng.choice(words, size=rng.integers(3, 10))) for _ in range(300)]
     return lines
@@ -72,9 +115,19 @@ def training_text() -> list[str]:
 def train_spiece(out: str) -> None:
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(training_text()), model_writer=buf, vocab_size=60, model_type="unigram",
+        sentence_iterator=iter(training_text()),
+        model_writer=buf,
+        vocab_size=60,
+        model_type="unigram",
         hard_vocab_limit=False,
-        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, character_coverage=1.0, num_threads=1, seed_sentencepiece_size=10000)
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        character_coverage=1.0,
+        num_threads=1,
+        seed_sentencepiece_size=10000,
+    )
     with open(os.path.join(out, "spiece.model"), "wb") as f:
         f.write(buf.getvalue())
 
@@ -104,8 +157,11 @@ def main(out: str) -> None:
         hidden = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
     rel = np.arange(-40, 41)
     bucket = transformers.models.t5.modeling_t5.T5Attention._relative_position_bucket(
-        torch.from_numpy(rel), bidirectional=True, num_buckets=TINY["relative_attention_num_buckets"],
-        max_distance=TINY["relative_attention_max_distance"]).numpy()
+        torch.from_numpy(rel),
+        bidirectional=True,
+        num_buckets=TINY["relative_attention_num_buckets"],
+        max_distance=TINY["relative_attention_max_distance"],
+    ).numpy()
 
     # transformers 5 converts spiece.model to a `tokenizers` Unigram (needs protobuf); the direct
     # T5Tokenizer(vocab_file=...) constructor does not read the pieces in 5.23.0, from_pretrained does.
@@ -118,15 +174,23 @@ def main(out: str) -> None:
 
     with torch.device("meta"):
         xxl = transformers.T5EncoderModel(transformers.T5Config(**XXL))
-    xxl_params = sum(p.numel() for p in xxl.parameters())   # counts the tied embedding once
+    xxl_params = sum(p.numel() for p in xxl.parameters())  # counts the tied embedding once
 
     np.savez_compressed(
-        os.path.join(out, "reference.npz"), ids=ids.astype(np.int32), mask=mask.astype(np.int32),
-        last_hidden_state=hidden.numpy().astype(np.float32), bucket_rel=rel.astype(np.int32),
-        bucket=bucket.astype(np.int32), captions=np.frombuffer(json.dumps(CAPTIONS).encode(), np.uint8),
-        xxl_num_params=np.int64(xxl_params), **arrays)
-    print(f"wrote {out}: T5 tiny {sum(p.numel() for p in model.parameters())} params, "
-          f"t5-v1_1-xxl encoder {xxl_params} params, tokenizer {tok.__class__.__name__} vocab {len(tok)}")
+        os.path.join(out, "reference.npz"),
+        ids=ids.astype(np.int32),
+        mask=mask.astype(np.int32),
+        last_hidden_state=hidden.numpy().astype(np.float32),
+        bucket_rel=rel.astype(np.int32),
+        bucket=bucket.astype(np.int32),
+        captions=np.frombuffer(json.dumps(CAPTIONS).encode(), np.uint8),
+        xxl_num_params=np.int64(xxl_params),
+        **arrays,
+    )
+    print(
+        f"wrote {out}: T5 tiny {sum(p.numel() for p in model.parameters())} params, "
+        f"t5-v1_1-xxl encoder {xxl_params} params, tokenizer {tok.__class__.__name__} vocab {len(tok)}"
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ differ; on GPU/TPU run it with JAX_PLATFORMS set to that backend and a real devi
 target compiler's numbers). `--remat` sets the config's rematerialisation policy field
 (`config.model.remat`) where this checkout has one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,13 @@ def parse_args(argv=None):
     p.add_argument("--per_shard_batch", type=int, default=1, help="examples per data x fsdp shard")
     p.add_argument("--train_spatial", action="store_true", help="video stages: train the spatial U-Net too")
     p.add_argument("--dtype", default=None, help="override config.model.unet.dtype (float32 / bfloat16)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="other config overrides (python literals), repeatable")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="other config overrides (python literals), repeatable",
+    )
     p.add_argument("--json", default=None, help="append the result as a JSON line to this file")
     args = p.parse_args(argv)
     args.mesh_shape = tuple(int(s) for s in args.mesh.split(","))
@@ -56,17 +62,20 @@ def set_remat(config, value: str) -> str:
             with config.unlocked():
                 config[section].remat = value
             return f"{section}.remat"
-    raise ValueError("--remat: this checkout's config has no remat policy field (config.model.remat, added "
-                     "with the precision/remat part of issue 6); run without --remat")
+    raise ValueError(
+        "--remat: this checkout's config has no remat policy field (config.model.remat, added "
+        "with the precision/remat part of issue 6); run without --remat"
+    )
 
 
 def build_config(args):
     import ast
     from lumiere_jax import config as config_lib
+
     path, _, arg = args.config.partition(":")
     config = config_lib.load_config_file(path if os.path.isabs(path) else os.path.join(ROOT, path), arg or None)
     with config.unlocked():
-        config.train.init_from = ""               # the plan needs no checkpoint
+        config.train.init_from = ""  # the plan needs no checkpoint
     config.mesh.ici_data, config.mesh.ici_fsdp, config.mesh.ici_tensor = args.mesh_shape
     config.mesh.dcn_data = config.mesh.dcn_fsdp = config.mesh.dcn_tensor = 1
     config.data.global_batch = args.per_shard_batch * args.mesh_shape[0] * args.mesh_shape[1]
@@ -90,11 +99,15 @@ def abstract_batch(config, model_cfg, sharding):
     """ShapeDtypeStructs of one global batch as the data pipeline delivers it."""
     import jax
     import jax.numpy as jnp
+
     b = int(config.data.global_batch)
     r, t = model_cfg.resolution, int(config.data.num_frames or model_cfg.num_frames)
     sds = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
-    batch = {"image": sds((b, r, r, 3), jnp.float32)} if model_cfg.kind == "image" else \
-        {"video": sds((b, t, r, r, 3), jnp.float32)}
+    batch = (
+        {"image": sds((b, r, r, 3), jnp.float32)}
+        if model_cfg.kind == "image"
+        else {"video": sds((b, t, r, r, 3), jnp.float32)}
+    )
     length = model_cfg.text_length
     batch["text_mask"] = sds((b, length), jnp.bool_)
     if model_cfg.text_encoder is None:
@@ -106,6 +119,7 @@ def abstract_batch(config, model_cfg, sharding):
 
 def per_device_bytes(tree) -> int:
     import jax
+
     return sum(math.prod(x.sharding.shard_shape(x.shape)) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree))
 
 
@@ -117,6 +131,7 @@ def saved_activations_per_device(model, config, model_cfg, abstract_params, labe
     import jax
     from lumiere_jax.diffusion import schedules
     from lumiere_jax.train import activations, step as step_lib
+
     with config.unlocked():
         local = config.copy_and_resolve_references()
     local.data.global_batch = per_shard_batch
@@ -132,11 +147,20 @@ def saved_activations_per_device(model, config, model_cfg, abstract_params, labe
             leaves[i] = x
         for i, x in zip(frozen_idx, frozen):
             leaves[i] = x
-        return step_lib.loss_fn(model, sched, config.diffusion, jax.tree_util.tree_unflatten(treedef, leaves), batch,
-                                jax.random.PRNGKey(0), config.ssr.to_dict(), config.conditional.mixture.to_dict())
+        return step_lib.loss_fn(
+            model,
+            sched,
+            config.diffusion,
+            jax.tree_util.tree_unflatten(treedef, leaves),
+            batch,
+            jax.random.PRNGKey(0),
+            config.ssr.to_dict(),
+            config.conditional.mixture.to_dict(),
+        )
 
-    return activations.saved_activations(loss, [flat[i] for i in train_idx], [flat[i] for i in frozen_idx], batch,
-                                         argnums=(0,))
+    return activations.saved_activations(
+        loss, [flat[i] for i in train_idx], [flat[i] for i in frozen_idx], batch, argnums=(0,)
+    )
 
 
 def plan(args) -> dict:
@@ -156,10 +180,22 @@ def plan(args) -> dict:
     state, shardings = sharding.state_shardings(model, tx, mesh, rules, state_lib.create)
     batch = abstract_batch(config, model_cfg, sharding.batch_sharding(mesh))
     step = sharding.jit_train_step(
-        step_lib.make_train_step(model, schedules.get_schedule(config.diffusion.schedule), config.diffusion, tx,
-                                 lr, labels, float(config.train.ema_decay), int(config.train.seed),
-                                 ssr=config.ssr.to_dict(), mask_mixture=config.conditional.mixture.to_dict()),
-        mesh, rules, shardings)
+        step_lib.make_train_step(
+            model,
+            schedules.get_schedule(config.diffusion.schedule),
+            config.diffusion,
+            tx,
+            lr,
+            labels,
+            float(config.train.ema_decay),
+            int(config.train.seed),
+            ssr=config.ssr.to_dict(),
+            mask_mixture=config.conditional.mixture.to_dict(),
+        ),
+        mesh,
+        rules,
+        shardings,
+    )
     saved = saved_activations_per_device(model, config, model_cfg, abstract_params, labels, args.per_shard_batch)
     t0 = time.time()
     lowered = step.lower(state, batch)
@@ -170,14 +206,25 @@ def plan(args) -> dict:
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(abstract_params))
-    n_train = sum(x.size for x, l in zip(jax.tree_util.tree_leaves(abstract_params), jax.tree_util.tree_leaves(labels))
-                  if l == "train")
+    n_train = sum(
+        x.size
+        for x, l in zip(jax.tree_util.tree_leaves(abstract_params), jax.tree_util.tree_leaves(labels))
+        if l == "train"
+    )
     out = {
-        "config": args.config, "stage": config.stage, "mesh": dict(mesh.shape), "devices": mesh.size,
-        "remat": args.remat, "remat_field": remat_field, "dtype": config.model.unet.dtype,
-        "global_batch": int(config.data.global_batch), "per_shard_batch": args.per_shard_batch,
-        "frames": model_cfg.num_frames, "resolution": model_cfg.resolution,
-        "params": n_params, "trainable_params": n_train,
+        "config": args.config,
+        "stage": config.stage,
+        "mesh": dict(mesh.shape),
+        "devices": mesh.size,
+        "remat": args.remat,
+        "remat_field": remat_field,
+        "dtype": config.model.unet.dtype,
+        "global_batch": int(config.data.global_batch),
+        "per_shard_batch": args.per_shard_batch,
+        "frames": model_cfg.num_frames,
+        "resolution": model_cfg.resolution,
+        "params": n_params,
+        "trainable_params": n_train,
         "per_device_gb": {
             "params": per_device_bytes(state.params) / GB,
             "opt_state": per_device_bytes(state.opt_state) / GB,
@@ -187,15 +234,18 @@ def plan(args) -> dict:
             "outputs": mem.output_size_in_bytes / GB,
             "aliased": mem.alias_size_in_bytes / GB,
             "temporaries": mem.temp_size_in_bytes / GB,
-            "peak_estimate": (mem.argument_size_in_bytes + mem.temp_size_in_bytes + mem.output_size_in_bytes
-                              - mem.alias_size_in_bytes) / GB,
+            "peak_estimate": (
+                mem.argument_size_in_bytes + mem.temp_size_in_bytes + mem.output_size_in_bytes - mem.alias_size_in_bytes
+            )
+            / GB,
             "saved_activations": saved.nbytes / GB,
             "state_plus_saved": (per_device_bytes(state) + per_device_bytes(batch) + saved.nbytes) / GB,
         },
         "largest_saved": [{"source": src, "count": n, "gb": b / GB} for src, n, b in saved.largest(8)],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "flops_per_device": float(cost.get("flops", float("nan"))) if cost else None,
-        "lower_s": round(t1 - t0, 1), "compile_s": round(t2 - t1, 1),
+        "lower_s": round(t1 - t0, 1),
+        "compile_s": round(t2 - t1, 1),
         "backend": jax.default_backend(),
     }
     return out

@@ -9,6 +9,7 @@ config.model.text_source="precomputed" (lumiere_jax/data/text_embeddings.py, doc
 Writes <data_dir>/text_embeddings/<dataset>_<config_name>_<split>/ (or --output, or
 config.data.text_embeddings), where the training pipeline looks for them.
 """
+
 import os
 import sys
 
@@ -26,8 +27,7 @@ flags.DEFINE_integer("batch_size", 16, "Captions per encoder call.")
 
 def main(argv):
     del argv
-    out = text_precompute.precompute(flags.FLAGS.config, flags.FLAGS.split, flags.FLAGS.output,
-                                     flags.FLAGS.batch_size)
+    out = text_precompute.precompute(flags.FLAGS.config, flags.FLAGS.split, flags.FLAGS.output, flags.FLAGS.batch_size)
     logging.info("wrote %s", out)
     print(out)
 

@@ -16,6 +16,7 @@ the first 8 devices of the default backend, or 8 host CPU devices when there are
 `--constrain` adds what `layers.Conv` does: a sharding constraint on the convolution's input
 (batch over data x fsdp, channels unsplit); the gradients then match.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,7 @@ def main(argv=None) -> int:
     if len(devices) < 8:
         print(f"needs 8 devices, found {len(devices)}")
         return 2
-    mesh = Mesh(np.asarray(devices[:8]).reshape(2, 2, 2), ("data", "fsdp", "tensor"),
-                axis_types=(AxisType.Auto,) * 3)
+    mesh = Mesh(np.asarray(devices[:8]).reshape(2, 2, 2), ("data", "fsdp", "tensor"), axis_types=(AxisType.Auto,) * 3)
     batch, size, cin, cout, groups = 4, 8, 16, 8, 4
     kx, kw, kt = jax.random.split(jax.random.PRNGKey(0), 3)
     x = jax.random.normal(kx, (batch, size, size, cin))
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
 
     def loss(x, w):
         g = x.reshape(batch, size, size, groups, cin // groups)
-        h = (g * g.sum(axis=-1, keepdims=True)).reshape(x.shape)     # a per-group reduction
+        h = (g * g.sum(axis=-1, keepdims=True)).reshape(x.shape)  # a per-group reduction
         if args.constrain:
             h = jax.lax.with_sharding_constraint(h, NamedSharding(mesh, P(("data", "fsdp"))))
         y = jax.lax.conv_general_dilated(h, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -62,8 +62,10 @@ def main(argv=None) -> int:
     sharded = jax.jit(jax.value_and_grad(loss), in_shardings=(x_sharding, w_sharding))
     got_loss, got_grad = sharded(jax.device_put(x, x_sharding), jax.device_put(w, w_sharding))
     err = float(jnp.abs(got_grad - ref_grad).max() / jnp.abs(ref_grad).max())
-    print(f"jax {jax.__version__} on {devices[0].platform}; loss {float(ref_loss):.6f} (one device) vs "
-          f"{float(got_loss):.6f} (2x2x2 mesh); input gradient max |diff| / max |grad| = {err:.3g}")
+    print(
+        f"jax {jax.__version__} on {devices[0].platform}; loss {float(ref_loss):.6f} (one device) vs "
+        f"{float(got_loss):.6f} (2x2x2 mesh); input gradient max |diff| / max |grad| = {err:.3g}"
+    )
     ok = err < 1e-5
     print("match" if ok else "MISMATCH: the partitioned input gradient is wrong")
     return 0 if ok else 1

@@ -7,6 +7,7 @@
 fails on the first cell that raises, or when the whole run exceeds --timeout seconds; the executed
 notebook (with outputs) can be written for inspection. The committed notebook has no outputs.
 """
+
 import argparse
 import ast
 import os
@@ -32,14 +33,15 @@ def main(argv=None):
         name, _, value = item.partition("=")
         if not name.isidentifier():
             raise SystemExit(f"--set {item!r}: expected NAME=VALUE")
-        ast.literal_eval(value)                      # a Python literal, or fail here
+        ast.literal_eval(value)  # a Python literal, or fail here
         params[0].source += f"\n{name} = {value}"
-    for cell in nb.cells:                            # no stale outputs in what we run
+    for cell in nb.cells:  # no stale outputs in what we run
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     start = time.time()
-    client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
-                            resources={"metadata": {"path": os.getcwd()}})
+    client = NotebookClient(
+        nb, timeout=args.timeout, kernel_name="python3", resources={"metadata": {"path": os.getcwd()}}
+    )
     try:
         client.execute()
     finally:

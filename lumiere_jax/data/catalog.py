@@ -21,6 +21,7 @@ preprocessing, deterministic per index (so the pipeline's order guarantees hold)
 ``frame_stride`` frames; a shorter video is padded by repeating its last frame)
 and ``resolution`` (resize + centre crop).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,6 +62,7 @@ class CatalogEntry:
     """``tfds_name``: name[/config]; ``video_key``: the video feature;
     ``label_key``: a ``ClassLabel`` feature or ``None``; ``caption``: class name
     -> caption (with a label) or the constant caption (without)."""
+
     tfds_name: str
     video_key: str = "video"
     label_key: str | None = "label"
@@ -71,9 +73,14 @@ class CatalogEntry:
 
 CATALOG: dict[str, CatalogEntry] = {
     "ucf101": CatalogEntry("ucf101/ucf101_1_256", description="UCF101 action recognition, 101 classes"),
-    "moving_mnist": CatalogEntry("moving_mnist", video_key="image_sequence", label_key=None,
-                                 caption="moving handwritten digits", splits=("test",),
-                                 description="Moving MNIST, 10k sequences of 20 frames"),
+    "moving_mnist": CatalogEntry(
+        "moving_mnist",
+        video_key="image_sequence",
+        label_key=None,
+        caption="moving handwritten digits",
+        splits=("test",),
+        description="Moving MNIST, 10k sequences of 20 frames",
+    ),
 }
 
 
@@ -98,11 +105,20 @@ class CatalogSource:
         custom readers); ``label_names`` then gives the class names.
     """
 
-    def __init__(self, name: str, split: str = "train", *, data_dir: str | None = None,
-                 download: bool = True, num_frames: int | None = None, frame_stride: int = 1,
-                 resolution: int | Sequence[int] | None = None, caption_template: str | None = None,
-                 source: Sequence[dict[str, Any]] | None = None,
-                 label_names: Sequence[str] | None = None):
+    def __init__(
+        self,
+        name: str,
+        split: str = "train",
+        *,
+        data_dir: str | None = None,
+        download: bool = True,
+        num_frames: int | None = None,
+        frame_stride: int = 1,
+        resolution: int | Sequence[int] | None = None,
+        caption_template: str | None = None,
+        source: Sequence[dict[str, Any]] | None = None,
+        label_names: Sequence[str] | None = None,
+    ):
         if name not in CATALOG:
             raise KeyError(f"unknown catalog dataset {name!r}; known: {sorted(CATALOG)}")
         self.entry = entry = CATALOG[name]
@@ -110,12 +126,15 @@ class CatalogSource:
             require_tensorflow(f"catalog dataset {name!r}")
             import tensorflow_datasets as tfds
 
-            source = tfds.data_source(entry.tfds_name, split=split, data_dir=data_dir,
-                                      download=download,
-                                      builder_kwargs={"file_format": "array_record"})
+            source = tfds.data_source(
+                entry.tfds_name,
+                split=split,
+                data_dir=data_dir,
+                download=download,
+                builder_kwargs={"file_format": "array_record"},
+            )
             if label_names is None and entry.label_key is not None:
-                info = getattr(source, "dataset_info", None) or tfds.builder(
-                    entry.tfds_name, data_dir=data_dir).info
+                info = getattr(source, "dataset_info", None) or tfds.builder(entry.tfds_name, data_dir=data_dir).info
                 label_names = info.features[entry.label_key].names
         self.source = source
         self.label_names = None if label_names is None else list(label_names)
@@ -150,8 +169,7 @@ class CatalogSource:
             video = video_io.resize_and_center_crop(video, self.resolution)
         label = -1 if self.entry.label_key is None else int(record[self.entry.label_key])
         caption = self.caption_for_label(label)
-        return {"video": np.ascontiguousarray(video), "caption": caption, "label": label,
-                "index": int(index)}
+        return {"video": np.ascontiguousarray(video), "caption": caption, "label": label, "index": int(index)}
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.convert(self.source[i], i)

@@ -56,6 +56,7 @@ Batches
 of ``str`` [B] (raw captions, pass-through), ``'index'``: int64 [B] (source
 indices), plus any ``extra_keys`` stacked as numpy arrays.``}``
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -68,7 +69,6 @@ import numpy as np
 from lumiere_jax.data.views import as_str
 
 Tokenizer = Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]
-
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -115,8 +115,9 @@ class Prefetcher:
         self._stop = threading.Event()
         # The thread gets no reference to `self`, so an abandoned prefetcher is
         # garbage-collected and its __del__ stops the thread.
-        self._thread = threading.Thread(target=Prefetcher._run, name="lumiere-prefetch", daemon=True,
-                                        args=(iterator, self._queue, self._stop))
+        self._thread = threading.Thread(
+            target=Prefetcher._run, name="lumiere-prefetch", daemon=True, args=(iterator, self._queue, self._stop)
+        )
         self._thread.start()
 
     @staticmethod
@@ -216,22 +217,32 @@ class Pipeline:
       extra_keys: further record fields to stack into the batch.
     """
 
-    def __init__(self, source: Sequence[Mapping[str, Any]], *, global_batch_size: int,
-                 seed: int = 0, tokenizer: Tokenizer | None = None, kind: str = "video",
-                 shuffle: bool = True, drop_remainder: bool = True,
-                 process_index: int | None = None, process_count: int | None = None,
-                 num_workers: int = 0, extra_keys: Sequence[str] = ()):
+    def __init__(
+        self,
+        source: Sequence[Mapping[str, Any]],
+        *,
+        global_batch_size: int,
+        seed: int = 0,
+        tokenizer: Tokenizer | None = None,
+        kind: str = "video",
+        shuffle: bool = True,
+        drop_remainder: bool = True,
+        process_index: int | None = None,
+        process_count: int | None = None,
+        num_workers: int = 0,
+        extra_keys: Sequence[str] = (),
+    ):
         if kind not in ("video", "image"):
             raise ValueError(f"kind must be 'video' or 'image', got {kind!r}")
         if process_index is None or process_count is None:
             import jax
+
             process_index = jax.process_index() if process_index is None else process_index
             process_count = jax.process_count() if process_count is None else process_count
         if global_batch_size <= 0:
             raise ValueError(f"global_batch_size must be positive, got {global_batch_size}")
         if global_batch_size % process_count:
-            raise ValueError(f"global_batch_size={global_batch_size} is not divisible by "
-                             f"process_count={process_count}")
+            raise ValueError(f"global_batch_size={global_batch_size} is not divisible by process_count={process_count}")
         if not 0 <= process_index < process_count:
             raise ValueError(f"process_index={process_index} not in [0, {process_count})")
         self.source = source
@@ -239,8 +250,10 @@ class Pipeline:
         if self.num_examples == 0:
             raise ValueError("source is empty")
         if drop_remainder and self.num_examples < global_batch_size:
-            raise ValueError(f"source has {self.num_examples} examples, fewer than "
-                             f"global_batch_size={global_batch_size} (use drop_remainder=False)")
+            raise ValueError(
+                f"source has {self.num_examples} examples, fewer than "
+                f"global_batch_size={global_batch_size} (use drop_remainder=False)"
+            )
         self.global_batch_size = global_batch_size
         self.process_index, self.process_count = process_index, process_count
         self.local_batch_size = global_batch_size // process_count
@@ -270,8 +283,10 @@ class Pipeline:
             perm = self._perm_cache.get(epoch)
             if perm is None:
                 perm = epoch_permutation(self.num_examples, self.seed, epoch)
-                self._perm_cache = {epoch: perm, **{e: p for e, p in self._perm_cache.items()
-                                                    if e in (epoch - 1, epoch + 1)}}
+                self._perm_cache = {
+                    epoch: perm,
+                    **{e: p for e, p in self._perm_cache.items() if e in (epoch - 1, epoch + 1)},
+                }
             return perm
 
     def global_indices(self, step: int) -> np.ndarray:
@@ -282,7 +297,7 @@ class Pipeline:
         if self.drop_remainder:
             spe = n // b
             epoch, k = divmod(step, spe)
-            return self.permutation(epoch)[k * b: (k + 1) * b].copy()
+            return self.permutation(epoch)[k * b : (k + 1) * b].copy()
         positions = np.arange(step * b, (step + 1) * b, dtype=np.int64)
         out = np.empty(b, np.int64)
         for epoch in np.unique(positions // n):
@@ -293,7 +308,7 @@ class Pipeline:
     def local_indices(self, step: int) -> np.ndarray:
         """This process's slice of :meth:`global_indices`."""
         lo = self.process_index * self.local_batch_size
-        return self.global_indices(step)[lo: lo + self.local_batch_size]
+        return self.global_indices(step)[lo : lo + self.local_batch_size]
 
     # ------------------------------------------------------------------ batches
     def _load(self, indices: np.ndarray) -> list[Mapping[str, Any]]:
@@ -306,8 +321,7 @@ class Pipeline:
         key = self.kind
         for r in records:
             if key not in r:
-                raise KeyError(f"record has no {key!r} field (keys: {sorted(r)}); "
-                               f"kind={self.kind!r} needs it")
+                raise KeyError(f"record has no {key!r} field (keys: {sorted(r)}); kind={self.kind!r} needs it")
         batch: dict[str, np.ndarray] = {key: uint8_to_float(np.stack([np.asarray(r[key]) for r in records]))}
         captions = [as_str(r.get("caption", "")) for r in records]
         batch["caption"] = np.array(captions, dtype=str) if captions else np.zeros((0,), str)
@@ -331,8 +345,9 @@ class Pipeline:
             yield self.get_batch(step)
             step += 1
 
-    def iterate(self, start_step: int = 0, num_steps: int | None = None, *,
-                prefetch: int = 2) -> Iterator[dict[str, np.ndarray]]:
+    def iterate(
+        self, start_step: int = 0, num_steps: int | None = None, *, prefetch: int = 2
+    ) -> Iterator[dict[str, np.ndarray]]:
         """Batches for steps ``start_step, start_step + 1, ...`` (endless unless
         ``num_steps``). ``prefetch`` > 0 loads that many batches ahead in a
         background thread (same order). The result is an iterator and a context
@@ -363,8 +378,11 @@ def to_global(batch: Mapping[str, Any], mesh, partition_spec=None) -> dict[str, 
         if v.dtype.kind not in "biuf":
             out[k] = v
             continue
-        spec = partition_spec.get(k, default) if isinstance(partition_spec, Mapping) else (
-            default if partition_spec is None else partition_spec)
+        spec = (
+            partition_spec.get(k, default)
+            if isinstance(partition_spec, Mapping)
+            else (default if partition_spec is None else partition_spec)
+        )
         # global_shape inferred: local batch x number of processes along the sharded axis.
         out[k] = jax.make_array_from_process_local_data(NamedSharding(mesh, spec), v)
     return out

@@ -41,6 +41,7 @@ Records (shared schema with the input pipeline)::
      'direction': str, 'start': float32 [2] (y, x), 'velocity': float32 [2] (vy, vx)
      px / frame, 'diameter': float32 scalar (px)}
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,24 +71,25 @@ COLORS: dict[str, tuple[int, int, int]] = {
 SHAPES: tuple[str, ...] = ("square", "circle", "triangle")
 DIRECTIONS: tuple[str, ...] = ("left", "right", "up", "down")
 # Unit motion vector (dy, dx) per direction, image coordinates (y grows downwards).
-DIRECTION_VECTORS: dict[str, tuple[int, int]] = {
-    "left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
+DIRECTION_VECTORS: dict[str, tuple[int, int]] = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
 
 Combo = tuple[str, str, str]  # (color, shape, direction)
 ALL_COMBOS: tuple[Combo, ...] = tuple(itertools.product(COLORS, SHAPES, DIRECTIONS))
 # 8 of 84 (~10%): every colour once (red twice), each shape and direction 2-3 times; no
 # two held-out combos share a (colour, shape), (colour, direction) or (shape, direction)
 # pair, so every colour, shape, direction and every such pair still occurs in train.
-HELD_OUT: frozenset[Combo] = frozenset({
-    ("red", "square", "left"),
-    ("green", "circle", "right"),
-    ("blue", "triangle", "up"),
-    ("yellow", "square", "down"),
-    ("cyan", "triangle", "left"),
-    ("magenta", "circle", "up"),
-    ("white", "triangle", "right"),
-    ("red", "circle", "down"),
-})
+HELD_OUT: frozenset[Combo] = frozenset(
+    {
+        ("red", "square", "left"),
+        ("green", "circle", "right"),
+        ("blue", "triangle", "up"),
+        ("yellow", "square", "down"),
+        ("cyan", "triangle", "left"),
+        ("magenta", "circle", "up"),
+        ("white", "triangle", "right"),
+        ("red", "circle", "down"),
+    }
+)
 TRAIN_COMBOS: tuple[Combo, ...] = tuple(c for c in ALL_COMBOS if c not in HELD_OUT)
 HELD_OUT_COMBOS: tuple[Combo, ...] = tuple(c for c in ALL_COMBOS if c in HELD_OUT)
 
@@ -165,8 +167,14 @@ def parse_caption(text: str | bytes) -> Combo:
     return color, shape, direction
 
 
-def sample_spec(rng: np.random.Generator, size: int | Sequence[int], num_frames: int,
-                combos: Sequence[Combo] = ALL_COMBOS, *, combo: Combo | None = None) -> ClipSpec:
+def sample_spec(
+    rng: np.random.Generator,
+    size: int | Sequence[int],
+    num_frames: int,
+    combos: Sequence[Combo] = ALL_COMBOS,
+    *,
+    combo: Combo | None = None,
+) -> ClipSpec:
     """Samples a clip: a combination (uniform over ``combos``, or ``combo`` if given),
     speed and start position such that the object is fully inside every frame."""
     if num_frames < 2:
@@ -193,12 +201,14 @@ def sample_spec(rng: np.random.Generator, size: int | Sequence[int], num_frames:
         start, velocity = (start_perp, start_along), (0.0, speed)
     else:
         start, velocity = (start_along, start_perp), (speed, 0.0)
-    return ClipSpec(color, shape, direction, (float(start[0]), float(start[1])),
-                    (float(velocity[0]), float(velocity[1])), diameter)
+    return ClipSpec(
+        color, shape, direction, (float(start[0]), float(start[1])), (float(velocity[0]), float(velocity[1])), diameter
+    )
 
 
-def coverage(shape: str, centers: np.ndarray, diameter: float, size: int | Sequence[int],
-             supersample: int = SUPERSAMPLE) -> np.ndarray:
+def coverage(
+    shape: str, centers: np.ndarray, diameter: float, size: int | Sequence[int], supersample: int = SUPERSAMPLE
+) -> np.ndarray:
     """Fraction of each pixel covered by the shape: float32 [T, H, W] in [0, 1] for
     object centres ``centers`` [T, 2] (y, x); ``supersample`` x ``supersample`` point
     samples per pixel. Parts outside the frame are cut off."""
@@ -226,12 +236,13 @@ def coverage(shape: str, centers: np.ndarray, diameter: float, size: int | Seque
     for i, (oy, ox) in enumerate(origin):
         y0, y1, x0, x1 = max(oy, 0), min(oy + k, h), max(ox, 0), min(ox + k, w)
         if y0 < y1 and x0 < x1:
-            out[i, y0:y1, x0:x1] = win[i, y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+            out[i, y0:y1, x0:x1] = win[i, y0 - oy : y1 - oy, x0 - ox : x1 - ox]
     return out
 
 
-def render_clip(spec: ClipSpec, num_frames: int, size: int | Sequence[int],
-                supersample: int = SUPERSAMPLE) -> np.ndarray:
+def render_clip(
+    spec: ClipSpec, num_frames: int, size: int | Sequence[int], supersample: int = SUPERSAMPLE
+) -> np.ndarray:
     """Renders ``spec`` -> uint8 [T, H, W, 3]."""
     diameter = spec.diameter if spec.diameter is not None else object_diameter(size)
     cov = coverage(spec.shape, spec.centers(num_frames), diameter, size, supersample)
@@ -244,9 +255,14 @@ def render_clip(spec: ClipSpec, num_frames: int, size: int | Sequence[int],
 def spec_from_record(record: Mapping[str, Any]) -> ClipSpec:
     """The :class:`ClipSpec` stored in a dataset record."""
     start, vel = np.asarray(record["start"], np.float64), np.asarray(record["velocity"], np.float64)
-    return ClipSpec(as_str(record["color"]), as_str(record["shape"]), as_str(record["direction"]),
-                    (float(start[0]), float(start[1])), (float(vel[0]), float(vel[1])),
-                    float(record["diameter"]))
+    return ClipSpec(
+        as_str(record["color"]),
+        as_str(record["shape"]),
+        as_str(record["direction"]),
+        (float(start[0]), float(start[1])),
+        (float(vel[0]), float(vel[1])),
+        float(record["diameter"]),
+    )
 
 
 SPLITS: tuple[str, ...] = ("train", "test", "held_out")
@@ -258,8 +274,7 @@ def split_combos(split: str) -> tuple[Combo, ...]:
     return HELD_OUT_COMBOS if split == "held_out" else TRAIN_COMBOS
 
 
-def example_spec(seed: int, split: str, index: int, size: int | Sequence[int],
-                 num_frames: int) -> ClipSpec:
+def example_spec(seed: int, split: str, index: int, size: int | Sequence[int], num_frames: int) -> ClipSpec:
     """Spec of example ``index`` of ``split``: depends only on (seed, split, index), so
     the dataset is identical whatever the build order or parallelism. Combinations are
     balanced (example i uses combo i mod n); positions/speeds come from a per-example
@@ -346,10 +361,12 @@ if tfds is not None:
             return {"train": self.num_train, "test": self.num_test, "held_out": self.num_held_out}[split]
 
     BUILDER_CONFIGS: tuple[MovingShapesConfig, ...] = (
-        MovingShapesConfig(name="32px_16f", size=32, num_frames=16,
-                           description="16 frames at 32x32 (CPU quickstart, base model)."),
-        MovingShapesConfig(name="64px_16f", size=64, num_frames=16,
-                           description="16 frames at 64x64 (spatial super-resolution target)."),
+        MovingShapesConfig(
+            name="32px_16f", size=32, num_frames=16, description="16 frames at 32x32 (CPU quickstart, base model)."
+        ),
+        MovingShapesConfig(
+            name="64px_16f", size=64, num_frames=16, description="16 frames at 64x64 (spatial super-resolution target)."
+        ),
     )
     DEFAULT_CONFIG = "32px_16f"
 
@@ -370,24 +387,30 @@ if tfds is not None:
         def _info(self):
             cfg = self.builder_config
             t, s = cfg.num_frames, cfg.size
-            features = tfds.features.FeaturesDict({
-                # tfds.features.Video needs TensorFlow; a zlib-encoded uint8 Tensor does not.
-                "video": tfds.features.Tensor(shape=(t, s, s, 3), dtype=np.uint8, encoding="zlib"),
-                "caption": tfds.features.Text(),
-                "color": tfds.features.Text(),
-                "shape": tfds.features.Text(),
-                "direction": tfds.features.Text(),
-                "start": tfds.features.Tensor(shape=(2,), dtype=np.float32, doc="object centre (y, x) at frame 0, px"),
-                "velocity": tfds.features.Tensor(shape=(2,), dtype=np.float32, doc="(vy, vx), px / frame"),
-                "diameter": tfds.features.Scalar(dtype=np.float32, doc="object diameter, px"),
-            })
+            features = tfds.features.FeaturesDict(
+                {
+                    # tfds.features.Video needs TensorFlow; a zlib-encoded uint8 Tensor does not.
+                    "video": tfds.features.Tensor(shape=(t, s, s, 3), dtype=np.uint8, encoding="zlib"),
+                    "caption": tfds.features.Text(),
+                    "color": tfds.features.Text(),
+                    "shape": tfds.features.Text(),
+                    "direction": tfds.features.Text(),
+                    "start": tfds.features.Tensor(
+                        shape=(2,), dtype=np.float32, doc="object centre (y, x) at frame 0, px"
+                    ),
+                    "velocity": tfds.features.Tensor(shape=(2,), dtype=np.float32, doc="(vy, vx), px / frame"),
+                    "diameter": tfds.features.Scalar(dtype=np.float32, doc="object diameter, px"),
+                }
+            )
             # Built directly (not dataset_info_from_configs): that reads metadata files
             # from this module's package directory.
             return tfds.core.DatasetInfo(
                 builder=self,
-                description=("One coloured shape moving in a straight line on a black "
-                             "background; caption 'a {color} {shape} moving {direction}'. "
-                             f"held_out holds the combinations {sorted(HELD_OUT)}."),
+                description=(
+                    "One coloured shape moving in a straight line on a black "
+                    "background; caption 'a {color} {shape} moving {direction}'. "
+                    f"held_out holds the combinations {sorted(HELD_OUT)}."
+                ),
                 features=features,
                 supervised_keys=None,
             )
@@ -440,11 +463,18 @@ if tfds is not None:
         ``{data_dir}/moving_shapes/{config name}/{version}/``."""
         b = builder(data_dir, config, **overrides)
         b.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(compute_stats=tfds.download.ComputeStatsMode.SKIP))
+            download_config=tfds.download.DownloadConfig(compute_stats=tfds.download.ComputeStatsMode.SKIP)
+        )
         return b
 
-    def load_source(data_dir: str, config: str | MovingShapesConfig = DEFAULT_CONFIG, split: str = "train", *,
-                    build_if_missing: bool = True, **overrides) -> MovingShapesSource:
+    def load_source(
+        data_dir: str,
+        config: str | MovingShapesConfig = DEFAULT_CONFIG,
+        split: str = "train",
+        *,
+        build_if_missing: bool = True,
+        **overrides,
+    ) -> MovingShapesSource:
         """Random-access source over ``split`` (records decoded: strings are ``str``).
         Builds the dataset first if it is missing and ``build_if_missing``."""
         b = builder(data_dir, config, **overrides)

@@ -1,4 +1,5 @@
 """Where a run's data lives on disk."""
+
 from __future__ import annotations
 
 import os

@@ -22,6 +22,7 @@ background (``config.data.style`` applies one to every clip of the dataset, see
 :func:`style_statistics` measures which style frames (rendered or generated, uint8 or float in
 [-1, 1]) look like: background colour, fill ratio and interior ratio of the object.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -29,8 +30,8 @@ from typing import Any, Iterable
 import numpy as np
 
 STYLES = ("none", "outline", "tinted")
-LIT_THRESHOLD = 40          # uint8: a pixel is lit (object) when its max channel exceeds this
-TINT = (0, 0, 32)           # "tinted" background colour (uint8 RGB)
+LIT_THRESHOLD = 40  # uint8: a pixel is lit (object) when its max channel exceeds this
+TINT = (0, 0, 32)  # "tinted" background colour (uint8 RGB)
 
 
 def _check_style(style: str) -> None:
@@ -51,7 +52,7 @@ def interior_mask(lit: np.ndarray) -> np.ndarray:
     """Pixels of a boolean mask [..., H, W] whose four 4-neighbours are all set (outside = unset)."""
     pad = [(0, 0)] * (lit.ndim - 2) + [(1, 1), (1, 1)]
     p = np.pad(lit, pad, constant_values=False)
-    return (lit & p[..., :-2, 1:-1] & p[..., 2:, 1:-1] & p[..., 1:-1, :-2] & p[..., 1:-1, 2:])
+    return lit & p[..., :-2, 1:-1] & p[..., 2:, 1:-1] & p[..., 1:-1, :-2] & p[..., 1:-1, 2:]
 
 
 def outline(frames: np.ndarray) -> np.ndarray:
@@ -86,7 +87,7 @@ def _to_uint8(frames: Any) -> np.ndarray:
     frames = np.asarray(frames)
     if frames.dtype == np.uint8:
         return frames
-    if np.issubdtype(frames.dtype, np.floating):   # model outputs in [-1, 1]
+    if np.issubdtype(frames.dtype, np.floating):  # model outputs in [-1, 1]
         return np.clip(np.rint((frames.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
     raise TypeError(f"expected uint8 frames or floating frames in [-1, 1], got dtype {frames.dtype}")
 
@@ -113,7 +114,7 @@ def style_statistics(frames: Any) -> dict[str, Any]:
 
     flat = u8.reshape(-1, *u8.shape[-3:])
     background = np.median(flat.reshape(-1, 3).astype(np.float32), axis=0)
-    lit_all = (np.abs(flat.astype(np.float32) - background).max(axis=-1) > LIT_THRESHOLD)
+    lit_all = np.abs(flat.astype(np.float32) - background).max(axis=-1) > LIT_THRESHOLD
     fills, interiors = [], []
     for lit in lit_all:
         if not lit.any():
@@ -122,7 +123,7 @@ def style_statistics(frames: Any) -> dict[str, Any]:
         sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
         blob = labels == int(np.argmax(sizes)) + 1
         ys, xs = np.nonzero(blob)
-        box = lit[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        box = lit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
         fills.append(float(box.sum()) / box.size)
         interiors.append(float((interior_mask(lit) & blob).sum()) / float(blob.sum()))
     return {

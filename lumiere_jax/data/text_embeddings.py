@@ -14,6 +14,7 @@ or ``config.data.text_embeddings``) keyed by caption, each distinct caption once
 record of a source by its caption (any view over the source, e.g. the T2I `ImageView`, works);
 the pipeline stacks them into the batch, and `train.step` uses ``batch["text_emb"]``.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,18 +27,25 @@ import numpy as np
 from lumiere_jax.data import paths
 from lumiere_jax.data.views import as_str
 
-Encoder = Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]   # captions -> (emb [B,L,D], mask [B,L])
+Encoder = Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]  # captions -> (emb [B,L,D], mask [B,L])
 FILES = ("captions.json", "emb.npy", "mask.npy", "meta.json")
 
 
 class TextEmbeddings:
     """Embeddings of distinct captions: ``emb`` bfloat16 [U, L, D], ``mask`` bool [U, L]."""
 
-    def __init__(self, captions: Sequence[str], emb: np.ndarray, mask: np.ndarray,
-                 meta: Mapping[str, Any] | None = None, path: str = "<memory>"):
+    def __init__(
+        self,
+        captions: Sequence[str],
+        emb: np.ndarray,
+        mask: np.ndarray,
+        meta: Mapping[str, Any] | None = None,
+        path: str = "<memory>",
+    ):
         if emb.ndim != 3 or mask.shape != emb.shape[:2] or len(captions) != emb.shape[0]:
-            raise ValueError(f"{path}: inconsistent text embeddings: {len(captions)} captions, emb {emb.shape}, "
-                             f"mask {mask.shape}")
+            raise ValueError(
+                f"{path}: inconsistent text embeddings: {len(captions)} captions, emb {emb.shape}, mask {mask.shape}"
+            )
         self.captions, self.emb, self.mask = list(captions), emb, mask
         self.meta, self.path = dict(meta or {}), path
         self.row = {c: i for i, c in enumerate(self.captions)}
@@ -55,8 +63,10 @@ class TextEmbeddings:
     def lookup(self, caption: str) -> tuple[np.ndarray, np.ndarray]:
         i = self.row.get(caption)
         if i is None:
-            raise KeyError(f"caption {caption!r} has no precomputed embedding in {self.path} "
-                           f"({len(self.captions)} captions); rerun tools/precompute_text.py for this dataset/split")
+            raise KeyError(
+                f"caption {caption!r} has no precomputed embedding in {self.path} "
+                f"({len(self.captions)} captions); rerun tools/precompute_text.py for this dataset/split"
+            )
         return np.asarray(self.emb[i]).view(ml_dtypes.bfloat16), np.asarray(self.mask[i])
 
     def save(self, path: str) -> None:
@@ -66,25 +76,36 @@ class TextEmbeddings:
         with open(os.path.join(path, "captions.json"), "w") as f:
             json.dump(self.captions, f, ensure_ascii=False)
         with open(os.path.join(path, "meta.json"), "w") as f:
-            json.dump({**self.meta, "max_length": self.length, "dim": self.dim, "num_captions": len(self.captions)},
-                      f, indent=2)
+            json.dump(
+                {**self.meta, "max_length": self.length, "dim": self.dim, "num_captions": len(self.captions)},
+                f,
+                indent=2,
+            )
 
     @classmethod
     def load(cls, path: str) -> "TextEmbeddings":
         missing = [f for f in FILES if not os.path.isfile(os.path.join(path, f))]
         if missing:
-            raise ValueError(f"precomputed text embeddings {path!r} lack {missing}; make them with "
-                             "tools/precompute_text.py --config=... (see docs/pretrained.md)")
+            raise ValueError(
+                f"precomputed text embeddings {path!r} lack {missing}; make them with "
+                "tools/precompute_text.py --config=... (see docs/pretrained.md)"
+            )
         with open(os.path.join(path, "captions.json")) as f:
             captions = json.load(f)
         with open(os.path.join(path, "meta.json")) as f:
             meta = json.load(f)
-        emb = np.load(os.path.join(path, "emb.npy"), mmap_mode="r")   # uint16 bits, viewed per row
+        emb = np.load(os.path.join(path, "emb.npy"), mmap_mode="r")  # uint16 bits, viewed per row
         return cls(captions, emb, np.load(os.path.join(path, "mask.npy")), meta, path)
 
 
-def compute(captions: Sequence[str], encode: Encoder, *, batch_size: int = 16,
-            meta: Mapping[str, Any] | None = None, progress: bool = False) -> TextEmbeddings:
+def compute(
+    captions: Sequence[str],
+    encode: Encoder,
+    *,
+    batch_size: int = 16,
+    meta: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> TextEmbeddings:
     """Embeddings of the distinct `captions` (sorted), `batch_size` at a time (the last batch is
     padded with empty captions, so the encoder compiles once), rounded to bfloat16."""
     unique = sorted({as_str(c) for c in captions})
@@ -92,13 +113,18 @@ def compute(captions: Sequence[str], encode: Encoder, *, batch_size: int = 16,
         raise ValueError("no captions to encode")
     embs, masks = [], []
     from tqdm import tqdm
+
     for lo in tqdm(range(0, len(unique), batch_size), desc="encode", disable=not progress):
-        chunk = unique[lo: lo + batch_size]
+        chunk = unique[lo : lo + batch_size]
         emb, mask = encode(chunk + [""] * (batch_size - len(chunk)))
         embs.append(np.asarray(emb, np.float32)[: len(chunk)].astype(ml_dtypes.bfloat16))
         masks.append(np.asarray(mask, bool)[: len(chunk)])
-    return TextEmbeddings(unique, np.concatenate(embs).view(np.uint16), np.concatenate(masks),
-                          {**(meta or {}), "num_examples": len(captions)})
+    return TextEmbeddings(
+        unique,
+        np.concatenate(embs).view(np.uint16),
+        np.concatenate(masks),
+        {**(meta or {}), "num_examples": len(captions)},
+    )
 
 
 class WithTextEmbeddings:

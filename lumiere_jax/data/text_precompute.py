@@ -1,5 +1,6 @@
 """Encode a dataset split's captions with its pretrained T5 once, for training on stored embeddings
 (`model.text_source="precomputed"`; tools/precompute_text.py is the command)."""
+
 from __future__ import annotations
 
 from lumiere_jax.data import sources, text_embeddings
@@ -7,8 +8,9 @@ from lumiere_jax.data.views import as_str
 from lumiere_jax.models import build
 
 
-def precompute(config, split: str | None = None, output: str | None = None, batch_size: int = 16,
-               progress: bool = True) -> str:
+def precompute(
+    config, split: str | None = None, output: str | None = None, batch_size: int = 16, progress: bool = True
+) -> str:
     """Encode every caption of `config`'s dataset split with its T5 (`config.model.t5`) and store the
     embeddings; returns the directory."""
     if split:

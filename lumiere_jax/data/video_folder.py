@@ -55,6 +55,7 @@ Typical use::
     # later, without the source folder:
     source = VideoFolderSource.from_directory(source.builder.data_dir)
 """
+
 from __future__ import annotations
 
 import csv
@@ -86,6 +87,7 @@ class VideoFolderConfig(tfds.core.BuilderConfig):
     every ``stride`` resampled frames (``None`` = ``num_frames``);
     ``max_clips_per_video``: cap (``None``: all); ``captions_file``: name relative
     to the source folder (``None``: ``captions.csv`` or ``captions.jsonl``)."""
+
     name: str = "default"
     resolution: int | tuple[int, int] = 64
     fps: float | None = 8.0
@@ -112,8 +114,7 @@ class VideoFolderConfig(tfds.core.BuilderConfig):
         return video_io._size_hw(self.resolution)
 
 
-def read_captions(source_dir: str | os.PathLike, captions_file: str | None = None
-                  ) -> list[tuple[str, str]]:
+def read_captions(source_dir: str | os.PathLike, captions_file: str | None = None) -> list[tuple[str, str]]:
     """``[(relative path, caption)]`` from ``captions.csv`` / ``captions.jsonl``.
 
     Raises ``FileNotFoundError`` when there is no caption file and ``ValueError``
@@ -123,8 +124,9 @@ def read_captions(source_dir: str | os.PathLike, captions_file: str | None = Non
     if captions_file is None:
         found = [f for f in CAPTION_FILES if os.path.isfile(os.path.join(source_dir, f))]
         if not found:
-            raise FileNotFoundError(f"no caption file in {source_dir!r}: expected one of "
-                                    f"{', '.join(CAPTION_FILES)} (rows: path,caption)")
+            raise FileNotFoundError(
+                f"no caption file in {source_dir!r}: expected one of {', '.join(CAPTION_FILES)} (rows: path,caption)"
+            )
         captions_file = found[0]
     path = os.path.join(source_dir, captions_file)
     if not os.path.isfile(path):
@@ -132,14 +134,15 @@ def read_captions(source_dir: str | os.PathLike, captions_file: str | None = Non
     try:
         return _read_captions(path)
     except UnicodeDecodeError as e:
-        raise ValueError(f"caption file {path} is not UTF-8 text ({e.reason} at byte {e.start}): re-save it as "
-                         "UTF-8") from None
+        raise ValueError(
+            f"caption file {path} is not UTF-8 text ({e.reason} at byte {e.start}): re-save it as UTF-8"
+        ) from None
 
 
 def _read_captions(path: str) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     if path.lower().endswith(".jsonl"):
-        with open(path, encoding="utf-8-sig") as f:         # a byte-order mark is accepted
+        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is accepted
             for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -147,15 +150,18 @@ def _read_captions(path: str) -> list[tuple[str, str]]:
                     obj = json.loads(line)
                     rows.append((str(obj["path"]), str(obj["caption"])))
                 except (json.JSONDecodeError, KeyError, TypeError) as e:
-                    raise ValueError(f"{path}:{n}: expected {{\"path\": ..., \"caption\": ...}}, "
-                                     f"got {line.strip()[:80]!r} ({e})") from e
+                    raise ValueError(
+                        f'{path}:{n}: expected {{"path": ..., "caption": ...}}, got {line.strip()[:80]!r} ({e})'
+                    ) from e
     else:
         with open(path, encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
             missing = {"path", "caption"} - set(reader.fieldnames or ())
             if missing:
-                raise ValueError(f"{path}: header must have columns path,caption "
-                                 f"(missing {sorted(missing)}; got {reader.fieldnames})")
+                raise ValueError(
+                    f"{path}: header must have columns path,caption "
+                    f"(missing {sorted(missing)}; got {reader.fieldnames})"
+                )
             for n, row in enumerate(reader, 2):
                 if row["path"] is None or row["caption"] is None:
                     raise ValueError(f"{path}:{n}: row needs path and caption, got {row}")
@@ -207,16 +213,19 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
         return tfds.core.DatasetInfo(
             builder=self,
             description="User video clips with captions (lumiere_jax.data.video_folder).",
-            features=tfds.features.FeaturesDict({
-                "video": tfds.features.Tensor(shape=(cfg.num_frames, h, w, 3), dtype=np.uint8,
-                                              encoding=tfds.features.Encoding.ZLIB),
-                "caption": tfds.features.Text(),
-                "path": tfds.features.Text(),
-                "clip_start": tfds.features.Scalar(dtype=np.int32),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "video": tfds.features.Tensor(
+                        shape=(cfg.num_frames, h, w, 3), dtype=np.uint8, encoding=tfds.features.Encoding.ZLIB
+                    ),
+                    "caption": tfds.features.Text(),
+                    "path": tfds.features.Text(),
+                    "clip_start": tfds.features.Scalar(dtype=np.int32),
+                }
+            ),
             metadata=tfds.core.MetadataDict(
-                resolution=[h, w], fps=cfg.fps, num_frames=cfg.num_frames,
-                stride=cfg.stride or cfg.num_frames),
+                resolution=[h, w], fps=cfg.fps, num_frames=cfg.num_frames, stride=cfg.stride or cfg.num_frames
+            ),
         )
 
     def _split_generators(self, dl_manager):
@@ -233,19 +242,20 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
         cfg: VideoFolderConfig = self.builder_config
         video, src_fps = video_io.read_video(path)
         frames = video_io.resample_indices(len(video), src_fps, cfg.fps)
-        starts = video_io.clip_starts(len(frames), cfg.num_frames, cfg.stride,
-                                      cfg.max_clips_per_video)
+        starts = video_io.clip_starts(len(frames), cfg.num_frames, cfg.stride, cfg.max_clips_per_video)
         if not starts:
-            raise _TooShort(f"{len(frames)} frames after resampling "
-                            f"({len(video)} at {src_fps or 'unknown'} fps -> {cfg.fps or 'source'} fps), "
-                            f"need {cfg.num_frames}")
+            raise _TooShort(
+                f"{len(frames)} frames after resampling "
+                f"({len(video)} at {src_fps or 'unknown'} fps -> {cfg.fps or 'source'} fps), "
+                f"need {cfg.num_frames}"
+            )
         needed = sorted({int(frames[s + k]) for s in starts for k in range(cfg.num_frames)})
         small = dict(zip(needed, video_io.resize_and_center_crop(video[needed], cfg.resolution)))
-        return [(s, np.stack([small[int(frames[s + k])] for k in range(cfg.num_frames)]))
-                for s in starts]
+        return [(s, np.stack([small[int(frames[s + k])] for k in range(cfg.num_frames)])) for s in starts]
 
-    def _generate_examples(self, source_dir: str, rows: Sequence[tuple[str, str]]
-                           ) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _generate_examples(
+        self, source_dir: str, rows: Sequence[tuple[str, str]]
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         skipped, used, num_clips = [], set(), 0
         cache: dict[str, list | Exception] = {}
         for row, (rel, caption) in enumerate(rows):
@@ -269,14 +279,18 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
             used.add(os.path.normpath(rel))
             for start, clip in clips:
                 num_clips += 1
-                yield f"{row:06d}:{start:06d}:{rel}", {
-                    "video": clip, "caption": caption, "path": rel, "clip_start": start}
+                yield (
+                    f"{row:06d}:{start:06d}:{rel}",
+                    {"video": clip, "caption": caption, "path": rel, "clip_start": start},
+                )
         captioned = {os.path.normpath(r) for r, _ in rows}
         report = {
             "source_dir": source_dir,
             "fingerprint": source_fingerprint(source_dir, self.builder_config.captions_file),
-            "config": {k: getattr(self.builder_config, k) for k in (
-                "name", "resolution", "fps", "num_frames", "stride", "max_clips_per_video")},
+            "config": {
+                k: getattr(self.builder_config, k)
+                for k in ("name", "resolution", "fps", "num_frames", "stride", "max_clips_per_video")
+            },
             "num_caption_rows": len(rows),
             "num_videos_used": len(used),
             "num_clips": num_clips,
@@ -286,13 +300,14 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
         }
         self.build_report = report
         if num_clips == 0:
-            raise ValueError(f"video_folder: no usable clips in {source_dir!r}; skipped: "
-                             + "; ".join(f"{s['path']}: {s['reason']}" for s in skipped))
+            raise ValueError(
+                f"video_folder: no usable clips in {source_dir!r}; skipped: "
+                + "; ".join(f"{s['path']}: {s['reason']}" for s in skipped)
+            )
         # self.data_dir is the (temporary, later renamed) version directory here.
         with open(os.path.join(os.fspath(self.data_dir), REPORT_FILE), "w", encoding="utf-8") as f:
             json.dump(report, f, indent=1, default=str)
-        log.info("video_folder: %d clips from %d videos, %d rows skipped",
-                 num_clips, len(used), len(skipped))
+        log.info("video_folder: %d clips from %d videos, %d rows skipped", num_clips, len(used), len(skipped))
 
 
 class _TooShort(Exception):
@@ -336,12 +351,19 @@ def _default_name(source_dir: str, captions_file: str | None, cfg: VideoFolderCo
     return f"{slug or 'folder'}-{ident}_{cfg.name}"
 
 
-def build_video_folder(source_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
-                       resolution: int | tuple[int, int] = 64, fps: float | None = 8.0,
-                       num_frames: int = 16, stride: int | None = None,
-                       max_clips_per_video: int | None = None,
-                       captions_file: str | None = None, name: str | None = None,
-                       rebuild: bool = False) -> VideoFolder:
+def build_video_folder(
+    source_dir: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    *,
+    resolution: int | tuple[int, int] = 64,
+    fps: float | None = 8.0,
+    num_frames: int = 16,
+    stride: int | None = None,
+    max_clips_per_video: int | None = None,
+    captions_file: str | None = None,
+    name: str | None = None,
+    rebuild: bool = False,
+) -> VideoFolder:
     """Build (or reuse, if already built) the dataset and return its builder.
 
     ``captions_file``: relative to ``source_dir`` or absolute (``None`` / ``""``:
@@ -352,22 +374,39 @@ def build_video_folder(source_dir: str | os.PathLike, data_dir: str | os.PathLik
     """
     source_dir = os.path.abspath(os.path.expanduser(os.fspath(source_dir)))
     captions_file = captions_file or None
-    cfg = VideoFolderConfig(resolution=resolution, fps=fps, num_frames=num_frames, stride=stride,
-                            max_clips_per_video=max_clips_per_video, captions_file=captions_file)
+    cfg = VideoFolderConfig(
+        resolution=resolution,
+        fps=fps,
+        num_frames=num_frames,
+        stride=stride,
+        max_clips_per_video=max_clips_per_video,
+        captions_file=captions_file,
+    )
     cfg.name = name or _default_name(source_dir, captions_file, cfg)
-    builder = VideoFolder(source_dir=source_dir, config=cfg,
-                          data_dir=os.path.expanduser(os.fspath(data_dir)))
-    mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if rebuild
-            else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+    builder = VideoFolder(source_dir=source_dir, config=cfg, data_dir=os.path.expanduser(os.fspath(data_dir)))
+    mode = (
+        tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
+        if rebuild
+        else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+    )
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(download_mode=mode))
     return builder
 
 
-def load_source(data_dir: str | os.PathLike, source_dir: str | os.PathLike, captions: str | None = None,
-                *, split: str = "train", resolution: int | tuple[int, int] = 64,
-                fps: float | None = 8.0, num_frames: int = 16, stride: int | None = None,
-                max_clips_per_video: int | None = None, name: str | None = None,
-                rebuild: bool = False) -> "VideoFolderSource":
+def load_source(
+    data_dir: str | os.PathLike,
+    source_dir: str | os.PathLike,
+    captions: str | None = None,
+    *,
+    split: str = "train",
+    resolution: int | tuple[int, int] = 64,
+    fps: float | None = 8.0,
+    num_frames: int = 16,
+    stride: int | None = None,
+    max_clips_per_video: int | None = None,
+    name: str | None = None,
+    rebuild: bool = False,
+) -> "VideoFolderSource":
     """Build if needed (:func:`build_video_folder`) and open as a random-access source.
 
     The dataset has one split, ``"train"``; tfds slicing works (``"train[:90%]"``,
@@ -375,23 +414,34 @@ def load_source(data_dir: str | os.PathLike, source_dir: str | os.PathLike, capt
     both sides of the cut).
     """
     if not str(split).startswith("train"):
-        raise ValueError(f"video_folder datasets have only the 'train' split (slices such as "
-                         f"'train[90%:]' work), got {split!r}")
+        raise ValueError(
+            f"video_folder datasets have only the 'train' split (slices such as 'train[90%:]' work), got {split!r}"
+        )
     if not source_dir:
         raise ValueError("video_folder needs the clips folder (config.data.video_folder)")
-    builder = build_video_folder(source_dir, data_dir, resolution=resolution, fps=fps,
-                                 num_frames=num_frames, stride=stride,
-                                 max_clips_per_video=max_clips_per_video, captions_file=captions,
-                                 name=name, rebuild=rebuild)
+    builder = build_video_folder(
+        source_dir,
+        data_dir,
+        resolution=resolution,
+        fps=fps,
+        num_frames=num_frames,
+        stride=stride,
+        max_clips_per_video=max_clips_per_video,
+        captions_file=captions,
+        name=name,
+        rebuild=rebuild,
+    )
     try:
         built = read_build_report(builder).get("fingerprint")
     except OSError:
         built = None
     now = source_fingerprint(builder.source_dir, captions or None)
     if built is not None and built != now:
-        raise ValueError(f"video_folder: {builder.source_dir} changed (captions, or the size or time of a file "
-                         f"they name) since {builder.data_dir} was built from it; rebuild it with "
-                         "--config.data.rebuild=true (or restore the folder)")
+        raise ValueError(
+            f"video_folder: {builder.source_dir} changed (captions, or the size or time of a file "
+            f"they name) since {builder.data_dir} was built from it; rebuild it with "
+            "--config.data.rebuild=true (or restore the folder)"
+        )
     return VideoFolderSource(builder, split)
 
 
@@ -413,5 +463,9 @@ class VideoFolderSource:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         r = self._source[i]
-        return {"video": np.asarray(r["video"], np.uint8), "caption": as_str(r["caption"]),
-                "path": as_str(r["path"]), "clip_start": int(r["clip_start"])}
+        return {
+            "video": np.asarray(r["video"], np.uint8),
+            "caption": as_str(r["caption"]),
+            "path": as_str(r["path"]),
+            "clip_start": int(r["clip_start"]),
+        }

@@ -31,6 +31,7 @@ Temporal: :func:`resample_indices` / :func:`resample_fps` pick source frames
 :func:`clip_starts` / :func:`temporal_clips` cut fixed-length clips every
 ``stride`` frames.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,6 +57,7 @@ class VideoDecodeError(ValueError):
 
 
 # ----------------------------------------------------------------------------- decoding
+
 
 def _natural_key(name: str):
     return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
@@ -85,8 +87,7 @@ def _stack(path, frames: list[np.ndarray]) -> np.ndarray:
 
 def list_frame_files(directory: str | os.PathLike) -> list[str]:
     """Image files of a frames folder, in natural name order."""
-    names = [n for n in os.listdir(directory)
-             if n.lower().endswith(FRAME_EXTENSIONS) and not n.startswith(".")]
+    names = [n for n in os.listdir(directory) if n.lower().endswith(FRAME_EXTENSIONS) and not n.startswith(".")]
     return [os.path.join(directory, n) for n in sorted(names, key=_natural_key)]
 
 
@@ -141,8 +142,7 @@ def _read_ffmpeg(path: str, max_frames: int | None) -> tuple[np.ndarray, float |
     return _stack(path, frames), fps
 
 
-def read_video(path: str | os.PathLike, *, max_frames: int | None = None
-               ) -> tuple[np.ndarray, float | None]:
+def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> tuple[np.ndarray, float | None]:
     """Decode a video file, gif, ``.npy`` or frames directory.
 
     Returns ``(video uint8 [T, H, W, 3], fps or None)``; ``max_frames`` stops
@@ -179,6 +179,7 @@ def is_video_path(path: str | os.PathLike) -> bool:
 
 # ----------------------------------------------------------------------------- encoding
 
+
 def to_uint8(x: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
     """Float array in ``value_range`` -> uint8 (clipped, rounded); uint8 passes through."""
     x = np.asarray(x)
@@ -204,8 +205,9 @@ def pad_to_even(video: np.ndarray) -> np.ndarray:
     return np.pad(video, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-def write_mp4(path: str | os.PathLike, video: np.ndarray, fps: float = 8.0, *, crf: int = 18,
-              pad_to_even_size: bool = True) -> str:
+def write_mp4(
+    path: str | os.PathLike, video: np.ndarray, fps: float = 8.0, *, crf: int = 18, pad_to_even_size: bool = True
+) -> str:
     """Write uint8 ``[T, H, W, 3]`` as H.264/yuv420p mp4 (``crf``: 0 best .. 51 worst).
 
     Odd heights / widths are padded by one replicated row / column (see the module
@@ -220,9 +222,18 @@ def write_mp4(path: str | os.PathLike, video: np.ndarray, fps: float = 8.0, *, c
         video = pad_to_even(video)
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    iio.imwrite(path, video, plugin="FFMPEG", fps=float(fps), codec="libx264",
-                pixelformat="yuv420p", macro_block_size=1, quality=None,
-                output_params=["-crf", str(int(crf))], ffmpeg_log_level="error")
+    iio.imwrite(
+        path,
+        video,
+        plugin="FFMPEG",
+        fps=float(fps),
+        codec="libx264",
+        pixelformat="yuv420p",
+        macro_block_size=1,
+        quality=None,
+        output_params=["-crf", str(int(crf))],
+        ffmpeg_log_level="error",
+    )
     return path
 
 
@@ -235,8 +246,15 @@ def write_gif(path: str | os.PathLike, video: np.ndarray, fps: float = 8.0, *, l
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     frames = [Image.fromarray(f) for f in video]
-    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:],
-                   duration=max(int(round(1000.0 / fps)), 10), loop=loop, disposal=1)
+    frames[0].save(
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=max(int(round(1000.0 / fps)), 10),
+        loop=loop,
+        disposal=1,
+    )
     return path
 
 
@@ -259,8 +277,9 @@ def write_frames(directory: str | os.PathLike, video: np.ndarray, ext: str = ".p
     return directory
 
 
-def contact_sheet(videos: np.ndarray, *, separator: int = 2, separator_value: int = 255,
-                  max_frames: int | None = None) -> np.ndarray:
+def contact_sheet(
+    videos: np.ndarray, *, separator: int = 2, separator_value: int = 255, max_frames: int | None = None
+) -> np.ndarray:
     """Tile ``[N, T, H, W, 3]`` (or one ``[T, H, W, 3]``) into one uint8 image.
 
     Rows are samples, columns are frames, with ``separator``-pixel lines between
@@ -282,7 +301,7 @@ def contact_sheet(videos: np.ndarray, *, separator: int = 2, separator_value: in
     sheet = np.full((n * h + (n - 1) * s, t * w + (t - 1) * s, c), separator_value, np.uint8)
     for i in range(n):
         for j in range(t):
-            sheet[i * (h + s): i * (h + s) + h, j * (w + s): j * (w + s) + w] = videos[i, j]
+            sheet[i * (h + s) : i * (h + s) + h, j * (w + s) : j * (w + s) + w] = videos[i, j]
     return sheet
 
 
@@ -299,6 +318,7 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> str:
 
 # ----------------------------------------------------------------------------- spatial
 
+
 def _size_hw(size: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(size, (int, np.integer)):
         return int(size), int(size)
@@ -306,8 +326,7 @@ def _size_hw(size: int | Sequence[int]) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def resize_and_center_crop(video: np.ndarray, size: int | Sequence[int], *,
-                           resample: str = "auto") -> np.ndarray:
+def resize_and_center_crop(video: np.ndarray, size: int | Sequence[int], *, resample: str = "auto") -> np.ndarray:
     """Resize ``[T, H, W, 3]`` (or one ``[H, W, 3]`` image) to cover ``size`` and crop the centre.
 
     ``size``: an int (square) or ``(height, width)``. ``resample``: ``"auto"``
@@ -322,8 +341,7 @@ def resize_and_center_crop(video: np.ndarray, size: int | Sequence[int], *,
     _, h, w, _ = video.shape
     scale = max(th / h, tw / w)
     nh, nw = max(th, int(round(h * scale))), max(tw, int(round(w * scale)))
-    filters = {"area": Image.Resampling.BOX, "bicubic": Image.Resampling.BICUBIC,
-               "bilinear": Image.Resampling.BILINEAR}
+    filters = {"area": Image.Resampling.BOX, "bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
     if resample == "auto":
         flt = filters["area"] if scale < 1 else filters["bicubic"]
     elif resample in filters:
@@ -335,11 +353,12 @@ def resize_and_center_crop(video: np.ndarray, size: int | Sequence[int], *,
     for i, frame in enumerate(video):
         if (nh, nw) != (h, w):
             frame = np.asarray(Image.fromarray(frame).resize((nw, nh), resample=flt))
-        out[i] = frame[top: top + th, left: left + tw]
+        out[i] = frame[top : top + th, left : left + tw]
     return out[0] if single else out
 
 
 # ----------------------------------------------------------------------------- temporal
+
 
 def resample_indices(num_frames: int, src_fps: float | None, target_fps: float | None) -> np.ndarray:
     """Source frame indices for a target frame rate (nearest previous frame).
@@ -364,8 +383,7 @@ def resample_fps(video: np.ndarray, src_fps: float | None, target_fps: float | N
     return np.asarray(video)[resample_indices(len(video), src_fps, target_fps)]
 
 
-def clip_starts(length: int, num_frames: int, stride: int | None = None,
-                max_clips: int | None = None) -> list[int]:
+def clip_starts(length: int, num_frames: int, stride: int | None = None, max_clips: int | None = None) -> list[int]:
     """Start frames of clips of ``num_frames`` every ``stride`` (default: ``num_frames``,
     non-overlapping) that fit in ``length``; empty when too short."""
     if num_frames <= 0:
@@ -377,22 +395,30 @@ def clip_starts(length: int, num_frames: int, stride: int | None = None,
     return starts if max_clips is None else starts[:max_clips]
 
 
-def temporal_clips(video: np.ndarray, num_frames: int, stride: int | None = None,
-                   max_clips: int | None = None) -> Iterable[tuple[int, np.ndarray]]:
+def temporal_clips(
+    video: np.ndarray, num_frames: int, stride: int | None = None, max_clips: int | None = None
+) -> Iterable[tuple[int, np.ndarray]]:
     """Yield ``(start, video[start:start + num_frames])`` for :func:`clip_starts`."""
     for s in clip_starts(len(video), num_frames, stride, max_clips):
-        yield s, video[s: s + num_frames]
+        yield s, video[s : s + num_frames]
 
 
-def sample_clip(video: np.ndarray, src_fps: float | None, *, num_frames: int,
-                target_fps: float | None = None, start: int = 0,
-                size: int | Sequence[int] | None = None) -> np.ndarray:
+def sample_clip(
+    video: np.ndarray,
+    src_fps: float | None,
+    *,
+    num_frames: int,
+    target_fps: float | None = None,
+    start: int = 0,
+    size: int | Sequence[int] | None = None,
+) -> np.ndarray:
     """One clip: resample to ``target_fps``, take ``num_frames`` from ``start``
     (in resampled frames), then resize + centre-crop to ``size``. Raises
     ``ValueError`` when the video is too short."""
     idx = resample_indices(len(video), src_fps, target_fps)
     if start + num_frames > len(idx):
-        raise ValueError(f"video too short: {len(idx)} frames at {target_fps or src_fps} fps, "
-                         f"need {start + num_frames}")
-    clip = np.asarray(video)[idx[start: start + num_frames]]
+        raise ValueError(
+            f"video too short: {len(idx)} frames at {target_fps or src_fps} fps, need {start + num_frames}"
+        )
+    clip = np.asarray(video)[idx[start : start + num_frames]]
     return clip if size is None else resize_and_center_crop(clip, size)

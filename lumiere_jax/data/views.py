@@ -8,6 +8,7 @@ schema ``{'video': uint8 [T, H, W, 3], 'caption': str, ...}``.
 :class:`ImageView` turns a video source into an image source for text-to-image
 pre-training (Lumiere trains the T2I base model first, then inflates it).
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
@@ -46,8 +47,15 @@ class ImageView:
     have at least that many frames; with fewer a ValueError is raised on access).
     """
 
-    def __init__(self, videos: Source, frames_per_video: int | None = None, *,
-                 video_key: str = "video", caption_key: str = "caption", with_indices: bool = False):
+    def __init__(
+        self,
+        videos: Source,
+        frames_per_video: int | None = None,
+        *,
+        video_key: str = "video",
+        caption_key: str = "caption",
+        with_indices: bool = False,
+    ):
         self.videos = videos
         self.video_key, self.caption_key = video_key, caption_key
         self.with_indices = with_indices

@@ -10,6 +10,7 @@ checking its config section, and building its training inputs and its sampling i
                video C = x0 · M (3 channels) and the mask M (1 channel, ones = known), 7 channels
                in all. In training M is drawn from a mixture of mask kinds (`masks.py`).
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple
@@ -22,25 +23,36 @@ from lumiere_jax.diffusion.schedules import Schedule, get_schedule
 
 
 class TrainingInputs(NamedTuple):
-    x0: jax.Array                   # the training target (an SSR crops a window / patch of the batch)
-    extra: dict[str, jax.Array]     # keyword arguments of `DiffusionModel.denoise` (cond, aug_level)
+    x0: jax.Array  # the training target (an SSR crops a window / patch of the batch)
+    extra: dict[str, jax.Array]  # keyword arguments of `DiffusionModel.denoise` (cond, aug_level)
     loss_weights: jax.Array | None  # per-element weights of the squared error, or None
 
 
 class Conditioning:
     """Base class: the unconditioned model (``none``)."""
+
     name = "none"
     channels = 0
 
     def validate(self, config: Any, model_config: Any) -> None:
         """Check the run config's section of this conditioning (raise ValueError naming the key)."""
         if config.conditional.get("known_loss_weight", 0.0):
-            raise ValueError(f"config.conditional.known_loss_weight={config.conditional.known_loss_weight} is only "
-                             f"used by the conditional stage (this run's stage is {config.stage!r})")
+            raise ValueError(
+                f"config.conditional.known_loss_weight={config.conditional.known_loss_weight} is only "
+                f"used by the conditional stage (this run's stage is {config.stage!r})"
+            )
 
-    def training_inputs(self, model_config: Any, sched: Schedule, x0: jax.Array, key: jax.Array, *,
-                        ssr: Mapping[str, Any] | None = None, mixture: Mapping[str, float] | None = None,
-                        known_loss_weight: float = 0.0) -> TrainingInputs:
+    def training_inputs(
+        self,
+        model_config: Any,
+        sched: Schedule,
+        x0: jax.Array,
+        key: jax.Array,
+        *,
+        ssr: Mapping[str, Any] | None = None,
+        mixture: Mapping[str, float] | None = None,
+        known_loss_weight: float = 0.0,
+    ) -> TrainingInputs:
         """The model's inputs for a clean training batch `x0`."""
         if known_loss_weight:
             raise ValueError("known_loss_weight is for the conditional (masked) model")
@@ -65,12 +77,16 @@ class LowResolution(Conditioning):
                 raise ValueError(f"config.ssr.{key}={s[key]} must be a timestep of the schedule")
         factor = model_config.stunet.unet.spatial_factor
         if s.patch_size and (s.patch_size > model_config.resolution or s.patch_size % factor):
-            raise ValueError(f"config.ssr.patch_size={s.patch_size} must be <= resolution {model_config.resolution} "
-                             f"and a multiple of {factor}")
+            raise ValueError(
+                f"config.ssr.patch_size={s.patch_size} must be <= resolution {model_config.resolution} "
+                f"and a multiple of {factor}"
+            )
         frames = config.data.num_frames
         if frames and model_config.kind == "video" and frames < model_config.num_frames:
-            raise ValueError(f"config.data.num_frames={frames} is shorter than the SSR window "
-                             f"model.num_frames={model_config.num_frames}")
+            raise ValueError(
+                f"config.data.num_frames={frames} is shorter than the SSR window "
+                f"model.num_frames={model_config.num_frames}"
+            )
 
     def training_inputs(self, model_config, sched, x0, key, *, ssr=None, mixture=None, known_loss_weight=0.0):
         if known_loss_weight:
@@ -84,8 +100,9 @@ class LowResolution(Conditioning):
         raise ValueError("a super-resolution model needs its low-resolution input: use Generator.upsample")
 
     @staticmethod
-    def sampling_inputs(sched: Schedule, low: jax.Array, resolution: int, aug_level: jax.Array, key: jax.Array,
-                        upsample: str) -> jax.Array:
+    def sampling_inputs(
+        sched: Schedule, low: jax.Array, resolution: int, aug_level: jax.Array, key: jax.Array, upsample: str
+    ) -> jax.Array:
         """The up-sampled, noise-augmented low-resolution input (`low_res.condition`)."""
         return low_res.condition(sched, low, resolution, aug_level, key, upsample)
 
@@ -100,8 +117,9 @@ class Masked(Conditioning):
             raise ValueError(f"config.conditional.known_loss_weight={known_w} must be >= 0")
         masks.check_mixture(config.conditional.mixture.to_dict())
         if not 0.0 < config.conditional.mask_threshold <= 1.0:
-            raise ValueError(f"config.conditional.mask_threshold must be in (0, 1], got "
-                             f"{config.conditional.mask_threshold}")
+            raise ValueError(
+                f"config.conditional.mask_threshold must be in (0, 1], got {config.conditional.mask_threshold}"
+            )
 
     def training_inputs(self, model_config, sched, x0, key, *, ssr=None, mixture=None, known_loss_weight=0.0):
         cond = masked_inputs(x0, key, mixture or masks.DEFAULT_MIXTURE)
@@ -109,7 +127,7 @@ class Masked(Conditioning):
         return TrainingInputs(x0, {"cond": cond}, weights)
 
     def unconditional(self, shape):
-        return jnp.zeros((*shape[:-1], self.channels), jnp.float32)     # nothing known
+        return jnp.zeros((*shape[:-1], self.channels), jnp.float32)  # nothing known
 
     @staticmethod
     def sampling_inputs(known: jax.Array, mask: jax.Array) -> jax.Array:
@@ -129,8 +147,10 @@ def get(name: str) -> Conditioning:
 def _random_crop(key: jax.Array, xs: tuple[jax.Array, ...], axes: tuple[int, ...], sizes: tuple[int, ...]):
     """The same random crop (per example) of every array in `xs` along `axes` (batch is axis 0)."""
     batch = xs[0].shape[0]
-    starts = [jax.random.randint(k, (batch,), 0, xs[0].shape[a] - s + 1)
-              for k, a, s in zip(jax.random.split(key, len(axes)), axes, sizes)]
+    starts = [
+        jax.random.randint(k, (batch,), 0, xs[0].shape[a] - s + 1)
+        for k, a, s in zip(jax.random.split(key, len(axes)), axes, sizes)
+    ]
 
     def crop(x, *st):
         idx = [0] * x.ndim
@@ -142,8 +162,9 @@ def _random_crop(key: jax.Array, xs: tuple[jax.Array, ...], axes: tuple[int, ...
     return tuple(jax.vmap(crop)(x, *starts) for x in xs)
 
 
-def ssr_inputs(model_cfg: Any, sched: Schedule, ssr: Mapping[str, Any], x0: jax.Array,
-               key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def ssr_inputs(
+    model_cfg: Any, sched: Schedule, ssr: Mapping[str, Any], x0: jax.Array, key: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(x0 [B, (T,) H, W, 3] high-resolution) -> (target x0, conditioning, aug_level [B])."""
     k_win, k_lvl, k_aug, k_patch = jax.random.split(key, 4)
     size = model_cfg.resolution
@@ -151,8 +172,9 @@ def ssr_inputs(model_cfg: Any, sched: Schedule, ssr: Mapping[str, Any], x0: jax.
         raise ValueError(f"SSR training data has {x0.shape[-2]}px frames, the model's resolution is {size}")
     if model_cfg.kind == "video" and x0.shape[1] != model_cfg.num_frames:
         if x0.shape[1] < model_cfg.num_frames:
-            raise ValueError(f"clips of {x0.shape[1]} frames are shorter than the SSR window "
-                             f"model.num_frames={model_cfg.num_frames}")
+            raise ValueError(
+                f"clips of {x0.shape[1]} frames are shorter than the SSR window model.num_frames={model_cfg.num_frames}"
+            )
         (x0,) = _random_crop(k_win, (x0,), (1,), (model_cfg.num_frames,))
     levels = low_res.random_levels(k_lvl, x0.shape[0], int(ssr["noise_aug_max"]))
     small = low_res.downsample(x0, model_cfg.low_resolution)

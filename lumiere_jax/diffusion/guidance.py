@@ -1,4 +1,5 @@
 """Classifier-free guidance: text dropout for training, guided model outputs for sampling."""
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -24,18 +25,26 @@ class NullTextEmbedding(nn.Module):
 
 
 def null_text(
-    batch: int, length: int, dim: int, null_emb: jax.Array | None = None,
-    dtype: Any = jnp.float32, mask_dtype: Any = jnp.bool_,
+    batch: int,
+    length: int,
+    dim: int,
+    null_emb: jax.Array | None = None,
+    dtype: Any = jnp.float32,
+    mask_dtype: Any = jnp.bool_,
 ) -> tuple[jax.Array, jax.Array]:
     """The unconditional text input: ``null_emb`` (broadcast to [L, D]; None = zeros) for every
     example, with an all-ones mask (the whole null sequence is attended)."""
-    null = jnp.zeros((length, dim), dtype) if null_emb is None else jnp.broadcast_to(
-        null_emb, (length, dim)).astype(dtype)
+    null = (
+        jnp.zeros((length, dim), dtype) if null_emb is None else jnp.broadcast_to(null_emb, (length, dim)).astype(dtype)
+    )
     return jnp.broadcast_to(null, (batch, length, dim)), jnp.ones((batch, length), mask_dtype)
 
 
 def drop_text(
-    key: jax.Array, text_emb: jax.Array, text_mask: jax.Array, null_emb: jax.Array | None,
+    key: jax.Array,
+    text_emb: jax.Array,
+    text_mask: jax.Array,
+    null_emb: jax.Array | None,
     prob: float,
 ) -> tuple[jax.Array, jax.Array]:
     """Replaces each example's (emb [B, L, D], mask [B, L]) by :func:`null_text` with probability
@@ -48,20 +57,20 @@ def drop_text(
     return emb, mask
 
 
-def guide(cond_out: jax.Array, uncond_out: jax.Array, guidance_scale: float,
-          channels: int) -> jax.Array:
+def guide(cond_out: jax.Array, uncond_out: jax.Array, guidance_scale: float, channels: int) -> jax.Array:
     """uncond + scale * (cond - uncond). For a learned-variance output (2 * ``channels`` on the
     last axis) only the first ``channels`` are guided and the cond variance half is kept, as in
     diffusers' IF pipeline."""
     if cond_out.shape[-1] == 2 * channels:
-        guided = guide(cond_out[..., :channels], uncond_out[..., :channels], guidance_scale,
-                       channels)
+        guided = guide(cond_out[..., :channels], uncond_out[..., :channels], guidance_scale, channels)
         return jnp.concatenate([guided, cond_out[..., channels:]], axis=-1)
     return uncond_out + guidance_scale * (cond_out - uncond_out)
 
 
 def cfg_model_fn(
-    model_fn: Callable[[jax.Array, jax.Array, Any], jax.Array], cond: Any, uncond: Any,
+    model_fn: Callable[[jax.Array, jax.Array, Any], jax.Array],
+    cond: Any,
+    uncond: Any,
     guidance_scale: float,
 ) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """Wraps ``model_fn(x, t, context)`` into a guided ``fn(x, t)`` for the samplers.

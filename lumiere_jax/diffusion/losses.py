@@ -1,5 +1,6 @@
 """Denoising training loss with optional SNR weighting, and the learned-range variance term
 (improved DDPM's hybrid loss, as DeepFloyd IF trains its 6-channel output)."""
+
 from __future__ import annotations
 
 import math
@@ -13,14 +14,20 @@ from lumiere_jax.diffusion.schedules import Schedule
 
 SNR_WEIGHTINGS = (None, "min_snr")
 VARIANCE_TYPES = ("fixed_small", "learned_range")
-VLB_WEIGHT = 0.001          # improved DDPM's lambda
+VLB_WEIGHT = 0.001  # improved DDPM's lambda
 
 
 TIMESTEP_SAMPLINGS = ("uniform", "logit_normal")
 
 
-def sample_timesteps(key: jax.Array, batch: int, sched: Schedule, sampling: str = "uniform",
-                     logit_mean: float = 0.0, logit_std: float = 1.0) -> jax.Array:
+def sample_timesteps(
+    key: jax.Array,
+    batch: int,
+    sched: Schedule,
+    sampling: str = "uniform",
+    logit_mean: float = 0.0,
+    logit_std: float = 1.0,
+) -> jax.Array:
     """Training timesteps in [0, num_train_timesteps), int32 [batch].
 
     ``"uniform"``: every timestep equally often. ``"logit_normal"`` (SD3's density over t / T):
@@ -39,7 +46,10 @@ def sample_timesteps(key: jax.Array, batch: int, sched: Schedule, sampling: str 
 
 
 def snr_weights(
-    sched: Schedule, t: jax.Array, prediction_type: str, snr_weighting: str | None,
+    sched: Schedule,
+    t: jax.Array,
+    prediction_type: str,
+    snr_weighting: str | None,
     snr_gamma: float = 5.0,
 ) -> jax.Array:
     """Per-example loss weights [B].
@@ -133,8 +143,7 @@ def learned_range_log_variance(v: jax.Array, t: jax.Array, sched: Schedule) -> j
 
 
 def _normal_kl(mean1, logvar1, mean2, logvar2):
-    return 0.5 * (-1.0 + logvar2 - logvar1 + jnp.exp(logvar1 - logvar2)
-                  + jnp.square(mean1 - mean2) * jnp.exp(-logvar2))
+    return 0.5 * (-1.0 + logvar2 - logvar1 + jnp.exp(logvar1 - logvar2) + jnp.square(mean1 - mean2) * jnp.exp(-logvar2))
 
 
 def _discretized_gaussian_log_likelihood(x, mean, log_scale):
@@ -149,16 +158,24 @@ def _discretized_gaussian_log_likelihood(x, mean, log_scale):
     return jnp.where(x < -0.999, log_cdf_plus, jnp.where(x > 0.999, log_one_minus_cdf_min, log_delta))
 
 
-def learned_range_vlb(model_output: jax.Array, x0: jax.Array, noise: jax.Array, t: jax.Array,
-                      sched: Schedule, prediction_type: str = "epsilon") -> jax.Array:
+def learned_range_vlb(
+    model_output: jax.Array,
+    x0: jax.Array,
+    noise: jax.Array,
+    t: jax.Array,
+    sched: Schedule,
+    prediction_type: str = "epsilon",
+) -> jax.Array:
     """Per-element variational bound term, in bits (improved DDPM, Nichol & Dhariwal 2021):
     KL(q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t)) for t > 0 and the decoder NLL -log p(x0 | x_1) at
     t = 0. The model mean comes from the stop-gradient prediction (first C channels), the variance
     from the last C channels (learned range). Same shape as x0."""
     c = x0.shape[-1]
     if model_output.shape[-1] != 2 * c:
-        raise ValueError(f"variance_type='learned_range' needs a model output with 2 * {c} channels "
-                         f"(prediction + variance), got {model_output.shape[-1]}")
+        raise ValueError(
+            f"variance_type='learned_range' needs a model output with 2 * {c} channels "
+            f"(prediction + variance), got {model_output.shape[-1]}"
+        )
     out = jax.lax.stop_gradient(model_output[..., :c].astype(jnp.float32))
     v = model_output[..., c:].astype(jnp.float32)
     x0 = x0.astype(jnp.float32)

@@ -7,6 +7,7 @@ Video LDM §3.4 / DeepFloyd IF stage II: the model sees how noisy its conditioni
 extra embedding, which makes it robust to the base model's artefacts). All functions work on
 channels-last arrays [..., H, W, C] with any leading dims.
 """
+
 from __future__ import annotations
 
 import jax
@@ -34,8 +35,7 @@ def downsample(x: jax.Array, size: int) -> jax.Array:
         f = h // size
         y = x.reshape(*x.shape[:-3], size, f, size, f, x.shape[-1])
         return y.astype(jnp.float32).mean(axis=(-4, -2))
-    return jax.image.resize(x.astype(jnp.float32), (*x.shape[:-3], size, size, x.shape[-1]), "linear",
-                            antialias=True)
+    return jax.image.resize(x.astype(jnp.float32), (*x.shape[:-3], size, size, x.shape[-1]), "linear", antialias=True)
 
 
 def upsample(x: jax.Array, size: int, method: str = "linear") -> jax.Array:
@@ -54,8 +54,9 @@ def augment(sched: Schedule, x: jax.Array, aug_level: jax.Array, key: jax.Array)
     return noising.add_noise(sched, x.astype(jnp.float32), noise, aug_level)
 
 
-def condition(sched: Schedule, low_res: jax.Array, size: int, aug_level: jax.Array, key: jax.Array,
-              method: str = "linear") -> jax.Array:
+def condition(
+    sched: Schedule, low_res: jax.Array, size: int, aug_level: jax.Array, key: jax.Array, method: str = "linear"
+) -> jax.Array:
     """The SSR model's conditioning channels: `low_res` [B, ..., h, h, 3] in [-1, 1] up-sampled to
     `size` and noise-augmented at `aug_level` [B]."""
     return augment(sched, upsample(low_res, size, method), aug_level, key)

@@ -13,6 +13,7 @@ Kinds (each a pure function of a PRNG key, jit-friendly):
 `sample_masks` draws one kind per example from a configurable mixture. The conditioning video of
 an example is ``C = x0 * M``.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -27,11 +28,11 @@ KINDS = config_lib.MASK_KINDS
 DEFAULT_MIXTURE = config_lib.DEFAULT_MASK_MIXTURE
 
 # Brush strokes of the "strokes" kind; lengths are fractions of the frame's short side.
-MAX_STROKES = 4                     # 1..MAX_STROKES strokes per mask
-MIN_SEGMENTS, MAX_SEGMENTS = 2, 5   # segments per stroke (a polyline)
+MAX_STROKES = 4  # 1..MAX_STROKES strokes per mask
+MIN_SEGMENTS, MAX_SEGMENTS = 2, 5  # segments per stroke (a polyline)
 SEGMENT_LENGTH = (0.1, 0.5)
 BRUSH_RADIUS = (0.04, 0.12)
-MIN_BRUSH_RADIUS_PX = 0.75          # > sqrt(2)/2: every stroke covers at least one pixel centre
+MIN_BRUSH_RADIUS_PX = 0.75  # > sqrt(2)/2: every stroke covers at least one pixel centre
 
 
 @partial(jax.jit, static_argnums=(1, 2, 3, 4))
@@ -47,7 +48,7 @@ def _box(key: jax.Array, height: int, width: int, min_frac: float, max_frac: flo
     return (ys >= y0) & (ys < y0 + bh) & (xs >= x0) & (xs < x0 + bw)
 
 
-@partial(jax.jit, static_argnums=(1, 2))   # one compiled program, also when called eagerly
+@partial(jax.jit, static_argnums=(1, 2))  # one compiled program, also when called eagerly
 def _strokes(key: jax.Array, height: int, width: int) -> jax.Array:
     """[H, W] bool hole: pixels within the brush radius of any segment of 1-4 random polylines.
 
@@ -64,29 +65,29 @@ def _strokes(key: jax.Array, height: int, width: int) -> jax.Array:
     s, k = MAX_STROKES, MAX_SEGMENTS
     n_strokes = jax.random.randint(k_n, (), 1, MAX_STROKES + 1)
     n_segments = jax.random.randint(k_seg, (s,), MIN_SEGMENTS, MAX_SEGMENTS + 1)
-    stroke_on = jnp.arange(s) < n_strokes                                          # [S]
+    stroke_on = jnp.arange(s) < n_strokes  # [S]
     segment_on = stroke_on[:, None] & (jnp.arange(k)[None, :] < n_segments[:, None])  # [S, K]
-    hi = jnp.array([height, width], jnp.float32)                                   # (y, x)
+    hi = jnp.array([height, width], jnp.float32)  # (y, x)
     start = jax.random.uniform(k_start, (s, 2)) * hi
     angle = jax.random.uniform(k_ang, (s, k), minval=0.0, maxval=2 * jnp.pi)
-    length = jax.random.uniform(k_len, (s, k), minval=SEGMENT_LENGTH[0],
-                                maxval=SEGMENT_LENGTH[1]) * side
-    step = length[..., None] * jnp.stack([jnp.sin(angle), jnp.cos(angle)], -1)    # [S, K, 2]
-    radius = jnp.maximum(jax.random.uniform(k_rad, (s,), minval=BRUSH_RADIUS[0],
-                                            maxval=BRUSH_RADIUS[1]) * side, MIN_BRUSH_RADIUS_PX)
+    length = jax.random.uniform(k_len, (s, k), minval=SEGMENT_LENGTH[0], maxval=SEGMENT_LENGTH[1]) * side
+    step = length[..., None] * jnp.stack([jnp.sin(angle), jnp.cos(angle)], -1)  # [S, K, 2]
+    radius = jnp.maximum(
+        jax.random.uniform(k_rad, (s,), minval=BRUSH_RADIUS[0], maxval=BRUSH_RADIUS[1]) * side, MIN_BRUSH_RADIUS_PX
+    )
     vertices = [start]
-    for j in range(k):                    # a fixed, tiny number of segments (not pixels)
+    for j in range(k):  # a fixed, tiny number of segments (not pixels)
         vertices.append(jnp.clip(vertices[-1] + step[:, j], 0.0, hi))
-    vertices = jnp.stack(vertices, 1)                                              # [S, K+1, 2]
-    a, b = vertices[:, :-1], vertices[:, 1:]                                       # [S, K, 2]
+    vertices = jnp.stack(vertices, 1)  # [S, K+1, 2]
+    a, b = vertices[:, :-1], vertices[:, 1:]  # [S, K, 2]
     ys, xs = jnp.meshgrid(jnp.arange(height) + 0.5, jnp.arange(width) + 0.5, indexing="ij")
-    p = jnp.stack([ys, xs], -1)                                                    # [H, W, 2]
-    ab = (b - a)[:, :, None, None]                                                 # [S, K, 1, 1, 2]
-    ap = p[None, None] - a[:, :, None, None]                                       # [S, K, H, W, 2]
+    p = jnp.stack([ys, xs], -1)  # [H, W, 2]
+    ab = (b - a)[:, :, None, None]  # [S, K, 1, 1, 2]
+    ap = p[None, None] - a[:, :, None, None]  # [S, K, H, W, 2]
     t = jnp.clip(jnp.sum(ap * ab, -1) / jnp.maximum(jnp.sum(ab * ab, -1), 1e-12), 0.0, 1.0)
-    dist2 = jnp.sum((ap - t[..., None] * ab) ** 2, -1)                             # [S, K, H, W]
+    dist2 = jnp.sum((ap - t[..., None] * ab) ** 2, -1)  # [S, K, H, W]
     covered = (dist2 <= radius[:, None, None, None] ** 2) & segment_on[:, :, None, None]
-    per_stroke = covered.any(1)                                                    # [S, H, W]
+    per_stroke = covered.any(1)  # [S, H, W]
     hole = per_stroke.any(0)
     return jnp.where(hole.all(), per_stroke[0], hole)
 
@@ -121,8 +122,9 @@ def check_mixture(mixture: Mapping[str, float]) -> dict[str, float]:
     return {k: float(mixture.get(k, 0.0)) for k in KINDS}
 
 
-def sample_masks(key: jax.Array, batch: int, num_frames: int, height: int, width: int,
-                 mixture: Mapping[str, float] = DEFAULT_MIXTURE) -> tuple[jax.Array, jax.Array]:
+def sample_masks(
+    key: jax.Array, batch: int, num_frames: int, height: int, width: int, mixture: Mapping[str, float] = DEFAULT_MIXTURE
+) -> tuple[jax.Array, jax.Array]:
     """(masks [B, T, H, W, 1] float32, kind index [B] into KINDS), kinds drawn from `mixture`."""
     weights = check_mixture(mixture)
     probs = jnp.array([weights[k] for k in KINDS]) / sum(weights.values())

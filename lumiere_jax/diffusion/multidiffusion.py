@@ -17,6 +17,7 @@ window's frames, so it is the one per-window-dependent sampler option.)
 Windows that do not overlap (``overlap=0``) give the "no MultiDiffusion" baseline of the paper's
 Fig. 14: each window is denoised on its own and the results are just stitched together.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,9 +67,7 @@ def window_layout(num_frames: int, window: int, overlap: int = 2) -> WindowLayou
     if overlap >= window:
         raise ValueError(f"overlap must be < window, got overlap={overlap}, window={window}")
     if num_frames < window:
-        raise ValueError(
-            f"the video is shorter than one window: num_frames={num_frames} < window={window}"
-        )
+        raise ValueError(f"the video is shorter than one window: num_frames={num_frames} < window={window}")
     stride = window - overlap
     starts = list(range(0, num_frames - window + 1, stride))
     if starts[-1] + window < num_frames:
@@ -95,8 +94,8 @@ def window_weights(layout: WindowLayout, kind: str = "uniform") -> np.ndarray:
     raw = _raw_weights(layout.window, kind)
     total = np.zeros(layout.num_frames, np.float64)
     for s in layout.starts:
-        total[s:s + layout.window] += raw
-    w = np.stack([raw / total[s:s + layout.window] for s in layout.starts])
+        total[s : s + layout.window] += raw
+    w = np.stack([raw / total[s : s + layout.window] for s in layout.starts])
     return w.astype(np.float32)
 
 
@@ -105,7 +104,7 @@ def extract_windows(video: jax.Array, layout: WindowLayout) -> jax.Array:
     check_frames(video, layout, "video")
     if layout.num_windows == 1 and layout.window == layout.num_frames:
         return video[None]  # keep the whole-clip case a plain reshape (bit-exact vs. samplers)
-    return jnp.stack([video[:, s:s + layout.window] for s in layout.starts])
+    return jnp.stack([video[:, s : s + layout.window] for s in layout.starts])
 
 
 def combine_windows(windows: jax.Array, layout: WindowLayout, weights: Any) -> jax.Array:
@@ -118,10 +117,7 @@ def combine_windows(windows: jax.Array, layout: WindowLayout, weights: Any) -> j
     """
     n, w = layout.num_windows, layout.window
     if windows.shape[0] != n or windows.shape[2] != w:
-        raise ValueError(
-            f"windows of shape {windows.shape} do not match the layout "
-            f"(num_windows={n}, window={w})"
-        )
+        raise ValueError(f"windows of shape {windows.shape} do not match the layout (num_windows={n}, window={w})")
     weights = jnp.asarray(weights, windows.dtype)
     if weights.shape != (n, w):
         raise ValueError(f"weights must have shape {(n, w)}, got {weights.shape}")
@@ -146,8 +142,14 @@ def _fold(x: jax.Array) -> jax.Array:
     return nn.with_logical_constraint(x, (axes.BATCH,) + (None,) * (x.ndim - 1))
 
 
-def _eval_windows(model_fn: WindowModelFn, xw: jax.Array, t: jax.Array,
-                  cond_ws: tuple[jax.Array, ...], chunk_size: int | None, fold_windows: bool = False) -> jax.Array:
+def _eval_windows(
+    model_fn: WindowModelFn,
+    xw: jax.Array,
+    t: jax.Array,
+    cond_ws: tuple[jax.Array, ...],
+    chunk_size: int | None,
+    fold_windows: bool = False,
+) -> jax.Array:
     def f(args):
         x, cs = args
         return model_fn(x, t, *cs)
@@ -203,9 +205,7 @@ def multidiffusion_step(
     def step(s, xk, ok, nk):
         return sampler.step(s, i, xk, ok, nk)
 
-    x_next_w, state = jax.vmap(step, in_axes=(0, 0, 0, None if noise_w is None else 0))(
-        state, xw, out, noise_w
-    )
+    x_next_w, state = jax.vmap(step, in_axes=(0, 0, 0, None if noise_w is None else 0))(state, xw, out, noise_w)
     return combine_windows(x_next_w, layout, weights).astype(x.dtype), state
 
 

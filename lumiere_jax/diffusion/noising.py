@@ -6,6 +6,7 @@ With a = alpha_bar_t, alpha = sqrt(a), sigma = sqrt(1 - a):
 The model output is one of eps ("epsilon"), v ("v_prediction") or x0 ("sample").
 Operation order mirrors diffusers so float32 results agree to rounding.
 """
+
 from __future__ import annotations
 
 import jax
@@ -17,9 +18,7 @@ PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 def check_prediction_type(prediction_type: str) -> None:
     if prediction_type not in PREDICTION_TYPES:
-        raise ValueError(
-            f"Unknown prediction_type {prediction_type!r}; valid types: {', '.join(PREDICTION_TYPES)}"
-        )
+        raise ValueError(f"Unknown prediction_type {prediction_type!r}; valid types: {', '.join(PREDICTION_TYPES)}")
 
 
 def _per_example(v: jax.Array, like: jax.Array) -> jax.Array:
@@ -38,9 +37,7 @@ def add_noise(sched: Schedule, x0: jax.Array, noise: jax.Array, t: jax.Array) ->
     return alpha * x0 + sigma * noise
 
 
-def get_target(
-    sched: Schedule, x0: jax.Array, noise: jax.Array, t: jax.Array, prediction_type: str
-) -> jax.Array:
+def get_target(sched: Schedule, x0: jax.Array, noise: jax.Array, t: jax.Array, prediction_type: str) -> jax.Array:
     """The regression target of a model of the given prediction type."""
     check_prediction_type(prediction_type)
     if prediction_type == "epsilon":
@@ -97,7 +94,5 @@ def split_learned_variance(model_output: jax.Array, x: jax.Array) -> jax.Array:
     if model_output.shape[-1] == 2 * channels:
         return model_output[..., :channels]
     if model_output.shape[-1] != channels:
-        raise ValueError(
-            f"model output has {model_output.shape[-1]} channels; expected {channels} or {2 * channels}"
-        )
+        raise ValueError(f"model output has {model_output.shape[-1]} channels; expected {channels} or {2 * channels}")
     return model_output

@@ -17,6 +17,7 @@ diffusers' ``DDPMScheduler`` does: log-variance = frac * log(beta_t) + (1 - frac
 frac = (v + 1) / 2, with beta_t = 1 - alpha_bar_t / alpha_bar_prev of the sampling step and
 beta~_t the posterior variance (clamped at 1e-20); the other samplers ignore the variance half.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -69,7 +70,11 @@ class Sampler:
         return jnp.zeros_like(x_T) if self.name == "dpmpp_2m" else ()
 
     def step(
-        self, state: Any, i: jax.Array | int, x: jax.Array, model_output: jax.Array,
+        self,
+        state: Any,
+        i: jax.Array | int,
+        x: jax.Array,
+        model_output: jax.Array,
         noise: jax.Array | None,
     ) -> tuple[jax.Array, Any]:
         """Step ``i`` (0-based; may be traced): x at ``timesteps[i]`` -> x at the next timestep."""
@@ -79,9 +84,11 @@ class Sampler:
         out = noising.split_learned_variance(model_output, x)
         if self.variance_type == "learned_range":
             if model_output.shape[-1] != 2 * x.shape[-1]:
-                raise ValueError(f"variance_type='learned_range' needs a model output with 2 * {x.shape[-1]} "
-                                 f"channels (epsilon + variance), got {model_output.shape[-1]}")
-            frac = (model_output[..., x.shape[-1]:] + 1) / 2
+                raise ValueError(
+                    f"variance_type='learned_range' needs a model output with 2 * {x.shape[-1]} "
+                    f"channels (epsilon + variance), got {model_output.shape[-1]}"
+                )
+            frac = (model_output[..., x.shape[-1] :] + 1) / 2
             log_var = frac * c["max_log"] + (1 - frac) * c["min_log"]
             c["std"] = jnp.where(c["noise_on"] > 0, jnp.exp(0.5 * log_var), 0.0)
         x0 = noising.x0_from_output(out, x, c["alpha"], c["sigma"], self.prediction_type)
@@ -121,9 +128,7 @@ class Sampler:
 
     def _clamp(self, x0: jax.Array) -> jax.Array:
         if self.thresholding:
-            return thresholding_lib.dynamic_threshold(
-                x0, self.dynamic_thresholding_ratio, self.sample_max_value
-            )
+            return thresholding_lib.dynamic_threshold(x0, self.dynamic_thresholding_ratio, self.sample_max_value)
         if self.clip_sample:
             return thresholding_lib.static_clip(x0, self.clip_sample_range)
         return x0
@@ -142,8 +147,9 @@ def _exp(x: np.ndarray) -> np.ndarray:
     return np.exp(x.astype(np.float64)).astype(_F32)
 
 
-def _ddim_coefs(ac: np.ndarray, ts: np.ndarray, n_train: int, eta: float,
-                set_alpha_to_one: bool) -> dict[str, np.ndarray]:
+def _ddim_coefs(
+    ac: np.ndarray, ts: np.ndarray, n_train: int, eta: float, set_alpha_to_one: bool
+) -> dict[str, np.ndarray]:
     prev = ts - n_train // len(ts)
     final = _F32(1.0) if set_alpha_to_one else ac[0]
     a_t = ac[ts]
@@ -154,8 +160,7 @@ def _ddim_coefs(ac: np.ndarray, ts: np.ndarray, n_train: int, eta: float,
     std = _F32(eta) * _sqrt(variance)
     with np.errstate(invalid="ignore"):
         direction = _sqrt(_F32(1) - a_prev - std * std)
-    return dict(alpha=_sqrt(a_t), sigma=_sqrt(beta_t), alpha_prev=_sqrt(a_prev), dir=direction,
-                std=std)
+    return dict(alpha=_sqrt(a_t), sigma=_sqrt(beta_t), alpha_prev=_sqrt(a_prev), dir=direction, std=std)
 
 
 def _ddpm_coefs(ac: np.ndarray, ts: np.ndarray) -> dict[str, np.ndarray]:
@@ -168,14 +173,21 @@ def _ddpm_coefs(ac: np.ndarray, ts: np.ndarray) -> dict[str, np.ndarray]:
     cur_beta = _F32(1) - cur_alpha
     variance = np.maximum((_F32(1) - a_prev) / (_F32(1) - a_t) * cur_beta, _F32(1e-20))
     std = np.where(ts > 0, _sqrt(variance), _F32(0)).astype(_F32)
-    return dict(alpha=_sqrt(a_t), sigma=_sqrt(beta_t),
-                x0_coef=(_sqrt(a_prev) * cur_beta) / beta_t,
-                x_coef=_sqrt(cur_alpha) * beta_prev / beta_t, std=std,
-                min_log=_log(variance), max_log=_log(cur_beta), noise_on=(ts > 0).astype(_F32))
+    return dict(
+        alpha=_sqrt(a_t),
+        sigma=_sqrt(beta_t),
+        x0_coef=(_sqrt(a_prev) * cur_beta) / beta_t,
+        x_coef=_sqrt(cur_alpha) * beta_prev / beta_t,
+        std=std,
+        min_log=_log(variance),
+        max_log=_log(cur_beta),
+        noise_on=(ts > 0).astype(_F32),
+    )
 
 
-def _dpm_coefs(ac: np.ndarray, ts: np.ndarray, lower_order_final: bool,
-               final_sigmas_type: str) -> dict[str, np.ndarray]:
+def _dpm_coefs(
+    ac: np.ndarray, ts: np.ndarray, lower_order_final: bool, final_sigmas_type: str
+) -> dict[str, np.ndarray]:
     n = len(ts)
     all_sigmas = _sqrt((_F32(1) - ac) / ac)
     last = all_sigmas[0] if final_sigmas_type == "sigma_min" else _F32(0)
@@ -192,9 +204,14 @@ def _dpm_coefs(ac: np.ndarray, ts: np.ndarray, lower_order_final: bool,
         inv_r0 = _F32(1.0) / r0
     final_first_order = (lower_order_final and n < 15) or final_sigmas_type == "zero"
     second = (s0 >= 1) & ~((s0 == n - 1) & final_first_order)
-    return dict(alpha=alpha[:n], sigma=sigma[:n], ratio=ratio, c1=c1,
-                d1_coef=np.where(second, inv_r0, _F32(0)).astype(_F32),
-                d2_coef=np.where(second, _F32(0.5) * c1, _F32(0)).astype(_F32))
+    return dict(
+        alpha=alpha[:n],
+        sigma=sigma[:n],
+        ratio=ratio,
+        c1=c1,
+        d1_coef=np.where(second, inv_r0, _F32(0)).astype(_F32),
+        d2_coef=np.where(second, _F32(0.5) * c1, _F32(0)).astype(_F32),
+    )
 
 
 def get_sampler(
@@ -244,12 +261,8 @@ def get_sampler(
     if clip_sample and name == "dpmpp_2m":
         raise ValueError("clip_sample is not supported by 'dpmpp_2m' (use thresholding)")
     if final_sigmas_type not in FINAL_SIGMAS_TYPES:
-        raise ValueError(
-            f"Unknown final_sigmas_type {final_sigmas_type!r}; valid: {', '.join(FINAL_SIGMAS_TYPES)}"
-        )
-    ts = schedules_lib.timesteps(
-        sched, num_steps, timestep_spacing, steps_offset, dpm_solver=name == "dpmpp_2m"
-    )
+        raise ValueError(f"Unknown final_sigmas_type {final_sigmas_type!r}; valid: {', '.join(FINAL_SIGMAS_TYPES)}")
+    ts = schedules_lib.timesteps(sched, num_steps, timestep_spacing, steps_offset, dpm_solver=name == "dpmpp_2m")
     ac = np.asarray(sched.alphas_cumprod, dtype=_F32)
     if name == "ddim":
         coefs = _ddim_coefs(ac, ts, sched.num_train_timesteps, eta, set_alpha_to_one)

@@ -4,6 +4,7 @@ The schedules are built in numpy with the same float32 arithmetic as diffusers
 (``torch.linspace`` in float32, ``torch.cumprod`` with a float64 accumulator), so
 ``alphas_cumprod`` is bit-identical to ``DDIMScheduler(...).alphas_cumprod``.
 """
+
 from __future__ import annotations
 
 import math
@@ -103,10 +104,10 @@ def timesteps(
         raise ValueError(f"num_steps must be in [1, num_train_timesteps={n_train}], got {num_steps}")
     extra = 1 if dpm_solver else 0
     if spacing == "linspace":
-        ts = np.linspace(0, n_train - 1, num_steps + extra).round()[::-1][: num_steps]
+        ts = np.linspace(0, n_train - 1, num_steps + extra).round()[::-1][:num_steps]
     elif spacing == "leading":
         step_ratio = n_train // (num_steps + extra)
-        ts = (np.arange(0, num_steps + extra) * step_ratio).round()[::-1][: num_steps] + steps_offset
+        ts = (np.arange(0, num_steps + extra) * step_ratio).round()[::-1][:num_steps] + steps_offset
     else:
         ts = np.round(np.arange(n_train, 0, -n_train / num_steps)) - 1
     return ts.astype(np.int64).astype(np.int32)

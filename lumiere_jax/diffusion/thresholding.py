@@ -1,4 +1,5 @@
 """Clamping of x0 predictions: Imagen dynamic thresholding and static clipping."""
+
 from __future__ import annotations
 
 import jax

@@ -15,6 +15,7 @@ For each clip of a split (its caption as the prompt):
                    input (PSNR) and the probe's agreement with the input's caption and with the new one.
 The output is the model's own (no pasting of known pixels), so the numbers measure the model.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -35,7 +36,7 @@ def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float
     if where is not None:
         d = d[np.broadcast_to(where, d.shape[:-1])]
     mse = float(d.mean()) if d.size else float("nan")
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def mad(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
@@ -63,7 +64,7 @@ def path_box(clip: np.ndarray, frac: float = 0.4) -> np.ndarray:
     y0 = int(np.clip(round(cy - bh / 2), 0, h - bh))
     x0 = int(np.clip(round(cx - bw / 2), 0, w - bw))
     box = np.zeros((h, w), bool)
-    box[y0:y0 + bh, x0:x0 + bw] = True
+    box[y0 : y0 + bh, x0 : x0 + bw] = True
     return box
 
 
@@ -73,6 +74,7 @@ def pil_first_frame(clip: np.ndarray, caption: str, threshold: int = 40) -> np.n
     from PIL import Image, ImageDraw
 
     from lumiere_jax.data import moving_shapes
+
     color, shape, _ = moving_shapes.parse_caption(caption)
     frame = clip[0]
     ys, xs = np.nonzero(frame.max(axis=-1) > threshold)
@@ -95,6 +97,7 @@ def pil_first_frame(clip: np.ndarray, caption: str, threshold: int = 40) -> np.n
 def _other_caption(caption: str, index: int) -> str:
     """A different moving_shapes caption: colour and direction changed, shape kept."""
     from lumiere_jax.data import moving_shapes
+
     color, shape, direction = moving_shapes.parse_caption(caption)
     colors, dirs = list(moving_shapes.COLORS), list(moving_shapes.DIRECTIONS)
     new_color = colors[(colors.index(color) + 1 + index % (len(colors) - 1)) % len(colors)]
@@ -105,21 +108,34 @@ def _other_caption(caption: str, index: int) -> str:
 def _summary(values: Sequence[float]) -> dict[str, float]:
     v = np.asarray(values, np.float64)
     finite = v[np.isfinite(v)]
-    return {"mean": float(finite.mean()) if len(finite) else float("inf"), "min": float(v.min()),
-            "median": float(np.median(v)), "frac_inf": float(np.mean(~np.isfinite(v)))}
+    return {
+        "mean": float(finite.mean()) if len(finite) else float("inf"),
+        "min": float(v.min()),
+        "median": float(np.median(v)),
+        "frac_inf": float(np.mean(~np.isfinite(v))),
+    }
 
 
 def i2v_scores(videos: np.ndarray, clips: np.ndarray, captions: Sequence[str]) -> dict[str, Any]:
     """Image-to-video scores of generated `videos` whose first frames were `clips[:, 0]`: PSNR of
     generated frame 0 against it, and the probe's readings of the whole video against `captions`."""
     scores = probe.score(videos, list(captions))
-    return {"first_frame_psnr": _summary([psnr(v[0], c[0]) for v, c in zip(videos, clips)]),
-            **{k: scores[k] for k in ("color_accuracy", "direction_accuracy", "shape_accuracy",
-                                      "presence", "jitter_px")}}
+    return {
+        "first_frame_psnr": _summary([psnr(v[0], c[0]) for v, c in zip(videos, clips)]),
+        **{k: scores[k] for k in ("color_accuracy", "direction_accuracy", "shape_accuracy", "presence", "jitter_px")},
+    }
 
 
-def evaluate_tasks(gen, clips: np.ndarray, captions: Sequence[str], tasks: Sequence[str] = TASKS, *,
-                   seed: int = 0, strengths: Sequence[float] = SDEDIT_STRENGTHS, **overrides) -> dict[str, Any]:
+def evaluate_tasks(
+    gen,
+    clips: np.ndarray,
+    captions: Sequence[str],
+    tasks: Sequence[str] = TASKS,
+    *,
+    seed: int = 0,
+    strengths: Sequence[float] = SDEDIT_STRENGTHS,
+    **overrides,
+) -> dict[str, Any]:
     """Scores of `tasks` on real `clips` (uint8 [N, T, H, W, 3]) with their `captions`."""
     clips = np.asarray(clips)
     captions = list(captions)
@@ -143,8 +159,11 @@ def evaluate_tasks(gen, clips: np.ndarray, captions: Sequence[str], tasks: Seque
             outside.append(max(mad(f, c[0], ~region) for f in v))
             inside.append(float(np.mean([mad(f, c[0], region) for f in v[1:]])))
             real_inside.append(float(np.mean([mad(f, c[0], region) for f in c[1:]])))
-        out["cinemagraph"] = {"outside_mad_worst_frame": _summary(outside), "inside_change_mad": _summary(inside),
-                              "real_clip_inside_change_mad": _summary(real_inside)}
+        out["cinemagraph"] = {
+            "outside_mad_worst_frame": _summary(outside),
+            "inside_change_mad": _summary(inside),
+            "real_clip_inside_change_mad": _summary(real_inside),
+        }
     if "inpaint" in tasks:
         vals, inside = [], []
         for c, p in zip(clips, captions):
@@ -160,7 +179,7 @@ def evaluate_tasks(gen, clips: np.ndarray, captions: Sequence[str], tasks: Seque
             pad = h // 8
             v = gen.outpaint(c, p, padding=pad, **kw).videos[0]
             known = np.zeros(c.shape[1:3], bool)
-            known[pad:h - pad, pad:c.shape[2] - pad] = True
+            known[pad : h - pad, pad : c.shape[2] - pad] = True
             vals.append(psnr(v, c, known))
         out["outpaint"] = {"known_psnr": _summary(vals), "padding_px": clips.shape[2] // 8}
     if "sdedit" in tasks:
@@ -184,6 +203,7 @@ def split_clips(config, split: str, num: int) -> tuple[np.ndarray, list[str]]:
     """The first `num` clips of a moving_shapes split with their captions, at the config's model size."""
     from lumiere_jax.train import validation
     from lumiere_jax.data import sources
+
     source = sources.make_source(config, validation.validate(config), split)
     items = [source[i] for i in range(min(num, len(source)))]
     return np.stack([it["video"] for it in items]), [it["caption"] for it in items]
@@ -193,29 +213,39 @@ def format_task_scores(scores: dict[str, Any]) -> str:
     lines = [f"[{scores.get('split', 'clips')}, {scores['num_videos']} videos]"]
     if "i2v" in scores:
         s = scores["i2v"]
-        lines.append(f"i2v: first-frame PSNR mean {s['first_frame_psnr']['mean']:.1f} dB (min "
-                     f"{s['first_frame_psnr']['min']:.1f}), direction {s['direction_accuracy']:.3f}, colour "
-                     f"{s['color_accuracy']:.3f}, shape {s['shape_accuracy']:.3f}")
+        lines.append(
+            f"i2v: first-frame PSNR mean {s['first_frame_psnr']['mean']:.1f} dB (min "
+            f"{s['first_frame_psnr']['min']:.1f}), direction {s['direction_accuracy']:.3f}, colour "
+            f"{s['color_accuracy']:.3f}, shape {s['shape_accuracy']:.3f}"
+        )
     if "i2v_pil" in scores:
         s = scores["i2v_pil"]
-        lines.append(f"i2v (PIL-drawn first frame): first-frame PSNR mean {s['first_frame_psnr']['mean']:.1f} dB "
-                     f"(min {s['first_frame_psnr']['min']:.1f}), direction {s['direction_accuracy']:.3f}, colour "
-                     f"{s['color_accuracy']:.3f}, shape {s['shape_accuracy']:.3f}")
+        lines.append(
+            f"i2v (PIL-drawn first frame): first-frame PSNR mean {s['first_frame_psnr']['mean']:.1f} dB "
+            f"(min {s['first_frame_psnr']['min']:.1f}), direction {s['direction_accuracy']:.3f}, colour "
+            f"{s['color_accuracy']:.3f}, shape {s['shape_accuracy']:.3f}"
+        )
     if "cinemagraph" in scores:
         s = scores["cinemagraph"]
-        lines.append(f"cinemagraph: outside MAD (worst frame) mean {s['outside_mad_worst_frame']['mean']:.2f}, "
-                     f"inside change {s['inside_change_mad']['mean']:.2f} (real clip "
-                     f"{s['real_clip_inside_change_mad']['mean']:.2f})")
+        lines.append(
+            f"cinemagraph: outside MAD (worst frame) mean {s['outside_mad_worst_frame']['mean']:.2f}, "
+            f"inside change {s['inside_change_mad']['mean']:.2f} (real clip "
+            f"{s['real_clip_inside_change_mad']['mean']:.2f})"
+        )
     if "inpaint" in scores:
         s = scores["inpaint"]
-        lines.append(f"inpaint: outside PSNR mean {s['outside_psnr']['mean']:.1f} dB (min "
-                     f"{s['outside_psnr']['min']:.1f}), inside {s['inside_psnr']['mean']:.1f} dB")
+        lines.append(
+            f"inpaint: outside PSNR mean {s['outside_psnr']['mean']:.1f} dB (min "
+            f"{s['outside_psnr']['min']:.1f}), inside {s['inside_psnr']['mean']:.1f} dB"
+        )
     if "outpaint" in scores:
         s = scores["outpaint"]["known_psnr"]
         lines.append(f"outpaint: known-centre PSNR mean {s['mean']:.1f} dB (min {s['min']:.1f})")
     for strength, s in scores.get("sdedit", {}).items():
-        lines.append(f"sdedit strength {strength}: PSNR to input {s['psnr_to_input']['mean']:.1f} dB, "
-                     f"new prompt colour {s['new_prompt']['color_accuracy']:.3f} dir "
-                     f"{s['new_prompt']['direction_accuracy']:.3f}; input caption colour "
-                     f"{s['input_caption']['color_accuracy']:.3f} dir {s['input_caption']['direction_accuracy']:.3f}")
+        lines.append(
+            f"sdedit strength {strength}: PSNR to input {s['psnr_to_input']['mean']:.1f} dB, "
+            f"new prompt colour {s['new_prompt']['color_accuracy']:.3f} dir "
+            f"{s['new_prompt']['direction_accuracy']:.3f}; input caption colour "
+            f"{s['input_caption']['color_accuracy']:.3f} dir {s['input_caption']['direction_accuracy']:.3f}"
+        )
     return "\n".join(lines)

@@ -10,6 +10,7 @@ Videos are ``[T, H, W, C]`` arrays, either ``uint8`` in [0, 255] or floating poi
 * :func:`save_png` / :func:`save_xt_slice` - write such images, optionally upscaled by an
   integer factor with nearest-neighbour.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Sample a model on a dataset split's captions and score the videos with the probe."""
+
 from __future__ import annotations
 
 import math
@@ -14,6 +15,7 @@ def split_prompts(config, split: str, num: int) -> list[str]:
     test or train), in order: a fixed evaluation set."""
     from lumiere_jax.train import validation
     from lumiere_jax.data import sources
+
     model_cfg = validation.validate(config)
     source = sources.make_source(config, model_cfg, split)
     return [source[i]["caption"] for i in range(min(num, len(source)))]
@@ -38,8 +40,13 @@ def cascade_scores(result) -> dict[str, Any]:
     base = probe.score(result.low_res, result.prompts)
     ssr = probe.score(result.videos, result.prompts)
     ssr["jitter_px_base_scale"] = ssr["jitter_px"] * result.low_res.shape[-2] / result.videos.shape[-2]
-    return {"base": base, "ssr": ssr, "agreement": agreement(base, ssr), "settings": result.settings,
-            "num_videos": len(result.prompts)}
+    return {
+        "base": base,
+        "ssr": ssr,
+        "agreement": agreement(base, ssr),
+        "settings": result.settings,
+        "num_videos": len(result.prompts),
+    }
 
 
 def agreement(base: dict[str, Any], ssr: dict[str, Any]) -> dict[str, float]:
@@ -58,6 +65,7 @@ def evaluate_cascade_split(cascade, config, split: str, num: int, seed: int = 0,
     """`split`'s captions of the base model's dataset (the config stored with the base model,
     read from `config.data.data_dir`)."""
     import ml_collections
+
     base_config = ml_collections.ConfigDict(cascade.base.config)
     base_config.data.data_dir = config.data.data_dir
     scores = evaluate_cascade_prompts(cascade, split_prompts(base_config, split, num), seed, **kw)
@@ -77,9 +85,13 @@ def json_safe(obj: Any) -> Any:
 
 
 def format_scores(scores: dict[str, Any]) -> str:
-    if "base" in scores and "ssr" in scores:       # a cascade: one line per stage
-        lines = [format_scores({**scores[k], "split": f"{scores.get('split', 'prompts')}, {k}",
-                                "num_videos": scores.get("num_videos")}) for k in ("base", "ssr")]
+    if "base" in scores and "ssr" in scores:  # a cascade: one line per stage
+        lines = [
+            format_scores(
+                {**scores[k], "split": f"{scores.get('split', 'prompts')}, {k}", "num_videos": scores.get("num_videos")}
+            )
+            for k in ("base", "ssr")
+        ]
         if "agreement" in scores:
             lines.append("base/ssr agreement: " + " ".join(f"{k}={v:.3f}" for k, v in scores["agreement"].items()))
         return "\n".join(lines)

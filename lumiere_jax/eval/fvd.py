@@ -10,6 +10,7 @@ non-symmetric product S1 S2 (what pytorch-fid and jax-fid call; deprecated in ou
 forms are equal for positive semi-definite covariances; eigenvalues that round below zero are
 clipped, which is the usual handling of the near-singular covariances of few videos.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,6 +21,7 @@ import numpy as np
 @dataclasses.dataclass
 class FeatureStats:
     """Streaming float64 statistics of feature vectors [N, D]."""
+
     dim: int
     count: int = 0
     total: np.ndarray | None = None
@@ -60,8 +62,9 @@ class FeatureStats:
 
     @classmethod
     def from_dict(cls, d) -> "FeatureStats":
-        return cls(int(d["dim"]), int(d["count"]), np.asarray(d["total"], np.float64),
-                   np.asarray(d["outer"], np.float64))
+        return cls(
+            int(d["dim"]), int(d["count"]), np.asarray(d["total"], np.float64), np.asarray(d["outer"], np.float64)
+        )
 
 
 def _sqrt_psd(a: np.ndarray) -> np.ndarray:
@@ -90,10 +93,13 @@ def stats_distance(a: FeatureStats, b: FeatureStats) -> float:
 # -- the protocol: how videos become I3D features ---------------------------------------------
 # Written down once; `PROTOCOL` is part of every cache key of real statistics, so a change here can
 # never reuse stale statistics.
-NUM_FRAMES = 16            # the I3D sees 16 frames (Lumiere App. D.2)
-SIZE = 224                 # resized to 224 x 224
+NUM_FRAMES = 16  # the I3D sees 16 frames (Lumiere App. D.2)
+SIZE = 224  # resized to 224 x 224
 PROTOCOL = {
-    "version": 1, "model": "i3d-kinetics-400 logits (400-d)", "frames": NUM_FRAMES, "size": SIZE,
+    "version": 1,
+    "model": "i3d-kinetics-400 logits (400-d)",
+    "frames": NUM_FRAMES,
+    "size": SIZE,
     "temporal": "the first 16 frames; shorter videos repeat from the start (0, 1, .., T-1, 0, 1, ..)",
     "resize": "bilinear, half-pixel centres, no antialiasing (jax.image.resize 'linear')",
     "range": "uint8 0..255 -> [-1, 1]",
@@ -123,15 +129,17 @@ class I3DFeatures:
             import jax.numpy as jnp
 
             from lumiere_jax.eval import i3d
+
             if self._variables is None:
                 self._variables = i3d.load_variables()
             model = i3d.I3D()
 
-            def features(variables, frames):         # uint8 [B, 16, H, W, 3]
+            def features(variables, frames):  # uint8 [B, 16, H, W, 3]
                 x = frames.astype(jnp.float32) / 127.5 - 1.0
                 b, t = x.shape[:2]
                 x = jax.image.resize(x, (b, t, SIZE, SIZE, 3), method="linear", antialias=False)
                 return model.apply(variables, x)
+
             jitted = jax.jit(features)
             self._fn = lambda frames: np.asarray(jitted(self._variables, frames), np.float64)
         return self._fn
@@ -141,10 +149,10 @@ class I3DFeatures:
         frames = clip_frames(videos)
         fn, b = self._apply(), self.batch_size
         out = []
-        for i in range(0, len(frames), b):          # the last batch padded: one compiled shape
-            chunk = frames[i:i + b]
+        for i in range(0, len(frames), b):  # the last batch padded: one compiled shape
+            chunk = frames[i : i + b]
             pad = np.zeros((b - len(chunk), *chunk.shape[1:]), np.uint8)
-            out.append(fn(np.concatenate([chunk, pad]))[:len(chunk)])
+            out.append(fn(np.concatenate([chunk, pad]))[: len(chunk)])
         return np.concatenate(out)
 
     def stats(self, videos: np.ndarray, into: FeatureStats | None = None) -> FeatureStats:

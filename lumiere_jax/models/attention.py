@@ -13,6 +13,7 @@ A fused kernel falls back to xla, logged once per reason, where it cannot run or
 another platform, the TPU kernel not importable, an unsupported dtype / head dim / mask layout,
 or a sequence shorter than `attention_min_length` (temporal attention over a few frames).
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,8 @@ from lumiere_jax.models import layers
 
 Dtype = Any
 ATTENTION_IMPLS = ("auto", "xla", "cudnn", "pallas_tpu", "reference")
-FUSED = {"gpu": "cudnn", "tpu": "pallas_tpu"}      # what "auto" picks per platform
-PALLAS_BLOCK = 128                                  # the TPU kernel's default block sizes
+FUSED = {"gpu": "cudnn", "tpu": "pallas_tpu"}  # what "auto" picks per platform
+PALLAS_BLOCK = 128  # the TPU kernel's default block sizes
 
 log = logging.getLogger(__name__)
 _logged: set[tuple[str, str]] = set()
@@ -49,8 +50,9 @@ def _pallas_flash():
     return flash_attention
 
 
-def _fallback_reason(kernel: str, q: jax.Array, k: jax.Array, key_mask: jax.Array | None,
-                     min_length: int, platform: str) -> str | None:
+def _fallback_reason(
+    kernel: str, q: jax.Array, k: jax.Array, key_mask: jax.Array | None, min_length: int, platform: str
+) -> str | None:
     lq, lk, head_dim = q.shape[1], k.shape[1], q.shape[-1]
     if kernel == "cudnn":
         if platform != "gpu":
@@ -73,8 +75,15 @@ def _fallback_reason(kernel: str, q: jax.Array, k: jax.Array, key_mask: jax.Arra
     return None
 
 
-def resolve_impl(impl: str, q: jax.Array, k: jax.Array, key_mask: jax.Array | None = None, *,
-                 min_length: int = 0, platform: str | None = None) -> str:
+def resolve_impl(
+    impl: str,
+    q: jax.Array,
+    k: jax.Array,
+    key_mask: jax.Array | None = None,
+    *,
+    min_length: int = 0,
+    platform: str | None = None,
+) -> str:
     """The kernel `dot_product_attention` runs for these inputs: "xla", "reference", "cudnn" or
     "pallas_tpu". `platform` defaults to JAX's default backend ("cpu", "gpu", "tpu")."""
     if impl not in ATTENTION_IMPLS:
@@ -104,7 +113,7 @@ def _reference(q, k, v, key_mask):
 def _cudnn(q, k, v, key_mask):
     mask = None
     if key_mask is not None:
-        if k.shape[1] % 2:     # cuDNN's masked (bias) training kernels need even lengths: one masked key more
+        if k.shape[1] % 2:  # cuDNN's masked (bias) training kernels need even lengths: one masked key more
             pad = ((0, 0), (0, 1), (0, 0), (0, 0))
             k, v, key_mask = jnp.pad(k, pad), jnp.pad(v, pad), jnp.pad(key_mask, ((0, 0), (0, 1)))
         mask = key_mask[:, None, None, :]
@@ -121,15 +130,22 @@ def _pallas_tpu(q, k, v, key_mask):
     if key_mask is not None or pk:
         # Segment ids: queries 1; keys 1 where attended, 0 for masked and padded keys.
         valid = jnp.ones((b, lk), bool) if key_mask is None else key_mask
-        segment_ids = fa.SegmentIds(q=jnp.ones((b, lq + pq), jnp.int32),
-                                    kv=jnp.pad(valid, ((0, 0), (0, pk))).astype(jnp.int32))
-    o = fa.flash_attention(to_bnld(q, pq), to_bnld(k, pk), to_bnld(v, pk), segment_ids=segment_ids,
-                           sm_scale=d ** -0.5)
+        segment_ids = fa.SegmentIds(
+            q=jnp.ones((b, lq + pq), jnp.int32), kv=jnp.pad(valid, ((0, 0), (0, pk))).astype(jnp.int32)
+        )
+    o = fa.flash_attention(to_bnld(q, pq), to_bnld(k, pk), to_bnld(v, pk), segment_ids=segment_ids, sm_scale=d**-0.5)
     return o.transpose(0, 2, 1, 3)[:, :lq]
 
 
-def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, key_mask: jax.Array | None = None,
-                          *, impl: str = "xla", min_length: int = 0) -> jax.Array:
+def dot_product_attention(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    key_mask: jax.Array | None = None,
+    *,
+    impl: str = "xla",
+    min_length: int = 0,
+) -> jax.Array:
     """Multi-head attention. q [B, Lq, N, D], k/v [B, Lk, N, D], key_mask [B, Lk] (True = attend).
     `impl` and `min_length` as in the module docstring."""
     key_mask = None if key_mask is None else key_mask.astype(bool)
@@ -152,20 +168,20 @@ class SpatialAttention(nn.Module):
     h: [B, T, H, W, C]; text: [B, L, Dt] or None; text_mask: [B, L] or None.
     Residual; `only_cross_attention` drops the image keys/values.
     """
+
     head_dim: int = 64
     norm_groups: int = 32
-    text_norm: str | None = "group_norm"       # "group_norm" | "layer_norm" | None
+    text_norm: str | None = "group_norm"  # "group_norm" | "layer_norm" | None
     only_cross_attention: bool = False
     rescale_output_factor: float = 1.0
-    text_norm_groups: int | None = None        # None: norm_groups
+    text_norm_groups: int | None = None  # None: norm_groups
     attention_impl: str = "xla"
     attention_min_length: int = 0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, h: jax.Array, text: jax.Array | None = None,
-                 text_mask: jax.Array | None = None) -> jax.Array:
+    def __call__(self, h: jax.Array, text: jax.Array | None = None, text_mask: jax.Array | None = None) -> jax.Array:
         b, t, hh, ww, c = h.shape
         if c % self.head_dim:
             raise ValueError(f"attention: {c} channels not divisible by head_dim={self.head_dim}")
@@ -214,6 +230,7 @@ class AttentionPooling(nn.Module):
     With `use_mask`, padding tokens are excluded from the mean and the keys; IF does
     not mask (set False for parity with imported IF weights).
     """
+
     num_heads: int
     use_mask: bool = True
     dtype: Dtype = jnp.float32
@@ -223,9 +240,12 @@ class AttentionPooling(nn.Module):
     def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         b, l, d = x.shape
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        pos = self.param("positional_embedding",
-                         nn.with_logical_partitioning(nn.initializers.normal(d ** -0.5), (axes.POS, axes.EMBED)),
-                         (1, d), self.param_dtype)
+        pos = self.param(
+            "positional_embedding",
+            nn.with_logical_partitioning(nn.initializers.normal(d**-0.5), (axes.POS, axes.EMBED)),
+            (1, d),
+            self.param_dtype,
+        )
         if self.use_mask and mask is not None:
             m = mask.astype(x.dtype)[..., None]
             mean = jnp.sum(x * m, axis=1, keepdims=True) / jnp.maximum(jnp.sum(m, axis=1, keepdims=True), 1.0)

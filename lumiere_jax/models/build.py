@@ -1,5 +1,6 @@
 """Typed model configs from run configs (live or stored as JSON): the one place that turns the
 plain-data `config.model` section and the stage into a `DiffusionModelConfig`."""
+
 from __future__ import annotations
 
 from lumiere_jax.config import STAGES

@@ -11,6 +11,7 @@ Supported: the blocks IF uses (``ResnetDownsampleBlock2D`` / ``SimpleCrossAttnDo
 ``addition_embed_type="text"``, ``class_embed_type="timestep"`` (IF-II's noise-augmentation
 level). Anything else raises a ValueError naming the config key.
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,29 +29,71 @@ from lumiere_jax.models.unet import UNet, UNetConfig
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
-_DOWN = {"ResnetDownsampleBlock2D": False, "SimpleCrossAttnDownBlock2D": True}      # -> has attention
+_DOWN = {"ResnetDownsampleBlock2D": False, "SimpleCrossAttnDownBlock2D": True}  # -> has attention
 _UP = {"ResnetUpsampleBlock2D": False, "SimpleCrossAttnUpBlock2D": True}
 _ACTS = {"gelu": "gelu", "silu": "silu", "swish": "silu", "mish": "mish", "relu": "relu"}
 # Config keys that must keep diffusers' default (value: the accepted values).
 _FIXED = {
-    "center_input_sample": (False,), "time_embedding_type": ("positional",), "timestep_post_act": (None,),
-    "time_cond_proj_dim": (None,), "conv_in_kernel": (3,), "conv_out_kernel": (3,),
-    "class_embeddings_concat": (False,), "num_class_embeds": (None,), "dual_cross_attention": (False,),
-    "projection_class_embeddings_input_dim": (None,), "attention_type": ("default",),
-    "addition_time_embed_dim": (None,), "num_attention_heads": (None,),
+    "center_input_sample": (False,),
+    "time_embedding_type": ("positional",),
+    "timestep_post_act": (None,),
+    "time_cond_proj_dim": (None,),
+    "conv_in_kernel": (3,),
+    "conv_out_kernel": (3,),
+    "class_embeddings_concat": (False,),
+    "num_class_embeds": (None,),
+    "dual_cross_attention": (False,),
+    "projection_class_embeddings_input_dim": (None,),
+    "attention_type": ("default",),
+    "addition_time_embed_dim": (None,),
+    "num_attention_heads": (None,),
     "reverse_transformer_layers_per_block": (None,),
 }
 # Keys this module reads.
-_READ = {"down_block_types", "up_block_types", "mid_block_type", "block_out_channels", "layers_per_block",
-         "act_fn", "time_embedding_act_fn", "resnet_time_scale_shift", "cross_attention_dim",
-         "encoder_hid_dim_type", "encoder_hid_dim", "addition_embed_type", "addition_embed_type_num_heads",
-         "class_embed_type", "cross_attention_norm", "only_cross_attention", "mid_block_only_cross_attention",
-         "norm_num_groups", "norm_eps", "in_channels", "out_channels", "attention_head_dim", "dropout",
-         "time_embedding_dim", "flip_sin_to_cos", "freq_shift", "resnet_skip_time_act",
-         "resnet_out_scale_factor", "mid_block_scale_factor"}
+_READ = {
+    "down_block_types",
+    "up_block_types",
+    "mid_block_type",
+    "block_out_channels",
+    "layers_per_block",
+    "act_fn",
+    "time_embedding_act_fn",
+    "resnet_time_scale_shift",
+    "cross_attention_dim",
+    "encoder_hid_dim_type",
+    "encoder_hid_dim",
+    "addition_embed_type",
+    "addition_embed_type_num_heads",
+    "class_embed_type",
+    "cross_attention_norm",
+    "only_cross_attention",
+    "mid_block_only_cross_attention",
+    "norm_num_groups",
+    "norm_eps",
+    "in_channels",
+    "out_channels",
+    "attention_head_dim",
+    "dropout",
+    "time_embedding_dim",
+    "flip_sin_to_cos",
+    "freq_shift",
+    "resnet_skip_time_act",
+    "resnet_out_scale_factor",
+    "mid_block_scale_factor",
+}
 # Keys with no effect on the blocks above (kept for information).
-_IGNORED = {"_class_name", "_diffusers_version", "_name_or_path", "_use_default_values", "_source", "sample_size",
-            "upcast_attention", "use_linear_projection", "downsample_padding", "transformer_layers_per_block"}
+_IGNORED = {
+    "_class_name",
+    "_diffusers_version",
+    "_name_or_path",
+    "_use_default_values",
+    "_source",
+    "sample_size",
+    "upcast_attention",
+    "use_linear_projection",
+    "downsample_padding",
+    "transformer_layers_per_block",
+}
 
 
 def _uniform(cfg: Mapping, key: str, default: Any) -> Any:
@@ -87,8 +130,9 @@ def unet_config_from_diffusers(cfg: Mapping[str, Any], **overrides: Any) -> UNet
     if [_UP[t] for t in up] != [_DOWN[t] for t in reversed(down)]:
         raise ValueError(f"up_block_types {up} must mirror down_block_types {down} (attention at the same levels)")
     if cfg.get("mid_block_type", "UNetMidBlock2DCrossAttn") != "UNetMidBlock2DSimpleCrossAttn":
-        raise ValueError(f"unsupported mid_block_type {cfg.get('mid_block_type')!r}; "
-                         "supported: 'UNetMidBlock2DSimpleCrossAttn'")
+        raise ValueError(
+            f"unsupported mid_block_type {cfg.get('mid_block_type')!r}; supported: 'UNetMidBlock2DSimpleCrossAttn'"
+        )
     boc = list(cfg["block_out_channels"])
     if len(boc) != len(down):
         raise ValueError(f"block_out_channels {boc} and down_block_types {down} differ in length")
@@ -114,7 +158,7 @@ def unet_config_from_diffusers(cfg: Mapping[str, Any], **overrides: Any) -> UNet
     cad = _uniform(cfg, "cross_attention_dim", 1280)
     hid_type, hid_dim = cfg.get("encoder_hid_dim_type"), cfg.get("encoder_hid_dim")
     if hid_type is None and hid_dim is not None:
-        hid_type = "text_proj"                 # diffusers' default when encoder_hid_dim is set
+        hid_type = "text_proj"  # diffusers' default when encoder_hid_dim is set
     if hid_type not in (None, "text_proj"):
         raise ValueError(f"unsupported encoder_hid_dim_type {hid_type!r}; supported: 'text_proj', None")
     add = cfg.get("addition_embed_type")
@@ -129,30 +173,45 @@ def unet_config_from_diffusers(cfg: Mapping[str, Any], **overrides: Any) -> UNet
     only_cross = bool(_uniform(cfg, "only_cross_attention", False))
     mid_only = cfg.get("mid_block_only_cross_attention")
     if mid_only is not None and bool(mid_only) != only_cross:
-        raise ValueError(f"mid_block_only_cross_attention={mid_only} differing from only_cross_attention "
-                         "is not supported")
+        raise ValueError(
+            f"mid_block_only_cross_attention={mid_only} differing from only_cross_attention is not supported"
+        )
     groups = cfg.get("norm_num_groups", 32)
     if groups is None:
         raise ValueError("norm_num_groups=None (no output norm) is not supported")
     kw = dict(
-        in_channels=int(cfg.get("in_channels", 4)), out_channels=int(cfg.get("out_channels", 4)),
-        base_channels=int(base), channel_mult=tuple(c // base for c in boc),
-        num_res_blocks=num_res, layers_per_level=per_level,
-        attention_resolutions=tuple(2 ** level for level, t in enumerate(down) if _DOWN[t]),
-        mid_attention=True, head_dim=int(_uniform(cfg, "attention_head_dim", 8)),
+        in_channels=int(cfg.get("in_channels", 4)),
+        out_channels=int(cfg.get("out_channels", 4)),
+        base_channels=int(base),
+        channel_mult=tuple(c // base for c in boc),
+        num_res_blocks=num_res,
+        layers_per_level=per_level,
+        attention_resolutions=tuple(2**level for level, t in enumerate(down) if _DOWN[t]),
+        mid_attention=True,
+        head_dim=int(_uniform(cfg, "attention_head_dim", 8)),
         dropout=float(cfg.get("dropout", 0.0)),
         text_dim=int(hid_dim if hid_type == "text_proj" else cad),
         cross_attention_dim=int(cad) if hid_type == "text_proj" else None,
         text_pooling="attention" if add == "text" else "none",
-        text_pool_heads=int(cfg.get("addition_embed_type_num_heads", 64)), text_pool_use_mask=False,
-        text_norm=norm, text_norm_groups=32 if norm == "group_norm" else None, use_text_mask=False,
-        aug_embedding=cls == "timestep", only_cross_attention=only_cross,
-        time_embed_dim=cfg.get("time_embedding_dim"), time_embed_act=None if tact is None else _ACTS[tact],
-        flip_sin_to_cos=bool(cfg.get("flip_sin_to_cos", True)), freq_shift=float(cfg.get("freq_shift", 0)),
-        act=_ACTS[act], norm_groups=int(groups), norm_eps=float(cfg.get("norm_eps", 1e-5)),
-        time_scale_shift=shift == "scale_shift", skip_time_act=bool(cfg.get("resnet_skip_time_act", False)),
+        text_pool_heads=int(cfg.get("addition_embed_type_num_heads", 64)),
+        text_pool_use_mask=False,
+        text_norm=norm,
+        text_norm_groups=32 if norm == "group_norm" else None,
+        use_text_mask=False,
+        aug_embedding=cls == "timestep",
+        only_cross_attention=only_cross,
+        time_embed_dim=cfg.get("time_embedding_dim"),
+        time_embed_act=None if tact is None else _ACTS[tact],
+        flip_sin_to_cos=bool(cfg.get("flip_sin_to_cos", True)),
+        freq_shift=float(cfg.get("freq_shift", 0)),
+        act=_ACTS[act],
+        norm_groups=int(groups),
+        norm_eps=float(cfg.get("norm_eps", 1e-5)),
+        time_scale_shift=shift == "scale_shift",
+        skip_time_act=bool(cfg.get("resnet_skip_time_act", False)),
         resnet_output_scale=float(cfg.get("resnet_out_scale_factor", 1.0)),
-        mid_block_scale=float(cfg.get("mid_block_scale_factor", 1.0)), resample="resnet",
+        mid_block_scale=float(cfg.get("mid_block_scale_factor", 1.0)),
+        resample="resnet",
     )
     kw.update(overrides)
     return UNetConfig(**kw)
@@ -161,15 +220,26 @@ def unet_config_from_diffusers(cfg: Mapping[str, Any], **overrides: Any) -> UNet
 # ---------------------------------------------------------------------------------------------
 # Parameter names.
 
+
 def _module_key(cfg: UNetConfig, name: str) -> str:
     """diffusers module path of one of our top-level U-Net submodules."""
-    fixed = {"conv_in": "conv_in", "conv_out": "conv_out", "norm_out": "conv_norm_out",
-             "time_embed_1": "time_embedding.linear_1", "time_embed_2": "time_embedding.linear_2",
-             "aug_embed_1": "class_embedding.linear_1", "aug_embed_2": "class_embedding.linear_2",
-             "text_proj": "encoder_hid_proj", "text_pool_norm1": "add_embedding.norm1",
-             "text_pool": "add_embedding.pool", "text_pool_proj": "add_embedding.proj",
-             "text_pool_norm2": "add_embedding.norm2", "mid_res_0": "mid_block.resnets.0",
-             "mid_res_1": "mid_block.resnets.1", "mid_attn": "mid_block.attentions.0"}
+    fixed = {
+        "conv_in": "conv_in",
+        "conv_out": "conv_out",
+        "norm_out": "conv_norm_out",
+        "time_embed_1": "time_embedding.linear_1",
+        "time_embed_2": "time_embedding.linear_2",
+        "aug_embed_1": "class_embedding.linear_1",
+        "aug_embed_2": "class_embedding.linear_2",
+        "text_proj": "encoder_hid_proj",
+        "text_pool_norm1": "add_embedding.norm1",
+        "text_pool": "add_embedding.pool",
+        "text_pool_proj": "add_embedding.proj",
+        "text_pool_norm2": "add_embedding.norm2",
+        "mid_res_0": "mid_block.resnets.0",
+        "mid_res_1": "mid_block.resnets.1",
+        "mid_attn": "mid_block.attentions.0",
+    }
     if name in fixed:
         return fixed[name]
     m = re.fullmatch(r"(down|up)_(\d+)_(res|attn)_(\d+)", name)
@@ -193,7 +263,7 @@ def _diffusers_key(cfg: UNetConfig, path: tuple[str, ...]) -> str:
     """diffusers state-dict key of our parameter at `path` (e.g. ('down_1_attn_0', 'to_out', 'kernel'))."""
     head, *mid, leaf = path
     parts = [_module_key(cfg, head)]
-    mid = [m for m in mid if m != "ln"]            # our LayerNorm wrapper's inner module
+    mid = [m for m in mid if m != "ln"]  # our LayerNorm wrapper's inner module
     if "_attn" in head or head == "mid_attn":
         mid = [_ATTN_SUB.get(m, m) for m in mid]
     parts += mid
@@ -225,8 +295,7 @@ def abstract_params(cfg: UNetConfig) -> dict:
 
 
 def _flat(tree: Mapping) -> dict[tuple[str, ...], Any]:
-    return {tuple(str(k.key) for k in path): leaf
-            for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+    return {tuple(str(k.key) for k in path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def _unflat(flat: Mapping[tuple[str, ...], Any]) -> dict:
@@ -253,15 +322,19 @@ def params_from_state_dict(cfg: UNetConfig, state: Mapping[str, np.ndarray], dty
     missing = sorted(k for k in names.values() if k not in state)
     unexpected = sorted(set(state) - set(names.values()))
     if missing or unexpected:
-        raise ValueError(f"diffusers state dict does not match the U-Net config: "
-                         f"{len(missing)} missing keys {missing[:8]}, {len(unexpected)} unexpected keys "
-                         f"{unexpected[:8]}")
+        raise ValueError(
+            f"diffusers state dict does not match the U-Net config: "
+            f"{len(missing)} missing keys {missing[:8]}, {len(unexpected)} unexpected keys "
+            f"{unexpected[:8]}"
+        )
     out, bad = {}, []
     for path, leaf in expected.items():
         x = _from_torch(path, np.asarray(state[names[path]]))
         if tuple(x.shape) != tuple(leaf.shape):
-            bad.append(f"{names[path]}: checkpoint {tuple(np.asarray(state[names[path]]).shape)} -> "
-                       f"{tuple(x.shape)}, model {tuple(leaf.shape)}")
+            bad.append(
+                f"{names[path]}: checkpoint {tuple(np.asarray(state[names[path]]).shape)} -> "
+                f"{tuple(x.shape)}, model {tuple(leaf.shape)}"
+            )
         out[path] = np.ascontiguousarray(x.astype(dtype))
     if bad:
         raise ValueError(f"{len(bad)} shape mismatches between the checkpoint and the config: {bad[:8]}")
@@ -275,16 +348,17 @@ def state_dict_from_params(cfg: UNetConfig, params: Mapping) -> dict[str, np.nda
     if set(flat) != set(expected):
         extra, missing = sorted(set(flat) - set(expected)), sorted(set(expected) - set(flat))
         raise ValueError(f"parameters do not match the config: missing {missing[:8]}, unexpected {extra[:8]}")
-    return {_diffusers_key(cfg, path): np.ascontiguousarray(_to_torch(path, np.asarray(x)))
-            for path, x in flat.items()}
+    return {_diffusers_key(cfg, path): np.ascontiguousarray(_to_torch(path, np.asarray(x))) for path, x in flat.items()}
 
 
 # ---------------------------------------------------------------------------------------------
 # Folders.
 
+
 def read_state_dict(folder: str) -> dict[str, np.ndarray]:
     """All tensors of a diffusers model folder (single or sharded safetensors)."""
     from safetensors.numpy import load_file
+
     single, index = os.path.join(folder, WEIGHTS_NAME), os.path.join(folder, INDEX_NAME)
     if os.path.exists(single):
         return load_file(single)
@@ -295,8 +369,10 @@ def read_state_dict(folder: str) -> dict[str, np.ndarray]:
         for shard in shards:
             state.update(load_file(os.path.join(folder, shard)))
         return state
-    raise ValueError(f"{folder} holds neither {WEIGHTS_NAME} nor {INDEX_NAME} (a diffusers U-Net folder, "
-                     "e.g. <IF-I-XL-v1.0>/unet, saved with safetensors)")
+    raise ValueError(
+        f"{folder} holds neither {WEIGHTS_NAME} nor {INDEX_NAME} (a diffusers U-Net folder, "
+        "e.g. <IF-I-XL-v1.0>/unet, saved with safetensors)"
+    )
 
 
 def read_config(folder: str) -> dict:
@@ -320,34 +396,44 @@ def diffusers_config(cfg: UNetConfig) -> dict:
     if cfg.text_pooling == "mean":
         raise ValueError("text_pooling='mean' has no diffusers equivalent")
     if cfg.use_text_mask or cfg.text_pool_use_mask:
-        raise ValueError("diffusers' IF U-Net ignores the text mask: use_text_mask and text_pool_use_mask "
-                         "must be False to export")
+        raise ValueError(
+            "diffusers' IF U-Net ignores the text mask: use_text_mask and text_pool_use_mask must be False to export"
+        )
     if cfg.text_norm == "group_norm" and cfg.text_norm_groups != 32:
         raise ValueError(f"diffusers normalises the text with 32 groups; text_norm_groups={cfg.text_norm_groups}")
     levels = range(cfg.num_levels)
     down = ["SimpleCrossAttnDownBlock2D" if cfg.has_attention(lv) else "ResnetDownsampleBlock2D" for lv in levels]
-    up = ["SimpleCrossAttnUpBlock2D" if cfg.has_attention(lv) else "ResnetUpsampleBlock2D"
-          for lv in reversed(levels)]
+    up = ["SimpleCrossAttnUpBlock2D" if cfg.has_attention(lv) else "ResnetUpsampleBlock2D" for lv in reversed(levels)]
     rev_act = {"gelu": "gelu", "silu": "silu", "mish": "mish", "relu": "relu"}
     return {
-        "_class_name": "UNet2DConditionModel", "in_channels": cfg.in_channels, "out_channels": cfg.out_channels,
+        "_class_name": "UNet2DConditionModel",
+        "in_channels": cfg.in_channels,
+        "out_channels": cfg.out_channels,
         "block_out_channels": list(cfg.channels),
         "layers_per_block": list(cfg.layers_per_level) if cfg.layers_per_level else cfg.num_res_blocks,
-        "down_block_types": down, "up_block_types": up, "mid_block_type": "UNetMidBlock2DSimpleCrossAttn",
-        "attention_head_dim": cfg.head_dim, "dropout": cfg.dropout,
+        "down_block_types": down,
+        "up_block_types": up,
+        "mid_block_type": "UNetMidBlock2DSimpleCrossAttn",
+        "attention_head_dim": cfg.head_dim,
+        "dropout": cfg.dropout,
         "cross_attention_dim": cfg.cross_attention_dim or cfg.text_dim,
         "encoder_hid_dim": cfg.text_dim if cfg.cross_attention_dim else None,
         "encoder_hid_dim_type": "text_proj" if cfg.cross_attention_dim else None,
         "addition_embed_type": "text" if cfg.text_pooling == "attention" else None,
         "addition_embed_type_num_heads": cfg.text_pool_heads,
         "class_embed_type": "timestep" if cfg.aug_embedding else None,
-        "cross_attention_norm": cfg.text_norm, "only_cross_attention": cfg.only_cross_attention,
+        "cross_attention_norm": cfg.text_norm,
+        "only_cross_attention": cfg.only_cross_attention,
         "time_embedding_dim": cfg.time_embed_dim,
         "time_embedding_act_fn": None if cfg.time_embed_act is None else rev_act[cfg.time_embed_act],
-        "flip_sin_to_cos": cfg.flip_sin_to_cos, "freq_shift": cfg.freq_shift, "act_fn": rev_act[cfg.act],
-        "norm_num_groups": cfg.norm_groups, "norm_eps": cfg.norm_eps,
+        "flip_sin_to_cos": cfg.flip_sin_to_cos,
+        "freq_shift": cfg.freq_shift,
+        "act_fn": rev_act[cfg.act],
+        "norm_num_groups": cfg.norm_groups,
+        "norm_eps": cfg.norm_eps,
         "resnet_time_scale_shift": "scale_shift" if cfg.time_scale_shift else "default",
-        "resnet_skip_time_act": cfg.skip_time_act, "resnet_out_scale_factor": cfg.resnet_output_scale,
+        "resnet_skip_time_act": cfg.skip_time_act,
+        "resnet_out_scale_factor": cfg.resnet_output_scale,
         "mid_block_scale_factor": cfg.mid_block_scale,
     }
 
@@ -355,6 +441,7 @@ def diffusers_config(cfg: UNetConfig) -> dict:
 def save_unet(folder: str, cfg: UNetConfig, params: Mapping) -> None:
     """Writes a diffusers U-Net folder (config.json + diffusion_pytorch_model.safetensors)."""
     from safetensors.numpy import save_file
+
     os.makedirs(folder, exist_ok=True)
     save_file(state_dict_from_params(cfg, params), os.path.join(folder, WEIGHTS_NAME))
     with open(os.path.join(folder, "config.json"), "w") as f:

@@ -7,6 +7,7 @@ Parameters are a plain dict, so stages can copy, freeze and swap parts:
   ``denoiser``     -- `UNet` params (image model) or `STUNet` params (video model:
                       ``{"spatial": <UNet params>, "temporal": ...}``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,16 +53,16 @@ def _from_mapping(cls, d: Mapping[str, Any], what: str):
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionModelConfig:
-    kind: str = "video"                      # "image": T2I UNet on [B,H,W,C]; "video": STUNet
-    stunet: STUNetConfig = STUNetConfig()    # for "image" only .unet is used
+    kind: str = "video"  # "image": T2I UNet on [B,H,W,C]; "video": STUNet
+    stunet: STUNetConfig = STUNetConfig()  # for "image" only .unet is used
     # TextEncoderConfig: the small trainable encoder; T5Config: a pretrained, frozen T5; None: precomputed
     text_encoder: TextEncoderConfig | T5Config | None = TextEncoderConfig()
-    null_text: str = "learned"               # "learned" | "zero"
+    null_text: str = "learned"  # "learned" | "zero"
     num_frames: int = 16
     resolution: int = 32
-    precomputed_text_length: int = 77        # tokens per precomputed embedding (T5 in IF: 77)
-    conditioning: str = "none"               # see CONDITIONINGS
-    low_resolution: int = 0                  # "low_res": the input resolution (< resolution)
+    precomputed_text_length: int = 77  # tokens per precomputed embedding (T5 in IF: 77)
+    conditioning: str = "none"  # see CONDITIONINGS
+    low_resolution: int = 0  # "low_res": the input resolution (< resolution)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -70,16 +71,18 @@ class DiffusionModelConfig:
             raise ValueError(f"null_text must be one of {NULL_TEXT}, got {self.null_text!r}")
         if self.text_encoder is not None and self.text_encoder.width != self.stunet.unet.text_dim:
             what = "t5.d_model" if isinstance(self.text_encoder, T5Config) else "text_encoder.width"
-            raise ValueError(f"{what}={self.text_encoder.width} must equal "
-                             f"unet.text_dim={self.stunet.unet.text_dim}")
+            raise ValueError(f"{what}={self.text_encoder.width} must equal unet.text_dim={self.stunet.unet.text_dim}")
         if self.stunet.unet.text_dim is None:
             raise ValueError("the diffusion model is text-conditioned: set unet.text_dim")
         if self.stunet.temporal_text_features and self.kind != "video":
-            raise ValueError("temporal_text_features are read by a video model's temporal layers; this is an "
-                             f"{self.kind} model")
+            raise ValueError(
+                f"temporal_text_features are read by a video model's temporal layers; this is an {self.kind} model"
+            )
         if self.stunet.temporal_text_features and not isinstance(self.text_encoder, TextEncoderConfig):
-            raise ValueError("temporal_text_features (byte n-gram features) need the byte text encoder "
-                             "(model.text_source='encoder'); a T5 already keeps words distinct")
+            raise ValueError(
+                "temporal_text_features (byte n-gram features) need the byte text encoder "
+                "(model.text_source='encoder'); a T5 already keeps words distinct"
+            )
         if self.conditioning not in CONDITIONINGS:
             raise ValueError(f"conditioning must be one of {sorted(CONDITIONINGS)}, got {self.conditioning!r}")
         u = self.stunet.unet
@@ -87,14 +90,19 @@ class DiffusionModelConfig:
             raise ValueError(
                 f"conditioning={self.conditioning!r} concatenates {self.cond_channels} channels to the noisy "
                 f"sample: unet.in_channels={u.in_channels} must be 3 + {self.cond_channels} = "
-                f"{3 + self.cond_channels}")
+                f"{3 + self.cond_channels}"
+            )
         if self.conditioning == "low_res":
             if not 0 < self.low_resolution < self.resolution:
-                raise ValueError(f"a super-resolution model needs 0 < low_resolution < resolution, got "
-                                 f"low_resolution={self.low_resolution}, resolution={self.resolution}")
+                raise ValueError(
+                    f"a super-resolution model needs 0 < low_resolution < resolution, got "
+                    f"low_resolution={self.low_resolution}, resolution={self.resolution}"
+                )
             if not u.aug_embedding:
-                raise ValueError("a super-resolution model (conditioning='low_res') needs unet.aug_embedding=True "
-                                 "(the noise-augmentation level of its low-resolution input)")
+                raise ValueError(
+                    "a super-resolution model (conditioning='low_res') needs unet.aug_embedding=True "
+                    "(the noise-augmentation level of its low-resolution input)"
+                )
         elif self.low_resolution:
             raise ValueError(f"low_resolution={self.low_resolution} is only used with conditioning='low_res'")
 
@@ -150,8 +158,10 @@ class DiffusionModelConfig:
         allowed = {"null_text", "num_frames", "resolution", "conditioning", "low_resolution"}
         unknown = sorted(set(model) - allowed)
         if unknown:
-            raise ValueError(f"unknown model keys {unknown}; valid keys: "
-                             f"{sorted(allowed | {'unet', 'temporal', 'text_source', 'text_encoder', 't5', 'remat'})}")
+            raise ValueError(
+                f"unknown model keys {unknown}; valid keys: "
+                f"{sorted(allowed | {'unet', 'temporal', 'text_source', 'text_encoder', 't5', 'remat'})}"
+            )
         if source == "precomputed":
             model["precomputed_text_length"] = int(text.get("max_length", 77))
         return cls(kind=kind, stunet=stunet, text_encoder=text_cfg, **model)
@@ -163,8 +173,9 @@ class DiffusionModel:
     def __init__(self, config: DiffusionModelConfig):
         self.config = config
         text = config.text_encoder
-        self.text_module = None if text is None else (
-            T5Encoder(text) if isinstance(text, T5Config) else TextEncoder(text))
+        self.text_module = (
+            None if text is None else (T5Encoder(text) if isinstance(text, T5Config) else TextEncoder(text))
+        )
         self.denoiser = UNet(config.stunet.unet) if config.kind == "image" else STUNet(config.stunet)
 
     # -- parameters --------------------------------------------------------------------
@@ -205,12 +216,17 @@ class DiffusionModel:
         out = {k: v for k, v in t2i_params.items() if k != "denoiser"}
         if self.config.null_text == "learned" and "null_text" not in out:
             out["null_text"] = jnp.zeros((self.config.text_length, self.config.stunet.unet.text_dim))
-        out["denoiser"] = inflate_params(self.config.stunet, t2i_params["denoiser"], rng,
-                                         num_frames=self.config.num_frames, size=self.config.resolution)
+        out["denoiser"] = inflate_params(
+            self.config.stunet,
+            t2i_params["denoiser"],
+            rng,
+            num_frames=self.config.num_frames,
+            size=self.config.resolution,
+        )
         return out
 
     def trainable_labels(self, params: dict, train_spatial: bool, patterns: Sequence[str] = ()) -> dict:
-        """"train"/"frozen" per leaf. With `patterns` (regexes matched at the start of the leaf's
+        """ "train"/"frozen" per leaf. With `patterns` (regexes matched at the start of the leaf's
         "/"-joined path, e.g. "denoiser/temporal/", "denoiser/spatial/conv_in/"), exactly the
         matching leaves train. Otherwise the stage default: an image model trains everything; a video
         model its temporal subtree, plus the input convolution of a masked (7-channel) model, where
@@ -240,8 +256,10 @@ class DiffusionModel:
         labels = jax.tree_util.tree_map_with_path(label, params)
         unused = [p for i, p in enumerate(patterns) if i not in used]
         if unused:
-            raise ValueError(f"trainable patterns {unused} match no parameter (paths look like "
-                             f"'denoiser/{SPATIAL}/conv_in/kernel', 'denoiser/{TEMPORAL}/...', 'text_encoder/...')")
+            raise ValueError(
+                f"trainable patterns {unused} match no parameter (paths look like "
+                f"'denoiser/{SPATIAL}/conv_in/kernel', 'denoiser/{TEMPORAL}/...', 'text_encoder/...')"
+            )
         return labels
 
     # -- computation -------------------------------------------------------------------
@@ -269,20 +287,33 @@ class DiffusionModel:
     def null_text(self, params: dict, batch: int) -> tuple[jax.Array, jax.Array]:
         return guidance.null_text(batch, self.config.text_length, self.config.text_dim, self.null_embedding(params))
 
-    def denoise(self, params: dict, x: jax.Array, t: jax.Array, text: jax.Array, mask: jax.Array, *,
-                cond: jax.Array | None = None, aug_level: jax.Array | None = None,
-                train: bool = False, rng: jax.Array | None = None) -> jax.Array:
+    def denoise(
+        self,
+        params: dict,
+        x: jax.Array,
+        t: jax.Array,
+        text: jax.Array,
+        mask: jax.Array,
+        *,
+        cond: jax.Array | None = None,
+        aug_level: jax.Array | None = None,
+        train: bool = False,
+        rng: jax.Array | None = None,
+    ) -> jax.Array:
         """Model output for noisy `x` at timesteps `t`. A conditional model also takes `cond`
         (channels concatenated to x: for "low_res", the up-sampled, noise-augmented low-resolution
         input) and `aug_level` (its augmentation timestep, [B])."""
         cfg = self.config
         if (cond is None) != (cfg.cond_channels == 0):
-            raise ValueError(f"conditioning={cfg.conditioning!r}: cond must be "
-                             f"{'given' if cfg.cond_channels else 'None'}")
+            raise ValueError(
+                f"conditioning={cfg.conditioning!r}: cond must be {'given' if cfg.cond_channels else 'None'}"
+            )
         if cond is not None:
             if cond.shape[:-1] != x.shape[:-1] or cond.shape[-1] != cfg.cond_channels:
-                raise ValueError(f"cond of shape {cond.shape} does not fit x of shape {x.shape} "
-                                 f"({cfg.cond_channels} conditioning channels)")
+                raise ValueError(
+                    f"cond of shape {cond.shape} does not fit x of shape {x.shape} "
+                    f"({cfg.cond_channels} conditioning channels)"
+                )
             x = jnp.concatenate([x, cond.astype(x.dtype)], axis=-1)
         kw = {"aug_level": aug_level} if aug_level is not None else {}
         rngs = {"dropout": rng} if rng is not None else None

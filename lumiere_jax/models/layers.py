@@ -4,6 +4,7 @@ sinusoidal embeddings.
 Every parameter created here carries logical axis names (`lumiere_jax.axes`), so
 a mesh + rules shard it without touching model code.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,7 @@ zeros = nn.initializers.zeros_init()
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "silu": nn.silu,
     "swish": nn.silu,
-    "gelu": lambda x: nn.gelu(x, approximate=False),   # exact (erf) GELU, as torch's default
+    "gelu": lambda x: nn.gelu(x, approximate=False),  # exact (erf) GELU, as torch's default
     "gelu_tanh": lambda x: nn.gelu(x, approximate=True),
     "relu": nn.relu,
     "mish": lambda x: x * jnp.tanh(nn.softplus(x)),
@@ -38,12 +39,23 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
     return _ACTIVATIONS[name]
 
 
-def dense(features: int, *, name: str | None = None, dtype: Dtype = jnp.float32,
-          param_dtype: Dtype = jnp.float32, use_bias: bool = True,
-          kernel_init=torch_default_init, axis_names: tuple[str, str] = (axes.IN, axes.OUT)) -> nn.Dense:
+def dense(
+    features: int,
+    *,
+    name: str | None = None,
+    dtype: Dtype = jnp.float32,
+    param_dtype: Dtype = jnp.float32,
+    use_bias: bool = True,
+    kernel_init=torch_default_init,
+    axis_names: tuple[str, str] = (axes.IN, axes.OUT),
+) -> nn.Dense:
     """`nn.Dense` whose kernel/bias carry logical axis names."""
     return nn.Dense(
-        features, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype, name=name,
+        features,
+        use_bias=use_bias,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        name=name,
         kernel_init=nn.with_logical_partitioning(kernel_init, axis_names),
         bias_init=nn.with_logical_partitioning(zeros, (axis_names[-1],)),
     )
@@ -79,20 +91,35 @@ class Conv(nn.Conv):
         return super().__call__(inputs)
 
 
-def conv(features: int, kernel_size: Sequence[int], *, name: str | None = None,
-         strides: Sequence[int] | int = 1, padding: Any = "SAME", dtype: Dtype = jnp.float32,
-         param_dtype: Dtype = jnp.float32, kernel_init=torch_default_init,
-         use_bias: bool = True) -> nn.Conv:
+def conv(
+    features: int,
+    kernel_size: Sequence[int],
+    *,
+    name: str | None = None,
+    strides: Sequence[int] | int = 1,
+    padding: Any = "SAME",
+    dtype: Dtype = jnp.float32,
+    param_dtype: Dtype = jnp.float32,
+    kernel_init=torch_default_init,
+    use_bias: bool = True,
+) -> nn.Conv:
     """`Conv` (any number of batch dims) whose kernel/bias carry logical axis names.
 
     A 2-D kernel is (H, W, in, out); a 3-D kernel (T, H, W, in, out).
     """
     kernel_size = tuple(kernel_size)
-    spatial_names = {1: (axes.CONV_T,), 2: (axes.CONV_H, axes.CONV_W),
-                     3: (axes.CONV_T, axes.CONV_H, axes.CONV_W)}[len(kernel_size)]
+    spatial_names = {1: (axes.CONV_T,), 2: (axes.CONV_H, axes.CONV_W), 3: (axes.CONV_T, axes.CONV_H, axes.CONV_W)}[
+        len(kernel_size)
+    ]
     return Conv(
-        features, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
-        dtype=dtype, param_dtype=param_dtype, name=name,
+        features,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=use_bias,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        name=name,
         kernel_init=nn.with_logical_partitioning(kernel_init, spatial_names + (axes.IN, axes.OUT)),
         bias_init=nn.with_logical_partitioning(zeros, (axes.OUT,)),
     )
@@ -106,6 +133,7 @@ class GroupNorm(nn.Module):
     frame (over H, W), so frames never mix: an image model applied to a video's
     frames behaves exactly as on the images. Tokens [B, L, C] use ``num_reduce_axes=1``.
     """
+
     num_groups: int = 32
     epsilon: float = 1e-5
     num_reduce_axes: int = 2
@@ -119,8 +147,9 @@ class GroupNorm(nn.Module):
         c = x.shape[-1]
         if c % self.num_groups:
             raise ValueError(f"GroupNorm: {c} channels not divisible by num_groups={self.num_groups}")
-        scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones_init(), (axes.NORM,)),
-                           (c,), self.param_dtype)
+        scale = self.param(
+            "scale", nn.with_logical_partitioning(nn.initializers.ones_init(), (axes.NORM,)), (c,), self.param_dtype
+        )
         bias = self.param("bias", nn.with_logical_partitioning(zeros, (axes.NORM,)), (c,), self.param_dtype)
         xf = x.astype(jnp.float32)
         g = xf.reshape(x.shape[:-1] + (self.num_groups, c // self.num_groups))
@@ -140,6 +169,7 @@ class GroupNorm(nn.Module):
 
 class LayerNorm(nn.Module):
     """LayerNorm over the last axis, computed in float32, annotated params."""
+
     epsilon: float = 1e-5
     use_bias: bool = True
     dtype: Dtype = jnp.float32
@@ -148,9 +178,13 @@ class LayerNorm(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         return nn.LayerNorm(
-            epsilon=self.epsilon, use_bias=self.use_bias, dtype=jnp.float32, param_dtype=self.param_dtype,
+            epsilon=self.epsilon,
+            use_bias=self.use_bias,
+            dtype=jnp.float32,
+            param_dtype=self.param_dtype,
             scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), (axes.NORM,)),
-            bias_init=nn.with_logical_partitioning(zeros, (axes.NORM,)), name="ln",
+            bias_init=nn.with_logical_partitioning(zeros, (axes.NORM,)),
+            name="ln",
         )(x.astype(jnp.float32)).astype(self.dtype)
 
 
@@ -163,8 +197,14 @@ def masked_mean(x: jax.Array, mask: jax.Array | None) -> jax.Array:
     return jnp.sum(x * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
 
 
-def sinusoidal_embedding(positions: jax.Array, dim: int, *, flip_sin_to_cos: bool = True,
-                         freq_shift: float = 0.0, max_period: float = 10000.0) -> jax.Array:
+def sinusoidal_embedding(
+    positions: jax.Array,
+    dim: int,
+    *,
+    flip_sin_to_cos: bool = True,
+    freq_shift: float = 0.0,
+    max_period: float = 10000.0,
+) -> jax.Array:
     """Sinusoidal embedding of (possibly fractional) positions, [..., dim], float32.
 
     Same convention as diffusers' `get_timestep_embedding`: frequencies

@@ -16,6 +16,7 @@ load whatever the policy.
                                         which `dots_saveable` does not keep
   ``everything_saveable``               remat wrapper that keeps everything (for debugging)
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -40,8 +41,7 @@ REMAT_POLICIES: dict[str, Callable | None] = {
 
 def check_policy(name: str) -> None:
     if name not in REMAT_POLICIES:
-        raise ValueError(f"unknown remat policy {name!r} (config.model.remat); choose one of "
-                         f"{tuple(REMAT_POLICIES)}")
+        raise ValueError(f"unknown remat policy {name!r} (config.model.remat); choose one of {tuple(REMAT_POLICIES)}")
 
 
 def wrap(module_cls: type[nn.Module], policy: str, static_argnums: tuple[int, ...] = ()) -> type[nn.Module]:

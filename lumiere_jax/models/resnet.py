@@ -4,6 +4,7 @@ All modules take [B, T, H, W, C] and treat every frame independently (T may be 1
 for images), so the same parameters serve the T2I model and the spatial layers of
 an inflated STUNet.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -34,6 +35,7 @@ class ResnetBlock(nn.Module):
     dropout -> conv, plus a (1x1-projected) shortcut; optional 2x down/up-sampling
     inside the block (diffusers' ResnetBlock2D with down=/up=, used by IF).
     """
+
     out_channels: int
     norm_groups: int = 32
     norm_eps: float = 1e-5
@@ -42,7 +44,7 @@ class ResnetBlock(nn.Module):
     skip_time_act: bool = False
     output_scale_factor: float = 1.0
     dropout: float = 0.0
-    resample: str | None = None            # None | "down" | "up"
+    resample: str | None = None  # None | "down" | "up"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -62,7 +64,7 @@ class ResnetBlock(nn.Module):
         e = emb if self.skip_time_act else act(emb)
         mult = 2 if self.time_scale_shift else 1
         e = layers.dense(self.out_channels * mult, name="time_emb_proj", **kw)(e)
-        e = e[:, None, None, None, :].astype(self.dtype)     # broadcast over T, H, W
+        e = e[:, None, None, None, :].astype(self.dtype)  # broadcast over T, H, W
         if self.time_scale_shift:
             scale, shift = jnp.split(e, 2, axis=-1)
             h = norm("norm2")(h) * (1 + scale) + shift
@@ -78,23 +80,33 @@ class ResnetBlock(nn.Module):
 
 class ConvDownsample(nn.Module):
     """Strided 3x3 convolution (torch padding=1) halving H and W."""
+
     out_channels: int
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        return layers.conv(self.out_channels, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), name="conv",
-                           dtype=self.dtype, param_dtype=self.param_dtype)(x)
+        return layers.conv(
+            self.out_channels,
+            (3, 3),
+            strides=(2, 2),
+            padding=((1, 1), (1, 1)),
+            name="conv",
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+        )(x)
 
 
 class ConvUpsample(nn.Module):
     """Nearest 2x up-sampling followed by a 3x3 convolution."""
+
     out_channels: int
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        return layers.conv(self.out_channels, (3, 3), name="conv", dtype=self.dtype,
-                           param_dtype=self.param_dtype)(nearest_up_2x(x))
+        return layers.conv(self.out_channels, (3, 3), name="conv", dtype=self.dtype, param_dtype=self.param_dtype)(
+            nearest_up_2x(x)
+        )

@@ -14,6 +14,7 @@ Parameters live in two subtrees:
 With freshly initialised temporal parameters, frames 0, N, 2N, ... of the output
 equal the T2I U-Net applied to those frames alone (N = 2**num_temporal_downsamples).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,18 +31,18 @@ from lumiere_jax.models import temporal as tmp
 from lumiere_jax.models.unet import UNet, UNetConfig, check_image_size, to_dtype
 
 SPATIAL, TEMPORAL = "spatial", "temporal"
-TIME_FILM_DIM = 64     # width of the timestep embedding the temporal FiLM reads (temporal_time_film)
+TIME_FILM_DIM = 64  # width of the timestep embedding the temporal FiLM reads (temporal_time_film)
 
 
 @dataclasses.dataclass(frozen=True)
 class STUNetConfig:
     unet: UNetConfig = UNetConfig()
-    num_temporal_downsamples: Optional[int] = None   # None: after every spatial down-sampling
+    num_temporal_downsamples: Optional[int] = None  # None: after every spatial down-sampling
     temporal_kernel_size: int = 3
-    temporal_attention_depth: int = 1                # blocks stacked after each coarsest-level layer
+    temporal_attention_depth: int = 1  # blocks stacked after each coarsest-level layer
     temporal_head_dim: int = 32
-    temporal_position_encoding: str = "sinusoidal"   # sinusoidal | rope | learned | none
-    temporal_max_frames: int = 128                   # for learned positions
+    temporal_position_encoding: str = "sinusoidal"  # sinusoidal | rope | learned | none
+    temporal_max_frames: int = 128  # for learned positions
     temporal_mlp_ratio: int = 4
     # How the temporal layers see the prompt: "none" (only through the frozen spatial features, as
     # in the paper) or "cross_attention" (each temporal attention block also attends to the text
@@ -69,23 +70,33 @@ class STUNetConfig:
     def __post_init__(self):
         max_down = self.unet.num_levels - 1
         if self.num_temporal_downsamples is not None and not 0 <= self.num_temporal_downsamples <= max_down:
-            raise ValueError(f"num_temporal_downsamples={self.num_temporal_downsamples} must be in [0, {max_down}] "
-                             f"(one per spatial down-sampling of the {self.unet.num_levels}-level U-Net)")
+            raise ValueError(
+                f"num_temporal_downsamples={self.num_temporal_downsamples} must be in [0, {max_down}] "
+                f"(one per spatial down-sampling of the {self.unet.num_levels}-level U-Net)"
+            )
         if self.temporal_position_encoding not in tmp.POSITION_ENCODINGS:
-            raise ValueError(f"temporal_position_encoding must be one of {tmp.POSITION_ENCODINGS}, "
-                             f"got {self.temporal_position_encoding!r}")
+            raise ValueError(
+                f"temporal_position_encoding must be one of {tmp.POSITION_ENCODINGS}, "
+                f"got {self.temporal_position_encoding!r}"
+            )
         if self.temporal_text not in tmp.TEMPORAL_TEXT:
             raise ValueError(f"temporal_text must be one of {tmp.TEMPORAL_TEXT}, got {self.temporal_text!r}")
         if self.temporal_text_features < 0 or (self.temporal_text_features and not self.reads_text):
-            raise ValueError(f"temporal_text_features={self.temporal_text_features} must be >= 0 and needs "
-                             "temporal_text='cross_attention' or temporal_text_film=True (only the temporal "
-                             "layers read them)")
+            raise ValueError(
+                f"temporal_text_features={self.temporal_text_features} must be >= 0 and needs "
+                "temporal_text='cross_attention' or temporal_text_film=True (only the temporal "
+                "layers read them)"
+            )
         if self.temporal_text_query_positions not in tmp.TEXT_QUERY_POSITIONS:
-            raise ValueError(f"temporal_text_query_positions must be one of {tmp.TEXT_QUERY_POSITIONS}, "
-                             f"got {self.temporal_text_query_positions!r}")
+            raise ValueError(
+                f"temporal_text_query_positions must be one of {tmp.TEXT_QUERY_POSITIONS}, "
+                f"got {self.temporal_text_query_positions!r}"
+            )
         if self.temporal_text_query_positions != "none" and self.temporal_text == "none":
-            raise ValueError(f"temporal_text_query_positions={self.temporal_text_query_positions!r} needs "
-                             "temporal_text='cross_attention' (it sets the text cross-attention's queries)")
+            raise ValueError(
+                f"temporal_text_query_positions={self.temporal_text_query_positions!r} needs "
+                "temporal_text='cross_attention' (it sets the text cross-attention's queries)"
+            )
         if self.temporal_time_film and not self.temporal_text_film:
             raise ValueError("temporal_time_film=True needs temporal_text_film=True (the FiLM it feeds)")
         if self.temporal_kernel_size % 2 != 1:
@@ -104,7 +115,7 @@ class STUNetConfig:
     @property
     def temporal_factor(self) -> int:
         """N: total temporal down-sampling; frame counts must be multiples of it."""
-        return 2 ** self.temporal_downsamples
+        return 2**self.temporal_downsamples
 
     @classmethod
     def from_dict(cls, d: dict) -> "STUNetConfig":
@@ -124,7 +135,8 @@ def check_num_frames(cfg: STUNetConfig, num_frames: int) -> None:
         raise ValueError(
             f"num_frames={num_frames} is not divisible by 2**num_temporal_downsamples={n} "
             f"({cfg.temporal_downsamples} temporal down-samplings); use a multiple of {n}, "
-            f"e.g. {' or '.join(map(str, ok))}")
+            f"e.g. {' or '.join(map(str, ok))}"
+        )
 
 
 def hook_plan(cfg: STUNetConfig) -> dict[str, str]:
@@ -147,6 +159,7 @@ def hook_plan(cfg: STUNetConfig) -> dict[str, str]:
 
 class TemporalLayers(nn.Module):
     """All temporal modules of a STUNet, addressed by U-Net hook name."""
+
     config: STUNetConfig
 
     def setup(self):
@@ -154,22 +167,36 @@ class TemporalLayers(nn.Module):
         kw = dict(dtype=to_dtype(u.dtype), param_dtype=to_dtype(u.param_dtype))
         conv_block = remat_lib.wrap(tmp.ConvInflationBlock, u.remat)
         make = {
-            "conv": lambda: conv_block(u.norm_groups, cfg.temporal_kernel_size, u.act,
-                                       text_film=cfg.temporal_text_film, **kw),
+            "conv": lambda: conv_block(
+                u.norm_groups, cfg.temporal_kernel_size, u.act, text_film=cfg.temporal_text_film, **kw
+            ),
             "attention": lambda: tmp.TemporalAttentionStack(
-                cfg.temporal_attention_depth, cfg.temporal_head_dim, cfg.temporal_position_encoding,
-                cfg.temporal_max_frames, cfg.temporal_mlp_ratio, u.attention_impl,
-                attention_min_length=u.attention_min_length, remat=u.remat,
+                cfg.temporal_attention_depth,
+                cfg.temporal_head_dim,
+                cfg.temporal_position_encoding,
+                cfg.temporal_max_frames,
+                cfg.temporal_mlp_ratio,
+                u.attention_impl,
+                attention_min_length=u.attention_min_length,
+                remat=u.remat,
                 text_cross_attention=cfg.temporal_text == "cross_attention",
-                text_query_positions=cfg.temporal_text_query_positions, **kw),
+                text_query_positions=cfg.temporal_text_query_positions,
+                **kw,
+            ),
             "down": lambda: tmp.TemporalDownsample(cfg.temporal_kernel_size, **kw),
             "up": lambda: tmp.TemporalUpsample(cfg.temporal_kernel_size, **kw),
         }
         self.plan = hook_plan(cfg)
         self.blocks = {name: make[kind]() for name, kind in self.plan.items()}
 
-    def __call__(self, name: str, h: jax.Array, text: jax.Array | None = None,
-                 text_mask: jax.Array | None = None, time: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self,
+        name: str,
+        h: jax.Array,
+        text: jax.Array | None = None,
+        text_mask: jax.Array | None = None,
+        time: jax.Array | None = None,
+    ) -> jax.Array:
         block = self.blocks.get(name)
         if block is None:
             return h
@@ -183,15 +210,23 @@ class TemporalLayers(nn.Module):
 
 class STUNet(nn.Module):
     """x: [B, T, H, W, C] noisy video; t: [B]; text: [B, L, D]; text_mask: [B, L]."""
+
     config: STUNetConfig
 
     def setup(self):
         self.spatial = UNet(self.config.unet)
         self.temporal = TemporalLayers(self.config)
 
-    def __call__(self, x: jax.Array, t: jax.Array, text: jax.Array | None = None,
-                 text_mask: jax.Array | None = None, *, train: bool = False,
-                 aug_level: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self,
+        x: jax.Array,
+        t: jax.Array,
+        text: jax.Array | None = None,
+        text_mask: jax.Array | None = None,
+        *,
+        train: bool = False,
+        aug_level: jax.Array | None = None,
+    ) -> jax.Array:
         if x.ndim != 5:
             raise ValueError(f"STUNet expects a video [B, T, H, W, C], got shape {x.shape}")
         check_num_frames(self.config, x.shape[1])
@@ -208,9 +243,11 @@ class STUNet(nn.Module):
         if extra:
             want = self.config.unet.text_dim + extra
             if text is None or text.shape[-1] != want:
-                raise ValueError(f"text must have text_dim + temporal_text_features = {want} channels, got "
-                                 f"{None if text is None else text.shape}")
-            spatial_text = text[..., :self.config.unet.text_dim]
+                raise ValueError(
+                    f"text must have text_dim + temporal_text_features = {want} channels, got "
+                    f"{None if text is None else text.shape}"
+                )
+            spatial_text = text[..., : self.config.unet.text_dim]
         return self.spatial(x, t, spatial_text, text_mask, train=train, hook=hook, aug_level=aug_level)
 
 
@@ -230,8 +267,7 @@ def dummy_kwargs(cfg: STUNetConfig) -> dict:
     return {"aug_level": jnp.zeros((1,), jnp.int32)} if cfg.unet.aug_embedding else {}
 
 
-def inflate_params(cfg: STUNetConfig, t2i_params: Any, rng: jax.Array, *, num_frames: int,
-                   size: int) -> dict:
+def inflate_params(cfg: STUNetConfig, t2i_params: Any, rng: jax.Array, *, num_frames: int, size: int) -> dict:
     """STUNet parameters from a trained T2I U-Net: the spatial subtree is `t2i_params`
     verbatim (same leaves, not copies), the temporal subtree freshly initialised
     (zero-init projections, identity-init temporal resampling)."""
@@ -245,8 +281,10 @@ def inflate_params(cfg: STUNetConfig, t2i_params: Any, rng: jax.Array, *, num_fr
     want = jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), abstract[SPATIAL])
     got = jax.tree_util.tree_map(lambda a: (jnp.shape(a), jnp.asarray(a).dtype), t2i_params)
     if jax.tree_util.tree_structure(want) != jax.tree_util.tree_structure(got) or want != got:
-        raise ValueError("T2I parameters do not match the STUNet's spatial U-Net (config.unet): "
-                         "check that the checkpoint was trained with the same UNetConfig")
+        raise ValueError(
+            "T2I parameters do not match the STUNet's spatial U-Net (config.unet): "
+            "check that the checkpoint was trained with the same UNetConfig"
+        )
     fresh = nn.meta.unbox(jax.jit(init)(rng, *inputs))["params"]
     return {SPATIAL: t2i_params, TEMPORAL: fresh[TEMPORAL]}
 

@@ -19,6 +19,7 @@ model of §4.2) has a wider input convolution than a plain 3-channel style T2I. 
 input channels of ``conv_in/kernel`` ([kh, kw, c_in, out]) are blended and the extra conditioning
 channels keep the video model's weights (the style model never saw those inputs).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,8 +47,10 @@ def _style_unet(style_t2i_params: Any) -> Any:
         raise ValueError(f"style parameters must be a dict, got {type(style_t2i_params).__name__}")
     unet = style_t2i_params.get("denoiser", style_t2i_params)
     if isinstance(unet, dict) and (SPATIAL in unet or TEMPORAL in unet):
-        raise ValueError("the style parameters are a video model's (denoiser has 'spatial'/'temporal'); "
-                         "stylized generation takes a style-fine-tuned T2I (image) model")
+        raise ValueError(
+            "the style parameters are a video model's (denoiser has 'spatial'/'temporal'); "
+            "stylized generation takes a style-fine-tuned T2I (image) model"
+        )
     return unet
 
 
@@ -88,8 +91,9 @@ def interpolate_spatial(video_params: dict, style_t2i_params: Any, alpha: float)
     alpha = _check_alpha(alpha)
     den = video_params.get("denoiser") if isinstance(video_params, dict) else None
     if not isinstance(den, dict) or SPATIAL not in den or TEMPORAL not in den:
-        raise ValueError("video_params must be a video model's parameters (denoiser with 'spatial' and "
-                         "'temporal' subtrees)")
+        raise ValueError(
+            "video_params must be a video model's parameters (denoiser with 'spatial' and 'temporal' subtrees)"
+        )
     style = _style_unet(style_t2i_params)
     video_spatial = den[SPATIAL]
 
@@ -99,24 +103,35 @@ def interpolate_spatial(video_params: dict, style_t2i_params: Any, alpha: float)
     missing = [p for p in v_paths if p not in s_by_name]
     extra = sorted(set(s_by_name) - set(v_paths))
     if missing or extra:
-        what = (f"the video model's denoiser/{SPATIAL}/{missing[0]} is missing from the style checkpoint"
-                if missing else f"the style checkpoint's denoiser/{extra[0]} is not in the video model")
-        raise ValueError(f"style U-Net and the video model's spatial U-Net differ: {what} "
-                         f"({len(missing)} missing, {len(extra)} extra parameters); was the style T2I "
-                         "trained with the same model.unet config?")
+        what = (
+            f"the video model's denoiser/{SPATIAL}/{missing[0]} is missing from the style checkpoint"
+            if missing
+            else f"the style checkpoint's denoiser/{extra[0]} is not in the video model"
+        )
+        raise ValueError(
+            f"style U-Net and the video model's spatial U-Net differ: {what} "
+            f"({len(missing)} missing, {len(extra)} extra parameters); was the style T2I "
+            "trained with the same model.unet config?"
+        )
 
-    style_leaves, prefix = [], []   # prefix: blend only the first c input channels (conv_in), else None
+    style_leaves, prefix = [], []  # prefix: blend only the first c input channels (conv_in), else None
     for path, v in v_flat:
         name = _path_str(path)
         s = s_by_name[name]
         vs, ss = tuple(jnp.shape(v)), tuple(jnp.shape(s))
-        fewer_inputs = (tuple(getattr(p, "key", None) for p in path) == _CONV_IN_KERNEL
-                        and len(vs) == len(ss) >= 2 and ss[-2] < vs[-2]
-                        and ss[:-2] == vs[:-2] and ss[-1] == vs[-1])
+        fewer_inputs = (
+            tuple(getattr(p, "key", None) for p in path) == _CONV_IN_KERNEL
+            and len(vs) == len(ss) >= 2
+            and ss[-2] < vs[-2]
+            and ss[:-2] == vs[:-2]
+            and ss[-1] == vs[-1]
+        )
         if vs != ss and not fewer_inputs:
-            raise ValueError(f"style checkpoint's denoiser/{name} is {ss}, the video model's "
-                             f"denoiser/{SPATIAL}/{name} is {vs}: the style T2I must have the video model's "
-                             "spatial U-Net architecture (only conv_in may have fewer input channels)")
+            raise ValueError(
+                f"style checkpoint's denoiser/{name} is {ss}, the video model's "
+                f"denoiser/{SPATIAL}/{name} is {vs}: the style T2I must have the video model's "
+                "spatial U-Net architecture (only conv_in may have fewer input channels)"
+            )
         style_leaves.append(s)
         prefix.append(ss[-2] if fewer_inputs else None)
     out = _blend([v for _, v in v_flat], style_leaves, jnp.float32(alpha), tuple(prefix))
@@ -133,15 +148,24 @@ def check_architecture(video_model_cfg, style_model_cfg) -> None:
     skip = set(NON_ARCHITECTURE_FIELDS) | {"in_channels"}
     diff = [f"{k}: style {s[k]!r} vs video {v[k]!r}" for k in v if k not in skip and s.get(k) != v[k]]
     if diff:
-        raise ValueError("the style T2I's U-Net differs from the video model's spatial U-Net in "
-                         f"model.unet fields {{{'; '.join(diff)}}}")
+        raise ValueError(
+            "the style T2I's U-Net differs from the video model's spatial U-Net in "
+            f"model.unet fields {{{'; '.join(diff)}}}"
+        )
     if s["in_channels"] > v["in_channels"]:
-        raise ValueError(f"the style T2I takes {s['in_channels']} input channels, more than the video model's "
-                         f"{v['in_channels']}")
+        raise ValueError(
+            f"the style T2I takes {s['in_channels']} input channels, more than the video model's {v['in_channels']}"
+        )
 
 
-def blend_style(video_params: dict, video_config_dict: dict, style_params: dict, style_config_dict: dict,
-                alpha: float, source: str = "the style checkpoint") -> dict:
+def blend_style(
+    video_params: dict,
+    video_config_dict: dict,
+    style_params: dict,
+    style_config_dict: dict,
+    alpha: float,
+    source: str = "the style checkpoint",
+) -> dict:
     """:func:`interpolate_spatial` of a style T2I's parameters into a video model's, after checking
     the stored configs: the style model must be a ``'t2i'`` stage whose ``model.unet`` equals the
     video model's (``video_config_dict``: the video run's stored config) except for in_channels
@@ -150,12 +174,16 @@ def blend_style(video_params: dict, video_config_dict: dict, style_params: dict,
     alpha = _check_alpha(alpha)
     video_cfg = model_config(video_config_dict)
     if video_cfg.kind != "video":
-        raise ValueError(f"stylized generation blends into a video model; the given config is stage "
-                         f"{video_config_dict.get('stage')!r} ({video_cfg.kind} model)")
+        raise ValueError(
+            f"stylized generation blends into a video model; the given config is stage "
+            f"{video_config_dict.get('stage')!r} ({video_cfg.kind} model)"
+        )
     stage = style_config_dict.get("stage")
     if stage != "t2i":
-        raise ValueError(f"style checkpoint {source} is a {stage!r} stage; stylized generation needs a "
-                         "'t2i' checkpoint (the T2I model fine-tuned on the style)")
+        raise ValueError(
+            f"style checkpoint {source} is a {stage!r} stage; stylized generation needs a "
+            "'t2i' checkpoint (the T2I model fine-tuned on the style)"
+        )
     try:
         check_architecture(video_cfg, model_config(style_config_dict))
     except ValueError as e:

@@ -16,6 +16,7 @@ Mirrors transformers' `T5EncoderModel` so its checkpoints load unchanged
 Outputs at padded positions are what `T5EncoderModel` returns there (not zeroed): IF's U-Net sees
 all 77 positions.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,14 +33,20 @@ from lumiere_jax.models import layers
 from lumiere_jax.models.unet import to_dtype
 
 # transformers' activation names -> ours ("gelu_new" is the tanh approximation).
-ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu",
-               "silu": "silu"}
+ACTIVATIONS = {
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu": "gelu",
+    "relu": "relu",
+    "silu": "silu",
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class T5Config:
     """Architecture (transformers' `T5Config` names) plus how we run it. `max_length`: tokens per
     prompt (the tokenizer pads / truncates to it; IF uses 77)."""
+
     vocab_size: int = 32128
     d_model: int = 4096
     d_kv: int = 64
@@ -58,16 +65,20 @@ class T5Config:
     def __post_init__(self):
         act = self.feed_forward_proj.split("-")[-1]
         if self.feed_forward_proj not in (act, f"gated-{act}") or act not in ("gelu", "relu", "silu"):
-            raise ValueError(f"feed_forward_proj must be 'relu', 'gelu', 'silu' or 'gated-<one of them>', "
-                             f"got {self.feed_forward_proj!r}")
+            raise ValueError(
+                f"feed_forward_proj must be 'relu', 'gelu', 'silu' or 'gated-<one of them>', "
+                f"got {self.feed_forward_proj!r}"
+            )
         if self.dense_act_fn not in ACTIVATIONS:
-            raise ValueError(f"dense_act_fn {self.dense_act_fn!r} is not supported; "
-                             f"choose one of {sorted(ACTIVATIONS)}")
+            raise ValueError(
+                f"dense_act_fn {self.dense_act_fn!r} is not supported; choose one of {sorted(ACTIVATIONS)}"
+            )
         if self.feed_forward_proj == "gated-gelu" and self.dense_act_fn != "gelu_new":
             raise ValueError("feed_forward_proj='gated-gelu' uses dense_act_fn='gelu_new' (as transformers sets it)")
         if self.relative_attention_num_buckets < 4 or self.relative_attention_num_buckets % 2:
-            raise ValueError(f"relative_attention_num_buckets must be even and >= 4, "
-                             f"got {self.relative_attention_num_buckets}")
+            raise ValueError(
+                f"relative_attention_num_buckets must be even and >= 4, got {self.relative_attention_num_buckets}"
+            )
         for name in ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_heads", "max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"T5Config.{name} must be positive, got {getattr(self, name)}")
@@ -85,8 +96,19 @@ class T5Config:
         return dataclasses.replace(self, **kw)
 
     # Fields that are transformers' T5Config keys (the rest are ours).
-    HF_KEYS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_heads", "relative_attention_num_buckets",
-               "relative_attention_max_distance", "layer_norm_epsilon", "dense_act_fn", "feed_forward_proj")
+    HF_KEYS = (
+        "vocab_size",
+        "d_model",
+        "d_kv",
+        "d_ff",
+        "num_layers",
+        "num_heads",
+        "relative_attention_num_buckets",
+        "relative_attention_max_distance",
+        "layer_norm_epsilon",
+        "dense_act_fn",
+        "feed_forward_proj",
+    )
 
     @classmethod
     def from_hf(cls, hf: Mapping[str, Any], **ours) -> "T5Config":
@@ -102,8 +124,14 @@ class T5Config:
     def to_hf(self) -> dict[str, Any]:
         """transformers `T5Config` keys of an encoder with this architecture."""
         out = {k: getattr(self, k) for k in self.HF_KEYS}
-        out.update(architectures=["T5EncoderModel"], model_type="t5", is_gated_act=self.is_gated,
-                   pad_token_id=0, eos_token_id=1, tie_word_embeddings=False)
+        out.update(
+            architectures=["T5EncoderModel"],
+            model_type="t5",
+            is_gated_act=self.is_gated,
+            pad_token_id=0,
+            eos_token_id=1,
+            tie_word_embeddings=False,
+        )
         return out
 
 
@@ -112,8 +140,9 @@ T5_V1_1_XXL = T5Config()
 PRESETS = {"t5_v1_1_xxl": T5_V1_1_XXL}
 
 
-def relative_position_bucket(relative_position: np.ndarray | jax.Array, num_buckets: int,
-                             max_distance: int) -> jax.Array:
+def relative_position_bucket(
+    relative_position: np.ndarray | jax.Array, num_buckets: int, max_distance: int
+) -> jax.Array:
     """Bidirectional T5 bucket of (key - query) positions: half the buckets for keys after the
     query; in each half, exact buckets for distances < num_buckets / 4, then log-spaced up to
     max_distance (further distances share the last bucket)."""
@@ -123,22 +152,28 @@ def relative_position_bucket(relative_position: np.ndarray | jax.Array, num_buck
     dist = jnp.abs(rel)
     max_exact = half // 2
     safe = jnp.maximum(dist, 1).astype(jnp.float32)
-    large = max_exact + (jnp.log(safe / max_exact) / math.log(max_distance / max_exact)
-                         * (half - max_exact)).astype(jnp.int32)
+    large = max_exact + (jnp.log(safe / max_exact) / math.log(max_distance / max_exact) * (half - max_exact)).astype(
+        jnp.int32
+    )
     large = jnp.minimum(large, half - 1)
     return bucket + jnp.where(dist < max_exact, dist, large)
 
 
 class RMSNorm(nn.Module):
     """T5LayerNorm: scale * x / rms(x), rms in float32, no mean subtraction, no bias."""
+
     epsilon: float = 1e-6
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones_init(), (axes.NORM,)),
-                           (x.shape[-1],), self.param_dtype)
+        scale = self.param(
+            "scale",
+            nn.with_logical_partitioning(nn.initializers.ones_init(), (axes.NORM,)),
+            (x.shape[-1],),
+            self.param_dtype,
+        )
         x32 = x.astype(jnp.float32)
         y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.epsilon)
         return (scale.astype(jnp.float32) * y).astype(self.dtype)
@@ -146,8 +181,9 @@ class RMSNorm(nn.Module):
 
 def _dense(features: int, name: str, std: float, axis_names, kw) -> nn.Dense:
     # T5's own initialisation (normal, std folded with the attention scale); no biases.
-    return layers.dense(features, name=name, use_bias=False, kernel_init=nn.initializers.normal(std),
-                        axis_names=axis_names, **kw)
+    return layers.dense(
+        features, name=name, use_bias=False, kernel_init=nn.initializers.normal(std), axis_names=axis_names, **kw
+    )
 
 
 class T5Block(nn.Module):
@@ -160,28 +196,32 @@ class T5Block(nn.Module):
         b, length, d = x.shape
         inner = cfg.num_heads * cfg.d_kv
         h = RMSNorm(cfg.layer_norm_epsilon, name="attention_norm", **kw)(x)
-        q, k, v = (_dense(inner, n, std, (axes.IN, axes.OUT), kw)(h).reshape(b, length, cfg.num_heads, cfg.d_kv)
-                   for n, std in (("q", (d * cfg.d_kv) ** -0.5), ("k", d ** -0.5), ("v", d ** -0.5)))
+        q, k, v = (
+            _dense(inner, n, std, (axes.IN, axes.OUT), kw)(h).reshape(b, length, cfg.num_heads, cfg.d_kv)
+            for n, std in (("q", (d * cfg.d_kv) ** -0.5), ("k", d**-0.5), ("v", d**-0.5))
+        )
         logits = jnp.einsum("bqnd,bknd->bnqk", q, k, preferred_element_type=jnp.float32) + bias
         logits = jnp.where(key_mask[:, None, None, :], logits, jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
         o = jnp.einsum("bnqk,bknd->bqnd", probs, v).reshape(b, length, inner)
         # Row-parallel output projection: its input (heads x d_kv) is sharded like q/k/v's output.
-        x = x + _dense(d, "o", inner ** -0.5, (axes.OUT, axes.IN), kw)(o)
+        x = x + _dense(d, "o", inner**-0.5, (axes.OUT, axes.IN), kw)(o)
         x = nn.with_logical_constraint(x, axes.TOKENS)
         h = RMSNorm(cfg.layer_norm_epsilon, name="mlp_norm", **kw)(x)
         act = layers.activation(ACTIVATIONS[cfg.dense_act_fn])
         if cfg.is_gated:
-            h = act(_dense(cfg.d_ff, "wi_0", d ** -0.5, (axes.IN, axes.MLP), kw)(h)) * \
-                _dense(cfg.d_ff, "wi_1", d ** -0.5, (axes.IN, axes.MLP), kw)(h)
+            h = act(_dense(cfg.d_ff, "wi_0", d**-0.5, (axes.IN, axes.MLP), kw)(h)) * _dense(
+                cfg.d_ff, "wi_1", d**-0.5, (axes.IN, axes.MLP), kw
+            )(h)
         else:
-            h = act(_dense(cfg.d_ff, "wi", d ** -0.5, (axes.IN, axes.MLP), kw)(h))
-        x = x + _dense(d, "wo", cfg.d_ff ** -0.5, (axes.MLP, axes.OUT), kw)(h)
+            h = act(_dense(cfg.d_ff, "wi", d**-0.5, (axes.IN, axes.MLP), kw)(h))
+        x = x + _dense(d, "wo", cfg.d_ff**-0.5, (axes.MLP, axes.OUT), kw)(h)
         return nn.with_logical_constraint(x, axes.TOKENS)
 
 
 class T5Encoder(nn.Module):
     """(token_ids int [B, L], mask [B, L], True = token) -> last hidden state float32 [B, L, d_model]."""
+
     config: T5Config = T5_V1_1_XXL
 
     @nn.compact
@@ -191,18 +231,26 @@ class T5Encoder(nn.Module):
         if token_ids.ndim != 2 or mask.shape != token_ids.shape:
             raise ValueError(f"token_ids and mask must both be [B, L], got {token_ids.shape} and {mask.shape}")
         length = token_ids.shape[1]
-        embed = nn.Embed(cfg.vocab_size, cfg.d_model, name="shared", param_dtype=kw["param_dtype"],
-                         embedding_init=nn.with_logical_partitioning(nn.initializers.normal(1.0),
-                                                                     (axes.VOCAB, axes.EMBED)))
+        embed = nn.Embed(
+            cfg.vocab_size,
+            cfg.d_model,
+            name="shared",
+            param_dtype=kw["param_dtype"],
+            embedding_init=nn.with_logical_partitioning(nn.initializers.normal(1.0), (axes.VOCAB, axes.EMBED)),
+        )
         x = embed(token_ids).astype(kw["dtype"])
         x = nn.with_logical_constraint(x, axes.TOKENS)
-        table = self.param("relative_attention_bias", nn.with_logical_partitioning(
-            nn.initializers.normal(cfg.d_model ** -0.5), (axes.POS, axes.HEADS)),
-            (cfg.relative_attention_num_buckets, cfg.num_heads), kw["param_dtype"])
+        table = self.param(
+            "relative_attention_bias",
+            nn.with_logical_partitioning(nn.initializers.normal(cfg.d_model**-0.5), (axes.POS, axes.HEADS)),
+            (cfg.relative_attention_num_buckets, cfg.num_heads),
+            kw["param_dtype"],
+        )
         pos = np.arange(length)
-        buckets = relative_position_bucket(pos[None, :] - pos[:, None], cfg.relative_attention_num_buckets,
-                                           cfg.relative_attention_max_distance)
-        bias = jnp.transpose(table.astype(jnp.float32)[buckets], (2, 0, 1))[None]   # [1, N, Lq, Lk]
+        buckets = relative_position_bucket(
+            pos[None, :] - pos[:, None], cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance
+        )
+        bias = jnp.transpose(table.astype(jnp.float32)[buckets], (2, 0, 1))[None]  # [1, N, Lq, Lk]
         key_mask = mask.astype(bool)
         for i in range(cfg.num_layers):
             x = T5Block(cfg, name=f"block_{i}")(x, bias, key_mask)

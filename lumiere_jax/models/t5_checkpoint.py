@@ -15,6 +15,7 @@ A checkpoint directory holds ``config.json`` and either ``model.safetensors`` or
 
 Keys outside ``shared.`` / ``encoder.`` (a full T5's decoder, lm_head) are ignored.
 """
+
 from __future__ import annotations
 
 import json
@@ -93,21 +94,35 @@ def params_from_tensors(tensors: dict[str, np.ndarray], config: T5Config) -> dic
     dtype = np.dtype(to_dtype(config.param_dtype))
     d, inner = config.d_model, config.num_heads * config.d_kv
     ff = config.d_ff
-    want = {"relative_attention_bias": (config.relative_attention_num_buckets, config.num_heads),
-            "q": (inner, d), "k": (inner, d), "v": (inner, d), "o": (d, inner), "wi_0": (ff, d), "wi_1": (ff, d),
-            "wi": (ff, d), "wo": (d, ff), "attention_norm": (d,), "mlp_norm": (d,), "final_norm": (d,)}
+    want = {
+        "relative_attention_bias": (config.relative_attention_num_buckets, config.num_heads),
+        "q": (inner, d),
+        "k": (inner, d),
+        "v": (inner, d),
+        "o": (d, inner),
+        "wi_0": (ff, d),
+        "wi_1": (ff, d),
+        "wi": (ff, d),
+        "wo": (d, ff),
+        "attention_norm": (d,),
+        "mlp_norm": (d,),
+        "final_norm": (d,),
+    }
     if SHARED not in tensors and TIED not in tensors:
         raise ValueError(f"T5 checkpoint lacks the token embedding ({SHARED!r} or its tied copy {TIED!r})")
     emb = tensors.get(SHARED, tensors.get(TIED))
     if emb.shape != (config.vocab_size, d):
-        raise ValueError(f"{SHARED if SHARED in tensors else TIED}: shape {emb.shape}, config expects "
-                         f"{(config.vocab_size, d)}")
+        raise ValueError(
+            f"{SHARED if SHARED in tensors else TIED}: shape {emb.shape}, config expects {(config.vocab_size, d)}"
+        )
     params: dict[str, Any] = {"shared": {"embedding": np.asarray(emb, dtype)}}
     used = {SHARED, TIED}
     for key, dest, transpose in _mapping(config):
         if key not in tensors:
-            raise ValueError(f"T5 checkpoint lacks {key!r} (config: {config.num_layers} layers, "
-                             f"feed_forward_proj={config.feed_forward_proj!r})")
+            raise ValueError(
+                f"T5 checkpoint lacks {key!r} (config: {config.num_layers} layers, "
+                f"feed_forward_proj={config.feed_forward_proj!r})"
+            )
         w = tensors[key]
         shape = want[dest[-2] if dest[-1] in ("kernel", "scale") else dest[0]]
         if w.shape != shape:
@@ -119,26 +134,36 @@ def params_from_tensors(tensors: dict[str, np.ndarray], config: T5Config) -> dic
         node[dest[-1]] = np.asarray(w.T if transpose else w, dtype)
     unexpected = sorted(k for k in tensors if k.startswith("encoder.") and k not in used)
     if unexpected:
-        raise ValueError(f"T5 checkpoint has encoder tensors this config does not use: {unexpected[:5]}"
-                         f"{' ...' if len(unexpected) > 5 else ''} (num_layers={config.num_layers})")
+        raise ValueError(
+            f"T5 checkpoint has encoder tensors this config does not use: {unexpected[:5]}"
+            f"{' ...' if len(unexpected) > 5 else ''} (num_layers={config.num_layers})"
+        )
     return params
 
 
 def load(path: str, config: T5Config | None = None, **ours) -> tuple[dict, T5Config]:
     """(parameters, config) of a `T5EncoderModel` checkpoint directory. With `config`, the
     checkpoint's config.json must describe the same architecture."""
-    stored = read_config(path, **ours) if config is None else read_config(
-        path, max_length=config.max_length, dtype=config.dtype, param_dtype=config.param_dtype)
+    stored = (
+        read_config(path, **ours)
+        if config is None
+        else read_config(path, max_length=config.max_length, dtype=config.dtype, param_dtype=config.param_dtype)
+    )
     if config is not None and config != stored:
-        diff = {k: (getattr(config, k), getattr(stored, k)) for k in T5Config.HF_KEYS
-                if getattr(config, k) != getattr(stored, k)}
-        raise ValueError(f"T5 checkpoint {path!r} does not match the configured architecture "
-                         f"(configured, checkpoint): {diff}")
+        diff = {
+            k: (getattr(config, k), getattr(stored, k))
+            for k in T5Config.HF_KEYS
+            if getattr(config, k) != getattr(stored, k)
+        }
+        raise ValueError(
+            f"T5 checkpoint {path!r} does not match the configured architecture (configured, checkpoint): {diff}"
+        )
     return params_from_tensors(read_tensors(path), stored), stored
 
 
 def tensors_from_params(params: dict, config: T5Config) -> dict[str, np.ndarray]:
     """Checkpoint tensors (float32 unless the parameters are another float type) from our tree."""
+
     def get(dest):
         node = params
         for part in dest:

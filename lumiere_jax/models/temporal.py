@@ -20,6 +20,7 @@ All take and return [B, T, H, W, C]:
     identity-initialised 1-D temporal conv. At init they are nearest-neighbour
     temporal resizing.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -35,7 +36,7 @@ from lumiere_jax.models.attention import dot_product_attention
 
 Dtype = Any
 POSITION_ENCODINGS = ("sinusoidal", "rope", "learned", "none")
-TEMPORAL_TEXT = ("none", "cross_attention")   # how the temporal attention blocks see the prompt
+TEMPORAL_TEXT = ("none", "cross_attention")  # how the temporal attention blocks see the prompt
 # What the temporal text cross-attention's queries know besides their token's content: nothing, the
 # frame index, or the frame index and the pixel's (row, column) at that level (sinusoidal, no parameters).
 TEXT_QUERY_POSITIONS = ("none", "frame", "space_time")
@@ -50,24 +51,34 @@ def identity_temporal_init(key, shape, dtype=jnp.float32):
     return jnp.zeros(shape, dtype).at[k // 2, 0, 0].set(jnp.eye(cin, dtype=dtype))
 
 
-def _temporal_conv(features: int, kernel: int, *, stride: int = 1, identity: bool = False,
-                   name: str, dtype: Dtype, param_dtype: Dtype) -> nn.Conv:
+def _temporal_conv(
+    features: int, kernel: int, *, stride: int = 1, identity: bool = False, name: str, dtype: Dtype, param_dtype: Dtype
+) -> nn.Conv:
     pad = kernel // 2
-    return layers.conv(features, (kernel, 1, 1), strides=(stride, 1, 1), padding=((pad, pad), (0, 0), (0, 0)),
-                       kernel_init=identity_temporal_init if identity else layers.torch_default_init,
-                       name=name, dtype=dtype, param_dtype=param_dtype)
+    return layers.conv(
+        features,
+        (kernel, 1, 1),
+        strides=(stride, 1, 1),
+        padding=((pad, pad), (0, 0), (0, 0)),
+        kernel_init=identity_temporal_init if identity else layers.torch_default_init,
+        name=name,
+        dtype=dtype,
+        param_dtype=param_dtype,
+    )
 
 
 class TextFiLM(nn.Module):
     """Per-channel scale and shift from the pooled prompt (and, given `time`, the timestep's sinusoidal
     embedding [B, D]): y * (1 + gamma) + beta, gamma = beta = 0 at init (zero-initialised output), so
     the block it sits in keeps App. B's identity."""
+
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, y: jax.Array, text: jax.Array, text_mask: jax.Array | None,
-                 time: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self, y: jax.Array, text: jax.Array, text_mask: jax.Array | None, time: jax.Array | None = None
+    ) -> jax.Array:
         c = y.shape[-1]
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         p = layers.LayerNorm(name="norm", **kw)(layers.masked_mean(text.astype(y.dtype), text_mask))
@@ -85,11 +96,16 @@ class ConvInflationBlock(nn.Module):
     act: str = "silu"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    text_film: bool = False   # the prompt scales and shifts the features the temporal conv reads
+    text_film: bool = False  # the prompt scales and shifts the features the temporal conv reads
 
     @nn.compact
-    def __call__(self, h: jax.Array, text: jax.Array | None = None,
-                 text_mask: jax.Array | None = None, time: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self,
+        h: jax.Array,
+        text: jax.Array | None = None,
+        text_mask: jax.Array | None = None,
+        time: jax.Array | None = None,
+    ) -> jax.Array:
         c = h.shape[-1]
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         act = layers.activation(self.act)
@@ -110,7 +126,7 @@ def rope(x: jax.Array, positions: jax.Array, max_period: float = 10000.0) -> jax
     """Rotary position embedding over the sequence axis of x [N, T, heads, D]."""
     d = x.shape[-1]
     freqs = jnp.exp(-jnp.log(max_period) * jnp.arange(0, d // 2, dtype=jnp.float32) / (d // 2))
-    ang = positions.astype(jnp.float32)[:, None] * freqs              # [T, D/2]
+    ang = positions.astype(jnp.float32)[:, None] * freqs  # [T, D/2]
     cos, sin = jnp.cos(ang)[None, :, None, :], jnp.sin(ang)[None, :, None, :]
     x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
     return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1).astype(x.dtype)
@@ -126,20 +142,20 @@ class TemporalAttentionBlock(nn.Module):
     param_dtype: Dtype = jnp.float32
     attention_min_length: int = 0
     text_cross_attention: bool = False
-    text_query_positions: str = "none"     # TEXT_QUERY_POSITIONS
+    text_query_positions: str = "none"  # TEXT_QUERY_POSITIONS
 
     @nn.compact
-    def __call__(self, h: jax.Array, text: jax.Array | None = None,
-                 text_mask: jax.Array | None = None) -> jax.Array:
+    def __call__(self, h: jax.Array, text: jax.Array | None = None, text_mask: jax.Array | None = None) -> jax.Array:
         b, t, hh, ww, c = h.shape
         if self.position_encoding not in POSITION_ENCODINGS:
-            raise ValueError(f"unknown temporal position_encoding {self.position_encoding!r}; "
-                             f"choose one of {POSITION_ENCODINGS}")
+            raise ValueError(
+                f"unknown temporal position_encoding {self.position_encoding!r}; choose one of {POSITION_ENCODINGS}"
+            )
         if c % self.head_dim:
             raise ValueError(f"temporal attention: {c} channels not divisible by head_dim={self.head_dim}")
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         n = c // self.head_dim
-        x = h.transpose(0, 2, 3, 1, 4).reshape(b * hh * ww, t, c)    # one sequence per pixel
+        x = h.transpose(0, 2, 3, 1, 4).reshape(b * hh * ww, t, c)  # one sequence per pixel
         x = nn.with_logical_constraint(x, (axes.BATCH, axes.FRAMES, axes.EMBED))
         y = layers.LayerNorm(name="norm", **kw)(x)
         pos = jnp.arange(t)
@@ -148,8 +164,12 @@ class TemporalAttentionBlock(nn.Module):
         elif self.position_encoding == "learned":
             if t > self.max_frames:
                 raise ValueError(f"learned temporal positions cover {self.max_frames} frames, got {t}")
-            table = self.param("pos_embedding", nn.with_logical_partitioning(
-                nn.initializers.normal(0.02), (axes.POS, axes.EMBED)), (self.max_frames, c), self.param_dtype)
+            table = self.param(
+                "pos_embedding",
+                nn.with_logical_partitioning(nn.initializers.normal(0.02), (axes.POS, axes.EMBED)),
+                (self.max_frames, c),
+                self.param_dtype,
+            )
             y = y + table[:t].astype(y.dtype)
         split = lambda z: z.reshape(z.shape[:-1] + (n, self.head_dim))
         q, k, v = (split(layers.dense(c, name=nm, **kw)(y)) for nm in ("to_q", "to_k", "to_v"))
@@ -163,11 +183,11 @@ class TemporalAttentionBlock(nn.Module):
         y = layers.LayerNorm(name="norm_mlp", **kw)(x)
         y = layers.dense(self.mlp_ratio * c, name="mlp_in", axis_names=(axes.IN, axes.MLP), **kw)(y)
         y = layers.dense(c, name="mlp_out", kernel_init=layers.zeros, axis_names=(axes.MLP, axes.OUT), **kw)(
-            layers.activation("gelu_tanh")(y))
+            layers.activation("gelu_tanh")(y)
+        )
         x = x + y
         out = x.reshape(b, hh, ww, t, c).transpose(0, 3, 1, 2, 4)
         return nn.with_logical_constraint(out, axes.VIDEO)
-
 
     def _cross_attend(self, x, text, text_mask, shape, n, kw):
         """x [B*H*W, T, C] += attention of every (pixel, frame) token to the text tokens [B, L, D]."""
@@ -177,16 +197,18 @@ class TemporalAttentionBlock(nn.Module):
         split = lambda z: z.reshape(z.shape[:-1] + (n, self.head_dim))
         y = layers.LayerNorm(name="norm_text_query", **kw)(x).reshape(b, hh, ww, t, c)
         if self.text_query_positions not in TEXT_QUERY_POSITIONS:
-            raise ValueError(f"text_query_positions must be one of {TEXT_QUERY_POSITIONS}, "
-                             f"got {self.text_query_positions!r}")
-        if self.text_query_positions != "none":   # each frame (and pixel) may read the prompt differently
+            raise ValueError(
+                f"text_query_positions must be one of {TEXT_QUERY_POSITIONS}, got {self.text_query_positions!r}"
+            )
+        if self.text_query_positions != "none":  # each frame (and pixel) may read the prompt differently
             y = y + layers.sinusoidal_embedding(jnp.arange(t), c).astype(y.dtype)
         if self.text_query_positions == "space_time":
             half = c // 2
             rows = layers.sinusoidal_embedding(jnp.arange(hh), half)[:, None, None, :]
             cols = layers.sinusoidal_embedding(jnp.arange(ww), c - half)[None, :, None, :]
-            y = y + jnp.concatenate([jnp.broadcast_to(rows, (hh, ww, 1, half)),
-                                     jnp.broadcast_to(cols, (hh, ww, 1, c - half))], -1).astype(y.dtype)
+            y = y + jnp.concatenate(
+                [jnp.broadcast_to(rows, (hh, ww, 1, half)), jnp.broadcast_to(cols, (hh, ww, 1, c - half))], -1
+            ).astype(y.dtype)
         y = y.reshape(b, hh * ww * t, c)
         ctx = layers.LayerNorm(name="norm_text", **kw)(text.astype(y.dtype))
         q = split(layers.dense(c, name="text_q", **kw)(y))
@@ -199,6 +221,7 @@ class TemporalAttentionBlock(nn.Module):
 
 class TemporalAttentionStack(nn.Module):
     """`depth` temporal attention blocks in a row (Fig. 4c: stacked at the coarsest level)."""
+
     depth: int = 1
     head_dim: int = 32
     position_encoding: str = "sinusoidal"
@@ -208,18 +231,27 @@ class TemporalAttentionStack(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     attention_min_length: int = 0
-    remat: str = "none"                    # policy of models/remat.py, applied per block
+    remat: str = "none"  # policy of models/remat.py, applied per block
     text_cross_attention: bool = False
     text_query_positions: str = "none"
 
     @nn.compact
-    def __call__(self, h: jax.Array, text: jax.Array | None = None,
-                 text_mask: jax.Array | None = None) -> jax.Array:
+    def __call__(self, h: jax.Array, text: jax.Array | None = None, text_mask: jax.Array | None = None) -> jax.Array:
         block = remat_lib.wrap(TemporalAttentionBlock, self.remat)
         for i in range(self.depth):
-            layer = block(self.head_dim, self.position_encoding, self.max_frames, self.mlp_ratio, self.attention_impl,
-                          self.dtype, self.param_dtype, self.attention_min_length, self.text_cross_attention,
-                          self.text_query_positions, name=f"layer_{i}")
+            layer = block(
+                self.head_dim,
+                self.position_encoding,
+                self.max_frames,
+                self.mlp_ratio,
+                self.attention_impl,
+                self.dtype,
+                self.param_dtype,
+                self.attention_min_length,
+                self.text_cross_attention,
+                self.text_query_positions,
+                name=f"layer_{i}",
+            )
             h = layer(h, text, text_mask) if self.text_cross_attention else layer(h)
         return h
 
@@ -233,8 +265,15 @@ class TemporalDownsample(nn.Module):
     def __call__(self, h: jax.Array) -> jax.Array:
         if h.shape[1] % 2:
             raise ValueError(f"temporal down-sampling needs an even number of frames, got {h.shape[1]}")
-        return _temporal_conv(h.shape[-1], self.kernel_size, stride=2, identity=True, name="conv",
-                              dtype=self.dtype, param_dtype=self.param_dtype)(h)
+        return _temporal_conv(
+            h.shape[-1],
+            self.kernel_size,
+            stride=2,
+            identity=True,
+            name="conv",
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+        )(h)
 
 
 class TemporalUpsample(nn.Module):
@@ -245,5 +284,6 @@ class TemporalUpsample(nn.Module):
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:
         h = jnp.repeat(h, 2, axis=1)
-        return _temporal_conv(h.shape[-1], self.kernel_size, identity=True, name="conv",
-                              dtype=self.dtype, param_dtype=self.param_dtype)(h)
+        return _temporal_conv(
+            h.shape[-1], self.kernel_size, identity=True, name="conv", dtype=self.dtype, param_dtype=self.param_dtype
+        )(h)

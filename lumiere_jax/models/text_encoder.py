@@ -4,6 +4,7 @@ Good enough for the project's synthetic captions; every diffusion model takes
 embeddings, so this encoder, precomputed embeddings or (later) T5 are
 interchangeable behind the same interface.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,6 +35,7 @@ class TextEncoderConfig:
 class TextEncoder(nn.Module):
     """Pre-LN transformer over token ids with a padding mask; padded positions are
     excluded as keys, and their outputs zeroed."""
+
     config: TextEncoderConfig = TextEncoderConfig()
 
     @nn.compact
@@ -45,12 +47,19 @@ class TextEncoder(nn.Module):
         if cfg.width % cfg.num_heads:
             raise ValueError(f"width={cfg.width} not divisible by num_heads={cfg.num_heads}")
         kw = dict(dtype=to_dtype(cfg.dtype), param_dtype=to_dtype(cfg.param_dtype))
-        emb = nn.Embed(cfg.vocab_size, cfg.width, name="token_embed", param_dtype=kw["param_dtype"],
-                       embedding_init=nn.with_logical_partitioning(nn.initializers.normal(0.02),
-                                                                   (axes.VOCAB, axes.EMBED)))
-        pos = self.param("pos_embed", nn.with_logical_partitioning(nn.initializers.normal(0.02),
-                                                                   (axes.POS, axes.EMBED)),
-                         (cfg.max_length, cfg.width), kw["param_dtype"])
+        emb = nn.Embed(
+            cfg.vocab_size,
+            cfg.width,
+            name="token_embed",
+            param_dtype=kw["param_dtype"],
+            embedding_init=nn.with_logical_partitioning(nn.initializers.normal(0.02), (axes.VOCAB, axes.EMBED)),
+        )
+        pos = self.param(
+            "pos_embed",
+            nn.with_logical_partitioning(nn.initializers.normal(0.02), (axes.POS, axes.EMBED)),
+            (cfg.max_length, cfg.width),
+            kw["param_dtype"],
+        )
         x = (emb(token_ids) + pos[:length]).astype(kw["dtype"])
         x = nn.with_logical_constraint(x, axes.TOKENS)
         mask = mask.astype(bool)
@@ -62,9 +71,11 @@ class TextEncoder(nn.Module):
             o = dot_product_attention(q, k, v, mask, impl="reference").reshape(b, length, cfg.width)
             x = x + layers.dense(cfg.width, name=f"layer_{i}_out", **kw)(o)
             y = layers.LayerNorm(name=f"layer_{i}_norm2", **kw)(x)
-            y = layers.dense(cfg.mlp_ratio * cfg.width, name=f"layer_{i}_mlp_in",
-                             axis_names=(axes.IN, axes.MLP), **kw)(y)
+            y = layers.dense(cfg.mlp_ratio * cfg.width, name=f"layer_{i}_mlp_in", axis_names=(axes.IN, axes.MLP), **kw)(
+                y
+            )
             x = x + layers.dense(cfg.width, name=f"layer_{i}_mlp_out", axis_names=(axes.MLP, axes.OUT), **kw)(
-                layers.activation("gelu_tanh")(y))
+                layers.activation("gelu_tanh")(y)
+            )
         x = layers.LayerNorm(name="final_norm", **kw)(x)
         return (x * mask[..., None]).astype(jnp.float32)

@@ -9,6 +9,7 @@ nearly orthogonal features, with no parameters to train or forget. STUNet's temp
 them (`STUNetConfig.temporal_text_features`) next to the encoder's output; the frozen spatial layers
 never see them.
 """
+
 from __future__ import annotations
 
 import jax
@@ -18,8 +19,9 @@ NGRAM = 3
 SEED = 0
 
 
-def byte_ngram_features(ids: jax.Array, mask: jax.Array, dim: int, vocab_size: int, *, ngram: int = NGRAM,
-                        seed: int = SEED) -> jax.Array:
+def byte_ngram_features(
+    ids: jax.Array, mask: jax.Array, dim: int, vocab_size: int, *, ngram: int = NGRAM, seed: int = SEED
+) -> jax.Array:
     """ids, mask [B, L] -> float32 [B, L, dim], zero at padded positions; deterministic (a fixed table
     drawn from `seed`). Offsets outside the text contribute nothing."""
     if dim <= 0:

@@ -3,6 +3,7 @@
 ids: 0 = pad, 1 = bos, 2 = eos, 3 + byte. Text longer than `max_length` is
 truncated (eos kept). Returns numpy int32 ids [B, L] and a bool mask [B, L].
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -56,14 +57,17 @@ class SentencePieceTokenizer:
         import sentencepiece
 
         if not os.path.isfile(model_file):
-            raise ValueError(f"SentencePiece model {model_file!r} does not exist "
-                             "(IF ships it as tokenizer/spiece.model)")
+            raise ValueError(
+                f"SentencePiece model {model_file!r} does not exist (IF ships it as tokenizer/spiece.model)"
+            )
         if max_length < 2:
             raise ValueError(f"max_length must be >= 2 (a piece and eos), got {max_length}")
         self.sp = sentencepiece.SentencePieceProcessor(model_file=model_file)
         if self.sp.pad_id() != self.PAD or self.sp.eos_id() != self.EOS:
-            raise ValueError(f"{model_file}: T5 needs pad id 0 and eos id 1, the model has pad "
-                             f"{self.sp.pad_id()} and eos {self.sp.eos_id()}")
+            raise ValueError(
+                f"{model_file}: T5 needs pad id 0 and eos id 1, the model has pad "
+                f"{self.sp.pad_id()} and eos {self.sp.eos_id()}"
+            )
         self.model_file, self.max_length = model_file, max_length
         self.vocab_size = self.sp.get_piece_size()
 
@@ -98,8 +102,10 @@ def t5_tokenizer_file(t5_section: Mapping[str, Any]) -> str:
         return os.path.expanduser(t5_section["tokenizer"])
     ckpt = os.path.expanduser(t5_section.get("checkpoint") or "")
     if not ckpt:
-        raise ValueError("the T5 tokenizer needs config.model.t5.tokenizer (a spiece.model) or "
-                         "config.model.t5.checkpoint (a directory with spiece.model next to it)")
+        raise ValueError(
+            "the T5 tokenizer needs config.model.t5.tokenizer (a spiece.model) or "
+            "config.model.t5.checkpoint (a directory with spiece.model next to it)"
+        )
     candidates = [os.path.join(ckpt, "spiece.model"), os.path.join(ckpt, "..", "tokenizer", "spiece.model")]
     for c in candidates:
         if os.path.isfile(c):
@@ -114,6 +120,7 @@ def make_tokenizer(model_cfg: Any, model_section: Mapping[str, Any] | None = Non
     from lumiere_jax.models.t5 import T5Config
 
     if isinstance(model_cfg.text_encoder, T5Config):
-        return SentencePieceTokenizer(t5_tokenizer_file(dict((model_section or {}).get("t5", {}))),
-                                      model_cfg.text_encoder.max_length)
+        return SentencePieceTokenizer(
+            t5_tokenizer_file(dict((model_section or {}).get("t5", {}))), model_cfg.text_encoder.max_length
+        )
     return ByteTokenizer(model_cfg.text_length)

@@ -13,6 +13,7 @@ Hook names (in call order):
   ``up_{level}_{i}``     after layer i of decoder level `level`
   ``tup_{level}``        after the spatial up-sampling from `level + 1` to `level`
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,25 +43,26 @@ def to_dtype(name: str) -> Any:
 class UNetConfig:
     """Architecture of the T2I U-Net. Defaults are an Imagen-style model; `if_preset`
     style settings (diffusers names in brackets) express DeepFloyd IF's U-Net."""
+
     in_channels: int = 3
-    out_channels: int = 3                      # 6 = epsilon + learned variance
-    base_channels: int = 64                    # [block_out_channels[0]]
+    out_channels: int = 3  # 6 = epsilon + learned variance
+    base_channels: int = 64  # [block_out_channels[0]]
     channel_mult: tuple[int, ...] = (1, 2, 4)  # block_out_channels = base * mult
-    num_res_blocks: int = 2                    # [layers_per_block] (an int)
+    num_res_blocks: int = 2  # [layers_per_block] (an int)
     # per-level counts [layers_per_block as a list, IF-II]; () = num_res_blocks
     layers_per_level: tuple[int, ...] = ()
     attention_resolutions: tuple[int, ...] = (4,)  # down-sampling factors (2**level) with attention
     mid_attention: bool = True
-    head_dim: int = 32                         # [attention_head_dim]
+    head_dim: int = 32  # [attention_head_dim]
     dropout: float = 0.0
     # Text conditioning. text_dim=None builds an unconditional model.
-    text_dim: Optional[int] = 64               # width of incoming text embeddings [encoder_hid_dim]
+    text_dim: Optional[int] = 64  # width of incoming text embeddings [encoder_hid_dim]
     cross_attention_dim: Optional[int] = None  # project text to this width [text_proj]; None: no projection
-    text_pooling: str = "mean"                 # "mean" | "attention" [addition_embed_type="text"] | "none"
-    text_pool_heads: int = 4                   # [addition_embed_type_num_heads]
-    text_pool_use_mask: bool = True            # IF pools over all tokens (False)
-    text_norm: Optional[str] = "group_norm"    # norm on text before added K/V [cross_attention_norm]
-    text_norm_groups: Optional[int] = None     # its groups [cross_attention_norm_num_groups: 32]; None = norm_groups
+    text_pooling: str = "mean"  # "mean" | "attention" [addition_embed_type="text"] | "none"
+    text_pool_heads: int = 4  # [addition_embed_type_num_heads]
+    text_pool_use_mask: bool = True  # IF pools over all tokens (False)
+    text_norm: Optional[str] = "group_norm"  # norm on text before added K/V [cross_attention_norm]
+    text_norm_groups: Optional[int] = None  # its groups [cross_attention_norm_num_groups: 32]; None = norm_groups
     # False: the U-Net ignores text_mask in attention and the text GroupNorm (IF: its pipelines pass
     # no encoder_attention_mask, padding tokens are attended to like the others).
     use_text_mask: bool = True
@@ -69,25 +71,25 @@ class UNetConfig:
     aug_embedding: bool = False
     only_cross_attention: bool = False
     # Embeddings and blocks.
-    time_embed_dim: Optional[int] = None       # default 4 * base_channels
-    time_embed_act: Optional[str] = None       # activation after time+text emb [time_embedding_act_fn]
+    time_embed_dim: Optional[int] = None  # default 4 * base_channels
+    time_embed_act: Optional[str] = None  # activation after time+text emb [time_embedding_act_fn]
     flip_sin_to_cos: bool = True
     freq_shift: float = 0.0
-    act: str = "silu"                          # [act_fn]
+    act: str = "silu"  # [act_fn]
     norm_groups: int = 32
     norm_eps: float = 1e-5
-    time_scale_shift: bool = True              # [resnet_time_scale_shift="scale_shift"]
-    skip_time_act: bool = False                # [resnet_skip_time_act]
-    resnet_output_scale: float = 1.0           # [resnet_out_scale_factor]
-    mid_block_scale: float = 1.0               # the mid block's resnets' output scale [mid_block_scale_factor]
-    resample: str = "conv"                     # "conv" (strided conv / nearest+conv) | "resnet" [Resnet{Down,Up}sample]
+    time_scale_shift: bool = True  # [resnet_time_scale_shift="scale_shift"]
+    skip_time_act: bool = False  # [resnet_skip_time_act]
+    resnet_output_scale: float = 1.0  # [resnet_out_scale_factor]
+    mid_block_scale: float = 1.0  # the mid block's resnets' output scale [mid_block_scale_factor]
+    resample: str = "conv"  # "conv" (strided conv / nearest+conv) | "resnet" [Resnet{Down,Up}sample]
     # Numerics and kernels (dtype: compute; param_dtype: parameters. Norms and softmax always run in
     # float32). Fields with compare=False do not change the network: a checkpoint resumes under any value.
-    attention_impl: str = "xla"                # models/attention.py: auto | xla | cudnn | pallas_tpu | reference
-    attention_min_length: int = dataclasses.field(default=128, compare=False)   # shorter: xla (attention.py)
+    attention_impl: str = "xla"  # models/attention.py: auto | xla | cudnn | pallas_tpu | reference
+    attention_min_length: int = dataclasses.field(default=128, compare=False)  # shorter: xla (attention.py)
     dtype: str = "float32"
     param_dtype: str = "float32"
-    remat: str = dataclasses.field(default="none", compare=False)   # models/remat.py; set as config.model.remat
+    remat: str = dataclasses.field(default="none", compare=False)  # models/remat.py; set as config.model.remat
 
     def __post_init__(self):
         if not self.channel_mult:
@@ -99,8 +101,9 @@ class UNetConfig:
         if self.attention_impl not in ATTENTION_IMPLS:
             raise ValueError(f"attention_impl must be one of {ATTENTION_IMPLS}, got {self.attention_impl!r}")
         if self.layers_per_level and len(self.layers_per_level) != self.num_levels:
-            raise ValueError(f"layers_per_level={self.layers_per_level} must name one count per level "
-                             f"({self.num_levels} levels)")
+            raise ValueError(
+                f"layers_per_level={self.layers_per_level} must name one count per level ({self.num_levels} levels)"
+            )
         if any(n < 1 for n in self.layers_per_level) or self.num_res_blocks < 1:
             raise ValueError("every level needs at least one resnet layer")
         for c in self.channels:
@@ -134,7 +137,7 @@ class UNetConfig:
         return self.layers_per_level[level] if self.layers_per_level else self.num_res_blocks
 
     def has_attention(self, level: int) -> bool:
-        return 2 ** level in self.attention_resolutions
+        return 2**level in self.attention_resolutions
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
@@ -154,19 +157,29 @@ def check_image_size(cfg: UNetConfig, height: int, width: int) -> None:
             ok = sorted({(n // f) * f or f, (n // f + 1) * f})
             raise ValueError(
                 f"image {name}={n} is not divisible by 2**(num_levels-1)={f} "
-                f"({cfg.num_levels} U-Net levels); use a multiple of {f}, e.g. {' or '.join(map(str, ok))}")
+                f"({cfg.num_levels} U-Net levels); use a multiple of {f}, e.g. {' or '.join(map(str, ok))}"
+            )
 
 
 class UNet(nn.Module):
     """T2I U-Net. x: [B, H, W, C] or [B, T, H, W, C]; t: [B] (or scalar) diffusion
     timesteps; text: [B, L, text_dim] embeddings (precomputed or from a text
     encoder) with text_mask [B, L]. Returns float32 of x's shape with out_channels."""
+
     config: UNetConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, t: jax.Array, text: jax.Array | None = None,
-                 text_mask: jax.Array | None = None, *, train: bool = False,
-                 hook: Hook | None = None, aug_level: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self,
+        x: jax.Array,
+        t: jax.Array,
+        text: jax.Array | None = None,
+        text_mask: jax.Array | None = None,
+        *,
+        train: bool = False,
+        hook: Hook | None = None,
+        aug_level: jax.Array | None = None,
+    ) -> jax.Array:
         cfg = self.config
         dtype, pdt = to_dtype(cfg.dtype), to_dtype(cfg.param_dtype)
         kw = dict(dtype=dtype, param_dtype=pdt)
@@ -182,25 +195,31 @@ class UNet(nn.Module):
         check_image_size(cfg, height, width)
         t = jnp.broadcast_to(jnp.asarray(t), (b,))
         if (text is None) != (cfg.text_dim is None):
-            raise ValueError("text embeddings must be given iff config.text_dim is set "
-                             f"(text_dim={cfg.text_dim}, text given: {text is not None})")
+            raise ValueError(
+                "text embeddings must be given iff config.text_dim is set "
+                f"(text_dim={cfg.text_dim}, text given: {text is not None})"
+            )
         if text is not None and text.shape[-1] != cfg.text_dim:
             raise ValueError(f"text embeddings have width {text.shape[-1]}, config.text_dim={cfg.text_dim}")
         x = nn.with_logical_constraint(x.astype(dtype), axes.VIDEO)
         act = layers.activation(cfg.act)
 
         # Time (+ pooled text) embedding, [B, temb_dim].
-        emb = layers.sinusoidal_embedding(t, cfg.base_channels, flip_sin_to_cos=cfg.flip_sin_to_cos,
-                                          freq_shift=cfg.freq_shift)
+        emb = layers.sinusoidal_embedding(
+            t, cfg.base_channels, flip_sin_to_cos=cfg.flip_sin_to_cos, freq_shift=cfg.freq_shift
+        )
         emb = layers.dense(cfg.temb_dim, name="time_embed_1", **kw)(emb.astype(dtype))
         emb = layers.dense(cfg.temb_dim, name="time_embed_2", **kw)(act(emb))
         if cfg.aug_embedding != (aug_level is not None):
-            raise ValueError("aug_level (the low-resolution input's noise-augmentation timestep) must be given "
-                             f"iff config.aug_embedding is set (aug_embedding={cfg.aug_embedding})")
+            raise ValueError(
+                "aug_level (the low-resolution input's noise-augmentation timestep) must be given "
+                f"iff config.aug_embedding is set (aug_embedding={cfg.aug_embedding})"
+            )
         if aug_level is not None:
             aug = jnp.broadcast_to(jnp.asarray(aug_level), (b,))
-            aug = layers.sinusoidal_embedding(aug, cfg.base_channels, flip_sin_to_cos=cfg.flip_sin_to_cos,
-                                              freq_shift=cfg.freq_shift)
+            aug = layers.sinusoidal_embedding(
+                aug, cfg.base_channels, flip_sin_to_cos=cfg.flip_sin_to_cos, freq_shift=cfg.freq_shift
+            )
             aug = layers.dense(cfg.temb_dim, name="aug_embed_1", **kw)(aug.astype(dtype))
             emb = emb + layers.dense(cfg.temb_dim, name="aug_embed_2", **kw)(act(aug))
         text_h = None
@@ -217,12 +236,29 @@ class UNet(nn.Module):
         resnet_cls = remat_lib.wrap(ResnetBlock, cfg.remat, static_argnums=(3,))
         attn_cls = remat_lib.wrap(SpatialAttention, cfg.remat)
         res = lambda ch, name, resample=None, scale=cfg.resnet_output_scale: resnet_cls(
-            ch, cfg.norm_groups, cfg.norm_eps, cfg.act, cfg.time_scale_shift, cfg.skip_time_act,
-            scale, cfg.dropout, resample, name=name, **kw)
+            ch,
+            cfg.norm_groups,
+            cfg.norm_eps,
+            cfg.act,
+            cfg.time_scale_shift,
+            cfg.skip_time_act,
+            scale,
+            cfg.dropout,
+            resample,
+            name=name,
+            **kw,
+        )
         attn = lambda name: attn_cls(
-            cfg.head_dim, cfg.norm_groups, cfg.text_norm, cfg.only_cross_attention,
-            text_norm_groups=cfg.text_norm_groups, attention_impl=cfg.attention_impl,
-            attention_min_length=cfg.attention_min_length, name=name, **kw)
+            cfg.head_dim,
+            cfg.norm_groups,
+            cfg.text_norm,
+            cfg.only_cross_attention,
+            text_norm_groups=cfg.text_norm_groups,
+            attention_impl=cfg.attention_impl,
+            attention_min_length=cfg.attention_min_length,
+            name=name,
+            **kw,
+        )
         attn_mask = text_mask if cfg.use_text_mask else None
         det = not train
 
@@ -275,7 +311,7 @@ class UNet(nn.Module):
         cfg = self.config
         if cfg.text_pooling == "none":
             return jnp.zeros((text.shape[0], cfg.temb_dim), text.dtype)
-        if cfg.text_pooling == "attention":       # IF's TextTimeEmbedding
+        if cfg.text_pooling == "attention":  # IF's TextTimeEmbedding
             p = layers.LayerNorm(name="text_pool_norm1", **kw)(text)
             p = AttentionPooling(cfg.text_pool_heads, cfg.text_pool_use_mask, name="text_pool", **kw)(p, mask)
             p = layers.dense(cfg.temb_dim, name="text_pool_proj", **kw)(p)

@@ -9,6 +9,7 @@ anything touches a JAX backend:
   cluster from the environment (`jax.distributed.initialize()` without arguments);
 * otherwise: a single process, nothing to do.
 """
+
 from __future__ import annotations
 
 import glob
@@ -29,8 +30,12 @@ def detect_cluster(environ=os.environ) -> str | None:
     return None
 
 
-def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, mode: str = "auto") -> bool:
+def initialize(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    mode: str = "auto",
+) -> bool:
     """Start the multi-controller runtime; True if it was started.
 
     mode: "auto" (explicit arguments, else cluster detection, else single process), "on" (always
@@ -44,16 +49,24 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
         return False
     if any(v is not None for v in explicit):
         if any(v is None for v in explicit):
-            raise ValueError("multi-process: give all of --coordinator_address, --num_processes and --process_id "
-                             f"(got {coordinator_address!r}, {num_processes!r}, {process_id!r})")
+            raise ValueError(
+                "multi-process: give all of --coordinator_address, --num_processes and --process_id "
+                f"(got {coordinator_address!r}, {num_processes!r}, {process_id!r})"
+            )
         if not 0 <= process_id < num_processes:
             raise ValueError(f"--process_id={process_id} must be in [0, --num_processes={num_processes})")
-        jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
-                                   process_id=process_id)
+        jax.distributed.initialize(
+            coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id
+        )
     elif mode == "on" or detect_cluster():
         jax.distributed.initialize()
     else:
         return False
-    log.info("process %d of %d, %d local / %d global devices", jax.process_index(), jax.process_count(),
-             jax.local_device_count(), jax.device_count())
+    log.info(
+        "process %d of %d, %d local / %d global devices",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+    )
     return True

@@ -14,6 +14,7 @@ The mesh is a `jax.sharding.Mesh` with `AxisType.Auto` axes (the compiler propag
 `activate(mesh, rules)` enters both the mesh (`jax.set_mesh`) and the rules
 (`nn.logical_axis_rules`): `nn.with_logical_constraint` is a no-op unless both are set.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,7 +30,7 @@ from jax.sharding import AxisType, Mesh
 from lumiere_jax import axes
 
 MESH_AXES = ("data", "fsdp", "tensor")
-BATCH_AXES = ("data", "fsdp")      # mesh axes the batch dimension is split over
+BATCH_AXES = ("data", "fsdp")  # mesh axes the batch dimension is split over
 LOGICAL_AXES = frozenset(v for k, v in vars(axes).items() if k.isupper() and isinstance(v, str))
 
 
@@ -60,14 +61,18 @@ def _resolve(sizes: Sequence[int], total: int, what: str) -> tuple[int, ...]:
     known = math.prod(s for s in sizes if s != -1)
     if fill:
         if total % known:
-            raise ValueError(f"config.mesh: {total} {'devices per slice' if what == 'ici' else 'slices'} are "
-                             f"not divisible by the product {known} of the other {what}_* sizes "
-                             f"({dict(zip(names, sizes))})")
+            raise ValueError(
+                f"config.mesh: {total} {'devices per slice' if what == 'ici' else 'slices'} are "
+                f"not divisible by the product {known} of the other {what}_* sizes "
+                f"({dict(zip(names, sizes))})"
+            )
         sizes = [total // known if s == -1 else s for s in sizes]
     if math.prod(sizes) != total:
-        raise ValueError(f"config.mesh: the {what}_* sizes {dict(zip(names, sizes))} multiply to "
-                         f"{math.prod(sizes)}, but there are {total} "
-                         f"{'devices per slice' if what == 'ici' else 'slices (or processes)'}")
+        raise ValueError(
+            f"config.mesh: the {what}_* sizes {dict(zip(names, sizes))} multiply to "
+            f"{math.prod(sizes)}, but there are {total} "
+            f"{'devices per slice' if what == 'ici' else 'slices (or processes)'}"
+        )
     return tuple(sizes)
 
 
@@ -76,8 +81,9 @@ def num_slices(devices: Sequence[Any]) -> int:
     return len({getattr(d, "slice_index", 0) for d in devices})
 
 
-def mesh_shape(mesh_config: Mapping[str, Any], num_devices: int, slices: int = 1) -> tuple[tuple[int, ...],
-                                                                                             tuple[int, ...]]:
+def mesh_shape(
+    mesh_config: Mapping[str, Any], num_devices: int, slices: int = 1
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(ici_shape, dcn_shape) over MESH_AXES for `num_devices` devices in `slices` slices.
 
     Without slices (slices == 1) a DCN product > 1 splits the devices by process (GPU clusters:
@@ -99,8 +105,9 @@ def make_mesh(mesh_config: Mapping[str, Any], devices: Sequence[Any] | None = No
     slices = num_slices(devices)
     ici, dcn = mesh_shape(mesh_config, len(devices), slices)
     if math.prod(dcn) > 1:
-        array = mesh_utils.create_hybrid_device_mesh(ici, dcn, devices, process_is_granule=slices == 1,
-                                                     allow_split_physical_axes=True)
+        array = mesh_utils.create_hybrid_device_mesh(
+            ici, dcn, devices, process_is_granule=slices == 1, allow_split_physical_axes=True
+        )
     elif len(devices) == 1 or devices[0].platform == "cpu":
         array = np.asarray(devices).reshape(ici)
     else:
@@ -117,13 +124,16 @@ def rules(mesh_config: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
             raise ValueError(f"config.mesh.logical_axis_rules: each rule is (logical_axis, mesh_axes), got {rule!r}")
         name, target = rule
         if name not in LOGICAL_AXES:
-            raise ValueError(f"config.mesh.logical_axis_rules: unknown logical axis {name!r}; "
-                             f"known: {sorted(LOGICAL_AXES)}")
+            raise ValueError(
+                f"config.mesh.logical_axis_rules: unknown logical axis {name!r}; known: {sorted(LOGICAL_AXES)}"
+            )
         targets = () if target is None else (target,) if isinstance(target, str) else tuple(target)
         unknown = [t for t in targets if t not in MESH_AXES]
         if unknown:
-            raise ValueError(f"config.mesh.logical_axis_rules: rule for {name!r} names unknown mesh axes "
-                             f"{unknown}; mesh axes are {MESH_AXES}")
+            raise ValueError(
+                f"config.mesh.logical_axis_rules: rule for {name!r} names unknown mesh axes "
+                f"{unknown}; mesh axes are {MESH_AXES}"
+            )
         out.append((name, None if target is None else target if isinstance(target, str) else tuple(target)))
     return tuple(out)
 
@@ -132,8 +142,10 @@ def batch_size_per_shard(mesh: Mesh, global_batch: int) -> int:
     """Examples per batch shard; ValueError unless the batch axes divide `global_batch`."""
     shards = math.prod(mesh.shape[a] for a in BATCH_AXES)
     if global_batch % shards:
-        raise ValueError(f"config.data.global_batch={global_batch} is not divisible by the batch shards "
-                         f"data x fsdp = {shards} of the mesh {dict(mesh.shape)}")
+        raise ValueError(
+            f"config.data.global_batch={global_batch} is not divisible by the batch shards "
+            f"data x fsdp = {shards} of the mesh {dict(mesh.shape)}"
+        )
     return global_batch // shards
 
 

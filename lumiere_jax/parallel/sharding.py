@@ -7,6 +7,7 @@ optimizer moments and the EMA inherit the boxes, since optax maps over the param
 replicated. `init_state` builds the state inside one jit with those `out_shardings`, so the model
 is never materialised on one device.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
@@ -46,32 +47,33 @@ def logical_shardings(boxed_tree: Any, mesh: Mesh, rules: Sequence[tuple[str, An
     """NamedShardings of an abstract tree whose leaves may be `nn.LogicallyPartitioned` (result in
     the unboxed structure); dimensions a mesh axis does not divide are not split over it."""
     shardings = nn.logical_to_mesh_sharding(nn.get_partition_spec(boxed_tree), mesh, rules)
-    return jax.tree_util.tree_map(lambda s, sh: NamedSharding(mesh, fit_spec(sh.spec, s.shape, mesh)),
-                                  nn.meta.unbox(boxed_tree), shardings)
+    return jax.tree_util.tree_map(
+        lambda s, sh: NamedSharding(mesh, fit_spec(sh.spec, s.shape, mesh)), nn.meta.unbox(boxed_tree), shardings
+    )
 
 
 def _boxed_state(model, tx, create, rng):
     return create(model.init(rng, boxed=True), tx)
 
 
-def state_shardings(model, tx, mesh: Mesh, rules: Sequence[tuple[str, Any]],
-                    create: Callable[[Any, Any], Any]) -> tuple[Any, Any]:
+def state_shardings(
+    model, tx, mesh: Mesh, rules: Sequence[tuple[str, Any]], create: Callable[[Any, Any], Any]
+) -> tuple[Any, Any]:
     """(abstract state with shardings, state shardings) of `create(model.init(...), tx)` (the trainer's
     `train.state.create`: the state's type is the caller's, not this module's)."""
     boxed = jax.eval_shape(lambda r: _boxed_state(model, tx, create, r), jax.random.PRNGKey(0))
     shardings = logical_shardings(boxed, mesh, rules)
-    abstract = jax.tree_util.tree_map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                                      nn.meta.unbox(boxed), shardings)
+    abstract = jax.tree_util.tree_map(
+        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), nn.meta.unbox(boxed), shardings
+    )
     return abstract, shardings
 
 
 def param_shardings(model, mesh: Mesh, rules: Sequence[tuple[str, Any]]) -> Any:
-    return logical_shardings(jax.eval_shape(lambda r: model.init(r, boxed=True), jax.random.PRNGKey(0)),
-                             mesh, rules)
+    return logical_shardings(jax.eval_shape(lambda r: model.init(r, boxed=True), jax.random.PRNGKey(0)), mesh, rules)
 
 
-def init_state(model, tx, rng: jax.Array, shardings: Any, create: Callable[[Any, Any], Any],
-               params: Any = None) -> Any:
+def init_state(model, tx, rng: jax.Array, shardings: Any, create: Callable[[Any, Any], Any], params: Any = None) -> Any:
     """The initial train state `create(params, tx)`, created directly in `shardings`: fresh parameters
     from `rng` (one jit, no single-device copy), or the given `params` (e.g. a warm start) placed first."""
     if params is None:
@@ -85,8 +87,13 @@ def jit_train_step(step_fn, mesh: Mesh, rules: Sequence[tuple[str, Any]], state_
     `state_shardings` (donated), batch split over (data, fsdp), metrics replicated. Called (and so
     traced) with the mesh and rules active, so the model's logical constraints apply."""
     from lumiere_jax.parallel.mesh import activate
-    jitted = jax.jit(step_fn, in_shardings=(state_shardings, batch_sharding(mesh)),
-                     out_shardings=(state_shardings, replicated(mesh)), donate_argnums=0)
+
+    jitted = jax.jit(
+        step_fn,
+        in_shardings=(state_shardings, batch_sharding(mesh)),
+        out_shardings=(state_shardings, replicated(mesh)),
+        donate_argnums=0,
+    )
 
     def call(state, batch):
         with activate(mesh, rules):

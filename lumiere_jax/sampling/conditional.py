@@ -1,6 +1,7 @@
 """The conditional (7-channel) model's applications, Lumiere §4.2: generation that keeps given
 content (`Conditional`), and the tasks that build that content from user inputs: image-to-video,
 inpainting, outpainting, cinemagraphs (`sampling/tasks.py` turns inputs into (known, mask))."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -17,8 +18,10 @@ from lumiere_jax.sampling.outputs import Result
 
 def _needs_conditional(cfg):
     if cfg.conditioning != "masked":
-        return (f"conditional generation needs a conditional model (stage 'conditional'); this "
-                f"model's conditioning is {cfg.conditioning!r}")
+        return (
+            f"conditional generation needs a conditional model (stage 'conditional'); this "
+            f"model's conditioning is {cfg.conditioning!r}"
+        )
     return None
 
 
@@ -27,9 +30,19 @@ class Conditional(Frontend):
     name = "conditional"
     check = staticmethod(_needs_conditional)
 
-    def __call__(self, known: np.ndarray, mask: np.ndarray, prompts: str | Sequence[str], *,
-                 num_samples: int = 1, seed: int = 0, batch_size: int = 8, progress: bool = True,
-                 paste_known: bool = False, **overrides) -> Result:
+    def __call__(
+        self,
+        known: np.ndarray,
+        mask: np.ndarray,
+        prompts: str | Sequence[str],
+        *,
+        num_samples: int = 1,
+        seed: int = 0,
+        batch_size: int = 8,
+        progress: bool = True,
+        paste_known: bool = False,
+        **overrides,
+    ) -> Result:
         """Generate videos that keep the `known` content where `mask` is True. `known`: uint8 (or float
         in [-1, 1]) [N, T, H, W, 3] or one video [T, H, W, 3] at the model's size; `mask`: bool
         [N, T, H, W] / [T, H, W] (True = known, the model's M). `paste_known` copies the known pixels
@@ -42,11 +55,14 @@ class Conditional(Frontend):
             known, mask = known[None], mask[None] if mask.ndim == 3 else mask
         want = cfg.sample_shape(1)[1:]
         if known.ndim != 5 or known.shape[1:] != want:
-            raise ValueError(f"known content must be [N, {', '.join(map(str, want))}] (the model's frames and "
-                             f"size), got shape {known.shape}")
+            raise ValueError(
+                f"known content must be [N, {', '.join(map(str, want))}] (the model's frames and "
+                f"size), got shape {known.shape}"
+            )
         if mask.dtype != bool or mask.shape != known.shape[:-1]:
-            raise ValueError(f"mask must be bool of shape {known.shape[:-1]} (True = known), got "
-                             f"{mask.dtype} {mask.shape}")
+            raise ValueError(
+                f"mask must be bool of shape {known.shape[:-1]} (True = known), got {mask.dtype} {mask.shape}"
+            )
         check_call(num_samples, seed, batch_size, len(known) * num_samples)
         prompts = per_input(prompts, len(known), "inputs")
         x = to_model_range(known, "known content")
@@ -58,17 +74,35 @@ class Conditional(Frontend):
         seeds = [seed + i for i in range(len(all_prompts))]
         replace = bool(s["known_replacement"])
         bar = Progress(progress, len(all_prompts), batch_size, sampler.num_steps, self.name)
-        out = batched(len(all_prompts), batch_size, lambda b: eng.denoise(
-            all_prompts[b], seeds[b], sampler, float(s["guidance_scale"]), bar.loop_progress, cond=cond[b],
-            known=(x[b], m[b]) if replace else None), bar)
+        out = batched(
+            len(all_prompts),
+            batch_size,
+            lambda b: eng.denoise(
+                all_prompts[b],
+                seeds[b],
+                sampler,
+                float(s["guidance_scale"]),
+                bar.loop_progress,
+                cond=cond[b],
+                known=(x[b], m[b]) if replace else None,
+            ),
+            bar,
+        )
         if paste_known:
             out = np.where(m, x, out)
-        return Result(video_io.to_uint8(out), all_prompts, seeds, {**s, "paste_known": paste_known},
-                      known=video_io.to_uint8(np.where(m, x, 0.0)), mask=m[..., 0])
+        return Result(
+            video_io.to_uint8(out),
+            all_prompts,
+            seeds,
+            {**s, "paste_known": paste_known},
+            known=video_io.to_uint8(np.where(m, x, 0.0)),
+            mask=m[..., 0],
+        )
 
 
 class _Task(Frontend):
     """A conditional task: user inputs -> (known, mask) -> `Conditional`."""
+
     check = staticmethod(_needs_conditional)
 
     def __init__(self, engine):
@@ -102,8 +136,7 @@ class ImageToVideo(_Task):
 class Inpaint(_Task):
     name = "inpaint"
 
-    def __call__(self, video: np.ndarray, region: np.ndarray, prompt: str, *, resize: bool = True,
-                 **kwargs) -> Result:
+    def __call__(self, video: np.ndarray, region: np.ndarray, prompt: str, *, resize: bool = True, **kwargs) -> Result:
         """Regenerate `region` (white / True = generate; [H, W] or [T, H, W]) of `video` [T, H, W, 3]."""
         video = self.frames(video, "video", resize)
         region = self.region(region, "inpainting mask", resize)
@@ -115,13 +148,23 @@ class Inpaint(_Task):
 class Outpaint(_Task):
     name = "outpaint"
 
-    def __call__(self, video: np.ndarray, prompt: str, *, padding=None, direction: str | None = None,
-                 amount: float = 0.25, resize: bool = True, **kwargs) -> Result:
+    def __call__(
+        self,
+        video: np.ndarray,
+        prompt: str,
+        *,
+        padding=None,
+        direction: str | None = None,
+        amount: float = 0.25,
+        resize: bool = True,
+        **kwargs,
+    ) -> Result:
         """Generate the borders of `video`: `padding` pixels (int, or (top, bottom, left, right)) or the
         `amount` fraction of the frame on the `direction` side."""
         video = self.frames(video, "video", resize)
-        region = cond_inputs.outpaint_mask(video.shape[1], video.shape[2], padding=padding, direction=direction,
-                                           amount=amount)
+        region = cond_inputs.outpaint_mask(
+            video.shape[1], video.shape[2], padding=padding, direction=direction, amount=amount
+        )
         known, mask = tasks.outpaint(video, region, self.num_frames)
         return self.conditional(known, mask, prompt, **kwargs)
 
@@ -130,8 +173,7 @@ class Outpaint(_Task):
 class Cinemagraph(_Task):
     name = "cinemagraph"
 
-    def __call__(self, image: np.ndarray, region: np.ndarray, prompt: str, *, resize: bool = True,
-                 **kwargs) -> Result:
+    def __call__(self, image: np.ndarray, region: np.ndarray, prompt: str, *, resize: bool = True, **kwargs) -> Result:
         """Animate `region` ([H, W], white / True = animate) of `image`; the rest stays still."""
         image = self.frames(image, "image", resize)
         region = self.region(region, "cinemagraph region", resize)

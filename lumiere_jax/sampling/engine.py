@@ -12,6 +12,7 @@ and its step-k noise `normal(fold_in(PRNGKey(seed + i), k))`, so a sample is rep
 own, whatever else was in the batch. The super-resolution stage draws from
 `fold_in(PRNGKey(seed + i), 1)`.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,10 @@ def _finite(x: np.ndarray, prompts: Sequence[str], seeds: Sequence[int]) -> np.n
     bad = [i for i in range(len(x)) if not np.isfinite(x[i]).all()]
     if bad:
         named = ", ".join(f"{prompts[i]!r} (seed {seeds[i]})" for i in bad[:4]) + (" ..." if len(bad) > 4 else "")
-        raise FloatingPointError(f"{len(bad)} sample(s) came out non-finite: {named}; nothing was written. Check the "
-                                 "model (a damaged checkpoint?) and the sampling settings")
+        raise FloatingPointError(
+            f"{len(bad)} sample(s) came out non-finite: {named}; nothing was written. Check the "
+            "model (a damaged checkpoint?) and the sampling settings"
+        )
     return x
 
 
@@ -67,8 +70,10 @@ def to_model_range(x: np.ndarray, what: str) -> np.ndarray:
     if x.size and not np.isfinite(x).all():
         raise ValueError(f"{what} holds non-finite values")
     if x.size and (x.min() < -1.001 or x.max() > 1.001):
-        raise ValueError(f"float {what} must be in [-1, 1] (or pass uint8 0-255), got values in "
-                         f"[{float(x.min()):.3g}, {float(x.max()):.3g}]")
+        raise ValueError(
+            f"float {what} must be in [-1, 1] (or pass uint8 0-255), got values in "
+            f"[{float(x.min()):.3g}, {float(x.max()):.3g}]"
+        )
     return x.astype(np.float32)
 
 
@@ -80,6 +85,7 @@ class Progress:
         self.total, self.done, self.bar = num_videos, 0, None
         if enabled:
             from tqdm import tqdm
+
             batches = -(-num_videos // batch_size)
             self.bar = tqdm(total=batches * num_steps, desc=desc, unit="step", dynamic_ncols=True)
             self.bar.set_postfix_str(f"videos 0/{num_videos}")
@@ -103,8 +109,12 @@ class Progress:
         return self if self.bar is not None else False
 
 
-def batched(n: int, batch_size: int, fn: Callable[[slice], np.ndarray], progress: Progress | None = None,
-            ) -> np.ndarray:
+def batched(
+    n: int,
+    batch_size: int,
+    fn: Callable[[slice], np.ndarray],
+    progress: Progress | None = None,
+) -> np.ndarray:
     """`fn(slice)` over consecutive batches of `n` items, concatenated; `progress` counts the videos."""
     outs = []
     try:
@@ -118,17 +128,33 @@ def batched(n: int, batch_size: int, fn: Callable[[slice], np.ndarray], progress
     return np.concatenate(outs)
 
 
-def _number(s: dict, key: str, *, integer: bool = False, low: float | None = None, high: float | None = None,
-            low_open: bool = False) -> None:
+def _number(
+    s: dict,
+    key: str,
+    *,
+    integer: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> None:
     v = s[key]
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or (
-            integer and not float(v).is_integer()):
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, (int, float, np.integer, np.floating))
+        or (integer and not float(v).is_integer())
+    ):
         raise ValueError(f"sampling setting {key} must be {'an integer' if integer else 'a number'}, got {v!r}")
     if not math.isfinite(v):
         raise ValueError(f"sampling setting {key} must be finite, got {v!r}")
     if (low is not None and (v <= low if low_open else v < low)) or (high is not None and v > high):
-        bounds = " and ".join(b for b in ((f"{'>' if low_open else '>='} {low}" if low is not None else ""),
-                                          (f"<= {high}" if high is not None else "")) if b)
+        bounds = " and ".join(
+            b
+            for b in (
+                (f"{'>' if low_open else '>='} {low}" if low is not None else ""),
+                (f"<= {high}" if high is not None else ""),
+            )
+            if b
+        )
         raise ValueError(f"sampling setting {key} must be {bounds}, got {v!r}")
 
 
@@ -137,8 +163,9 @@ def check_settings(s: dict[str, Any]) -> dict[str, Any]:
     if s["sampler"] not in samplers.SAMPLERS:
         raise ValueError(f"sampling setting sampler must be one of {samplers.SAMPLERS}, got {s['sampler']!r}")
     if s["timestep_spacing"] not in schedules.SPACINGS:
-        raise ValueError(f"sampling setting timestep_spacing must be one of {schedules.SPACINGS}, "
-                         f"got {s['timestep_spacing']!r}")
+        raise ValueError(
+            f"sampling setting timestep_spacing must be one of {schedules.SPACINGS}, got {s['timestep_spacing']!r}"
+        )
     _number(s, "num_steps", integer=True, low=1)
     _number(s, "guidance_scale", low=0.0)
     _number(s, "eta", low=0.0)
@@ -154,8 +181,10 @@ def check_call(num_samples: int = 1, seed: int = 0, batch_size: int = 1, count: 
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0 or seed + count - 1 > 2**31 - 1:
-        raise ValueError(f"seed must be an integer with seed .. seed + {count - 1} in [0, 2**31 - 1] (one seed per "
-                         f"sample), got {seed!r}")
+        raise ValueError(
+            f"seed must be an integer with seed .. seed + {count - 1} in [0, 2**31 - 1] (one seed per "
+            f"sample), got {seed!r}"
+        )
 
 
 class Engine:
@@ -174,13 +203,21 @@ class Engine:
         if mesh_config is not None:
             from lumiere_jax.parallel import mesh as mesh_lib
             from lumiere_jax.parallel import sharding
+
             self.mesh, self.rules = mesh_lib.make_mesh(mesh_config), mesh_lib.rules(mesh_config)
             params = jax.device_put(params, sharding.param_shardings(model, self.mesh, self.rules))
         self.params = params
 
     @classmethod
-    def load(cls, path: str, mesh_config: Any = None, *, sample: dict | None = None, ssr: dict | None = None,
-             t5: dict | None = None):
+    def load(
+        cls,
+        path: str,
+        mesh_config: Any = None,
+        *,
+        sample: dict | None = None,
+        ssr: dict | None = None,
+        t5: dict | None = None,
+    ):
         """From an export directory or a training workdir (EMA parameters). `sample` (SAMPLE_KEYS) and
         `ssr` (SSR_KEYS): settings that beat the stored run config's (None = the stored value); a
         call's own overrides beat both. `t5`: where the T5 files are here (checkpoint, tokenizer)."""
@@ -193,33 +230,52 @@ class Engine:
         """Sampling settings: the library defaults, the run config's `sample` section (with what
         `load` was given on top), then `overrides`."""
         stored = self.config.get("sample", {})
-        missing = [k for k in settings_lib.SAMPLE_KEYS if k not in stored]     # keys older stored configs lack
+        missing = [k for k in settings_lib.SAMPLE_KEYS if k not in stored]  # keys older stored configs lack
         defaults = config_lib.default_config().sample if missing else {}
         s = {k: stored[k] if k in stored else defaults[k] for k in settings_lib.SAMPLE_KEYS}
         return check_settings(settings_lib.merge(s, overrides, "sampling setting"))
 
     def ssr_settings(self, **overrides) -> dict[str, Any]:
         """Super-resolution settings: the run config's `ssr` section, then `overrides`."""
-        defaults = config_lib.default_config().ssr     # for configs stored before the ssr section
+        defaults = config_lib.default_config().ssr  # for configs stored before the ssr section
         s = {k: self.config.get("ssr", {}).get(k, defaults[k]) for k in settings_lib.SSR_KEYS}
         return settings_lib.merge(s, overrides, "super-resolution setting")
 
     def sampler(self, s: dict) -> samplers.Sampler:
         """The sampler of the settings `s` (from `settings`)."""
         return samplers.get_sampler(
-            s["sampler"], self.sched, int(s["num_steps"]), timestep_spacing=s["timestep_spacing"],
-            prediction_type=self.config["diffusion"]["prediction_type"], eta=float(s["eta"]),
-            thresholding=bool(s["thresholding"]), dynamic_thresholding_ratio=float(s["dynamic_thresholding_ratio"]),
+            s["sampler"],
+            self.sched,
+            int(s["num_steps"]),
+            timestep_spacing=s["timestep_spacing"],
+            prediction_type=self.config["diffusion"]["prediction_type"],
+            eta=float(s["eta"]),
+            thresholding=bool(s["thresholding"]),
+            dynamic_thresholding_ratio=float(s["dynamic_thresholding_ratio"]),
             sample_max_value=float(s["sample_max_value"]),
             use_clipped_model_output=bool(s["use_clipped_model_output"]),
             # a learned-range model's variance is used by DDPM; the other samplers ignore it
             variance_type=self.config["diffusion"].get("variance_type", "fixed_small")
-            if s["sampler"] == "ddpm" else "fixed_small")
+            if s["sampler"] == "ddpm"
+            else "fixed_small",
+        )
 
     # -- denoising -----------------------------------------------------------------------------
-    def denoise(self, prompts: Sequence[str], seeds: Sequence[int], sampler: samplers.Sampler, scale: float,
-                progress: Any, cond=None, x0=None, known=None, *, context=None, latents=None,
-                callback=None) -> np.ndarray:
+    def denoise(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        sampler: samplers.Sampler,
+        scale: float,
+        progress: Any,
+        cond=None,
+        x0=None,
+        known=None,
+        *,
+        context=None,
+        latents=None,
+        callback=None,
+    ) -> np.ndarray:
         """Denoise one batch (float [-1, 1]). `cond`: a conditional model's extra channels. `x0`
         (SDEdit): start from this clean batch noised to the sampler's first timestep instead of
         from pure noise. `known` ((content [-1, 1], mask [..., 1] True = known), the
@@ -236,8 +292,9 @@ class Engine:
         else:
             x = jnp.asarray(latents, jnp.float32)
             if x.shape != (len(seeds), *shape):
-                raise ValueError(f"latents must be [{len(seeds)}, {', '.join(map(str, shape))}] for this batch, got "
-                                 f"{tuple(x.shape)}")
+                raise ValueError(
+                    f"latents must be [{len(seeds)}, {', '.join(map(str, shape))}] for this batch, got {tuple(x.shape)}"
+                )
         noise0 = x
         if x0 is not None:
             t0 = jnp.full((len(seeds),), sampler.timesteps[0], jnp.int32)
@@ -250,8 +307,7 @@ class Engine:
             content, known_mask = (jnp.asarray(a) for a in known)
             replace = self._replace_fn()
             after_step = lambda x, i: replace(sampler, x, content, known_mask, noise0, i)  # noqa: E731
-        x, _ = loop.run(step, sampler, x, args, keys=keys, after_step=after_step, progress=progress,
-                        callback=callback)
+        x, _ = loop.run(step, sampler, x, args, keys=keys, after_step=after_step, progress=progress, callback=callback)
         return _finite(np.asarray(x), prompts, seeds)
 
     def denoise_low_res(self, prompts, seeds, low, sampler, s, ssr, layout, progress) -> np.ndarray:
@@ -262,14 +318,26 @@ class Engine:
         shape = (*low.shape[1:-3], cfg.resolution, cfg.resolution, cfg.sample_channels)
         x = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), shape))(keys)
         aug = jnp.full((len(seeds),), int(ssr["aug_level"]), jnp.int32)
-        cond = jax.vmap(lambda k, lr, a: LowResolution.sampling_inputs(
-            self.sched, lr[None], cfg.resolution, a[None], jax.random.fold_in(k, 1), ssr["upsample"])[0])(
-                keys, jnp.asarray(low), aug)
+        cond = jax.vmap(
+            lambda k, lr, a: LowResolution.sampling_inputs(
+                self.sched, lr[None], cfg.resolution, a[None], jax.random.fold_in(k, 1), ssr["upsample"]
+            )[0]
+        )(keys, jnp.asarray(low), aug)
         weights = None if layout is None else jnp.asarray(md.window_weights(layout, ssr["weights"]))
         step = self._ssr_step_fn(float(s["guidance_scale"]), layout, int(ssr["chunk_size"]) or None)
         noise_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
-        x, _ = loop.run(step, sampler, x, (self.params, self.prompt_context(prompts), aug), keys=noise_keys,
-                        conds=(cond,), weights=weights, layout=layout, progress=progress, desc="super-resolve")
+        x, _ = loop.run(
+            step,
+            sampler,
+            x,
+            (self.params, self.prompt_context(prompts), aug),
+            keys=noise_keys,
+            conds=(cond,),
+            weights=weights,
+            layout=layout,
+            progress=progress,
+            desc="super-resolve",
+        )
         return _finite(np.asarray(x), prompts, seeds)
 
     # -- text ----------------------------------------------------------------------------------
@@ -286,8 +354,10 @@ class Engine:
         if self.model.text_module is not None:
             long = [p for p in prompts if self.tokenizer.too_long(p)]
             if long:
-                warnings.warn(f"{len(long)} prompt(s) are longer than the text encoder's {self.tokenizer.max_length} "
-                              f"tokens (config.model.text_encoder.max_length) and are cut, e.g. {long[0]!r}")
+                warnings.warn(
+                    f"{len(long)} prompt(s) are longer than the text encoder's {self.tokenizer.max_length} "
+                    f"tokens (config.model.text_encoder.max_length) and are cut, e.g. {long[0]!r}"
+                )
             ids, mask = self.tokenizer(list(prompts))
             return self._context(self.params, jnp.asarray(ids), jnp.asarray(mask))
         # Trained on precomputed embeddings: encode the prompts with the T5 they were made with,
@@ -295,14 +365,19 @@ class Engine:
         if "t5" not in self._steps:
             t5 = dict(self.config.get("model", {}).get("t5") or {})
             if not t5.get("checkpoint"):
-                raise ValueError("this model was trained on precomputed text embeddings: set "
-                                 "config.model.t5.checkpoint (and .tokenizer) so prompts can be encoded")
+                raise ValueError(
+                    "this model was trained on precomputed text embeddings: set "
+                    "config.model.t5.checkpoint (and .tokenizer) so prompts can be encoded"
+                )
             from lumiere_jax.data.text_embeddings import t5_encoder
+
             self._steps["t5"] = t5_encoder(t5)
         emb, mask = self._steps["t5"](list(prompts))
         if emb.shape[1:] != (self.model.config.text_length, self.model.config.stunet.unet.text_dim):
-            raise ValueError(f"the T5 gives [{emb.shape[1]}, {emb.shape[2]}] embeddings per prompt; the model takes "
-                             f"[{self.model.config.text_length}, {self.model.config.stunet.unet.text_dim}]")
+            raise ValueError(
+                f"the T5 gives [{emb.shape[1]}, {emb.shape[2]}] embeddings per prompt; the model takes "
+                f"[{self.model.config.text_length}, {self.model.config.stunet.unet.text_dim}]"
+            )
         emb = jnp.asarray(emb, jnp.bfloat16).astype(jnp.float32)
         return (emb, jnp.asarray(mask)), self.model.null_text(self.params, len(prompts))
 
@@ -317,6 +392,7 @@ class Engine:
         def call(*args):
             with mesh_lib.activate(self.mesh, self.rules):
                 return jitted(*args)
+
         call.jitted = jitted
         return call
 
@@ -327,6 +403,7 @@ class Engine:
             def ctx(params, ids, mask):
                 emb = model.encode_text(params, ids, mask)
                 return (emb, mask), model.null_text(params, ids.shape[0])
+
             self._steps["context"] = self._jit(ctx)
         return self._steps["context"](params, ids, mask)
 
@@ -352,10 +429,10 @@ class Engine:
         if key not in self._steps:
             model = self.model
 
-            def model_fn(args, x, t, cond):   # one (window of the) video batch, or all windows folded
+            def model_fn(args, x, t, cond):  # one (window of the) video batch, or all windows folded
                 params, ((emb, mask), (null_emb, null_mask)), aug = args
                 inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2], aug_level=c[3])
-                reps = x.shape[0] // emb.shape[0]       # windows folded into the batch (window-major)
+                reps = x.shape[0] // emb.shape[0]  # windows folded into the batch (window-major)
                 tile = lambda a: jnp.tile(a, (reps,) + (1,) * (a.ndim - 1))
                 text = (tile(emb), tile(mask), cond, tile(aug))
                 null = (tile(null_emb), tile(null_mask), cond, tile(aug))
@@ -363,8 +440,7 @@ class Engine:
                     return inner(x, t, text)
                 return guidance.cfg_model_fn(inner, text, null, scale)(x, t)
 
-            self._steps[key] = self._jit(loop.make_step(model_fn, layout=layout, chunk_size=chunk,
-                                                        fold_windows=True))
+            self._steps[key] = self._jit(loop.make_step(model_fn, layout=layout, chunk_size=chunk, fold_windows=True))
         return self._steps[key]
 
     def _replace_fn(self):
@@ -376,5 +452,6 @@ class Engine:
             def replace(sampler, x, content, mask, noise, i):
                 t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
                 return jnp.where(mask, noising.add_noise(sched, content, noise, t), x)
+
             self._steps["replace"] = self._jit(replace)
         return self._steps["replace"]

@@ -4,6 +4,7 @@ A front-end is built once per `Engine` (`Generator.frontend(name)`), and checks 
 the model is of a kind it can sample (`check`); calling it samples. The registered names are what
 `Generator`'s methods, the CLI's `--task` and the task evaluation dispatch on.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,6 +15,7 @@ FRONTENDS: dict[str, type["Frontend"]] = {}
 class Frontend:
     """Base class: `name` (the registry key), `check(model_config)` (None, or why the model cannot
     be sampled by this front-end), and the `engine` it samples with."""
+
     name = ""
 
     def __init__(self, engine: Any):

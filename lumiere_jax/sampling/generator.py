@@ -15,6 +15,7 @@ out = Cascade(gen, ssr).generate(["a red square moving left"])      # out.videos
 
 Sample i of a call uses seed `seed + i` (`sampling/engine.py` gives the key convention).
 """
+
 from __future__ import annotations
 
 import os

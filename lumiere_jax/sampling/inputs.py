@@ -29,6 +29,7 @@ shape / dtype / range raises ``ValueError`` naming the file.
 A 3-D array whose last axis has 1, 3 or 4 entries is read as one image with channels (so masks
 3 or 4 pixels wide are not supported as ``[T, H, W]``; add a channel axis).
 """
+
 from __future__ import annotations
 
 import os
@@ -48,6 +49,7 @@ _CHANNELS = (1, 3, 4)
 
 
 # ----------------------------------------------------------------------------- helpers
+
 
 def _check_exists(path: str | os.PathLike, what: str) -> str:
     path = os.fspath(path)
@@ -76,8 +78,10 @@ def _pixels_to_uint8(arr: np.ndarray, source: str) -> np.ndarray:
             raise ValueError(f"{source}: float pixels contain NaN or inf")
         lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
         if lo < 0.0 or hi > 1.0:
-            raise ValueError(f"{source}: float pixels must be in [0, 1], got [{lo:g}, {hi:g}]"
-                             + ("; for [-1, 1] data save (x + 1) / 2" if lo < 0.0 else ""))
+            raise ValueError(
+                f"{source}: float pixels must be in [0, 1], got [{lo:g}, {hi:g}]"
+                + ("; for [-1, 1] data save (x + 1) / 2" if lo < 0.0 else "")
+            )
         return np.round(arr * 255.0).astype(np.uint8)
     raise ValueError(f"{source}: pixels must be uint8 (0..255) or float in [0, 1], got {arr.dtype}")
 
@@ -99,7 +103,7 @@ def _open_image(path: str) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
-            if im.mode.startswith("I;16"):         # 16-bit grayscale: scale, don't clip
+            if im.mode.startswith("I;16"):  # 16-bit grayscale: scale, don't clip
                 gray = np.asarray(im, dtype=np.uint16).astype(np.float32) / 257.0
                 return _to_rgb(np.round(gray).astype(np.uint8)[..., None], path)
             return np.asarray(im.convert("RGB"))
@@ -108,6 +112,7 @@ def _open_image(path: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- loading
+
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """One image as uint8 ``[H, W, 3]`` (see the module docstring for the formats).
@@ -118,18 +123,19 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     ext = _ext(path)
     if ext == ".npy":
         arr = _load_npy(path)
-        if arr.ndim == 4:                          # a video: its first frame
+        if arr.ndim == 4:  # a video: its first frame
             if not len(arr):
                 raise ValueError(f"{path!r}: the .npy video has no frames")
             arr = arr[0]
         if arr.ndim == 2:
             arr = arr[..., None]
         if arr.ndim != 3 or arr.shape[-1] not in _CHANNELS or not arr.shape[0] or not arr.shape[1]:
-            raise ValueError(f"{path!r}: expected an image [H, W], [H, W, 1|3|4] "
-                             f"(or a video [T, H, W, C]), got shape {arr.shape}")
+            raise ValueError(
+                f"{path!r}: expected an image [H, W], [H, W, 1|3|4] (or a video [T, H, W, C]), got shape {arr.shape}"
+            )
         return _to_rgb(_pixels_to_uint8(arr, path), path)
     if os.path.isdir(path) or (video_io.is_video_path(path) and ext not in IMAGE_EXTENSIONS):
-        video, _ = video_io.read_video(path, max_frames=1)     # VideoDecodeError is a ValueError
+        video, _ = video_io.read_video(path, max_frames=1)  # VideoDecodeError is a ValueError
         return video[0]
     return _open_image(path)
 
@@ -142,20 +148,21 @@ def load_video(path: str | os.PathLike, *, max_frames: int | None = None) -> np.
     if ext == ".npy":
         arr = _load_npy(path)
         if arr.ndim != 4 or arr.shape[-1] not in _CHANNELS or 0 in arr.shape:
-            raise ValueError(f"{path!r}: expected a video [T, H, W, 1|3|4] with T, H, W > 0, "
-                             f"got shape {arr.shape}")
+            raise ValueError(f"{path!r}: expected a video [T, H, W, 1|3|4] with T, H, W > 0, got shape {arr.shape}")
         video = _to_rgb(_pixels_to_uint8(arr, path), path)
         return video if max_frames is None else video[:max_frames]
     if ext in IMAGE_EXTENSIONS:
-        raise ValueError(f"{path!r} is a single image, not a video; give a video file, a gif, a "
-                         f".npy [T, H, W, 3] or a folder of frames")
+        raise ValueError(
+            f"{path!r} is a single image, not a video; give a video file, a gif, a "
+            f".npy [T, H, W, 3] or a folder of frames"
+        )
     video, _ = video_io.read_video(path, max_frames=max_frames)
     return video
 
 
 def _check_threshold(threshold: float) -> float:
     threshold = float(threshold)
-    if not 0.0 < threshold <= 1.0:          # also rejects NaN
+    if not 0.0 < threshold <= 1.0:  # also rejects NaN
         raise ValueError(f"mask threshold must be in (0, 1], got {threshold}")
     return threshold
 
@@ -188,9 +195,10 @@ def binarize(mask: np.ndarray, threshold: float = MASK_THRESHOLD) -> np.ndarray:
             raise ValueError(f"float mask values must be in [0, 1], got [{lo:g}, {hi:g}]")
         values = m.astype(np.float32)
     else:
-        raise ValueError(f"mask must be bool, uint8 (0..255) or float in [0, 1], got {m.dtype}"
-                         + ("; for 0/1 integers use mask.astype(bool)"
-                            if np.issubdtype(m.dtype, np.integer) else ""))
+        raise ValueError(
+            f"mask must be bool, uint8 (0..255) or float in [0, 1], got {m.dtype}"
+            + ("; for 0/1 integers use mask.astype(bool)" if np.issubdtype(m.dtype, np.integer) else "")
+        )
     if channels:
         values = values.mean(axis=-1)
     return values >= threshold
@@ -206,8 +214,10 @@ def load_mask(path: str | os.PathLike, threshold: float = MASK_THRESHOLD) -> np.
     if ext == ".npy":
         arr = _load_npy(path)
         if not 2 <= arr.ndim <= 4 or (arr.ndim == 4 and arr.shape[-1] not in _CHANNELS) or 0 in arr.shape:
-            raise ValueError(f"{path!r}: expected a mask [H, W], [H, W, C], [T, H, W] or "
-                             f"[T, H, W, C] (C = 1, 3 or 4), got shape {arr.shape}")
+            raise ValueError(
+                f"{path!r}: expected a mask [H, W], [H, W, C], [T, H, W] or "
+                f"[T, H, W, C] (C = 1, 3 or 4), got shape {arr.shape}"
+            )
         try:
             return binarize(arr, threshold)
         except ValueError as e:
@@ -220,6 +230,7 @@ def load_mask(path: str | os.PathLike, threshold: float = MASK_THRESHOLD) -> np.
 
 # ----------------------------------------------------------------------------- validation
 
+
 def _nearest_resize_crop(mask: np.ndarray, size: int) -> np.ndarray:
     """bool [..., H, W] -> [..., size, size] with the geometry of resize_and_center_crop."""
     h, w = mask.shape[-2:]
@@ -230,7 +241,7 @@ def _nearest_resize_crop(mask: np.ndarray, size: int) -> np.ndarray:
     out = np.empty((len(frames), size, size), bool)
     for i, f in enumerate(frames):
         im = Image.fromarray(f.astype(np.uint8) * 255).resize((nw, nh), Image.Resampling.NEAREST)
-        out[i] = np.asarray(im)[top: top + size, left: left + size] >= 128
+        out[i] = np.asarray(im)[top : top + size, left : left + size] >= 128
     return out.reshape(mask.shape[:-2] + (size, size))
 
 
@@ -262,9 +273,11 @@ def fit_frames(x: np.ndarray, resolution: int, *, what: str, resize: bool = True
     if (h, w) == (resolution, resolution):
         return x
     if not resize:
-        raise ValueError(f"{what} is {h}x{w} (height x width) but the model makes "
-                         f"{resolution}x{resolution} frames; pass resize=True (--resize_inputs) "
-                         f"or resize it to {resolution}x{resolution}")
+        raise ValueError(
+            f"{what} is {h}x{w} (height x width) but the model makes "
+            f"{resolution}x{resolution} frames; pass resize=True (--resize_inputs) "
+            f"or resize it to {resolution}x{resolution}"
+        )
     if x.dtype == np.bool_:
         return _nearest_resize_crop(x, resolution)
     return video_io.resize_and_center_crop(x, resolution)
@@ -277,10 +290,12 @@ def check_num_frames(video: np.ndarray, num_frames: int, *, what: str) -> np.nda
         raise ValueError(f"{what}: expected a video [T, H, W, ...], got shape {video.shape}")
     t = video.shape[0]
     if t != num_frames:
-        hint = (f"trim it to its first {num_frames} frames (e.g. video[:{num_frames}])" if t > num_frames
-                else f"give at least {num_frames} frames")
-        raise ValueError(f"{what} has {t} frames but the model generates exactly {num_frames} "
-                         f"frames; {hint}")
+        hint = (
+            f"trim it to its first {num_frames} frames (e.g. video[:{num_frames}])"
+            if t > num_frames
+            else f"give at least {num_frames} frames"
+        )
+        raise ValueError(f"{what} has {t} frames but the model generates exactly {num_frames} frames; {hint}")
     return video
 
 
@@ -294,8 +309,10 @@ def mask_for_video(mask: np.ndarray, num_frames: int) -> np.ndarray:
         return np.repeat(mask[None], num_frames, axis=0)
     if mask.ndim == 3:
         if mask.shape[0] != num_frames:
-            raise ValueError(f"the mask has {mask.shape[0]} frames but the video has {num_frames}; "
-                             f"give one mask per frame or a single [H, W] mask for all frames")
+            raise ValueError(
+                f"the mask has {mask.shape[0]} frames but the video has {num_frames}; "
+                f"give one mask per frame or a single [H, W] mask for all frames"
+            )
         return mask.copy()
     raise ValueError(f"a mask must be [H, W] or [T, H, W], got shape {mask.shape}")
 
@@ -306,8 +323,14 @@ def _as_count(v, name: str) -> int:
     return int(v)
 
 
-def outpaint_mask(height: int, width: int, *, padding: int | Sequence[int] | None = None,
-                  direction: str | None = None, amount: float = 0.25) -> np.ndarray:
+def outpaint_mask(
+    height: int,
+    width: int,
+    *,
+    padding: int | Sequence[int] | None = None,
+    direction: str | None = None,
+    amount: float = 0.25,
+) -> np.ndarray:
     """bool ``[H, W]``, True = the border region to generate.
 
     Either ``padding``: pixels generated on every side (an int) or per side
@@ -319,13 +342,14 @@ def outpaint_mask(height: int, width: int, *, padding: int | Sequence[int] | Non
     if height <= 0 or width <= 0:
         raise ValueError(f"frame size must be positive, got {height}x{width}")
     if (padding is None) == (direction is None):
-        raise ValueError("outpaint_mask needs exactly one of padding= (pixels per side) or "
-                         f"direction= (one of {DIRECTIONS})"
-                         + (", not both" if padding is not None else ""))
+        raise ValueError(
+            "outpaint_mask needs exactly one of padding= (pixels per side) or "
+            f"direction= (one of {DIRECTIONS})" + (", not both" if padding is not None else "")
+        )
     region = np.zeros((height, width), bool)
     if padding is not None:
         if isinstance(padding, (int, np.integer, float, np.floating)):
-            pads = (padding,) * 4                  # a float is rejected by _as_count below
+            pads = (padding,) * 4  # a float is rejected by _as_count below
         elif isinstance(padding, Sequence) or isinstance(padding, np.ndarray):
             pads = tuple(padding)
         else:
@@ -336,14 +360,16 @@ def outpaint_mask(height: int, width: int, *, padding: int | Sequence[int] | Non
         if min(top, bottom, left, right) < 0:
             raise ValueError(f"padding must be >= 0, got {(top, bottom, left, right)}")
         if top + bottom >= height or left + right >= width:
-            raise ValueError(f"padding (top, bottom, left, right) = {(top, bottom, left, right)} "
-                             f"leaves no known area in a {height}x{width} frame")
+            raise ValueError(
+                f"padding (top, bottom, left, right) = {(top, bottom, left, right)} "
+                f"leaves no known area in a {height}x{width} frame"
+            )
         if top == bottom == left == right == 0:
             raise ValueError("padding is 0 on every side: nothing to outpaint")
         region[:top] = True
-        region[height - bottom:] = True
+        region[height - bottom :] = True
         region[:, :left] = True
-        region[:, width - right:] = True
+        region[:, width - right :] = True
         return region
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
@@ -357,9 +383,9 @@ def outpaint_mask(height: int, width: int, *, padding: int | Sequence[int] | Non
     if direction == "left":
         region[:, :n] = True
     elif direction == "right":
-        region[:, width - n:] = True
+        region[:, width - n :] = True
     elif direction == "up":
         region[:n] = True
     else:
-        region[height - n:] = True
+        region[height - n :] = True
     return region

@@ -12,6 +12,7 @@ noise for it is `normal(fold_in(k_b, i), x.shape[1:])`, drawn for the whole vide
 windows take their slices of it, so frames shared by windows see the same noise). A sample's
 noise therefore depends on its key alone, whatever else is in the batch.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,8 +38,14 @@ def step_noise(keys: jax.Array, i: jax.Array | int, shape: Sequence[int], dtype=
     return jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, i), tuple(shape), dtype))(keys)
 
 
-def make_step(model_fn: StepModelFn, *, layout: md.WindowLayout | None = None, chunk_size: int | None = None,
-              fold_windows: bool = False, return_x0: bool = False) -> Step:
+def make_step(
+    model_fn: StepModelFn,
+    *,
+    layout: md.WindowLayout | None = None,
+    chunk_size: int | None = None,
+    fold_windows: bool = False,
+    return_x0: bool = False,
+) -> Step:
     """The pure step `step(sampler, args, x, state, i, keys, conds=(), weights=None) -> (x, state)`
     (jit it). `layout` None: the model sees the whole video. Otherwise MultiDiffusion over the
     layout's windows, combined with `weights` [num_windows, window]; `conds` ([B, T, ...] each)
@@ -56,8 +63,20 @@ def make_step(model_fn: StepModelFn, *, layout: md.WindowLayout | None = None, c
             out = fn(x, t, *conds)
             x_next, state = sampler.step(state, i, x, out, noise)
             return (x_next, state, sampler.predict_x0(i, x, out)) if return_x0 else (x_next, state)
-        return md.multidiffusion_step(sampler, state, i, x, fn, noise, layout, weights, conds=tuple(conds),
-                                      chunk_size=chunk_size, fold_windows=fold_windows)
+        return md.multidiffusion_step(
+            sampler,
+            state,
+            i,
+            x,
+            fn,
+            noise,
+            layout,
+            weights,
+            conds=tuple(conds),
+            chunk_size=chunk_size,
+            fold_windows=fold_windows,
+        )
+
     return step
 
 
@@ -66,12 +85,22 @@ def init_state(sampler: Sampler, x: jax.Array, layout: md.WindowLayout | None = 
     return sampler.init_state(x) if layout is None else md.init_multidiffusion_state(sampler, x, layout)
 
 
-def run(step: Step, sampler: Sampler, x: jax.Array, args: Any = None, *, keys: jax.Array | None = None,
-        conds: Sequence[jax.Array] = (), weights: jax.Array | None = None,
-        layout: md.WindowLayout | None = None,
-        after_step: Callable[[jax.Array, jax.Array], jax.Array] | None = None, record: bool = False,
-        progress: Any = False, desc: str = "denoise",
-        callback: Callable[[int, int, dict], Any] | None = None) -> tuple[jax.Array, list[jax.Array] | None]:
+def run(
+    step: Step,
+    sampler: Sampler,
+    x: jax.Array,
+    args: Any = None,
+    *,
+    keys: jax.Array | None = None,
+    conds: Sequence[jax.Array] = (),
+    weights: jax.Array | None = None,
+    layout: md.WindowLayout | None = None,
+    after_step: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+    record: bool = False,
+    progress: Any = False,
+    desc: str = "denoise",
+    callback: Callable[[int, int, dict], Any] | None = None,
+) -> tuple[jax.Array, list[jax.Array] | None]:
     """Denoise `x` (at the sampler's first timestep) through all the sampler's steps.
 
     `step`: from `make_step` (jitted or not; the same `layout`). `after_step(x, i)`: applied after
@@ -90,6 +119,7 @@ def run(step: Step, sampler: Sampler, x: jax.Array, args: Any = None, *, keys: j
     bar, own = (None if progress is False or progress is None else progress), False
     if progress is True:
         from tqdm import tqdm
+
         bar, own = tqdm(total=n, desc=desc, leave=False, unit="step"), True
     in_flight = None
     try:
@@ -108,7 +138,7 @@ def run(step: Step, sampler: Sampler, x: jax.Array, args: Any = None, *, keys: j
                 x = after_step(x, jnp.int32(i + 1))
             if record:
                 traj.append(x)
-            if bar is not None:              # count step i - 1 once it has finished; keep step i in flight
+            if bar is not None:  # count step i - 1 once it has finished; keep step i in flight
                 if in_flight is not None:
                     jax.block_until_ready(in_flight)
                     bar.update(1)
@@ -125,8 +155,11 @@ def run(step: Step, sampler: Sampler, x: jax.Array, args: Any = None, *, keys: j
 @functools.lru_cache(maxsize=64)
 def _jitted_step(model_fn, layout, chunk_size, fold_windows):
     """One compiled step per (model_fn object, layout, ...): reuse the model_fn to reuse the step."""
-    return jax.jit(make_step(lambda args, x, t, *c: model_fn(x, t, *c), layout=layout, chunk_size=chunk_size,
-                             fold_windows=fold_windows))
+    return jax.jit(
+        make_step(
+            lambda args, x, t, *c: model_fn(x, t, *c), layout=layout, chunk_size=chunk_size, fold_windows=fold_windows
+        )
+    )
 
 
 def _keys(key: jax.Array | None, keys: jax.Array | None, batch: int) -> jax.Array | None:
@@ -137,9 +170,18 @@ def _keys(key: jax.Array | None, keys: jax.Array | None, batch: int) -> jax.Arra
     return None if key is None else jax.random.split(key, batch)
 
 
-def sample(model_fn: samplers.ModelFn, x_T: jax.Array, sched: Schedule, sampler: str = "ddim",
-           num_steps: int = 50, *, key: jax.Array | None = None, keys: jax.Array | None = None,
-           record: bool = False, **options: Any):
+def sample(
+    model_fn: samplers.ModelFn,
+    x_T: jax.Array,
+    sched: Schedule,
+    sampler: str = "ddim",
+    num_steps: int = 50,
+    *,
+    key: jax.Array | None = None,
+    keys: jax.Array | None = None,
+    record: bool = False,
+    **options: Any,
+):
     """The loop with `model_fn(x, t)` (int32 timesteps [B]) from x_T; returns x0, or (x0, the
     trajectory [num_steps + 1, *x_T.shape]) with `record`. `options`: `samplers.get_sampler`'s.
     Samplers that draw noise need `keys` (one per sample) or `key` (split into one per sample)."""
@@ -149,10 +191,19 @@ def sample(model_fn: samplers.ModelFn, x_T: jax.Array, sched: Schedule, sampler:
     return (x, jnp.stack(traj)) if record else x
 
 
-def sample_multidiffusion(model_fn: md.WindowModelFn, x_T: jax.Array, sampler: Sampler, layout: md.WindowLayout,
-                          *, conds: Sequence[jax.Array] = (), key: jax.Array | None = None,
-                          keys: jax.Array | None = None, weights: str | Any = "uniform",
-                          chunk_size: int | None = None, fold_windows: bool = False) -> jax.Array:
+def sample_multidiffusion(
+    model_fn: md.WindowModelFn,
+    x_T: jax.Array,
+    sampler: Sampler,
+    layout: md.WindowLayout,
+    *,
+    conds: Sequence[jax.Array] = (),
+    key: jax.Array | None = None,
+    keys: jax.Array | None = None,
+    weights: str | Any = "uniform",
+    chunk_size: int | None = None,
+    fold_windows: bool = False,
+) -> jax.Array:
     """The loop with MultiDiffusion from x_T [B, T, ...]: `model_fn(x_window, t, *cond_windows)`;
     `conds` [B, T, ...] windowed like x; `weights` a `multidiffusion.window_weights` kind or a
     [num_windows, window] array; keys as `sample`."""
@@ -169,11 +220,18 @@ def sample_multidiffusion(model_fn: md.WindowModelFn, x_T: jax.Array, sampler: S
     return x
 
 
-def sample_windows_independently(model_fn: md.WindowModelFn, x_T: jax.Array, sampler: Sampler, window: int, *,
-                                 conds: Sequence[jax.Array] = (), key: jax.Array | None = None,
-                                 keys: jax.Array | None = None, chunk_size: int | None = None) -> jax.Array:
+def sample_windows_independently(
+    model_fn: md.WindowModelFn,
+    x_T: jax.Array,
+    sampler: Sampler,
+    window: int,
+    *,
+    conds: Sequence[jax.Array] = (),
+    key: jax.Array | None = None,
+    keys: jax.Array | None = None,
+    chunk_size: int | None = None,
+) -> jax.Array:
     """Baseline without MultiDiffusion (paper Fig. 14): non-overlapping windows, stitched (when
     `window` does not divide T the last window is end-aligned and shared frames are averaged)."""
     layout = md.window_layout(x_T.shape[1], window, overlap=0)
-    return sample_multidiffusion(model_fn, x_T, sampler, layout, conds=conds, key=key, keys=keys,
-                                 chunk_size=chunk_size)
+    return sample_multidiffusion(model_fn, x_T, sampler, layout, conds=conds, key=key, keys=keys, chunk_size=chunk_size)

@@ -1,4 +1,5 @@
 """What sampling returns (`Result`) and how it is written to disk (`write_outputs`)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,13 +17,13 @@ from lumiere_jax.data import video_io
 
 @dataclasses.dataclass
 class Result:
-    videos: np.ndarray               # uint8 [N, T, H, W, 3] (images: [N, H, W, 3])
+    videos: np.ndarray  # uint8 [N, T, H, W, 3] (images: [N, H, W, 3])
     prompts: list[str]
     seeds: list[int]
     settings: dict[str, Any]
-    low_res: np.ndarray | None = None   # cascade / upsample / sdedit: the input videos (uint8)
-    known: np.ndarray | None = None     # conditional: the known content (uint8, zero where unknown)
-    mask: np.ndarray | None = None      # conditional: bool [N, T, H, W], True = known
+    low_res: np.ndarray | None = None  # cascade / upsample / sdedit: the input videos (uint8)
+    known: np.ndarray | None = None  # conditional: the known content (uint8, zero where unknown)
+    mask: np.ndarray | None = None  # conditional: bool [N, T, H, W], True = known
 
 
 OUTPUT_EXISTS = ("error", "overwrite", "append")
@@ -57,9 +58,11 @@ def prepare_output_dir(output_dir: str, exists: str = "error") -> list[dict]:
         return []
     if exists == "error":
         shown = ", ".join(present[:4]) + (f" and {len(present) - 4} more" if len(present) > 4 else "")
-        raise FileExistsError(f"the output folder {output_dir} is not empty ({shown}): pass --output_exists=append "
-                              "(keep them, add after them, skip samples already there) or =overwrite (replace "
-                              "earlier samples), or choose another --output_dir")
+        raise FileExistsError(
+            f"the output folder {output_dir} is not empty ({shown}): pass --output_exists=append "
+            "(keep them, add after them, skip samples already there) or =overwrite (replace "
+            "earlier samples), or choose another --output_dir"
+        )
     if exists == "overwrite":
         for f in present:
             if _OURS.match(f) or f in (MANIFEST, "contact_sheet.png"):
@@ -75,8 +78,9 @@ def _write_json_atomic(path: str, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_outputs(result: Result, output_dir: str, *, fps: int = 8, exists: str = "overwrite",
-                  contact_sheet: bool = True) -> list[dict]:
+def write_outputs(
+    result: Result, output_dir: str, *, fps: int = 8, exists: str = "overwrite", contact_sheet: bool = True
+) -> list[dict]:
     """Per sample NNNN.mp4, NNNN.gif, NNNN.npy (uint8 [T, H, W, 3]); manifest.json (written
     atomically, listing exactly the samples in the folder); contact_sheet.png (rows = samples,
     columns = frames; `contact_sheet=False` leaves it to one `write_contact_sheet` call after the
@@ -90,17 +94,23 @@ def write_outputs(result: Result, output_dir: str, *, fps: int = 8, exists: str 
     for j, (video, prompt, seed) in enumerate(zip(videos, result.prompts, result.seeds)):
         i = start + j
         stem = os.path.join(output_dir, f"{i:04d}")
-        with warnings.catch_warnings():      # ffmpeg runs as a subprocess; JAX warns about fork(): harmless here
+        with warnings.catch_warnings():  # ffmpeg runs as a subprocess; JAX warns about fork(): harmless here
             warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
             video_io.write_mp4(stem + ".mp4", video, fps=fps)
         video_io.write_gif(stem + ".gif", video, fps=fps)
         video_io.write_npy(stem + ".npy", video)
-        entry = {"prompt": prompt, "seed": seed, **result.settings,
-                 "mp4": f"{i:04d}.mp4", "gif": f"{i:04d}.gif", "npy": f"{i:04d}.npy"}
-        if result.low_res is not None:       # the super-resolution / SDEdit input, for comparison
+        entry = {
+            "prompt": prompt,
+            "seed": seed,
+            **result.settings,
+            "mp4": f"{i:04d}.mp4",
+            "gif": f"{i:04d}.gif",
+            "npy": f"{i:04d}.npy",
+        }
+        if result.low_res is not None:  # the super-resolution / SDEdit input, for comparison
             video_io.write_npy(stem + "_low_res.npy", result.low_res[j])
             entry["low_res_npy"] = f"{i:04d}_low_res.npy"
-        if result.known is not None:         # the conditional model's input
+        if result.known is not None:  # the conditional model's input
             video_io.write_npy(stem + "_known.npy", result.known[j])
             np.save(stem + "_mask.npy", result.mask[j])
             entry.update(known_npy=f"{i:04d}_known.npy", mask_npy=f"{i:04d}_mask.npy")

@@ -1,5 +1,6 @@
 """SDEdit (Lumiere Fig. 9): video-to-video by noising an input part-way and denoising it with a
 prompt, with the base model or the conditional one."""
+
 from __future__ import annotations
 
 import warnings
@@ -25,9 +26,19 @@ class SDEdit(Frontend):
             return "SDEdit needs a text-to-video model (a 'video' or 'conditional' checkpoint)"
         return None
 
-    def __call__(self, videos: np.ndarray, prompts: str | Sequence[str], *, strength: float, num_samples: int = 1,
-                 seed: int = 0, batch_size: int = 8, progress: bool = True, resize: bool = True,
-                 **overrides) -> Result:
+    def __call__(
+        self,
+        videos: np.ndarray,
+        prompts: str | Sequence[str],
+        *,
+        strength: float,
+        num_samples: int = 1,
+        seed: int = 0,
+        batch_size: int = 8,
+        progress: bool = True,
+        resize: bool = True,
+        **overrides,
+    ) -> Result:
         """Noise `videos` (uint8 [N, T, H, W, 3] or one [T, H, W, 3]) to `strength` (0 = unchanged,
         1 = pure noise: text-to-video) and denoise them guided by the prompts, starting at the first
         sampler step whose timestep is <= strength * num_train_timesteps."""
@@ -58,7 +69,18 @@ class SDEdit(Frontend):
         tail = samplers.tail(sampler, start)
         cond = conditioning.get(cfg.conditioning).unconditional(x.shape)
         bar = Progress(progress, len(all_prompts), batch_size, tail.num_steps, "sdedit")
-        out = batched(len(all_prompts), batch_size, lambda b: eng.denoise(
-            all_prompts[b], seeds[b], tail, float(s["guidance_scale"]), bar.loop_progress, x0=x[b],
-            cond=None if cond is None else cond[b]), bar)
+        out = batched(
+            len(all_prompts),
+            batch_size,
+            lambda b: eng.denoise(
+                all_prompts[b],
+                seeds[b],
+                tail,
+                float(s["guidance_scale"]),
+                bar.loop_progress,
+                x0=x[b],
+                cond=None if cond is None else cond[b],
+            ),
+            bar,
+        )
         return Result(video_io.to_uint8(out), all_prompts, seeds, settings, low_res=video_io.to_uint8(x))

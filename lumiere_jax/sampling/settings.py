@@ -16,6 +16,7 @@ and variance type) whose value differs from the checkpoint's raises (`check_fixe
 being ignored. The config file's own model section is not compared: it may describe the model
 differently from an older stored config.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -24,11 +25,21 @@ from lumiere_jax import config as config_lib
 from lumiere_jax.config import T5_PATH_KEYS
 
 # The settings a sampling call takes (config.sample) and a super-resolution model's (config.ssr).
-SAMPLE_KEYS = ("sampler", "num_steps", "guidance_scale", "eta", "timestep_spacing", "thresholding",
-               "dynamic_thresholding_ratio", "sample_max_value", "use_clipped_model_output", "known_replacement")
+SAMPLE_KEYS = (
+    "sampler",
+    "num_steps",
+    "guidance_scale",
+    "eta",
+    "timestep_spacing",
+    "thresholding",
+    "dynamic_thresholding_ratio",
+    "sample_max_value",
+    "use_clipped_model_output",
+    "known_replacement",
+)
 SSR_KEYS = ("aug_level", "window", "overlap", "weights", "chunk_size", "upsample")
-FLAG_KEYS = ("num_steps", "guidance_scale", "sampler")        # explicit flags of main.py that set SAMPLE_KEYS
-CASCADE_SSR_FLAG_KEYS = ("num_steps",)                         # the explicit flags that also reach a cascade's SSR
+FLAG_KEYS = ("num_steps", "guidance_scale", "sampler")  # explicit flags of main.py that set SAMPLE_KEYS
+CASCADE_SSR_FLAG_KEYS = ("num_steps",)  # the explicit flags that also reach a cascade's SSR
 FIXED_KEYS = ("stage", "diffusion.schedule", "diffusion.prediction_type", "diffusion.variance_type")
 _MISSING = object()
 
@@ -38,8 +49,9 @@ def explicit_flags(flags: Any, keys: tuple[str, ...] = FLAG_KEYS) -> dict[str, A
     return {k: getattr(flags, k) for k in keys if getattr(flags, k, None) is not None}
 
 
-def cli_sampling(config: Any, flags: Any, *, flag_keys: tuple[str, ...] = FLAG_KEYS,
-                 use_config: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+def cli_sampling(
+    config: Any, flags: Any, *, flag_keys: tuple[str, ...] = FLAG_KEYS, use_config: bool = True
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(sample, ssr) settings the CLI samples with, to pass to `Generator.load(sample=, ssr=)`:
     `config.sample`'s SAMPLE_KEYS and `config.ssr`'s SSR_KEYS (the config file with --config.*
     applied; skipped with use_config=False: a cascade's base stage), then the explicit flags in
@@ -85,7 +97,8 @@ def check_fixed(stored: Mapping[str, Any], overrides: Mapping[str, Any], where: 
         if _plain(old) != given:
             raise ValueError(
                 f"--config.{key}={given!r} differs from the checkpoint's {key}={_plain(old)!r} ({where}): "
-                "the architecture of a trained model cannot change; drop the override (or train a new model)")
+                "the architecture of a trained model cannot change; drop the override (or train a new model)"
+            )
 
 
 def t5_locations(overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,17 +117,17 @@ def merge(settings: dict[str, Any], overrides: Mapping[str, Any], what: str) -> 
     return settings
 
 
-def with_settings(config: dict, *, sample: Mapping | None = None, ssr: Mapping | None = None,
-                  t5: Mapping | None = None) -> dict:
+def with_settings(
+    config: dict, *, sample: Mapping | None = None, ssr: Mapping | None = None, t5: Mapping | None = None
+) -> dict:
     """A run config with the non-None values of `sample` (SAMPLE_KEYS) and `ssr` (SSR_KEYS) written
     over its `sample` / `ssr` sections, and `t5` (T5 file locations) over `model.t5`; an unknown
     key raises."""
     out = dict(config)
-    for section, given, keys in (("sample", sample, SAMPLE_KEYS), ("ssr", ssr, SSR_KEYS),
-                                 ("t5", t5, T5_PATH_KEYS)):
+    for section, given, keys in (("sample", sample, SAMPLE_KEYS), ("ssr", ssr, SSR_KEYS), ("t5", t5, T5_PATH_KEYS)):
         if not given:
             continue
-        merge(dict.fromkeys(keys), given, f"{section} setting")      # names the unknown keys
+        merge(dict.fromkeys(keys), given, f"{section} setting")  # names the unknown keys
         given = {k: v for k, v in given.items() if v is not None}
         if section == "t5":
             out["model"] = {**out["model"], "t5": {**out["model"].get("t5", {}), **given}}

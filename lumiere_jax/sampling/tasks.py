@@ -13,6 +13,7 @@ generate or animate (white in a mask file), as image editors do.
 
 Inputs here are already at the model's size (`inputs.fit_frames` resizes or rejects them).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,10 @@ def _video(video: np.ndarray, num_frames: int) -> np.ndarray:
     if video.ndim != 4 or video.shape[-1] != 3:
         raise ValueError(f"expected a video [T, H, W, 3], got shape {video.shape}")
     if video.shape[0] != num_frames:
-        raise ValueError(f"the video has {video.shape[0]} frames; the model generates exactly {num_frames} "
-                         "(trim or pad the input video)")
+        raise ValueError(
+            f"the video has {video.shape[0]} frames; the model generates exactly {num_frames} "
+            "(trim or pad the input video)"
+        )
     return video
 
 
@@ -72,8 +75,10 @@ def inpaint(video: np.ndarray, region: np.ndarray, num_frames: int) -> tuple[np.
     region = _region(region, num_frames, video.shape[1:3], "inpainting mask")
     _check_region(region, "inpainting mask")
     if region.all():
-        raise ValueError("the inpainting mask covers the whole video: nothing of the input is kept (generate from "
-                         "text instead, or mark less of it white)")
+        raise ValueError(
+            "the inpainting mask covers the whole video: nothing of the input is kept (generate from "
+            "text instead, or mark less of it white)"
+        )
     return video, ~region
 
 

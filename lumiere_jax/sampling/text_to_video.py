@@ -1,6 +1,7 @@
 """Text-to-video (and text-to-image): prompts -> videos from pure noise (Lumiere §3), with the
 arguments diffusers users know: `negative_prompt`, `prompt_embeds` / `negative_prompt_embeds`,
 `latents`, `callback_on_step_end`, `output_type` and a per-sample seed list."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
@@ -39,12 +40,14 @@ def convert(videos: np.ndarray, output_type: str) -> Any:
     if output_type == "uint8":
         return u8
     from PIL import Image
+
     return [[Image.fromarray(f) for f in (v if v.ndim == 4 else v[None])] for v in u8]
 
 
 @register
 class TextToVideo(Frontend):
     """Any model but a super-resolution one; a conditional model generates with nothing known."""
+
     name = "generate"
 
     @staticmethod
@@ -53,12 +56,23 @@ class TextToVideo(Frontend):
             return "this is a super-resolution model: use Generator.upsample or a Cascade"
         return None
 
-    def __call__(self, prompts: str | Sequence[str], *, num_samples: int = 1, seed: int = 0,
-                 seeds: Sequence[int] | None = None, batch_size: int = 8, progress: bool = True,
-                 negative_prompt: str | Sequence[str] | None = None, prompt_embeds: Any = None,
-                 negative_prompt_embeds: Any = None, latents: Any = None,
-                 callback_on_step_end: Callable[[int, int, dict], Any] | None = None,
-                 output_type: str = "uint8", **overrides) -> Result:
+    def __call__(
+        self,
+        prompts: str | Sequence[str],
+        *,
+        num_samples: int = 1,
+        seed: int = 0,
+        seeds: Sequence[int] | None = None,
+        batch_size: int = 8,
+        progress: bool = True,
+        negative_prompt: str | Sequence[str] | None = None,
+        prompt_embeds: Any = None,
+        negative_prompt_embeds: Any = None,
+        latents: Any = None,
+        callback_on_step_end: Callable[[int, int, dict], Any] | None = None,
+        output_type: str = "uint8",
+        **overrides,
+    ) -> Result:
         """`num_samples` per prompt; sample i uses seed `seed + i`, or `seeds[i]`.
 
         negative_prompt: one for all prompts or one per prompt: its embedding is the unconditional
@@ -103,14 +117,16 @@ class TextToVideo(Frontend):
         if negative_prompt is not None:
             negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
             if len(negatives) != len(prompts):
-                raise ValueError(f"{len(negatives)} negative prompts for {len(prompts)} prompts: give one per "
-                                 "prompt or one for all")
+                raise ValueError(
+                    f"{len(negatives)} negative prompts for {len(prompts)} prompts: give one per prompt or one for all"
+                )
             negatives = [p for p in negatives for _ in range(num_samples)]
         if latents is not None:
             latents = np.asarray(latents, np.float32)
             if latents.shape != (n, *cfg.sample_shape(1)[1:]):
-                raise ValueError(f"latents must be [{n}, {', '.join(map(str, cfg.sample_shape(1)[1:]))}], got "
-                                 f"{latents.shape}")
+                raise ValueError(
+                    f"latents must be [{n}, {', '.join(map(str, cfg.sample_shape(1)[1:]))}], got {latents.shape}"
+                )
         sampler = eng.sampler(s)
         cond = conditioning.get(cfg.conditioning).unconditional(cfg.sample_shape(n))
         stopped: dict[str, int] = {}
@@ -128,14 +144,24 @@ class TextToVideo(Frontend):
                 context = (t, u)
             callback = None
             if callback_on_step_end is not None:
+
                 def callback(step, timestep, state, batch=b.start // batch_size):
                     if callback_on_step_end(step, timestep, {**state, "batch": batch}):
                         stopped.update(batch=batch, step=step)
                         return True
                     return False
-            return eng.denoise(all_prompts[b], seeds[b], sampler, float(s["guidance_scale"]), bar.loop_progress,
-                               cond=None if cond is None else cond[b], context=context,
-                               latents=None if latents is None else latents[b], callback=callback)
+
+            return eng.denoise(
+                all_prompts[b],
+                seeds[b],
+                sampler,
+                float(s["guidance_scale"]),
+                bar.loop_progress,
+                cond=None if cond is None else cond[b],
+                context=context,
+                latents=None if latents is None else latents[b],
+                callback=callback,
+            )
 
         bar = Progress(progress, n, batch_size, sampler.num_steps, "generate")
         out = batched(n, batch_size, one, bar)

@@ -8,6 +8,7 @@ policy (`config.model.remat`), independent of any backend's scheduling: a compil
 rematerialised block's recomputation just before its backward needs this much plus the working set
 of one block. `tools/memory_plan.py` reports it next to XLA's buffer assignment.
 """
+
 from __future__ import annotations
 
 import collections
@@ -21,7 +22,7 @@ class Residual:
     shape: tuple[int, ...]
     dtype: str
     nbytes: int
-    source: str            # primitive and the model line that produced it
+    source: str  # primitive and the model line that produced it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,7 @@ def saved_activations(f: Callable[..., Any], *args: Any, argnums: tuple[int, ...
     gradient), e.g. a frozen part of the parameters: what only their gradient would need is not
     saved."""
     import jax
+
     argnums = tuple(range(len(args))) if argnums is None else tuple(argnums)
 
     def vjp(*a):
@@ -66,12 +68,13 @@ def saved_activations(f: Callable[..., Any], *args: Any, argnums: tuple[int, ...
             for i, d in zip(argnums, diff):
                 full[i] = d
             return f(*full)
+
         return jax.vjp(g, *(a[i] for i in argnums))
 
     closed, shapes = jax.make_jaxpr(vjp, return_shape=True)(*args)
     jaxpr = closed.jaxpr
     num_res = len(jax.tree_util.tree_leaves(shapes[1]))
-    outvars = jaxpr.outvars[len(jaxpr.outvars) - num_res:]
+    outvars = jaxpr.outvars[len(jaxpr.outvars) - num_res :]
     excluded = set(jaxpr.invars) | set(jaxpr.constvars)
     producer = {v: eqn for eqn in jaxpr.eqns for v in eqn.outvars}
     seen, residuals = set(), []
@@ -81,6 +84,12 @@ def saved_activations(f: Callable[..., Any], *args: Any, argnums: tuple[int, ...
         seen.add(v)
         aval = v.aval
         eqn = producer.get(v)
-        residuals.append(Residual(tuple(aval.shape), str(aval.dtype), math.prod(aval.shape) * aval.dtype.itemsize,
-                                  _source(eqn) if eqn is not None else "?"))
+        residuals.append(
+            Residual(
+                tuple(aval.shape),
+                str(aval.dtype),
+                math.prod(aval.shape) * aval.dtype.itemsize,
+                _source(eqn) if eqn is not None else "?",
+            )
+        )
     return SavedActivations(tuple(residuals))

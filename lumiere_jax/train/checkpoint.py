@@ -11,6 +11,7 @@ SHA-256 of every file the export wrote; `load` verifies it (one error naming the
 and checks the loaded parameters for non-finite values (naming the leaves). A training workdir
 always loads its newest finished checkpoint, even if an export was written into it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,7 @@ from absl import logging
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKSUMS = "checksums.json"
-DAMAGED_DIR = "checkpoints_damaged"     # checkpoints that did not restore, set aside by a resuming run
+DAMAGED_DIR = "checkpoints_damaged"  # checkpoints that did not restore, set aside by a resuming run
 
 
 class DamagedExportError(ValueError):
@@ -45,13 +46,17 @@ class Checkpointer:
         return self.manager.latest_step()
 
     def save(self, step: int, state: Any, config: dict) -> None:
-        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                        config=ocp.args.JsonSave(config)), force=True)
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config)),
+            force=True,
+        )
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
         """Restore into the structure/shardings of `abstract_state` (e.g. `jax.eval_shape`)."""
-        r = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), config=ocp.args.JsonRestore()))
+        r = self.manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), config=ocp.args.JsonRestore())
+        )
         return r["state"], r["config"]
 
     def restore_config(self, step: int) -> dict:
@@ -87,8 +92,10 @@ def export(path: str, params: Any, config: dict, dtype: str = "float32") -> None
     if os.path.exists(os.path.join(path, "params")):
         raise FileExistsError(f"{path} already holds an export; choose another path or remove it")
     if os.path.isdir(os.path.join(path, CHECKPOINT_DIR)):
-        raise FileExistsError(f"{path} is a training workdir (it has {CHECKPOINT_DIR}/): export elsewhere, e.g. "
-                              f"{os.path.join(path, 'export')}")
+        raise FileExistsError(
+            f"{path} is a training workdir (it has {CHECKPOINT_DIR}/): export elsewhere, e.g. "
+            f"{os.path.join(path, 'export')}"
+        )
     check_finite(params, f"the parameters to export to {path}")
     os.makedirs(path, exist_ok=True)
     cast = jax.tree_util.tree_map(lambda a: jnp.asarray(a).astype(jnp.dtype(dtype)), params)
@@ -131,8 +138,10 @@ def verify_checksums(path: str) -> None:
     added, or differs from its checksum; an export without checksums.json raises too."""
     file = os.path.join(path, CHECKSUMS)
     if not os.path.isfile(file):
-        raise DamagedExportError(f"export {path} has no {CHECKSUMS}, so it cannot be verified; if you trust it, "
-                                 f"add one with `python tools/checksum_export.py {path}`")
+        raise DamagedExportError(
+            f"export {path} has no {CHECKSUMS}, so it cannot be verified; if you trust it, "
+            f"add one with `python tools/checksum_export.py {path}`"
+        )
     with open(file) as f:
         want = json.load(f)
     have = _files(path)
@@ -142,14 +151,19 @@ def verify_checksums(path: str) -> None:
         if name not in want:
             raise DamagedExportError(f"export {path} is damaged: {name} is not one of the files it was written with")
         if _sha256(os.path.join(path, name)) != want[name]:
-            raise DamagedExportError(f"export {path} is damaged: {os.path.join(path, name)} does not match the "
-                                     f"checksum written with it (re-export or restore the file)")
+            raise DamagedExportError(
+                f"export {path} is damaged: {os.path.join(path, name)} does not match the "
+                f"checksum written with it (re-export or restore the file)"
+            )
 
 
 def check_finite(params: Any, what: str) -> None:
     """Raise DamagedExportError naming the leaves of `params` that hold NaN or infinity."""
-    bad = [jax.tree_util.keystr(k) for k, v in jax.tree_util.tree_leaves_with_path(params)
-           if not np.isfinite(np.asarray(v, np.float32)).all()]
+    bad = [
+        jax.tree_util.keystr(k)
+        for k, v in jax.tree_util.tree_leaves_with_path(params)
+        if not np.isfinite(np.asarray(v, np.float32)).all()
+    ]
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise DamagedExportError(f"{what}: non-finite values in {shown}")
@@ -170,8 +184,9 @@ def load(path: str) -> tuple[Any, dict]:
         if step is None:
             ckpt.close()
             raise FileNotFoundError(f"workdir {path} has no finished checkpoint")
-        restored = ckpt.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(), config=ocp.args.JsonRestore()))
+        restored = ckpt.manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(), config=ocp.args.JsonRestore())
+        )
         ckpt.close()
         params, config = restored["state"]["ema_params"], restored["config"]
         logging.info("loaded the EMA parameters of step %d from %s", step, ckpt.directory)
@@ -182,8 +197,9 @@ def load(path: str) -> tuple[Any, dict]:
         with open(os.path.join(path, "config.json")) as f:
             config = json.load(f)
     else:
-        raise FileNotFoundError(f"{path} is neither an export (config.json + params/) nor a workdir "
-                                f"with {CHECKPOINT_DIR}/")
+        raise FileNotFoundError(
+            f"{path} is neither an export (config.json + params/) nor a workdir with {CHECKPOINT_DIR}/"
+        )
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
     check_finite(params, f"the parameters loaded from {path}")
     return params, config

@@ -1,4 +1,5 @@
 """Metrics to TensorBoard (tensorboardX: event files without TensorFlow) and the console."""
+
 from __future__ import annotations
 
 import os
@@ -12,6 +13,7 @@ class MetricWriter:
         self._tb = None
         if enabled:
             from tensorboardX import SummaryWriter
+
             self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:

@@ -11,6 +11,7 @@ Text: the export takes precomputed T5 embeddings (``model.text_source="precomput
 width 4096); the null ("") embedding for classifier-free guidance is either given (IF encodes the
 empty prompt with T5) or zero.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,9 +31,16 @@ def set_unet(c: ml_collections.ConfigDict, unet: UNetConfig) -> None:
     presets.set_unet(c, dataclasses.asdict(unet))
 
 
-def import_diffusers_unet(unet_folder: str, out: str, *, stage: str = "t2i", resolution: int = 64,
-                          low_resolution: int = 0, null_embedding: np.ndarray | None = None,
-                          dtype: str = "float32") -> ml_collections.ConfigDict:
+def import_diffusers_unet(
+    unet_folder: str,
+    out: str,
+    *,
+    stage: str = "t2i",
+    resolution: int = 64,
+    low_resolution: int = 0,
+    null_embedding: np.ndarray | None = None,
+    dtype: str = "float32",
+) -> ml_collections.ConfigDict:
     """Writes a project export at `out` from a diffusers IF U-Net folder; returns its run config.
 
     stage: ``"t2i"`` (IF-I, 3 input channels) or ``"ssr_image"`` (IF-II: 6 input channels and the
@@ -55,8 +63,10 @@ def import_diffusers_unet(unet_folder: str, out: str, *, stage: str = "t2i", res
     else:
         null_embedding = np.asarray(null_embedding, np.float32)
         if null_embedding.shape != (presets.IF_TEXT_LENGTH, unet.text_dim):
-            raise ValueError(f"null_embedding has shape {null_embedding.shape}; expected "
-                             f"({presets.IF_TEXT_LENGTH}, {unet.text_dim}) (the text encoder's output for '')")
+            raise ValueError(
+                f"null_embedding has shape {null_embedding.shape}; expected "
+                f"({presets.IF_TEXT_LENGTH}, {unet.text_dim}) (the text encoder's output for '')"
+            )
         c.model.null_text = "learned"
         params["null_text"] = null_embedding
     validation.validate(c)

@@ -1,4 +1,5 @@
 """The training objective and the jitted train step."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
@@ -13,9 +14,17 @@ from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.train.state import TrainState
 
 
-def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any], params: Any,
-            batch: Mapping[str, jax.Array], rng: jax.Array, ssr: Mapping[str, Any] | None = None,
-            mask_mixture: Mapping[str, float] | None = None, known_loss_weight: float = 0.0) -> jax.Array:
+def loss_fn(
+    model: DiffusionModel,
+    sched: Schedule,
+    diffusion: Mapping[str, Any],
+    params: Any,
+    batch: Mapping[str, jax.Array],
+    rng: jax.Array,
+    ssr: Mapping[str, Any] | None = None,
+    mask_mixture: Mapping[str, float] | None = None,
+    known_loss_weight: float = 0.0,
+) -> jax.Array:
     """Denoising loss of one batch: text encoded (or precomputed), dropped to the null
     embedding with probability `cond_drop_prob` (CFG training), x0 noised at uniform
     timesteps, MSE against the prediction-type target with optional SNR weighting.
@@ -27,7 +36,8 @@ def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any]
     k_drop, k_t, k_noise, k_dropout, k_cond = jax.random.split(rng, 5)
     x0 = batch["image" if model.config.kind == "image" else "video"]
     x0, extra, weights = conditioning.get(model.config.conditioning).training_inputs(
-        model.config, sched, x0, k_cond, ssr=ssr, mixture=mask_mixture, known_loss_weight=known_loss_weight)
+        model.config, sched, x0, k_cond, ssr=ssr, mixture=mask_mixture, known_loss_weight=known_loss_weight
+    )
     mask = batch["text_mask"]
     if "text_emb" in batch:
         emb = batch["text_emb"].astype(jnp.float32)
@@ -35,18 +45,31 @@ def loss_fn(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any]
         emb = model.encode_text(params, batch["text_ids"], mask)
     null = model.null_embedding(params)
     emb, mask = guidance.drop_text(k_drop, emb, mask, null, float(diffusion["cond_drop_prob"]))
-    t = losses.sample_timesteps(k_t, x0.shape[0], sched, diffusion.get("timestep_sampling", "uniform"),
-                                float(diffusion.get("timestep_logit_mean", 0.0)),
-                                float(diffusion.get("timestep_logit_std", 1.0)))
+    t = losses.sample_timesteps(
+        k_t,
+        x0.shape[0],
+        sched,
+        diffusion.get("timestep_sampling", "uniform"),
+        float(diffusion.get("timestep_logit_mean", 0.0)),
+        float(diffusion.get("timestep_logit_std", 1.0)),
+    )
     noise = jax.random.normal(k_noise, x0.shape, jnp.float32)
     x_t = noising.add_noise(sched, x0, noise, t)
     out = model.denoise(params, x_t, t, emb, mask, train=True, rng=k_dropout, **extra)
     weighting = diffusion["snr_weighting"]
-    return losses.diffusion_loss(out, x0, noise, t, sched, diffusion["prediction_type"],
-                                 None if weighting in (None, "none") else weighting,
-                                 float(diffusion["snr_gamma"]), mask=weights,
-                                 variance_type=diffusion.get("variance_type", "fixed_small"),
-                                 vlb_weight=float(diffusion.get("vlb_weight", losses.VLB_WEIGHT)))
+    return losses.diffusion_loss(
+        out,
+        x0,
+        noise,
+        t,
+        sched,
+        diffusion["prediction_type"],
+        None if weighting in (None, "none") else weighting,
+        float(diffusion["snr_gamma"]),
+        mask=weights,
+        variance_type=diffusion.get("variance_type", "fixed_small"),
+        vlb_weight=float(diffusion.get("vlb_weight", losses.VLB_WEIGHT)),
+    )
 
 
 def ema_decay_at(step: jax.Array, ema_decay: float) -> jax.Array:
@@ -59,16 +82,23 @@ def ema_decay_at(step: jax.Array, ema_decay: float) -> jax.Array:
 def micro_batches(batch: Mapping[str, jax.Array], k: int) -> dict:
     """[B, ...] -> [k, B/k, ...]: micro-batch i holds examples i, i + k, i + 2k, ... (strided, so a batch
     sharded over devices along B keeps every micro-batch spread over all of them)."""
+
     def split(x):
         if x.shape[0] % k:
             raise ValueError(f"grad_accum_steps={k} does not divide the batch size {x.shape[0]}")
         return x.reshape((x.shape[0] // k, k) + x.shape[1:]).swapaxes(0, 1)
+
     return {name: split(x) for name, x in batch.items()}
 
 
-def accumulated_value_and_grad(loss_of: Callable[[Any, Mapping[str, jax.Array], jax.Array], jax.Array],
-                               params: Any, batch: Mapping[str, jax.Array], rng: jax.Array, k: int,
-                               labels: Any) -> tuple[jax.Array, Any]:
+def accumulated_value_and_grad(
+    loss_of: Callable[[Any, Mapping[str, jax.Array], jax.Array], jax.Array],
+    params: Any,
+    batch: Mapping[str, jax.Array],
+    rng: jax.Array,
+    k: int,
+    labels: Any,
+) -> tuple[jax.Array, Any]:
     """Mean loss and gradient over the `k` micro-batches of `micro_batches` (a `lax.scan`), micro-batch i
     drawing its randomness from fold_in(rng, i); k = 1 is one value_and_grad of the whole batch with `rng`.
     Only the leaves labelled "train" are accumulated; frozen leaves get zero gradients."""
@@ -84,20 +114,31 @@ def accumulated_value_and_grad(loss_of: Callable[[Any, Mapping[str, jax.Array], 
         grads = jax.tree_util.tree_map(select, grads, trains)
         return jax.tree_util.tree_map(jnp.add, acc, (loss, grads)), None
 
-    zero = (jnp.zeros((), jnp.float32),
-            jax.tree_util.tree_map(lambda p, t: select(jnp.zeros_like(p, jnp.float32), t), params, trains))
+    zero = (
+        jnp.zeros((), jnp.float32),
+        jax.tree_util.tree_map(lambda p, t: select(jnp.zeros_like(p, jnp.float32), t), params, trains),
+    )
     (loss, grads), _ = jax.lax.scan(body, zero, (jnp.arange(k), micro_batches(batch, k)))
-    grads = jax.tree_util.tree_map(lambda g, p, t: (g / k).astype(p.dtype) if t else jnp.zeros_like(p),
-                                   grads, params, trains)
+    grads = jax.tree_util.tree_map(
+        lambda g, p, t: (g / k).astype(p.dtype) if t else jnp.zeros_like(p), grads, params, trains
+    )
     return loss / k, grads
 
 
-def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[str, Any], tx,
-                    lr_schedule: optax.Schedule, labels: Any, ema_decay: float,
-                    seed: int, ssr: Mapping[str, Any] | None = None,
-                    mask_mixture: Mapping[str, float] | None = None,
-                    grad_accum_steps: int = 1, known_loss_weight: float = 0.0
-                    ) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
+def make_train_step(
+    model: DiffusionModel,
+    sched: Schedule,
+    diffusion: Mapping[str, Any],
+    tx,
+    lr_schedule: optax.Schedule,
+    labels: Any,
+    ema_decay: float,
+    seed: int,
+    ssr: Mapping[str, Any] | None = None,
+    mask_mixture: Mapping[str, float] | None = None,
+    grad_accum_steps: int = 1,
+    known_loss_weight: float = 0.0,
+) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
     """(state, batch) -> (state, metrics). The step's randomness is fold_in(seed, step).
 
     With `grad_accum_steps` = k > 1 the batch is split into k micro-batches inside the step
@@ -117,8 +158,7 @@ def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[s
         rng = jax.random.fold_in(base_key, state.step)
         loss, grads = accumulated_value_and_grad(loss_of, state.params, batch, rng, grad_accum_steps, labels)
         # Norm of what trains only (frozen gradients are then dead code XLA removes).
-        trained = jax.tree_util.tree_map(lambda g, l: g if l == "train" else jnp.zeros((), g.dtype),
-                                         grads, labels)
+        trained = jax.tree_util.tree_map(lambda g, l: g if l == "train" else jnp.zeros((), g.dtype), grads, labels)
         grad_norm = optax.tree.norm(trained)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -126,8 +166,12 @@ def make_train_step(model: DiffusionModel, sched: Schedule, diffusion: Mapping[s
         decay = ema_decay_at(state.step, ema_decay)
         ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
         keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
-        new_state = TrainState(step=state.step + 1, params=keep(params, state.params),
-                               opt_state=keep(opt_state, state.opt_state), ema_params=keep(ema, state.ema_params))
+        new_state = TrainState(
+            step=state.step + 1,
+            params=keep(params, state.params),
+            opt_state=keep(opt_state, state.opt_state),
+            ema_params=keep(ema, state.ema_params),
+        )
         metrics = {"loss": loss, "grad_norm": grad_norm, "lr": lr_schedule(state.step), "finite": finite}
         return new_state, metrics
 

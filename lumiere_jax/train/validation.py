@@ -1,5 +1,6 @@
 """Checks a run config before anything is built or compiled; each error names the key and what is
 allowed."""
+
 from __future__ import annotations
 
 import math
@@ -20,18 +21,36 @@ from lumiere_jax.train import optim
 # Numeric ranges: dotted key -> (lowest, highest, integer?); None = unbounded on that side. Every
 # value must be finite. Bounds are inclusive except where noted in `_OPEN`.
 RANGES = {
-    "train.num_steps": (1, None, True), "train.keep_checkpoints": (1, None, True),
-    "train.checkpoint_every": (1, None, True), "train.log_every": (1, None, True),
-    "train.sample_every": (0, None, True), "train.seed": (0, 2**31 - 1, True), "train.ema_decay": (0.0, 1.0, False),
-    "data.global_batch": (1, None, True), "data.num_workers": (0, None, True), "data.num_train": (0, None, True),
-    "data.num_eval": (0, None, True), "data.num_frames": (0, None, True),
-    "optim.lr": (0.0, None, False), "optim.warmup_steps": (0, None, True), "optim.end_lr_factor": (0.0, None, False),
-    "optim.b1": (0.0, 1.0, False), "optim.b2": (0.0, 1.0, False), "optim.eps": (0.0, None, False),
-    "optim.weight_decay": (0.0, None, False), "optim.grad_clip": (0.0, None, False),
-    "diffusion.snr_gamma": (0.0, None, False), "diffusion.vlb_weight": (0.0, None, False),
-    "model.num_frames": (1, None, True), "model.resolution": (1, None, True),
-    "sample.num_samples": (1, None, True), "sample.fps": (1, None, True), "sample.seed": (0, 2**31 - 1, True),
-    "ssr.window": (0, None, True), "ssr.overlap": (0, None, True), "ssr.chunk_size": (0, None, True),
+    "train.num_steps": (1, None, True),
+    "train.keep_checkpoints": (1, None, True),
+    "train.checkpoint_every": (1, None, True),
+    "train.log_every": (1, None, True),
+    "train.sample_every": (0, None, True),
+    "train.seed": (0, 2**31 - 1, True),
+    "train.ema_decay": (0.0, 1.0, False),
+    "data.global_batch": (1, None, True),
+    "data.num_workers": (0, None, True),
+    "data.num_train": (0, None, True),
+    "data.num_eval": (0, None, True),
+    "data.num_frames": (0, None, True),
+    "optim.lr": (0.0, None, False),
+    "optim.warmup_steps": (0, None, True),
+    "optim.end_lr_factor": (0.0, None, False),
+    "optim.b1": (0.0, 1.0, False),
+    "optim.b2": (0.0, 1.0, False),
+    "optim.eps": (0.0, None, False),
+    "optim.weight_decay": (0.0, None, False),
+    "optim.grad_clip": (0.0, None, False),
+    "diffusion.snr_gamma": (0.0, None, False),
+    "diffusion.vlb_weight": (0.0, None, False),
+    "model.num_frames": (1, None, True),
+    "model.resolution": (1, None, True),
+    "sample.num_samples": (1, None, True),
+    "sample.fps": (1, None, True),
+    "sample.seed": (0, 2**31 - 1, True),
+    "ssr.window": (0, None, True),
+    "ssr.overlap": (0, None, True),
+    "ssr.chunk_size": (0, None, True),
 }
 _OPEN = {"train.ema_decay": "<", "optim.lr": ">", "optim.b1": "<", "optim.b2": "<", "optim.eps": ">"}
 
@@ -71,11 +90,14 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
     if (None if d.snr_weighting == "none" else d.snr_weighting) not in losses.SNR_WEIGHTINGS:
         raise ValueError(f"config.diffusion.snr_weighting must be 'none' or 'min_snr', got {d.snr_weighting!r}")
     if d.variance_type not in losses.VARIANCE_TYPES:
-        raise ValueError(f"config.diffusion.variance_type must be one of {losses.VARIANCE_TYPES}, "
-                         f"got {d.variance_type!r}")
+        raise ValueError(
+            f"config.diffusion.variance_type must be one of {losses.VARIANCE_TYPES}, got {d.variance_type!r}"
+        )
     if d.timestep_sampling not in losses.TIMESTEP_SAMPLINGS:
-        raise ValueError(f"config.diffusion.timestep_sampling must be one of {losses.TIMESTEP_SAMPLINGS}, "
-                         f"got {d.timestep_sampling!r}")
+        raise ValueError(
+            f"config.diffusion.timestep_sampling must be one of {losses.TIMESTEP_SAMPLINGS}, "
+            f"got {d.timestep_sampling!r}"
+        )
     if not d.timestep_logit_std > 0:
         raise ValueError(f"config.diffusion.timestep_logit_std must be > 0, got {d.timestep_logit_std}")
     if not 0.0 <= d.cond_drop_prob < 1.0:
@@ -86,15 +108,19 @@ def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
         raise ValueError(f"config.data.global_batch must be positive, got {config.data.global_batch}")
     accum = config.train.get("grad_accum_steps", 1)
     if accum < 1 or config.data.global_batch % accum:
-        raise ValueError(f"config.train.grad_accum_steps={accum} must be >= 1 and divide "
-                         f"config.data.global_batch={config.data.global_batch}")
+        raise ValueError(
+            f"config.train.grad_accum_steps={accum} must be >= 1 and divide "
+            f"config.data.global_batch={config.data.global_batch}"
+        )
     mesh_lib.check_config(config.mesh)
     if config.data.get("style", "none") not in STYLES:
         raise ValueError(f"config.data.style must be one of {STYLES}, got {config.data.get('style')!r}")
     model = build.model_config(config.to_dict())
     if d.variance_type == "learned_range" and model.stunet.unet.out_channels != 2 * model.sample_channels:
-        raise ValueError(f"config.diffusion.variance_type='learned_range' needs model.unet.out_channels = "
-                         f"{2 * model.sample_channels} (prediction + variance), got {model.stunet.unet.out_channels}")
+        raise ValueError(
+            f"config.diffusion.variance_type='learned_range' needs model.unet.out_channels = "
+            f"{2 * model.sample_channels} (prediction + variance), got {model.stunet.unet.out_channels}"
+        )
     conditioning.get(model.conditioning).validate(config, model)
     optim.parse_multipliers(tuple(config.optim.get("lr_multipliers", ())))
     if model.kind == "video":

@@ -5,6 +5,7 @@ longer runs on this host (killed, crashed machine restarted) is stale: it is rep
 takeover is logged. A lock from another host cannot be checked from here; it is honoured until
 removed by hand (the message says which file).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,7 +28,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:       # exists, owned by another user
+    except PermissionError:  # exists, owned by another user
         return True
     return True
 
@@ -55,13 +56,14 @@ def acquire(workdir: str) -> str:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
                 continue
-            if not owner:           # being written right now, or unreadable: look again
+            if not owner:  # being written right now, or unreadable: look again
                 time.sleep(0.2)
                 owner = _read(path)
             raise WorkdirLocked(
                 f"workdir {workdir} is in use by another run (host {owner.get('host', '?')}, pid "
                 f"{owner.get('pid', '?')}, started {owner.get('started', '?')}): wait for it to finish, use "
-                f"another --workdir, or delete {path} if that run is gone") from None
+                f"another --workdir, or delete {path} if that run is gone"
+            ) from None
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
         return path

@@ -1,5 +1,6 @@
 """Bad inputs are refused before anything is built, compiled or sampled, with a message naming
 the value; output folders never end up inconsistent (issue: nothing silently wrong, nothing lost)."""
+
 import json
 import os
 
@@ -14,20 +15,23 @@ from tests.helpers import load_config
 PROMPT = "a red square moving left"
 
 
-@pytest.mark.parametrize("key, value, match", [
-    ("train.keep_checkpoints", 0, r"config.train.keep_checkpoints must be >= 1, got 0"),
-    ("train.checkpoint_every", 0, r"config.train.checkpoint_every must be >= 1, got 0"),
-    ("train.log_every", 0, r"config.train.log_every must be >= 1, got 0"),
-    ("train.num_steps", 0, r"config.train.num_steps must be >= 1, got 0"),
-    ("train.num_steps", -3, r"config.train.num_steps must be >= 1, got -3"),
-    ("train.ema_decay", 1.0, r"config.train.ema_decay must be >= 0.0 and < 1.0, got 1.0"),
-    ("train.seed", 2**40, r"config.train.seed must be >= 0 and <= 2147483647"),
-    ("optim.lr", float("nan"), r"config.optim.lr must be finite, got nan"),
-    ("optim.lr", 0.0, r"config.optim.lr must be > 0.0, got 0.0"),
-    ("sample.fps", 0, r"config.sample.fps must be >= 1, got 0"),
-    ("sample.num_samples", 0, r"config.sample.num_samples must be >= 1, got 0"),
-    ("data.global_batch", 0, r"config.data.global_batch must be >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        ("train.keep_checkpoints", 0, r"config.train.keep_checkpoints must be >= 1, got 0"),
+        ("train.checkpoint_every", 0, r"config.train.checkpoint_every must be >= 1, got 0"),
+        ("train.log_every", 0, r"config.train.log_every must be >= 1, got 0"),
+        ("train.num_steps", 0, r"config.train.num_steps must be >= 1, got 0"),
+        ("train.num_steps", -3, r"config.train.num_steps must be >= 1, got -3"),
+        ("train.ema_decay", 1.0, r"config.train.ema_decay must be >= 0.0 and < 1.0, got 1.0"),
+        ("train.seed", 2**40, r"config.train.seed must be >= 0 and <= 2147483647"),
+        ("optim.lr", float("nan"), r"config.optim.lr must be finite, got nan"),
+        ("optim.lr", 0.0, r"config.optim.lr must be > 0.0, got 0.0"),
+        ("sample.fps", 0, r"config.sample.fps must be >= 1, got 0"),
+        ("sample.num_samples", 0, r"config.sample.num_samples must be >= 1, got 0"),
+        ("data.global_batch", 0, r"config.data.global_batch must be >= 1, got 0"),
+    ],
+)
 def test_config_values_are_range_checked(key, value, match):
     config = load_config("tiny", "t2i", "/nonexistent")
     section, name = key.split(".")
@@ -41,19 +45,22 @@ def gen(video_run):
     return sampling.Generator.load(video_run[0])
 
 
-@pytest.mark.parametrize("kw, match", [
-    (dict(guidance_scale=float("nan")), "guidance_scale must be finite, got nan"),
-    (dict(guidance_scale=-1.0), "guidance_scale must be >= 0.0, got -1.0"),
-    (dict(num_steps=0), "num_steps must be >= 1, got 0"),
-    (dict(num_steps=2.5), "num_steps must be an integer, got 2.5"),
-    (dict(eta=float("inf")), "eta must be finite"),
-    (dict(sampler="euler"), r"sampler must be one of \('ddim', 'dpmpp_2m', 'ddpm'\), got 'euler'"),
-    (dict(timestep_spacing="even"), "timestep_spacing must be one of"),
-    (dict(num_samples=0), "num_samples must be an integer >= 1, got 0"),
-    (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
-    (dict(seed=-1), "seed must be an integer .* got -1"),
-    (dict(seed=2**31 - 1, num_samples=2), r"seed must be an integer with seed \.\. seed \+ 1"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(guidance_scale=float("nan")), "guidance_scale must be finite, got nan"),
+        (dict(guidance_scale=-1.0), "guidance_scale must be >= 0.0, got -1.0"),
+        (dict(num_steps=0), "num_steps must be >= 1, got 0"),
+        (dict(num_steps=2.5), "num_steps must be an integer, got 2.5"),
+        (dict(eta=float("inf")), "eta must be finite"),
+        (dict(sampler="euler"), r"sampler must be one of \('ddim', 'dpmpp_2m', 'ddpm'\), got 'euler'"),
+        (dict(timestep_spacing="even"), "timestep_spacing must be one of"),
+        (dict(num_samples=0), "num_samples must be an integer >= 1, got 0"),
+        (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
+        (dict(seed=-1), "seed must be an integer .* got -1"),
+        (dict(seed=2**31 - 1, num_samples=2), r"seed must be an integer with seed \.\. seed \+ 1"),
+    ],
+)
 def test_sampling_arguments_are_checked_before_sampling(gen, kw, match):
     with pytest.raises(ValueError, match=match):
         gen.generate([PROMPT], progress=False, **kw)
@@ -73,7 +80,7 @@ def test_output_folder_is_checked_first(tmp_path):
     with pytest.raises(FileExistsError, match=r"is not empty \(0000.mp4, notes.txt\).*--output_exists=append"):
         outputs.prepare_output_dir(str(tmp_path / "full"))
     assert outputs.prepare_output_dir(str(tmp_path / "full"), "overwrite") == []
-    assert sorted(os.listdir(tmp_path / "full")) == ["notes.txt"]        # only earlier samples are removed
+    assert sorted(os.listdir(tmp_path / "full")) == ["notes.txt"]  # only earlier samples are removed
     (tmp_path / "file").write_text("")
     with pytest.raises(PermissionError, match="cannot write to the output folder"):
         outputs.prepare_output_dir(str(tmp_path / "file" / "out"))
@@ -101,7 +108,7 @@ def test_sampling_to_a_folder_writes_per_batch_and_a_rerun_finishes_the_work(gen
     assert r.seeds == [5, 6]
     with pytest.raises(FileExistsError, match="not empty"):
         cli.sample_to_folder(gen, prompts, 1, 5, out, **kw)
-    again = cli.sample_to_folder(gen, prompts, 1, 5, out, exists="append", **kw)   # only the third is new
+    again = cli.sample_to_folder(gen, prompts, 1, 5, out, exists="append", **kw)  # only the third is new
     assert again.seeds == [7] and again.prompts == prompts[2:]
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     assert [(e["prompt"], e["seed"]) for e in manifest] == list(zip(prompts, [5, 6, 7]))
@@ -124,10 +131,13 @@ def test_a_prompt_longer_than_the_tokenizer_warns(gen):
 
 def test_array_inputs_must_be_uint8_or_float_in_model_range(conditional_run):
     from lumiere_jax.sampling import engine, tasks
+
     clip = np.zeros((4, 8, 8, 3), np.uint8)
-    for bad, match in ((clip.astype(np.float32) + 255.0, r"must be in \[-1, 1\] .*got values in \[255, 255\]"),
-                       (clip.astype(np.int64), "must be uint8 .* got dtype int64"),
-                       (np.full(clip.shape, np.nan, np.float32), "non-finite")):
+    for bad, match in (
+        (clip.astype(np.float32) + 255.0, r"must be in \[-1, 1\] .*got values in \[255, 255\]"),
+        (clip.astype(np.int64), "must be uint8 .* got dtype int64"),
+        (np.full(clip.shape, np.nan, np.float32), "non-finite"),
+    ):
         with pytest.raises(ValueError, match=match):
             engine.to_model_range(bad, "known content")
     np.testing.assert_array_equal(engine.to_model_range(np.array([0, 255], np.uint8), "x"), [-1.0, 1.0])
@@ -141,8 +151,17 @@ def test_array_inputs_must_be_uint8_or_float_in_model_range(conditional_run):
 
 
 def test_a_checkpoint_of_another_stage_is_announced(t2i_run, video_run, tmp_path, capsys):
-    r = cli.run(video_run[1], cli.RunArgs(mode="sample", checkpoint=t2i_run[0], prompt=[PROMPT], num_samples=1,
-                                          num_steps=1, output_dir=str(tmp_path / "img")))
+    r = cli.run(
+        video_run[1],
+        cli.RunArgs(
+            mode="sample",
+            checkpoint=t2i_run[0],
+            prompt=[PROMPT],
+            num_samples=1,
+            num_steps=1,
+            output_dir=str(tmp_path / "img"),
+        ),
+    )
     out = capsys.readouterr().out
     assert "holds a 't2i' model, the config file is for stage 'video'" in out
     assert "it makes images (written as 1-frame videos)" in out and r.videos.ndim == 4

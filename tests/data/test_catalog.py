@@ -15,17 +15,18 @@ def test_class_name_captions():
 
 def test_adapter_with_injected_source():
     rng = np.random.default_rng(0)
-    recs = [{"video": rng.integers(0, 255, (t, 12, 16, 3), dtype=np.uint8), "label": lbl}
-            for t, lbl in [(10, 1), (3, 0)]]
-    src = catalog.CatalogSource("ucf101", source=recs, label_names=["ApplyLipstick", "TaiChi"],
-                                num_frames=4, frame_stride=2, resolution=8)
+    recs = [
+        {"video": rng.integers(0, 255, (t, 12, 16, 3), dtype=np.uint8), "label": lbl} for t, lbl in [(10, 1), (3, 0)]
+    ]
+    src = catalog.CatalogSource(
+        "ucf101", source=recs, label_names=["ApplyLipstick", "TaiChi"], num_frames=4, frame_stride=2, resolution=8
+    )
     assert len(src) == 2
     r = src[0]
     assert r["video"].shape == (4, 8, 8, 3) and r["video"].dtype == np.uint8
     assert r["caption"] == "a video of tai chi" and r["label"] == 1 and r["index"] == 0
     # centre clip of a 10-frame video with stride 2: span 7 -> start 1 -> frames 1,3,5,7
-    raw = catalog.CatalogSource("ucf101", source=recs, label_names=["a", "b"], num_frames=4,
-                                frame_stride=2)
+    raw = catalog.CatalogSource("ucf101", source=recs, label_names=["a", "b"], num_frames=4, frame_stride=2)
     np.testing.assert_array_equal(raw[0]["video"], recs[0]["video"][[1, 3, 5, 7]])
     # a short video is padded with its last frame
     np.testing.assert_array_equal(raw[1]["video"], recs[1]["video"][[0, 2, 2, 2]])

@@ -1,4 +1,5 @@
 """moving_shapes: renderer invariants, tfds build / read-back, splits, determinism."""
+
 import itertools
 import pickle
 
@@ -54,8 +55,15 @@ def test_caption_roundtrip_and_errors():
         assert ms.parse_caption(text.encode()) == combo
     spec = _specs(32, 1)[0]
     assert ms.parse_caption(ms.caption(spec)) == spec.combo
-    for bad in ["", "a red square", "a red hexagon moving left", "a purple square moving left",
-                "a red square moving sideways", "the red square moving left", "a red square moving left fast"]:
+    for bad in [
+        "",
+        "a red square",
+        "a red hexagon moving left",
+        "a purple square moving left",
+        "a red square moving sideways",
+        "the red square moving left",
+        "a red square moving left fast",
+    ]:
         with pytest.raises(ValueError):
             ms.parse_caption(bad)
     with pytest.raises(ValueError):
@@ -150,8 +158,9 @@ def test_build_and_read_back_with_tfds_data_source(built):
     data_dir, builder = built
     cfg = builder.builder_config
     assert builder.info.splits["train"].num_examples == 48
-    src = tfds.data_source("moving_shapes", split="test", data_dir=data_dir,
-                           builder_kwargs={"config": cfg}, download=False)
+    src = tfds.data_source(
+        "moving_shapes", split="test", data_dir=data_dir, builder_kwargs={"config": cfg}, download=False
+    )
     assert len(src) == 16
     rec = src[3]
     assert rec["video"].shape == (16, 32, 32, 3) and rec["video"].dtype == np.uint8
@@ -192,8 +201,9 @@ def test_records_match_generator_and_metadata(built, split):
 def test_splits_hold_the_right_combos(built):
     data_dir, builder = built
     cfg = builder.builder_config
-    combos = {s: {(r["color"], r["shape"], r["direction"]) for r in _all(ms.load_source(data_dir, cfg, s))}
-              for s in ms.SPLITS}
+    combos = {
+        s: {(r["color"], r["shape"], r["direction"]) for r in _all(ms.load_source(data_dir, cfg, s))} for s in ms.SPLITS
+    }
     assert not combos["train"] & ms.HELD_OUT and not combos["test"] & ms.HELD_OUT
     assert combos["held_out"] == set(ms.HELD_OUT)  # 16 examples, balanced over 8 combos
     assert len(combos["train"]) == 48  # balanced: 48 distinct of the 76 train combos

@@ -1,4 +1,5 @@
 """Style variants of moving_shapes frames (config.data.style)."""
+
 import os
 
 import numpy as np
@@ -12,8 +13,13 @@ from lumiere_jax.eval import probe
 from lumiere_jax.train import validation
 from tests.helpers import ROOT
 
-COMBOS = [("red", "square", "left"), ("green", "circle", "up"), ("blue", "triangle", "right"),
-          ("white", "triangle", "down"), ("yellow", "circle", "left")]
+COMBOS = [
+    ("red", "square", "left"),
+    ("green", "circle", "up"),
+    ("blue", "triangle", "right"),
+    ("white", "triangle", "down"),
+    ("yellow", "circle", "left"),
+]
 
 
 def clip(combo, size=32, frames=8, seed=0):
@@ -37,8 +43,8 @@ def test_transforms(combo):
 
     out = styles.apply_style(video, "outline")
     assert out.shape == video.shape and out.dtype == np.uint8
-    assert (out[interior] == 0).all()                                       # interior -> background
-    np.testing.assert_array_equal(out[~interior], video[~interior])         # ring (and the rest) kept
+    assert (out[interior] == 0).all()  # interior -> background
+    np.testing.assert_array_equal(out[~interior], video[~interior])  # ring (and the rest) kept
     ring = lit & ~interior
     assert ring.any() and not styles.interior_mask(out.max(-1) > styles.LIT_THRESHOLD).any()  # 1 px ring
 
@@ -46,8 +52,8 @@ def test_transforms(combo):
     background = video.max(-1) == 0
     assert (tint[background] == styles.TINT).all()
     full = video.max(-1) == 255
-    np.testing.assert_array_equal(tint[full], video[full])                  # object keeps its colour
-    edge = ~background & ~full                                              # anti-aliased: a*colour + (1-a)*tint
+    np.testing.assert_array_equal(tint[full], video[full])  # object keeps its colour
+    edge = ~background & ~full  # anti-aliased: a*colour + (1-a)*tint
     a = video[edge].max(-1, keepdims=True) / 255.0
     colour = np.asarray(ms.COLORS[combo[0]])
     np.testing.assert_allclose(tint[edge], a * colour + (1 - a) * np.asarray(styles.TINT), atol=0.6)
@@ -112,7 +118,7 @@ def data_dir(tmp_path_factory):
 def test_pipeline_batches_are_styled(data_dir, stage):
     config = config_lib.load_config_file(os.path.join(ROOT, "configs", "tiny.py"), stage)
     config.data.data_dir = data_dir
-    config.model.resolution = 16      # D = 4 px: every object has interior pixels
+    config.model.resolution = 16  # D = 4 px: every object has interior pixels
     config.data.num_train, config.data.num_eval = 4, 2
     batches = {}
     for style in ("none", "outline"):

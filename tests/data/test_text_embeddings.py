@@ -13,6 +13,7 @@ def fake_encoder(calls):
         emb = np.stack([np.full((5, 3), len(c) + 1 / 3, np.float32) * np.arange(1, 4) for c in captions])
         mask = np.array([[i < 1 + len(c) % 5 for i in range(5)] for c in captions])
         return emb, mask
+
     return encode
 
 
@@ -20,7 +21,7 @@ def test_compute_save_load_and_batches(tmp_path):
     captions = ["a red square", "a blue circle", "a red square", "zz", "a green triangle"]
     calls = []
     table = text_embeddings.compute(captions, fake_encoder(calls), batch_size=3, meta={"encoder": "fake"})
-    assert calls == [3, 3]                       # 4 distinct captions, padded to whole batches
+    assert calls == [3, 3]  # 4 distinct captions, padded to whole batches
     table.save(str(tmp_path))
     loaded = text_embeddings.TextEmbeddings.load(str(tmp_path))
     assert loaded.captions == sorted(set(captions)) and (loaded.length, loaded.dim) == (5, 3)
@@ -33,8 +34,14 @@ def test_compute_save_load_and_batches(tmp_path):
     # Records of any view (here T2I frames) get their caption's embedding; batches stack them.
     videos = [{"video": np.full((2, 4, 4, 3), i, np.uint8), "caption": c} for i, c in enumerate(captions)]
     source = text_embeddings.WithTextEmbeddings(ImageView(videos), loaded)
-    pipe = Pipeline(source, global_batch_size=4, kind="image", extra_keys=("text_emb", "text_mask"),
-                    process_index=0, process_count=1)
+    pipe = Pipeline(
+        source,
+        global_batch_size=4,
+        kind="image",
+        extra_keys=("text_emb", "text_mask"),
+        process_index=0,
+        process_count=1,
+    )
     batch = pipe.get_batch(0)
     for cap, e, m in zip(batch["caption"], batch["text_emb"], batch["text_mask"]):
         we, wm = fake_encoder([])([str(cap)])

@@ -19,7 +19,7 @@ def moving_video(t, h=24, w=32, seed=0):
     for k in range(t):
         f = np.stack([y, y[::-1], np.full((h, w), 60.0 + seed * 30)], -1)
         x0 = (3 * k) % (w - 6)
-        f[8:14, x0:x0 + 6] = 250
+        f[8:14, x0 : x0 + 6] = 250
         frames.append(f)
     return np.stack(frames).astype(np.uint8)
 
@@ -27,29 +27,30 @@ def moving_video(t, h=24, w=32, seed=0):
 @pytest.fixture(scope="module")
 def clips_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("clips")
-    vio.write_mp4(d / "long.mp4", moving_video(24, seed=0), fps=16)   # -> 12 frames @ 8 fps
+    vio.write_mp4(d / "long.mp4", moving_video(24, seed=0), fps=16)  # -> 12 frames @ 8 fps
     (d / "sub").mkdir()
     vio.write_gif(d / "sub" / "anim.gif", moving_video(8, seed=1), fps=8)
     vio.write_frames(d / "frames_clip", moving_video(5, h=30, w=30, seed=2))  # no fps: kept as is
-    vio.write_mp4(d / "short.mp4", moving_video(3, seed=3), fps=8)     # too short
+    vio.write_mp4(d / "short.mp4", moving_video(3, seed=3), fps=8)  # too short
     (d / "corrupt.webm").write_bytes(os.urandom(3000))
-    vio.write_mp4(d / "extra.mp4", moving_video(8), fps=8)              # no caption row
+    vio.write_mp4(d / "extra.mp4", moving_video(8), fps=8)  # no caption row
     with open(d / "captions.csv", "w", encoding="utf-8") as f:
-        f.write("path,caption\n"
-                'long.mp4,"a square, moving"\n'
-                "sub/anim.gif,an animated gif\n"
-                "frames_clip,frames in a folder \u00e9\n"
-                "short.mp4,too short\n"
-                "corrupt.webm,broken\n"
-                "gone.mp4,not there\n")
+        f.write(
+            "path,caption\n"
+            'long.mp4,"a square, moving"\n'
+            "sub/anim.gif,an animated gif\n"
+            "frames_clip,frames in a folder \u00e9\n"
+            "short.mp4,too short\n"
+            "corrupt.webm,broken\n"
+            "gone.mp4,not there\n"
+        )
     return d
 
 
 @pytest.fixture(scope="module")
 def built(clips_dir, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("tfds")
-    builder = vf.build_video_folder(clips_dir, data_dir, resolution=16, fps=8, num_frames=4,
-                                    stride=4)
+    builder = vf.build_video_folder(clips_dir, data_dir, resolution=16, fps=8, num_frames=4, stride=4)
     return builder
 
 
@@ -95,8 +96,7 @@ def test_reopen_without_source(built):
 
 def test_skips_are_logged(clips_dir, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="lumiere_jax.data.video_folder"):
-        b = vf.build_video_folder(clips_dir, tmp_path, resolution=8, fps=None, num_frames=8,
-                                  max_clips_per_video=1)
+        b = vf.build_video_folder(clips_dir, tmp_path, resolution=8, fps=None, num_frames=8, max_clips_per_video=1)
     text = caplog.text
     assert "gone.mp4" in text and "corrupt.webm" in text and "frames_clip" in text  # 5 < 8 frames
     src = vf.VideoFolderSource(b)
@@ -120,16 +120,13 @@ def test_jsonl_captions_and_errors(tmp_path):
     # nothing usable -> a clear error listing why
     (d / "none.csv").write_text("path,caption\nmissing.mp4,x\n")
     with pytest.raises(ValueError, match="no usable clips.*missing.mp4: missing"):
-        vf.build_video_folder(d, tmp_path / "out", resolution=8, num_frames=2,
-                              captions_file="none.csv")
+        vf.build_video_folder(d, tmp_path / "out", resolution=8, num_frames=2, captions_file="none.csv")
 
 
 def test_config_name():
     assert vf.VideoFolderConfig(resolution=64, fps=8, num_frames=16).name == "r64x64_f16_fps8_s16"
-    assert vf.VideoFolderConfig(resolution=(32, 48), fps=None, num_frames=8, stride=2).name == \
-        "r32x48_f8_fpssrc_s2"
-    assert vf.VideoFolderConfig(resolution=8, num_frames=2, max_clips_per_video=1).name == \
-        "r8x8_f2_fps8_s2_m1"
+    assert vf.VideoFolderConfig(resolution=(32, 48), fps=None, num_frames=8, stride=2).name == "r32x48_f8_fpssrc_s2"
+    assert vf.VideoFolderConfig(resolution=8, num_frames=2, max_clips_per_video=1).name == "r8x8_f2_fps8_s2_m1"
     with pytest.raises(ValueError):
         vf.VideoFolderConfig(num_frames=0)
 
@@ -160,7 +157,7 @@ def test_load_source_reuse_rebuild_and_isolation(tmp_path):
 
 def test_caption_file_encodings(tmp_path):
     (tmp_path / "captions.csv").write_bytes("\ufeffpath,caption\na.gif,caf\u00e9\n".encode("utf-8"))
-    assert vf.read_captions(tmp_path) == [("a.gif", "caf\u00e9")]          # a byte-order mark is accepted
+    assert vf.read_captions(tmp_path) == [("a.gif", "caf\u00e9")]  # a byte-order mark is accepted
     (tmp_path / "captions.csv").write_bytes("path,caption\na.gif,caf\u00e9\n".encode("latin-1"))
     with pytest.raises(ValueError, match=f"{tmp_path / 'captions.csv'} is not UTF-8 .*re-save it as UTF-8"):
         vf.read_captions(tmp_path)

@@ -11,8 +11,7 @@ def smooth_video(t=6, h=20, w=28):
     """Gradients that move over time: survive lossy codecs and are frame-distinct."""
     y = np.linspace(0, 1, h)[:, None]
     x = np.linspace(0, 1, w)[None, :]
-    frames = [np.stack([200 * y + 0 * x, 200 * x + 0 * y, np.full((h, w), 20.0 * k + 30)], -1)
-              for k in range(t)]
+    frames = [np.stack([200 * y + 0 * x, 200 * x + 0 * y, np.full((h, w), 20.0 * k + 30)], -1) for k in range(t)]
     return np.stack(frames).astype(np.uint8)
 
 
@@ -28,9 +27,16 @@ def test_webm_decode(tmp_path):
     import imageio.v3 as iio
 
     v = smooth_video(t=4, h=16, w=16)
-    iio.imwrite(tmp_path / "a.webm", v, plugin="FFMPEG", fps=6, codec="libvpx-vp9",
-                macro_block_size=1, output_params=["-crf", "20", "-b:v", "0"],
-                ffmpeg_log_level="error")
+    iio.imwrite(
+        tmp_path / "a.webm",
+        v,
+        plugin="FFMPEG",
+        fps=6,
+        codec="libvpx-vp9",
+        macro_block_size=1,
+        output_params=["-crf", "20", "-b:v", "0"],
+        ffmpeg_log_level="error",
+    )
     r, fps = vio.read_video(tmp_path / "a.webm")
     assert r.shape == v.shape and fps == pytest.approx(6)
     assert np.abs(r.astype(int) - v).mean() < 8
@@ -62,6 +68,7 @@ def test_frames_folder_natural_order(tmp_path):
     d.mkdir()
     v = smooth_video(t=12)
     from PIL import Image
+
     for i, f in enumerate(v):  # unpadded names: f2 must come before f10
         Image.fromarray(f).save(d / f"f{i}.png")
     (d / "notes.txt").write_text("ignored")
@@ -69,13 +76,17 @@ def test_frames_folder_natural_order(tmp_path):
     np.testing.assert_array_equal(r, v)
 
 
-@pytest.mark.parametrize("name,content,reason", [
-    ("missing.mp4", None, "not found"),
-    ("empty.mp4", b"", "empty"),
-    ("corrupt.mp4", np.random.default_rng(0).bytes(2000), "cannot decode"),
-    ("corrupt.gif", b"GIF89a" + np.random.default_rng(1).bytes(50), "cannot decode"),
-    ("emptydir", "dir", "no frame images"),
-], ids=["missing", "empty", "corrupt-mp4", "corrupt-gif", "empty-dir"])
+@pytest.mark.parametrize(
+    "name,content,reason",
+    [
+        ("missing.mp4", None, "not found"),
+        ("empty.mp4", b"", "empty"),
+        ("corrupt.mp4", np.random.default_rng(0).bytes(2000), "cannot decode"),
+        ("corrupt.gif", b"GIF89a" + np.random.default_rng(1).bytes(50), "cannot decode"),
+        ("emptydir", "dir", "no frame images"),
+    ],
+    ids=["missing", "empty", "corrupt-mp4", "corrupt-gif", "empty-dir"],
+)
 def test_decode_errors_name_the_file(tmp_path, name, content, reason):
     path = tmp_path / name
     if content == "dir":
@@ -129,4 +140,5 @@ def test_contact_sheet_and_png(tmp_path):
     assert floats.shape == (4, 12, 3) and floats[:, :5].max() == 0
     path = vio.save_png(tmp_path / "sub" / "sheet.png", sheet)
     from PIL import Image
+
     np.testing.assert_array_equal(np.asarray(Image.open(path)), sheet)

@@ -1,4 +1,5 @@
 """ImageView: frames of a video source as a T2I image source."""
+
 import numpy as np
 import pytest
 
@@ -20,8 +21,10 @@ class CountingSource:
             raise IndexError(v)
         self.reads += 1
         video = (10 * v + np.arange(self.frames, dtype=np.uint8))[:, None, None, None]
-        return {"video": np.broadcast_to(video, (self.frames, self.size, self.size, 3)).copy(),
-                "caption": f"video {v}".encode()}
+        return {
+            "video": np.broadcast_to(video, (self.frames, self.size, self.size, 3)).copy(),
+            "caption": f"video {v}".encode(),
+        }
 
 
 def test_length_and_index_mapping():

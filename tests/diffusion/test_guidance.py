@@ -16,8 +16,7 @@ def _text(batch=B, key=0):
 
 
 def _dropped_rows(emb, mask, new_emb, new_mask, null):
-    is_null = np.all(np.asarray(new_emb) == np.asarray(null)[None], axis=(1, 2)) & np.all(
-        np.asarray(new_mask), axis=1)
+    is_null = np.all(np.asarray(new_emb) == np.asarray(null)[None], axis=(1, 2)) & np.all(np.asarray(new_mask), axis=1)
     kept = ~is_null
     np.testing.assert_array_equal(np.asarray(new_emb)[kept], np.asarray(emb)[kept])
     np.testing.assert_array_equal(np.asarray(new_mask)[kept], np.asarray(mask)[kept])
@@ -75,10 +74,10 @@ def test_guide_math():
     k1, k2 = jax.random.split(jax.random.key(0))
     cond, uncond = jax.random.normal(k1, (2, 3, 4, 4, 3)), jax.random.normal(k2, (2, 3, 4, 4, 3))
     got = guidance.guide(cond, uncond, 7.5, channels=3)
-    np.testing.assert_allclose(np.asarray(got), np.asarray(uncond) + 7.5 * (np.asarray(cond) - np.asarray(uncond)),
-                               rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(guidance.guide(cond, uncond, 1.0, 3)), np.asarray(cond),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(got), np.asarray(uncond) + 7.5 * (np.asarray(cond) - np.asarray(uncond)), rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_allclose(np.asarray(guidance.guide(cond, uncond, 1.0, 3)), np.asarray(cond), atol=1e-6)
 
 
 def test_guide_learned_variance_guides_first_half_only():
@@ -86,8 +85,7 @@ def test_guide_learned_variance_guides_first_half_only():
     cond, uncond = jax.random.normal(k1, (2, 3, 4, 4, 6)), jax.random.normal(k2, (2, 3, 4, 4, 6))
     got = np.asarray(guidance.guide(cond, uncond, 4.0, channels=3))
     c, u = np.asarray(cond), np.asarray(uncond)
-    np.testing.assert_allclose(got[..., :3], u[..., :3] + 4.0 * (c[..., :3] - u[..., :3]), rtol=1e-6,
-                               atol=1e-6)
+    np.testing.assert_allclose(got[..., :3], u[..., :3] + 4.0 * (c[..., :3] - u[..., :3]), rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(got[..., 3:], c[..., 3:])
 
 

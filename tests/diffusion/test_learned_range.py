@@ -1,6 +1,7 @@
 """Learned-range variance (DeepFloyd IF): the DDPM sampler against diffusers'
 DDPMScheduler(variance_type="learned_range") trajectories (fixture from tools/make_if_fixtures.py),
 and the hybrid loss's variational-bound term."""
+
 import json
 import math
 import pathlib
@@ -16,8 +17,17 @@ from tests.diffusion.test_diffusers_agreement import assert_close
 
 FIXTURE = np.load(pathlib.Path(__file__).parents[1] / "fixtures" / "learned_range_ddpm.npz")
 CONFIGS = json.loads(FIXTURE["meta"].tobytes().decode())["configs"]
-_COEFS = np.array([[np.float32(0.3 * math.cos(t / 137.0)), np.float32(0.1 * (1.0 + t / 500.0)),
-                    np.float32(0.9 * math.cos(t / 91.0))] for t in range(1000)], np.float32)
+_COEFS = np.array(
+    [
+        [
+            np.float32(0.3 * math.cos(t / 137.0)),
+            np.float32(0.1 * (1.0 + t / 500.0)),
+            np.float32(0.9 * math.cos(t / 91.0)),
+        ]
+        for t in range(1000)
+    ],
+    np.float32,
+)
 
 
 def fake_output(x, t):
@@ -33,19 +43,26 @@ nhwc = lambda a: jnp.asarray(np.moveaxis(np.asarray(a), -3, -1))
 def test_learned_range_ddpm_matches_diffusers(k):
     cfg = CONFIGS[k]
     s = samplers.get_sampler(
-        "ddpm", schedules.get_schedule(cfg["schedule"]), cfg["num_steps"], timestep_spacing=cfg["spacing"],
-        thresholding=cfg["thresholding"], dynamic_thresholding_ratio=cfg["dynamic_thresholding_ratio"],
-        sample_max_value=cfg["sample_max_value"], variance_type="learned_range")
+        "ddpm",
+        schedules.get_schedule(cfg["schedule"]),
+        cfg["num_steps"],
+        timestep_spacing=cfg["spacing"],
+        thresholding=cfg["thresholding"],
+        dynamic_thresholding_ratio=cfg["dynamic_thresholding_ratio"],
+        sample_max_value=cfg["sample_max_value"],
+        variance_type="learned_range",
+    )
     np.testing.assert_array_equal(np.asarray(s.timesteps), FIXTURE[f"timesteps_{k:03d}"])
     ref, noise = FIXTURE[f"traj_{k:03d}"], nhwc(FIXTURE["noise"])
     x = nhwc(FIXTURE["x_T"])
-    fixed = samplers.get_sampler("ddpm", schedules.get_schedule(cfg["schedule"]), cfg["num_steps"],
-                                 timestep_spacing=cfg["spacing"])
+    fixed = samplers.get_sampler(
+        "ddpm", schedules.get_schedule(cfg["schedule"]), cfg["num_steps"], timestep_spacing=cfg["spacing"]
+    )
     for i, t in enumerate(np.asarray(s.timesteps)):
         out = fake_output(x, int(t))
         x_next, _ = s.step((), i, x, out, noise[i])
         assert_close(x_next, nhwc(ref[i + 1]), err_msg=f"step {i} (t={t})")
-        if 0 < i < len(s.timesteps) - 1:     # the learned variance changes the step
+        if 0 < i < len(s.timesteps) - 1:  # the learned variance changes the step
             x_fixed, _ = fixed.step((), i, x, out, noise[i])
             assert float(jnp.max(jnp.abs(x_fixed - x_next))) > 1e-4
         x = x_next
@@ -92,13 +109,19 @@ def test_vlb_against_numpy_reference():
         if tb == 0:
             sd = np.exp(0.5 * logv)
             lo, hi = (x0n[b] - mean - 1 / 255) / sd, (x0n[b] - mean + 1 / 255) / sd
-            p = np.where(x0n[b] < -0.999, stats.norm.cdf(hi),           # edge bins take the tails
-                         np.where(x0n[b] > 0.999, stats.norm.sf(lo), stats.norm.cdf(hi) - stats.norm.cdf(lo)))
+            p = np.where(
+                x0n[b] < -0.999,
+                stats.norm.cdf(hi),  # edge bins take the tails
+                np.where(x0n[b] > 0.999, stats.norm.sf(lo), stats.norm.cdf(hi) - stats.norm.cdf(lo)),
+            )
             ref = -np.log(np.maximum(p, 1e-12)) / math.log(2)
         else:
             tm = c1 * x0n[b] + c2 * xt
-            ref = 0.5 * (-1 + logv - post_log[tb] + np.exp(post_log[tb] - logv)
-                         + (tm - mean) ** 2 * np.exp(-logv)) / math.log(2)
+            ref = (
+                0.5
+                * (-1 + logv - post_log[tb] + np.exp(post_log[tb] - logv) + (tm - mean) ** 2 * np.exp(-logv))
+                / math.log(2)
+            )
         np.testing.assert_allclose(vlb[b], ref, rtol=2e-3, atol=2e-4, err_msg=f"t={tb}")
 
 

@@ -21,12 +21,12 @@ def _np_alpha_sigma(t):
 def test_add_noise_and_targets_match_numpy():
     alpha, sigma = _np_alpha_sigma(T)
     x0, eps = np.asarray(X0, np.float64), np.asarray(NOISE, np.float64)
-    np.testing.assert_allclose(np.asarray(noising.add_noise(SCHED, X0, NOISE, T)),
-                               alpha * x0 + sigma * eps, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(noising.add_noise(SCHED, X0, NOISE, T)), alpha * x0 + sigma * eps, rtol=1e-5, atol=1e-6
+    )
     expected = {"epsilon": eps, "sample": x0, "v_prediction": alpha * eps - sigma * x0}
     for p, target in expected.items():
-        np.testing.assert_allclose(np.asarray(noising.get_target(SCHED, X0, NOISE, T, p)),
-                                   target, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(noising.get_target(SCHED, X0, NOISE, T, p)), target, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("prediction_type", noising.PREDICTION_TYPES)
@@ -53,8 +53,7 @@ def test_oracle_loss_is_zero(prediction_type, weighting):
 def test_unweighted_loss_is_mse():
     out = jax.random.normal(K[2], SHAPE)
     loss = losses.diffusion_loss(out, X0, NOISE, T, SCHED, "epsilon")
-    np.testing.assert_allclose(float(loss), np.mean((np.asarray(out) - np.asarray(NOISE)) ** 2),
-                               rtol=1e-6)
+    np.testing.assert_allclose(float(loss), np.mean((np.asarray(out) - np.asarray(NOISE)) ** 2), rtol=1e-6)
 
 
 @pytest.mark.parametrize("prediction_type", noising.PREDICTION_TYPES)
@@ -75,8 +74,7 @@ def test_min_snr_weighting_is_min_snr_gamma_in_x0_space(prediction_type):
 
 def test_snr_weights_formula():
     s = np.asarray(schedules.snr(SCHED, T), np.float64)
-    w = {p: np.asarray(losses.snr_weights(SCHED, T, p, "min_snr", 2.0))
-         for p in noising.PREDICTION_TYPES}
+    w = {p: np.asarray(losses.snr_weights(SCHED, T, p, "min_snr", 2.0)) for p in noising.PREDICTION_TYPES}
     np.testing.assert_allclose(w["epsilon"], np.minimum(s, 2.0) / s, rtol=1e-5)
     np.testing.assert_allclose(w["v_prediction"], np.minimum(s, 2.0) / (s + 1), rtol=1e-5)
     np.testing.assert_allclose(w["sample"], np.minimum(s, 2.0), rtol=1e-5)

@@ -1,4 +1,5 @@
 """Conditional-model training masks: semantics of each kind and the mixture's statistics."""
+
 import jax
 import numpy as np
 import pytest
@@ -27,10 +28,10 @@ def test_i2v_and_none():
 @pytest.mark.parametrize("seed", range(5))
 def test_inpaint_outpaint_cinemagraph_geometry(seed):
     inp = _m("inpaint", seed)
-    assert (inp == inp[0]).all()                     # same box in every frame
+    assert (inp == inp[0]).all()  # same box in every frame
     hole = inp[0] == 0
     ys, xs = np.nonzero(hole)
-    assert hole.sum() == (np.ptp(ys) + 1) * (np.ptp(xs) + 1)   # one solid rectangle
+    assert hole.sum() == (np.ptp(ys) + 1) * (np.ptp(xs) + 1)  # one solid rectangle
     assert 0 < hole.mean() < 1
     out = _m("outpaint", seed)
     known = out[0] == 1
@@ -38,7 +39,7 @@ def test_inpaint_outpaint_cinemagraph_geometry(seed):
     assert known.sum() == (np.ptp(ys) + 1) * (np.ptp(xs) + 1) and 0 < known.mean() < 1
     assert (out == out[0]).all()
     cine = _m("cinemagraph", seed)
-    assert cine[0].all()                             # first frame fully known
+    assert cine[0].all()  # first frame fully known
     assert (cine[1:] == cine[1]).all() and 0 < (cine[1] == 0).mean() < 1
 
 
@@ -54,7 +55,7 @@ def test_mixture_frequencies_and_kinds_match():
     assert m[kinds == i2v][:, 0].all() and not m[kinds == i2v][:, 1:].any()
     assert not m[kinds == none].any()
     again, _ = masks.sample_masks(jax.random.PRNGKey(0), 2000, 2, 8, 8, mixture)
-    np.testing.assert_array_equal(np.asarray(again)[..., 0], m)      # a pure function of the key
+    np.testing.assert_array_equal(np.asarray(again)[..., 0], m)  # a pure function of the key
 
 
 def test_bad_mixtures_raise():
@@ -68,10 +69,11 @@ def test_bad_mixtures_raise():
 
 # ----------------------------------------------------------------------------- strokes
 
+
 def _strokes_batch(n, t=2, h=32, w=32, seed=0):
     keys = jax.random.split(jax.random.PRNGKey(seed), n)
     one = lambda k: masks.mask("strokes", k, t, h, w)  # noqa: E731
-    return np.asarray(jax.jit(jax.vmap(one))(keys))[..., 0]       # [N, T, H, W]
+    return np.asarray(jax.jit(jax.vmap(one))(keys))[..., 0]  # [N, T, H, W]
 
 
 def test_strokes_kind_registered_and_default_mixture():
@@ -84,20 +86,20 @@ def test_strokes_kind_registered_and_default_mixture():
 def test_strokes_binary_same_hole_every_frame_and_irregular():
     m = _strokes_batch(64, t=3)
     assert set(np.unique(m)) <= {0.0, 1.0}
-    assert (m == m[:, :1]).all()                                  # same hole in every frame
+    assert (m == m[:, :1]).all()  # same hole in every frame
     holes = m[:, 0] == 0
     frac = holes.mean(axis=(1, 2))
-    assert (frac > 0).all() and (frac < 1).all()                  # never nothing, never everything
+    assert (frac > 0).all() and (frac < 1).all()  # never nothing, never everything
     # Measured over these 64 seeds at 32x32: mean 0.25, min 0.04, max 0.65.
     assert 0.15 < frac.mean() < 0.35, frac.mean()
     assert frac.min() > 0.01 and frac.max() < 0.85, (frac.min(), frac.max())
-    assert np.std(frac) > 0.05                                    # stroke counts / sizes vary
+    assert np.std(frac) > 0.05  # stroke counts / sizes vary
     rects = 0
     for hole in holes:
         ys, xs = np.nonzero(hole)
         rects += hole.sum() == (np.ptp(ys) + 1) * (np.ptp(xs) + 1)
-    assert rects <= 4, rects                                      # free-form, not boxes (measured 0)
-    assert len({h.tobytes() for h in holes}) == len(holes)        # a different hole per key
+    assert rects <= 4, rects  # free-form, not boxes (measured 0)
+    assert len({h.tobytes() for h in holes}) == len(holes)  # a different hole per key
 
 
 def test_strokes_tiny_and_non_square_frames():

@@ -1,4 +1,5 @@
 """Temporal MultiDiffusion: window layout, weights, extract/combine and the sampling loop."""
+
 from __future__ import annotations
 
 import jax
@@ -55,8 +56,7 @@ def _sampler(name, eta):
 
 
 def _plain(model_fn, x_T, name, eta):
-    return loop.sample(model_fn, x_T, SCHED, sampler=name, num_steps=NUM_STEPS, eta=eta,
-                       key=KEY)
+    return loop.sample(model_fn, x_T, SCHED, sampler=name, num_steps=NUM_STEPS, eta=eta, key=KEY)
 
 
 # --- layout ------------------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def test_layout_covers_every_frame():
                 assert list(starts) == sorted(set(starts))
                 covered = np.zeros(num_frames, int)
                 for s in starts:
-                    covered[s:s + window] += 1
+                    covered[s : s + window] += 1
                 assert covered.min() >= 1, (num_frames, window, overlap)
                 gaps = np.diff(starts)
                 # Consecutive windows overlap by exactly `overlap`, the final one by at least that.
@@ -99,13 +99,16 @@ def test_layout_covers_every_frame():
                     assert 1 <= gaps[-1] <= window - overlap
 
 
-@pytest.mark.parametrize("args, match", [
-    ((10, 0, 0), "window=0"),
-    ((10, 4, -1), "overlap=-1"),
-    ((10, 4, 4), "overlap=4.*window=4"),
-    ((10, 4, 5), "overlap=5"),
-    ((5, 8, 2), "shorter than one window.*num_frames=5.*window=8"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((10, 0, 0), "window=0"),
+        ((10, 4, -1), "overlap=-1"),
+        ((10, 4, 4), "overlap=4.*window=4"),
+        ((10, 4, 5), "overlap=5"),
+        ((5, 8, 2), "shorter than one window.*num_frames=5.*window=8"),
+    ],
+)
 def test_layout_errors(args, match):
     with pytest.raises(ValueError, match=match):
         md.window_layout(*args)
@@ -117,7 +120,7 @@ def test_layout_errors(args, match):
 def _frame_sums(weights, lay):
     total = np.zeros(lay.num_frames, np.float64)
     for k, s in enumerate(lay.starts):
-        total[s:s + lay.window] += weights[k]
+        total[s : s + lay.window] += weights[k]
     return total
 
 
@@ -150,7 +153,7 @@ def test_unknown_weight_kind():
 def _random_weights(lay, seed):
     raw = np.random.default_rng(seed).uniform(0.1, 2.0, (lay.num_windows, lay.window))
     total = _frame_sums(raw, lay)
-    return np.stack([raw[k] / total[s:s + lay.window] for k, s in enumerate(lay.starts)])
+    return np.stack([raw[k] / total[s : s + lay.window] for k, s in enumerate(lay.starts)])
 
 
 @pytest.mark.parametrize("shape", [(2, 11), (1, 11, 3), (2, 11, 4, 4, 3)])
@@ -160,9 +163,8 @@ def test_extract_combine_round_trip(shape):
     wins = md.extract_windows(jnp.asarray(v), lay)
     assert wins.shape == (lay.num_windows, shape[0], 4) + shape[2:]
     for k, s in enumerate(lay.starts):
-        np.testing.assert_array_equal(np.asarray(wins[k]), v[:, s:s + 4])
-    for w in [md.window_weights(lay), md.window_weights(lay, "triangular"),
-              _random_weights(lay, 1)]:
+        np.testing.assert_array_equal(np.asarray(wins[k]), v[:, s : s + 4])
+    for w in [md.window_weights(lay), md.window_weights(lay, "triangular"), _random_weights(lay, 1)]:
         out = jax.jit(md.combine_windows, static_argnums=1)(wins, lay, w)
         np.testing.assert_allclose(np.asarray(out), v, rtol=1e-6, atol=1e-6)
 
@@ -197,8 +199,9 @@ def test_single_window_equals_plain_sampling_exactly(name, eta):
 def test_overlapping_windows_with_per_frame_model_equal_plain_sampling(name, eta):
     lay = md.window_layout(T, 3, 2)  # starts (0..4): up to three windows per frame
     weights = "triangular" if name == "ddpm" else "uniform"
-    out = loop.sample_multidiffusion(per_frame_model, X_T, _sampler(name, eta), lay, key=KEY,
-                                     weights=weights, chunk_size=2)
+    out = loop.sample_multidiffusion(
+        per_frame_model, X_T, _sampler(name, eta), lay, key=KEY, weights=weights, chunk_size=2
+    )
     ref = _plain(per_frame_model, X_T, name, eta)
     assert np.all(np.isfinite(np.asarray(out)))
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-5)
@@ -215,8 +218,7 @@ def test_learned_variance_output_is_accepted():
 def test_frame_mixing_model_differs_from_plain_and_chunking_is_invariant():
     lay = md.window_layout(T, 3, 1)  # 3 windows: chunk_size=2 leaves a remainder
     s = _sampler("dpmpp_2m", 0.0)
-    outs = [np.asarray(loop.sample_multidiffusion(mixing_model, X_T, s, lay, chunk_size=c))
-            for c in (None, 1, 2)]
+    outs = [np.asarray(loop.sample_multidiffusion(mixing_model, X_T, s, lay, chunk_size=c)) for c in (None, 1, 2)]
     # Windows folded into the batch axis (one model call on num_windows * B, shardable).
     outs.append(np.asarray(loop.sample_multidiffusion(mixing_model, X_T, s, lay, fold_windows=True)))
     ref = np.asarray(_plain(mixing_model, X_T, "dpmpp_2m", 0.0))
@@ -237,9 +239,9 @@ def test_multidiffusion_step_matches_manual_window_steps():
     t = jnp.full((SHAPE[0],), s.timesteps[1], jnp.int32)
     acc = np.zeros(SHAPE, np.float64)
     for k, st in enumerate(lay.starts):
-        xk = X_T[:, st:st + 3]
-        xn, _ = s.step((), 1, xk, mixing_model(xk, t), noise[:, st:st + 3])
-        acc[:, st:st + 3] += np.asarray(xn) * w[k].reshape(1, 3, 1, 1, 1)
+        xk = X_T[:, st : st + 3]
+        xn, _ = s.step((), 1, xk, mixing_model(xk, t), noise[:, st : st + 3])
+        acc[:, st : st + 3] += np.asarray(xn) * w[k].reshape(1, 3, 1, 1, 1)
     np.testing.assert_allclose(np.asarray(out), acc, rtol=1e-5, atol=1e-6)
 
 
@@ -252,13 +254,11 @@ def test_dpm_state_has_window_axis():
 
 def test_conds_are_windowed_with_x():
     lay = md.window_layout(T, 3, 2)
-    out = loop.sample_multidiffusion(cond_model, X_T, _sampler("ddim", 1.0), lay, conds=(COND,),
-                                     key=KEY)
+    out = loop.sample_multidiffusion(cond_model, X_T, _sampler("ddim", 1.0), lay, conds=(COND,), key=KEY)
     ref = _plain(plain_cond_model, X_T, "ddim", 1.0)
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-5)
     # Misaligned conditioning (frames reversed) must change the result.
-    flipped = loop.sample_multidiffusion(cond_model, X_T, _sampler("ddim", 1.0), lay,
-                                         conds=(COND[:, ::-1],), key=KEY)
+    flipped = loop.sample_multidiffusion(cond_model, X_T, _sampler("ddim", 1.0), lay, conds=(COND[:, ::-1],), key=KEY)
     assert np.abs(np.asarray(flipped) - np.asarray(ref)).max() > 1e-3
 
 
@@ -266,13 +266,13 @@ def test_independent_windows_baseline_is_stitched_plain_sampling():
     """overlap=0 (no MultiDiffusion): each window is sampled alone and the results concatenated."""
     x_T = X_T[:, :6]
     out = loop.sample_windows_independently(mixing_model, x_T, _sampler("ddim", 0.0), 3)
-    ref = jnp.concatenate([_plain(mixing_model, x_T[:, :3], "ddim", 0.0),
-                           _plain(mixing_model, x_T[:, 3:], "ddim", 0.0)], axis=1)
+    ref = jnp.concatenate(
+        [_plain(mixing_model, x_T[:, :3], "ddim", 0.0), _plain(mixing_model, x_T[:, 3:], "ddim", 0.0)], axis=1
+    )
     # Not bit-exact: the windows run vmapped in one program, so XLA may round differently.
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-6, atol=1e-6)
     # With overlapping windows the mixing model yields a different, still finite, video.
-    blended = loop.sample_multidiffusion(mixing_model, x_T, _sampler("ddim", 0.0),
-                                         md.window_layout(6, 3, 1))
+    blended = loop.sample_multidiffusion(mixing_model, x_T, _sampler("ddim", 0.0), md.window_layout(6, 3, 1))
     assert np.all(np.isfinite(np.asarray(blended)))
     assert np.abs(np.asarray(blended) - np.asarray(out)).max() > 1e-3
 
@@ -283,16 +283,22 @@ def test_independent_windows_baseline_is_stitched_plain_sampling():
 @pytest.mark.parametrize("name, eta", [("ddpm", 0.0), ("ddim", 0.5)])
 def test_noise_sampler_without_key_raises(name, eta):
     with pytest.raises(ValueError, match="PRNG key"):
-        loop.sample_multidiffusion(per_frame_model, X_T, _sampler(name, eta),
-                                   md.window_layout(T, 3, 1))
+        loop.sample_multidiffusion(per_frame_model, X_T, _sampler(name, eta), md.window_layout(T, 3, 1))
     with pytest.raises(ValueError, match="needs a noise array"):
-        md.multidiffusion_step(_sampler(name, eta), (), 0, X_T, per_frame_model, None,
-                               md.window_layout(T, 3, 1), md.window_weights(md.window_layout(T, 3)))
+        md.multidiffusion_step(
+            _sampler(name, eta),
+            (),
+            0,
+            X_T,
+            per_frame_model,
+            None,
+            md.window_layout(T, 3, 1),
+            md.window_weights(md.window_layout(T, 3)),
+        )
 
 
 def test_video_layout_mismatch_raises():
     with pytest.raises(ValueError, match="T=8"):
-        loop.sample_multidiffusion(per_frame_model, X_T, _sampler("ddim", 0.0),
-                                   md.window_layout(8, 4, 1))
+        loop.sample_multidiffusion(per_frame_model, X_T, _sampler("ddim", 0.0), md.window_layout(8, 4, 1))
     with pytest.raises(ValueError, match="shorter than one window"):
         loop.sample_windows_independently(per_frame_model, X_T[:, :2], _sampler("ddim", 0.0), 3)

@@ -38,16 +38,22 @@ def learned_variance_model(x, t):
 @pytest.mark.parametrize("prediction_type", noising.PREDICTION_TYPES)
 def test_oracle_model_recovers_x0(sampler, prediction_type):
     """DDIM (eta=0), DPM-Solver++ and DDPM end exactly at the oracle's x0 (last prev alpha = 1)."""
-    out = loop.sample(ORACLES[prediction_type], X_T, SCHED, sampler=sampler, num_steps=5,
-                      prediction_type=prediction_type, set_alpha_to_one=sampler == "ddim",
-                      key=jax.random.key(0) if sampler == "ddpm" else None)
+    out = loop.sample(
+        ORACLES[prediction_type],
+        X_T,
+        SCHED,
+        sampler=sampler,
+        num_steps=5,
+        prediction_type=prediction_type,
+        set_alpha_to_one=sampler == "ddim",
+        key=jax.random.key(0) if sampler == "ddpm" else None,
+    )
     np.testing.assert_allclose(np.asarray(out), np.asarray(X0), atol=2e-4)
 
 
 def test_ddim_without_alpha_to_one_ends_at_first_train_step():
     """set_alpha_to_one=False: the last step (t=0) lands on alpha_bar_0 instead of 1."""
-    _, traj = loop.sample(ORACLES["epsilon"], X_T, SCHED, sampler="ddim",
-                                         num_steps=5, record=True)
+    _, traj = loop.sample(ORACLES["epsilon"], X_T, SCHED, sampler="ddim", num_steps=5, record=True)
     a0 = float(SCHED.alphas_cumprod[0])
     eps_hat = (np.asarray(traj[-2]) - a0**0.5 * np.asarray(X0)) / (1 - a0) ** 0.5
     expected = a0**0.5 * np.asarray(X0) + (1 - a0) ** 0.5 * eps_hat
@@ -74,8 +80,14 @@ def test_static_clip():
 
 
 def test_ddpm_determinism_and_key_dependence():
-    run = lambda k: loop.sample(linear_model, X_T, SCHED, sampler="ddpm", num_steps=4,  # noqa
-                                key=jax.random.key(k))
+    run = lambda k: loop.sample(
+        linear_model,
+        X_T,
+        SCHED,
+        sampler="ddpm",
+        num_steps=4,  # noqa
+        key=jax.random.key(k),
+    )
     a, b, c = run(0), run(0), run(1)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert np.abs(np.asarray(a) - np.asarray(c)).max() > 1e-2
@@ -98,8 +110,9 @@ def test_ddim_eta_noise_is_per_sample_fold_in_per_step():
 
 
 def test_trajectory_shape_and_endpoints():
-    x0, traj = loop.sample(linear_model, X_T, SCHED, sampler="dpmpp_2m",
-                                          num_steps=4, timestep_spacing="trailing", record=True)
+    x0, traj = loop.sample(
+        linear_model, X_T, SCHED, sampler="dpmpp_2m", num_steps=4, timestep_spacing="trailing", record=True
+    )
     assert traj.shape == (5,) + SHAPE
     np.testing.assert_array_equal(np.asarray(traj[0]), np.asarray(X_T))
     np.testing.assert_array_equal(np.asarray(traj[-1]), np.asarray(x0))
@@ -118,13 +131,10 @@ def test_sample_inside_outer_jit_with_traced_closure():
 
     @jax.jit
     def run(scale, key):
-        return loop.sample(lambda x, t: scale * x, X_T, SCHED, sampler="ddpm", num_steps=3,
-                           key=key)
+        return loop.sample(lambda x, t: scale * x, X_T, SCHED, sampler="ddpm", num_steps=3, key=key)
 
-    eager = loop.sample(lambda x, t: 0.5 * x, X_T, SCHED, sampler="ddpm", num_steps=3,
-                        key=jax.random.key(0))
-    np.testing.assert_allclose(np.asarray(run(0.5, jax.random.key(0))), np.asarray(eager),
-                               rtol=1e-5, atol=1e-6)
+    eager = loop.sample(lambda x, t: 0.5 * x, X_T, SCHED, sampler="ddpm", num_steps=3, key=jax.random.key(0))
+    np.testing.assert_allclose(np.asarray(run(0.5, jax.random.key(0))), np.asarray(eager), rtol=1e-5, atol=1e-6)
     assert not np.allclose(np.asarray(run(0.9, jax.random.key(0))), np.asarray(eager))
 
 
@@ -142,16 +152,19 @@ def test_needs_key_for_noise():
         s.step(s.init_state(X_T), 0, X_T, X_T, None)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(sampler="euler"), "ddim.*dpmpp_2m.*ddpm"),
-    (dict(prediction_type="eps"), "epsilon.*v_prediction.*sample"),
-    (dict(timestep_spacing="uniform"), "leading.*linspace.*trailing"),
-    (dict(num_steps=1001), "num_steps"),
-    (dict(sampler="dpmpp_2m", eta=0.5), "eta"),
-    (dict(sampler="ddpm", set_alpha_to_one=True), "set_alpha_to_one"),
-    (dict(sampler="dpmpp_2m", clip_sample=True), "clip_sample"),
-    (dict(sampler="dpmpp_2m", final_sigmas_type="max"), "final_sigmas_type"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(sampler="euler"), "ddim.*dpmpp_2m.*ddpm"),
+        (dict(prediction_type="eps"), "epsilon.*v_prediction.*sample"),
+        (dict(timestep_spacing="uniform"), "leading.*linspace.*trailing"),
+        (dict(num_steps=1001), "num_steps"),
+        (dict(sampler="dpmpp_2m", eta=0.5), "eta"),
+        (dict(sampler="ddpm", set_alpha_to_one=True), "set_alpha_to_one"),
+        (dict(sampler="dpmpp_2m", clip_sample=True), "clip_sample"),
+        (dict(sampler="dpmpp_2m", final_sigmas_type="max"), "final_sigmas_type"),
+    ],
+)
 def test_invalid_options(kwargs, match):
     kwargs = dict(dict(sampler="ddim", num_steps=4), **kwargs)
     with pytest.raises(ValueError, match=match):
@@ -164,21 +177,22 @@ def test_step_object_supports_per_window_steps():
     t = jnp.full((2,), s.timesteps[0], jnp.int32)
     x, state = X_T, s.init_state(X_T)
     whole, _ = s.step(state, 0, x, linear_model(x, t), None)
-    halves = [s.step(state[:, sl], 0, x[:, sl], linear_model(x[:, sl], t), None)[0]
-              for sl in (slice(0, 2), slice(2, 3))]
+    halves = [
+        s.step(state[:, sl], 0, x[:, sl], linear_model(x[:, sl], t), None)[0] for sl in (slice(0, 2), slice(2, 3))
+    ]
     np.testing.assert_array_equal(np.asarray(jnp.concatenate(halves, axis=1)), np.asarray(whole))
 
 
 # -- clamped x0 and DDIM's direction term (the white-video bug of the old default) -----------------
-_COLOURS = jnp.array([[0.8, -0.6, -0.6], [-0.6, -0.6, 0.8]])   # two "classes": every pixel one colour
+_COLOURS = jnp.array([[0.8, -0.6, -0.6], [-0.6, -0.6, 0.8]])  # two "classes": every pixel one colour
 
 
 def _posterior_x0(x, t, log_prior):
     """Exact E[x0 | x_t] when x0 is one of the flat-colour videos of `_COLOURS` with these log-priors."""
     a = SCHED.alphas_cumprod[t].reshape(-1, 1) ** 0.5
     s2 = 1 - SCHED.alphas_cumprod[t].reshape(-1, 1)
-    d = ((x[:, None] - a[:, :, None, None, None, None] * _COLOURS[None, :, None, None, None, :]) ** 2)
-    w = jax.nn.softmax(-d.sum(axis=(2, 3, 4, 5)) / (2 * s2) + log_prior, axis=-1)       # [B, K]
+    d = (x[:, None] - a[:, :, None, None, None, None] * _COLOURS[None, :, None, None, None, :]) ** 2
+    w = jax.nn.softmax(-d.sum(axis=(2, 3, 4, 5)) / (2 * s2) + log_prior, axis=-1)  # [B, K]
     return jnp.broadcast_to((w @ _COLOURS)[:, None, None, None, :], x.shape)
 
 
@@ -186,7 +200,7 @@ def _guided_eps(x, t, scale=3.0):
     """Classifier-free guidance (scale 3) between the exact class-0 and unconditional denoisers."""
     cond = _posterior_x0(x, t, jnp.log(jnp.array([1.0, 1e-12])))
     uncond = _posterior_x0(x, t, jnp.log(jnp.array([0.5, 0.5])))
-    x0 = uncond + scale * (cond - uncond)          # far outside [-1, 1] early on: clamping acts
+    x0 = uncond + scale * (cond - uncond)  # far outside [-1, 1] early on: clamping acts
     a = SCHED.alphas_cumprod[t].reshape(-1, 1, 1, 1, 1)
     return (x - a**0.5 * x0) / (1 - a) ** 0.5
 
@@ -201,8 +215,16 @@ def test_guided_ddim_with_clamping_keeps_the_class_colour(clamp):
     red = np.asarray(_COLOURS[0])
     out = loop.sample(_guided_eps, x_T, SCHED, sampler="ddim", num_steps=25, timestep_spacing="trailing", **clamp)
     np.testing.assert_allclose(np.asarray(out), np.broadcast_to(red, out.shape), atol=0.05)
-    old = loop.sample(_guided_eps, x_T, SCHED, sampler="ddim", num_steps=25, timestep_spacing="trailing",
-                      use_clipped_model_output=False, **clamp)
+    old = loop.sample(
+        _guided_eps,
+        x_T,
+        SCHED,
+        sampler="ddim",
+        num_steps=25,
+        timestep_spacing="trailing",
+        use_clipped_model_output=False,
+        **clamp,
+    )
     assert np.abs(np.asarray(old) - red).max() > 0.5
 
 
@@ -218,8 +240,10 @@ def test_ddim_clipped_model_output_step_formula():
     want = c["alpha_prev"] * x0c + c["dir"] * (x - c["alpha"] * x0c) / c["sigma"]
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
     # Without clamping the option changes nothing.
-    plain = [samplers.get_sampler("ddim", SCHED, 6, use_clipped_model_output=u).step((), 2, x, out, None)[0]
-             for u in (True, False)]
+    plain = [
+        samplers.get_sampler("ddim", SCHED, 6, use_clipped_model_output=u).step((), 2, x, out, None)[0]
+        for u in (True, False)
+    ]
     np.testing.assert_array_equal(np.asarray(plain[0]), np.asarray(plain[1]))
 
 
@@ -238,11 +262,11 @@ def test_tail_sampler_continues_the_full_run_exactly():
             part, state = s.step(state, i, part, model(part, np.full((1,), s.timesteps[i])), None)
         tail = samplers.tail(s, 2)
         assert tail.num_steps == 4 and int(tail.timesteps[0]) == int(s.timesteps[2])
-        if name == "ddim":      # stateless: the tail continues the run exactly
+        if name == "ddim":  # stateless: the tail continues the run exactly
             for i in range(4):
                 part, _ = tail.step((), i, part, model(part, np.full((1,), tail.timesteps[i])), None)
             np.testing.assert_allclose(np.asarray(part), np.asarray(full), rtol=1e-6)
-        else:                   # no previous prediction: the tail's first step is first order
+        else:  # no previous prediction: the tail's first step is first order
             assert float(tail.coefs["d1_coef"][0]) == 0.0 and float(s.coefs["d1_coef"][2]) != 0.0
     s = samplers.get_sampler("ddim", sched, 4, timestep_spacing="trailing")
     assert [samplers.start_index(s, v, 1000) for v in (1.0, 0.75, 0.5, 0.2)] == [0, 1, 2, 4]

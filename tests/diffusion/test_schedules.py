@@ -72,11 +72,14 @@ def test_snr():
     assert np.all(np.diff(full) < 0)
 
 
-@pytest.mark.parametrize("spacing,expected", [
-    ("leading", [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]),
-    ("linspace", [999, 888, 777, 666, 555, 444, 333, 222, 111, 0]),
-    ("trailing", [999, 899, 799, 699, 599, 499, 399, 299, 199, 99]),
-])
+@pytest.mark.parametrize(
+    "spacing,expected",
+    [
+        ("leading", [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]),
+        ("linspace", [999, 888, 777, 666, 555, 444, 333, 222, 111, 0]),
+        ("trailing", [999, 899, 799, 699, 599, 499, 399, 299, 199, 99]),
+    ],
+)
 def test_timesteps_known_values(spacing, expected):
     sched = schedules.get_schedule("linear")
     ts = schedules.timesteps(sched, 10, spacing)
@@ -87,12 +90,9 @@ def test_timesteps_known_values(spacing, expected):
 def test_timesteps_rounding_and_offset():
     sched = schedules.get_schedule("linear")
     # linspace(0, 999, 7) = 0, 166.5, 333, 499.5, ...: numpy rounds half to even.
-    np.testing.assert_array_equal(schedules.timesteps(sched, 7, "linspace"),
-                                  [999, 832, 666, 500, 333, 166, 0])
-    np.testing.assert_array_equal(schedules.timesteps(sched, 4, "leading", steps_offset=1),
-                                  [751, 501, 251, 1])
-    np.testing.assert_array_equal(schedules.timesteps(sched, 4, "leading", dpm_solver=True),
-                                  [800, 600, 400, 200])
+    np.testing.assert_array_equal(schedules.timesteps(sched, 7, "linspace"), [999, 832, 666, 500, 333, 166, 0])
+    np.testing.assert_array_equal(schedules.timesteps(sched, 4, "leading", steps_offset=1), [751, 501, 251, 1])
+    np.testing.assert_array_equal(schedules.timesteps(sched, 4, "leading", dpm_solver=True), [800, 600, 400, 200])
 
 
 def test_timesteps_validation():

@@ -1,4 +1,5 @@
 """`--mode=eval` of the conditional tasks (lumiere_jax/eval/conditional.py)."""
+
 import json
 
 import pytest
@@ -15,4 +16,4 @@ def test_eval_of_the_tasks(conditional_run, tmp_path):
     assert set(scores["sdedit"]) == {f"{s:g}" for s in cond_eval.SDEDIT_STRENGTHS}
     on_disk = json.load(open(tmp_path / "eval_tasks_held_out.json"))
     assert on_disk["i2v"]["first_frame_psnr"]["mean"] == pytest.approx(scores["i2v"]["first_frame_psnr"]["mean"])
-    assert on_disk["settings"]["num_steps"] == 2          # the effective settings (--num_steps=2)
+    assert on_disk["settings"]["num_steps"] == 2  # the effective settings (--num_steps=2)

@@ -1,4 +1,5 @@
 """Video diagnostics on hand-made videos with exactly known answers."""
+
 import numpy as np
 import pytest
 from PIL import Image

@@ -1,4 +1,5 @@
 """Fréchet distance (lumiere_jax/eval/fvd.py) against closed forms; streaming statistics."""
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -24,8 +25,8 @@ def test_closed_forms():
     ref = np.sum((mu1 - mu2) ** 2) + np.trace(cov + cov2 - 2 * scipy.linalg.sqrtm(cov @ cov2).real)
     got = fvd.frechet_distance(mu1, cov, mu2, cov2)
     assert got == pytest.approx(ref, rel=1e-8)
-    assert fvd.frechet_distance(mu2, cov2, mu1, cov) == pytest.approx(got, rel=1e-10)      # symmetric
-    assert fvd.frechet_distance(mu1, cov, mu1, cov) == pytest.approx(0.0, abs=1e-9)         # identical
+    assert fvd.frechet_distance(mu2, cov2, mu1, cov) == pytest.approx(got, rel=1e-10)  # symmetric
+    assert fvd.frechet_distance(mu1, cov, mu1, cov) == pytest.approx(0.0, abs=1e-9)  # identical
 
 
 def test_streaming_statistics_do_not_depend_on_the_batch_split():
@@ -46,7 +47,7 @@ def test_streaming_statistics_do_not_depend_on_the_batch_split():
 
 
 def test_a_rank_deficient_covariance_stays_finite():
-    f = np.random.default_rng(2).normal(size=(4, 16))        # 4 vectors in 16 dims: rank 3
+    f = np.random.default_rng(2).normal(size=(4, 16))  # 4 vectors in 16 dims: rank 3
     g = f + 0.5
     s1, s2 = fvd.FeatureStats(16).update(f), fvd.FeatureStats(16).update(g)
     d = fvd.stats_distance(s1, s2)
@@ -58,6 +59,7 @@ def test_protocol_frames_and_the_features_of_moving_shapes_clips():
     real' < the same clips with shuffled frames < noise (6 clips a set: the real-vs-real floor of so
     few is high)."""
     from lumiere_jax.data import moving_shapes as ms
+
     v = np.arange(4 * 5 * 2 * 2 * 3, dtype=np.uint8).reshape(4, 5, 2, 2, 3)
     assert list(fvd.clip_frames(v)[0, :, 0, 0, 0]) == [v[0, i % 5, 0, 0, 0] for i in range(16)]
     with pytest.raises(ValueError, match="uint8"):
@@ -66,12 +68,13 @@ def test_protocol_frames_and_the_features_of_moving_shapes_clips():
 
     def real(n):
         return np.stack([ms.render_clip(ms.sample_spec(rng, 32, 16), 16, 32) for _ in range(n)])
+
     feats = fvd.I3DFeatures(batch_size=6)
     a, b = real(6), real(6)
     shuffled = b[:, rng.permutation(16)]
     noise = rng.integers(0, 256, b.shape, dtype=np.uint8)
     fa, fb, fs, fn = feats(a), feats(b), feats(shuffled), feats(noise)
-    np.testing.assert_allclose(feats(a[:2]), fa[:2], rtol=1e-5, atol=1e-4)       # batch padding changes nothing
+    np.testing.assert_allclose(feats(a[:2]), fa[:2], rtol=1e-5, atol=1e-4)  # batch padding changes nothing
     d = lambda x, y: fvd.stats_distance(fvd.FeatureStats(400).update(x), fvd.FeatureStats(400).update(y))  # noqa
     real_real, real_shuf, real_noise = d(fa, fb), d(fa, fs), d(fa, fn)
     assert real_real < real_shuf < real_noise and real_noise > 5 * real_real, (real_real, real_shuf, real_noise)

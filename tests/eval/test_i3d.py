@@ -2,6 +2,7 @@
 package with every shape the module expects, logits equal to the package's own module on the
 stack where it runs unmodified (tests/fixtures/i3d_logits.npz, tools/make_i3d_fixture.py), and
 batched = one by one."""
+
 import os
 import pickle
 
@@ -46,12 +47,16 @@ def test_a_tampered_pickle_is_refused(tmp_path):
     class Evil:
         def __reduce__(self):
             return (os.system, ("echo pwned",))
+
     path = tmp_path / "evil.ckpt"
     path.write_bytes(pickle.dumps({"params": {"x": Evil()}, "batch_stats": {}}))
     with pytest.raises(ValueError, match=r"refusing the I3D weights .*names posix.system; only numpy arrays"):
         i3d.load_variables(str(path))
     ok = tmp_path / "ok.ckpt"
-    ok.write_bytes(pickle.dumps({"params": {"w": np.ones((2, 3), np.float32)},
-                                 "batch_stats": {"m": np.ones((1, 1, 1, 1, 3), np.float32)}}))
+    ok.write_bytes(
+        pickle.dumps(
+            {"params": {"w": np.ones((2, 3), np.float32)}, "batch_stats": {"m": np.ones((1, 1, 1, 1, 3), np.float32)}}
+        )
+    )
     loaded = i3d.load_variables(str(ok))
     assert loaded["batch_stats"]["m"].shape == (3,) and loaded["params"]["w"].shape == (2, 3)

@@ -1,4 +1,5 @@
 """The moving_shapes probe: near-perfect on rendered clips, and it fails where it should."""
+
 import numpy as np
 import pytest
 
@@ -103,9 +104,14 @@ def test_wrong_colour_and_direction_are_scored_wrong():
     assert res["per_video"][0]["color"] == "green" and res["color_accuracy"] == 0.0
     # A rendered jittery track has a large jitter.
     rng = np.random.default_rng(0)
-    jit = np.stack([ms.render_clip(ms.ClipSpec("white", "square", "right", (16.0 + rng.uniform(-2, 2), 6.0 + t),
-                                               (0.0, 0.0), 8.0), 1, 32)[0]
-                    for t in range(16)])
+    jit = np.stack(
+        [
+            ms.render_clip(
+                ms.ClipSpec("white", "square", "right", (16.0 + rng.uniform(-2, 2), 6.0 + t), (0.0, 0.0), 8.0), 1, 32
+            )[0]
+            for t in range(16)
+        ]
+    )
     r = probe(jit)
     assert r.direction == "right" and r.jitter > 0.5
 
@@ -122,8 +128,17 @@ def test_bad_inputs():
 
 def test_cascade_agreement_counts_matching_readings():
     from lumiere_jax.eval import evaluate
-    base = {"per_video": [{"color": "red", "shape": "square", "direction": "left"},
-                          {"color": "blue", "shape": "circle", "direction": "up"}]}
-    ssr = {"per_video": [{"color": "red", "shape": "circle", "direction": "left"},
-                         {"color": "green", "shape": "circle", "direction": "up"}]}
+
+    base = {
+        "per_video": [
+            {"color": "red", "shape": "square", "direction": "left"},
+            {"color": "blue", "shape": "circle", "direction": "up"},
+        ]
+    }
+    ssr = {
+        "per_video": [
+            {"color": "red", "shape": "circle", "direction": "left"},
+            {"color": "green", "shape": "circle", "direction": "up"},
+        ]
+    }
     assert evaluate.agreement(base, ssr) == {"color": 0.5, "shape": 0.5, "direction": 1.0}

@@ -1,4 +1,5 @@
 """Tiny model configurations and shared (session-scoped) compiled fixtures."""
+
 import dataclasses
 
 import flax.linen as nn
@@ -13,20 +14,46 @@ FRAMES, SIZE, TEXT_LEN, TEXT_DIM = 8, 16, 5, 12
 
 # Imagen-style: strided-conv resampling, mean-pooled text, SiLU; N = 4.
 IMAGEN_TINY = STUNetConfig(
-    unet=UNetConfig(base_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(2, 4),
-                    head_dim=8, norm_groups=4, text_dim=TEXT_DIM),
-    temporal_head_dim=8)
+    unet=UNetConfig(
+        base_channels=16,
+        channel_mult=(1, 2, 2),
+        num_res_blocks=1,
+        attention_resolutions=(2, 4),
+        head_dim=8,
+        norm_groups=4,
+        text_dim=TEXT_DIM,
+    ),
+    temporal_head_dim=8,
+)
 # DeepFloyd-IF-style blocks: resnet resampling, text projection, attention pooling,
 # GELU, skip_time_act, output scaling; one temporal down-sampling (N = 2), RoPE,
 # two stacked temporal attention blocks, each also cross-attending to the text.
 IF_TINY = STUNetConfig(
-    unet=UNetConfig(base_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(2, 4),
-                    head_dim=8, norm_groups=4, text_dim=TEXT_DIM, cross_attention_dim=16,
-                    text_pooling="attention", text_pool_heads=2, text_pool_use_mask=False, act="gelu",
-                    time_embed_act="gelu", skip_time_act=True, resnet_output_scale=1.414, resample="resnet",
-                    out_channels=6),
-    num_temporal_downsamples=1, temporal_attention_depth=2, temporal_position_encoding="rope",
-    temporal_head_dim=8, temporal_text="cross_attention")
+    unet=UNetConfig(
+        base_channels=16,
+        channel_mult=(1, 2, 2),
+        num_res_blocks=1,
+        attention_resolutions=(2, 4),
+        head_dim=8,
+        norm_groups=4,
+        text_dim=TEXT_DIM,
+        cross_attention_dim=16,
+        text_pooling="attention",
+        text_pool_heads=2,
+        text_pool_use_mask=False,
+        act="gelu",
+        time_embed_act="gelu",
+        skip_time_act=True,
+        resnet_output_scale=1.414,
+        resample="resnet",
+        out_channels=6,
+    ),
+    num_temporal_downsamples=1,
+    temporal_attention_depth=2,
+    temporal_position_encoding="rope",
+    temporal_head_dim=8,
+    temporal_text="cross_attention",
+)
 CONFIGS = {"imagen": IMAGEN_TINY, "if": IF_TINY}
 
 
@@ -44,9 +71,9 @@ def random_inputs(seed: int, cfg: STUNetConfig, batch: int = 2, frames: int = FR
 class Models:
     cfg: STUNetConfig
     t2i_params: dict
-    params: dict           # inflated STUNet params {"spatial", "temporal"}
-    t2i_apply: callable    # jitted (params, x[B,H,W,C], t, text, mask) -> out
-    apply: callable        # jitted (params, video, t, text, mask) -> out
+    params: dict  # inflated STUNet params {"spatial", "temporal"}
+    t2i_apply: callable  # jitted (params, x[B,H,W,C], t, text, mask) -> out
+    apply: callable  # jitted (params, video, t, text, mask) -> out
 
 
 _CACHE = {}
@@ -78,16 +105,25 @@ def imagen_models() -> Models:
 # The smallest STUNet with every kind of block (conv inflation at level 0; spatial + text attention,
 # temporal attention at level 1; one temporal down/up-sampling): for tests that compile gradients.
 MICRO = STUNetConfig(
-    unet=UNetConfig(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2,),
-                    head_dim=8, norm_groups=4, text_dim=8),
-    num_temporal_downsamples=1, temporal_head_dim=8)
+    unet=UNetConfig(
+        base_channels=8,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_resolutions=(2,),
+        head_dim=8,
+        norm_groups=4,
+        text_dim=8,
+    ),
+    num_temporal_downsamples=1,
+    temporal_head_dim=8,
+)
 
 
 @dataclasses.dataclass
 class Micro:
     cfg: STUNetConfig
     params: dict
-    inputs: tuple          # (x [2, 4, 8, 8, 3], t, text [2, 5, 8], text_mask with one padded example)
+    inputs: tuple  # (x [2, 4, 8, 8, 3], t, text [2, 5, 8], text_mask with one padded example)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """Attention kernel registry: parity of what runs on the CPU, kernel choice and fallbacks."""
+
 import logging
 
 import jax
@@ -44,33 +45,33 @@ def test_pallas_tpu_kernel_matches_reference_in_interpret_mode():
     """The Pallas TPU flash kernel run by the Pallas interpreter on the CPU: our padding of both
     sequences to its 128-blocks and key masks as segment ids give the reference result."""
     pltpu = pytest.importorskip("jax.experimental.pallas.tpu")
-    q, k, v, mask = text_and_image_kv(1, lq=64, text_len=13)        # 64 queries, 77 keys
+    q, k, v, mask = text_and_image_kv(1, lq=64, text_len=13)  # 64 queries, 77 keys
     with pltpu.force_tpu_interpret_mode():
         out = attn._pallas_tpu(q, k, v, mask)
-    np.testing.assert_allclose(out, attn.dot_product_attention(q, k, v, mask, impl="reference"),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out, attn.dot_product_attention(q, k, v, mask, impl="reference"), rtol=1e-5, atol=1e-5)
 
 
 def test_kernel_choice_and_logged_fallbacks(caplog):
     q16, k16, _, mask = text_and_image_kv(2, lq=256, dtype=jnp.bfloat16)
-    short = q16[:, :16]                                  # temporal attention: a few frames
+    short = q16[:, :16]  # temporal attention: a few frames
     choose = lambda impl, q, k=None, m=None, **kw: attn.resolve_impl(impl, q, q if k is None else k, m, **kw)
     assert choose("auto", q16, k16, mask, platform="gpu", min_length=128) == "cudnn"
     assert choose("auto", q16, k16, mask, platform="tpu", min_length=128) == (
-        "pallas_tpu" if attn._pallas_flash() is not None else "xla")
+        "pallas_tpu" if attn._pallas_flash() is not None else "xla"
+    )
     assert choose("auto", q16, k16, mask, platform="cpu") == "xla"
     assert choose("reference", q16, platform="gpu") == "reference"
     attn._logged.clear()
     with caplog.at_level(logging.INFO, logger=attn.__name__):
-        assert choose("cudnn", short, platform="gpu", min_length=128) == "xla"          # too short
+        assert choose("cudnn", short, platform="gpu", min_length=128) == "xla"  # too short
         assert choose("cudnn", short, platform="gpu", min_length=128) == "xla"
-        assert choose("cudnn", q16.astype(jnp.float32), platform="gpu") == "xla"        # dtype
-        assert choose("cudnn", q16[..., :4], platform="gpu") == "xla"                   # head dim 4
-        assert choose("cudnn", q16[:, :15], k16, mask, platform="gpu") == "xla"         # odd length + mask
-        assert choose("cudnn", q16, platform="cpu") == "xla"                            # platform
+        assert choose("cudnn", q16.astype(jnp.float32), platform="gpu") == "xla"  # dtype
+        assert choose("cudnn", q16[..., :4], platform="gpu") == "xla"  # head dim 4
+        assert choose("cudnn", q16[:, :15], k16, mask, platform="gpu") == "xla"  # odd length + mask
+        assert choose("cudnn", q16, platform="cpu") == "xla"  # platform
         assert choose("pallas_tpu", q16, platform="gpu") == "xla"
     reasons = [r.getMessage() for r in caplog.records]
-    assert len(reasons) == 6, reasons                    # the repeated fallback is logged once
+    assert len(reasons) == 6, reasons  # the repeated fallback is logged once
     assert any("attention_min_length=128" in r for r in reasons)
     assert any("needs a GPU" in r for r in reasons) and any("needs a TPU" in r for r in reasons)
     with pytest.raises(ValueError, match="unknown attention_impl 'flash'"):

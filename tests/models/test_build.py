@@ -1,4 +1,5 @@
 """models.build: the plain-data config's model sections against the typed model configs."""
+
 import dataclasses
 
 import pytest
@@ -10,8 +11,15 @@ from lumiere_jax.models.t5 import T5_V1_1_XXL
 from lumiere_jax.models.unet import UNetConfig
 
 # The library defaults that differ from the dataclasses' own (the small quickstart model).
-UNET_QUICKSTART = dict(base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(2, 4),
-                       head_dim=16, norm_groups=8, text_dim=64)
+UNET_QUICKSTART = dict(
+    base_channels=32,
+    channel_mult=(1, 2, 2),
+    num_res_blocks=1,
+    attention_resolutions=(2, 4),
+    head_dim=16,
+    norm_groups=8,
+    text_dim=64,
+)
 TEMPORAL_QUICKSTART = dict(num_temporal_downsamples=2, temporal_head_dim=16)
 
 
@@ -19,15 +27,19 @@ def _fields(obj, exclude=()):
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.name not in exclude}
 
 
-@pytest.mark.parametrize("section, typed", [
-    ("unet", dataclasses.replace(UNetConfig(), **UNET_QUICKSTART)),
-    ("temporal", dataclasses.replace(STUNetConfig(), **TEMPORAL_QUICKSTART)),
-    ("t5", T5_V1_1_XXL)])
+@pytest.mark.parametrize(
+    "section, typed",
+    [
+        ("unet", dataclasses.replace(UNetConfig(), **UNET_QUICKSTART)),
+        ("temporal", dataclasses.replace(STUNetConfig(), **TEMPORAL_QUICKSTART)),
+        ("t5", T5_V1_1_XXL),
+    ],
+)
 def test_config_sections_state_every_field_with_its_default(section, typed):
     """config.py cannot import the models (it is plain data), so its literal sections are checked here:
     every architecture field present, with the dataclass default (or the documented quickstart value)."""
     got = config_lib.default_config().model[section].to_dict()
-    for key in ("checkpoint", "tokenizer"):                 # t5: where its files are, not architecture
+    for key in ("checkpoint", "tokenizer"):  # t5: where its files are, not architecture
         got.pop(key, None)
     want = _fields(typed, exclude=("unet", "remat"))
     assert got == want

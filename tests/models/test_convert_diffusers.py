@@ -1,6 +1,7 @@
 """diffusers UNet2DConditionModel (DeepFloyd IF) import/export: parity with diffusers outputs on tiny
 IF-I-like and IF-II-like models (fixtures from tools/make_if_fixtures.py), round trip, the full
 IF-I-XL parameter count, clear errors."""
+
 import dataclasses
 import json
 import pathlib
@@ -28,7 +29,7 @@ def loaded(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_matches_diffusers(name):
     cfg, params = loaded(name)
-    x = jnp.asarray(OUT[f"{name}_sample"]).transpose(0, 2, 3, 1)      # NCHW -> NHWC
+    x = jnp.asarray(OUT[f"{name}_sample"]).transpose(0, 2, 3, 1)  # NCHW -> NHWC
     t = jnp.asarray(OUT[f"{name}_timestep"], jnp.int32)
     text = jnp.asarray(OUT[f"{name}_encoder_hidden_states"])
     aug = jnp.asarray(OUT[f"{name}_class_labels"], jnp.int32) if f"{name}_class_labels" in OUT else None
@@ -50,6 +51,7 @@ def test_matches_diffusers(name):
 def test_round_trip(name, tmp_path):
     cfg, params = loaded(name)
     from safetensors.numpy import load_file
+
     original = load_file(str(FIXTURES / name / cd.WEIGHTS_NAME))
     state = cd.state_dict_from_params(cfg, params)
     assert set(state) == set(original)
@@ -72,13 +74,15 @@ def test_if_i_xl_parameter_count():
 def test_config_errors():
     with open(FIXTURES / "if_tiny" / "config.json") as f:
         base = json.load(f)
-    bad = [({"down_block_types": ["CrossAttnDownBlock2D", "SimpleCrossAttnDownBlock2D"]}, "unsupported down block"),
-           ({"up_block_types": ["ResnetUpsampleBlock2D", "SimpleCrossAttnUpBlock2D"]}, "must mirror"),
-           ({"class_embed_type": "projection"}, "unsupported class_embed_type"),
-           ({"time_embedding_type": "fourier"}, "time_embedding_type='fourier'"),
-           ({"encoder_hid_dim_type": "image_proj"}, "unsupported encoder_hid_dim_type"),
-           ({"some_new_option": 1}, r"unknown diffusers UNet2DConditionModel config keys \['some_new_option'\]"),
-           ({"attention_head_dim": [8, 16]}, "only one value for every block")]
+    bad = [
+        ({"down_block_types": ["CrossAttnDownBlock2D", "SimpleCrossAttnDownBlock2D"]}, "unsupported down block"),
+        ({"up_block_types": ["ResnetUpsampleBlock2D", "SimpleCrossAttnUpBlock2D"]}, "must mirror"),
+        ({"class_embed_type": "projection"}, "unsupported class_embed_type"),
+        ({"time_embedding_type": "fourier"}, "time_embedding_type='fourier'"),
+        ({"encoder_hid_dim_type": "image_proj"}, "unsupported encoder_hid_dim_type"),
+        ({"some_new_option": 1}, r"unknown diffusers UNet2DConditionModel config keys \['some_new_option'\]"),
+        ({"attention_head_dim": [8, 16]}, "only one value for every block"),
+    ]
     for change, msg in bad:
         with pytest.raises(ValueError, match=msg):
             cd.unet_config_from_diffusers({**base, **change})
@@ -102,8 +106,10 @@ def test_state_dict_errors():
 
 def test_export_rejects_non_diffusers_settings():
     cfg, _ = loaded("if_tiny")
-    for change, msg in (({"use_text_mask": True}, "ignores the text mask"),
-                        ({"text_norm_groups": 4}, "32 groups"),
-                        ({"resample": "conv"}, "only IF-style U-Nets")):
+    for change, msg in (
+        ({"use_text_mask": True}, "ignores the text mask"),
+        ({"text_norm_groups": 4}, "32 groups"),
+        ({"resample": "conv"}, "only IF-style U-Nets"),
+    ):
         with pytest.raises(ValueError, match=msg):
             cd.diffusers_config(dataclasses.replace(cfg, **change))

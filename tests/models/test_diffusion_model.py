@@ -1,4 +1,5 @@
 """DiffusionModel: conversion of an unconditional model into the 7-channel conditional one."""
+
 import dataclasses
 
 import jax
@@ -15,8 +16,7 @@ def _perturbed(params, key):
     """Random values everywhere (zero-init temporal projections would hide mistakes)."""
     leaves, tree = jax.tree_util.tree_flatten(params)
     keys = jax.random.split(key, len(leaves))
-    return jax.tree_util.tree_unflatten(
-        tree, [a + 0.05 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)])
+    return jax.tree_util.tree_unflatten(tree, [a + 0.05 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)])
 
 
 def _conditional(m):
@@ -45,8 +45,11 @@ def test_three_to_seven_channels_computes_the_unconditional_model(stage):
     assert float(jnp.abs(a - b).mean()) > 1e-3
     # only the first convolution changed
     flat = lambda p: jax.tree_util.tree_leaves_with_path(p)
-    changed = [jax.tree_util.keystr(k) for (k, a), (_, b) in zip(flat(params), flat(converted)) if a.shape != b.shape
-               or not np.array_equal(a, b)]
+    changed = [
+        jax.tree_util.keystr(k)
+        for (k, a), (_, b) in zip(flat(params), flat(converted))
+        if a.shape != b.shape or not np.array_equal(a, b)
+    ]
     assert len(changed) == 1 and "conv_in" in changed[0] and "kernel" in changed[0]
 
 

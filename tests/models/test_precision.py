@@ -1,4 +1,5 @@
 """Mixed precision: bf16 compute with float32 parameters; norms and softmax in float32."""
+
 import dataclasses
 import os
 
@@ -31,8 +32,13 @@ def equations(jaxpr):
 
 
 def input_dtypes(jaxpr, primitive):
-    return [v.aval.dtype for e in equations(jaxpr) if e.primitive.name == primitive for v in e.invars
-            if hasattr(v.aval, "dtype")]
+    return [
+        v.aval.dtype
+        for e in equations(jaxpr)
+        if e.primitive.name == primitive
+        for v in e.invars
+        if hasattr(v.aval, "dtype")
+    ]
 
 
 def check_fp32_numerics(jaxpr):
@@ -56,7 +62,7 @@ def test_bf16_stunet_keeps_fp32_params_and_computes_norms_softmax_in_fp32(micro)
     grads = jax.eval_shape(jax.grad(loss), micro.params)
     assert {g.dtype for g in jax.tree_util.tree_leaves(grads)} == {jnp.dtype(jnp.float32)}
     jaxpr = jax.make_jaxpr(lambda p: STUNet(cfg16).apply({"params": p}, *micro.inputs))(micro.params)
-    check_fp32_numerics(jaxpr.jaxpr)      # (the text encoder's test covers the "reference" kernel)
+    check_fp32_numerics(jaxpr.jaxpr)  # (the text encoder's test covers the "reference" kernel)
     # The bf16 model computes what the float32 one does, to bf16 accuracy.
     out32 = jax.jit(lambda p: STUNet(micro.cfg).apply({"params": p}, *micro.inputs))(micro.params)
     out16 = jax.jit(lambda p: STUNet(cfg16).apply({"params": p}, *micro.inputs))(micro.params)

@@ -1,4 +1,5 @@
 """Rematerialisation policies: same parameters, same loss and gradients, clear errors."""
+
 import dataclasses
 
 import jax
@@ -26,7 +27,7 @@ def test_remat_keeps_parameter_tree_loss_and_gradients(micro):
     abstract = lambda cfg: jax.eval_shape(lambda: STUNet(cfg).init(jax.random.PRNGKey(0), *micro.inputs))
     shapes = lambda tree: jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), tree)
     reference_tree = shapes(abstract(micro.cfg))
-    for policy in ("full", "dots_and_convs_saveable"):   # every policy goes through the same wrapper
+    for policy in ("full", "dots_and_convs_saveable"):  # every policy goes through the same wrapper
         assert shapes(abstract(with_remat(micro.cfg, policy))) == reference_tree, policy
     # Every block is rematerialised: 8 ResNet blocks, 4 spatial attention blocks, 3 temporal conv
     # blocks and 5 temporal attention blocks, each one `remat2` (checkpoint) equation in the forward program.

@@ -1,5 +1,6 @@
 """STUNet inflation: App. B initialisation property, placement of temporal modules,
 freezing, verbatim inflation, and input validation."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -31,14 +32,17 @@ def test_every_nth_frame_equals_t2i_at_init(models, seed):
 
 def test_inflation_blocks_are_identity_at_init():
     h = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 4, 4, 16))
-    for block in (tmp.ConvInflationBlock(norm_groups=4),
-                  tmp.TemporalAttentionStack(depth=2, head_dim=8),
-                  tmp.TemporalAttentionStack(head_dim=8, position_encoding="learned", max_frames=8)):
+    for block in (
+        tmp.ConvInflationBlock(norm_groups=4),
+        tmp.TemporalAttentionStack(depth=2, head_dim=8),
+        tmp.TemporalAttentionStack(head_dim=8, position_encoding="learned", max_frames=8),
+    ):
         params = block.init(jax.random.PRNGKey(1), h)
         np.testing.assert_array_equal(block.apply(params, h), h)
         # ...and only because of the zero-initialised output projections:
         bumped = jax.tree_util.tree_map_with_path(
-            lambda p, a: a + 0.1 if "proj_out" in jax.tree_util.keystr(p) else a, nn.meta.unbox(params))
+            lambda p, a: a + 0.1 if "proj_out" in jax.tree_util.keystr(p) else a, nn.meta.unbox(params)
+        )
         assert np.max(np.abs(block.apply(bumped, h) - h)) > 1e-3
     # With text cross-attention: still the identity, for any text; bumping its output projection
     # makes the block depend on the text (the pathway that carries motion words).
@@ -48,13 +52,15 @@ def test_inflation_blocks_are_identity_at_init():
     params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), h, text, mask))
     np.testing.assert_array_equal(block.apply(params, h, text, mask), h)
     bumped = jax.tree_util.tree_map_with_path(
-        lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params)
+        lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params
+    )
     other = text.at[:, :2].multiply(-1.0)
     diff = block.apply(bumped, h, text, mask) - block.apply(bumped, h, other, mask)
     assert np.max(np.abs(diff)) > 1e-3
     # masked-out tokens are not attended
-    np.testing.assert_allclose(block.apply(bumped, h, text, mask)[0],
-                               block.apply(bumped, h, text.at[0, 2:].set(9.0), mask)[0], atol=1e-6)
+    np.testing.assert_allclose(
+        block.apply(bumped, h, text, mask)[0], block.apply(bumped, h, text.at[0, 2:].set(9.0), mask)[0], atol=1e-6
+    )
     with pytest.raises(ValueError, match="needs the text"):
         block.apply(params, h)
     # Text FiLM in the conv inflation block: the identity at init for any text; once its output layer
@@ -62,15 +68,17 @@ def test_inflation_blocks_are_identity_at_init():
     block = tmp.ConvInflationBlock(norm_groups=4, text_film=True)
     params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), h, text, mask))
     bumped = jax.tree_util.tree_map_with_path(
-        lambda p, a: a + 0.1 if "proj_out" in jax.tree_util.keystr(p) else a, params)
+        lambda p, a: a + 0.1 if "proj_out" in jax.tree_util.keystr(p) else a, params
+    )
     np.testing.assert_allclose(block.apply(bumped, h, text, mask), block.apply(bumped, h, other, mask), atol=0)
     np.testing.assert_array_equal(block.apply(params, h, text, mask), h)
     bumped = jax.tree_util.tree_map_with_path(
-        lambda p, a: a + 0.1 if "proj_out" in (k := jax.tree_util.keystr(p)) or "text_film']['out" in k else a,
-        params)
+        lambda p, a: a + 0.1 if "proj_out" in (k := jax.tree_util.keystr(p)) or "text_film']['out" in k else a, params
+    )
     assert np.max(np.abs(block.apply(bumped, h, text, mask) - block.apply(bumped, h, other, mask))) > 1e-3
-    np.testing.assert_allclose(block.apply(bumped, h, text, mask)[0],
-                               block.apply(bumped, h, text.at[0, 2:].set(9.0), mask)[0], atol=1e-6)
+    np.testing.assert_allclose(
+        block.apply(bumped, h, text, mask)[0], block.apply(bumped, h, text.at[0, 2:].set(9.0), mask)[0], atol=1e-6
+    )
     with pytest.raises(ValueError, match="needs the text"):
         block.apply(params, h)
     # ...and, given the timestep's embedding, on the noise level too (identity at init again).
@@ -78,10 +86,12 @@ def test_inflation_blocks_are_identity_at_init():
     params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), h, text, mask, time(10)))
     np.testing.assert_array_equal(block.apply(params, h, text, mask, time(900)), h)
     bumped = jax.tree_util.tree_map_with_path(
-        lambda p, a: a + 0.1 if "proj_out" in (k := jax.tree_util.keystr(p)) or "text_film']['out" in k else a,
-        params)
-    assert np.max(np.abs(block.apply(bumped, h, text, mask, time(10)) - block.apply(bumped, h, text, mask,
-                                                                                   time(900)))) > 1e-3
+        lambda p, a: a + 0.1 if "proj_out" in (k := jax.tree_util.keystr(p)) or "text_film']['out" in k else a, params
+    )
+    assert (
+        np.max(np.abs(block.apply(bumped, h, text, mask, time(10)) - block.apply(bumped, h, text, mask, time(900))))
+        > 1e-3
+    )
     down, up = tmp.TemporalDownsample(), tmp.TemporalUpsample()
     np.testing.assert_array_equal(down.apply(down.init(jax.random.PRNGKey(2), h), h), h[:, ::2])
     np.testing.assert_array_equal(up.apply(up.init(jax.random.PRNGKey(3), h), h), jnp.repeat(h, 2, axis=1))
@@ -90,21 +100,25 @@ def test_inflation_blocks_are_identity_at_init():
 def test_temporal_attention_only_at_coarsest_level(models):
     cfg = models.cfg
     x, t, text, mask = random_inputs(0, cfg)
-    _, state = jax.jit(lambda p, *a: STUNet(cfg).apply(
-        {"params": p}, *a, capture_intermediates=lambda m, _: isinstance(
-            m, (tmp.TemporalAttentionBlock, tmp.ConvInflationBlock))))(models.params, x, t, text, mask)
+    _, state = jax.jit(
+        lambda p, *a: STUNet(cfg).apply(
+            {"params": p},
+            *a,
+            capture_intermediates=lambda m, _: isinstance(m, (tmp.TemporalAttentionBlock, tmp.ConvInflationBlock)),
+        )
+    )(models.params, x, t, text, mask)
     blocks = state["intermediates"]["temporal"]
     last = cfg.unet.num_levels - 1
     n_attn = n_conv = 0
     for name, sub in blocks.items():
         hook = name.removeprefix("blocks_")
-        if "layer_0" in sub:                     # an attention stack
+        if "layer_0" in sub:  # an attention stack
             for layer in sub.values():
                 frames = layer["__call__"][0].shape[1]
                 assert frames == FRAMES // cfg.temporal_factor, (hook, frames)
                 n_attn += 1
             assert hook.startswith(("mid_", f"down_{last}_", f"up_{last}_")), hook
-        elif "__call__" in sub:                  # a conv inflation block
+        elif "__call__" in sub:  # a conv inflation block
             level = int(hook.split("_")[1])
             assert level < last, hook
             expected = FRAMES // 2 ** min(level, cfg.temporal_downsamples)
@@ -118,8 +132,7 @@ def test_temporal_attention_only_at_coarsest_level(models):
 def test_training_only_temporal_leaves_spatial_bit_identical(imagen_models):
     m = imagen_models
     x, t, text, mask = random_inputs(3, m.cfg)
-    tx = optax.multi_transform({"spatial": optax.set_to_zero(), "temporal": optax.adam(1e-2)},
-                               param_labels(m.params))
+    tx = optax.multi_transform({"spatial": optax.set_to_zero(), "temporal": optax.adam(1e-2)}, param_labels(m.params))
 
     @jax.jit
     def step(params, opt_state):
@@ -137,9 +150,11 @@ def test_training_only_temporal_leaves_spatial_bit_identical(imagen_models):
     # projections block the gradient to the layers before them, so the first step moves
     # the projections and the temporal resampling convs.
     moved = {}
-    for (path, a), b, g in zip(jax.tree_util.tree_leaves_with_path(m.params["temporal"]),
-                               jax.tree_util.tree_leaves(new["temporal"]),
-                               jax.tree_util.tree_leaves(grads["temporal"])):
+    for (path, a), b, g in zip(
+        jax.tree_util.tree_leaves_with_path(m.params["temporal"]),
+        jax.tree_util.tree_leaves(new["temporal"]),
+        jax.tree_util.tree_leaves(grads["temporal"]),
+    ):
         name = jax.tree_util.keystr(path)
         moved[name] = not np.array_equal(a, b)
         assert moved[name] == bool(np.any(g != 0)), name
@@ -153,8 +168,12 @@ def test_inflate_copies_spatial_subtree_verbatim(imagen_models):
     assert set(m.params) == {"spatial", "temporal"}
     for a, b in zip(jax.tree_util.tree_leaves(m.t2i_params), jax.tree_util.tree_leaves(m.params["spatial"])):
         assert a is b
-    other = STUNetConfig(unet=UNetConfig(base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
-                                         norm_groups=4, head_dim=8, text_dim=12), temporal_head_dim=8)
+    other = STUNetConfig(
+        unet=UNetConfig(
+            base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1, norm_groups=4, head_dim=8, text_dim=12
+        ),
+        temporal_head_dim=8,
+    )
     with pytest.raises(ValueError, match="do not match"):
         inflate_params(other, m.t2i_params, jax.random.PRNGKey(0), num_frames=FRAMES, size=SIZE)
 
@@ -176,7 +195,7 @@ def _shape_check(cfg, frames, size):
 
 
 def test_bad_frame_count_raises(imagen_models):
-    cfg = imagen_models.cfg                      # N = 4
+    cfg = imagen_models.cfg  # N = 4
     with pytest.raises(ValueError, match=r"num_frames=6 .*divisible by .*=4.*multiple of 4, e.g. 4 or 8"):
         _shape_check(cfg, 6, SIZE)
     with pytest.raises(ValueError, match=r"num_frames=2 .*e.g. 4"):
@@ -203,7 +222,8 @@ def test_text_query_positions_let_frames_read_the_prompt_differently():
         params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), h, text, mask))
         np.testing.assert_array_equal(block.apply(params, h, text, mask), h)
         bumped = jax.tree_util.tree_map_with_path(
-            lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params)
+            lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params
+        )
         out = np.asarray(block.apply(bumped, h, text, mask))
         spread[positions] = float(np.max(np.abs(out - out[:, :1])))
     assert spread["none"] < 1e-5, spread
@@ -213,7 +233,8 @@ def test_text_query_positions_let_frames_read_the_prompt_differently():
     block = tmp.TemporalAttentionStack(head_dim=8, text_cross_attention=True, text_query_positions="space_time")
     params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), flat, text, mask))
     bumped = jax.tree_util.tree_map_with_path(
-        lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params)
+        lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params
+    )
     out = np.asarray(block.apply(bumped, flat, text, mask))
     assert np.max(np.abs(out - out[:, :, :1, :1])) > 1e-2
 

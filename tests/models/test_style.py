@@ -1,4 +1,5 @@
 """Stylized generation: blending a style T2I's U-Net into a video model's spatial layers."""
+
 import os
 
 import jax
@@ -50,9 +51,10 @@ def test_alpha_endpoints_and_midpoint(params):
     # temporal layers, text encoder and null embedding are the video model's, untouched
     assert out1["denoiser"]["temporal"] is video["denoiser"]["temporal"]
     assert out1["text_encoder"] is video["text_encoder"] and out1["null_text"] is video["null_text"]
-    half = interpolate_spatial(video, style["denoiser"], 0.5)   # a bare U-Net tree works too
-    for h, v, s in zip(leaves(half["denoiser"]["spatial"]), leaves(video["denoiser"]["spatial"]),
-                       leaves(style["denoiser"])):
+    half = interpolate_spatial(video, style["denoiser"], 0.5)  # a bare U-Net tree works too
+    for h, v, s in zip(
+        leaves(half["denoiser"]["spatial"]), leaves(video["denoiser"]["spatial"]), leaves(style["denoiser"])
+    ):
         np.testing.assert_allclose(h, (np.asarray(v) + np.asarray(s)) / 2, rtol=1e-6, atol=1e-7)
 
 
@@ -71,15 +73,17 @@ def test_alpha_range(params):
 def test_shape_and_structure_mismatch(params):
     video, style = params["video"], params["style"]
     den = style["denoiser"]
-    bad = {**style, "denoiser": {**den, "conv_out": {**den["conv_out"],
-                                                     "kernel": jnp.zeros((3, 3, 8, 6))}}}
-    with pytest.raises(ValueError, match=r"denoiser/conv_out/kernel is \(3, 3, 8, 6\), the video model's "
-                                         r"denoiser/spatial/conv_out/kernel is \(3, 3, 8, 3\)"):
+    bad = {**style, "denoiser": {**den, "conv_out": {**den["conv_out"], "kernel": jnp.zeros((3, 3, 8, 6))}}}
+    with pytest.raises(
+        ValueError,
+        match=r"denoiser/conv_out/kernel is \(3, 3, 8, 6\), the video model's "
+        r"denoiser/spatial/conv_out/kernel is \(3, 3, 8, 3\)",
+    ):
         interpolate_spatial(video, bad, 0.5)
     missing = {**style, "denoiser": {k: v for k, v in den.items() if k != "mid_attn"}}
     with pytest.raises(ValueError, match="denoiser/spatial/mid_attn/.* is missing from the style"):
         interpolate_spatial(video, missing, 0.5)
-    with pytest.raises(ValueError, match="a video model's"):      # style given as a video model
+    with pytest.raises(ValueError, match="a video model's"):  # style given as a video model
         interpolate_spatial(video, video, 0.5)
     with pytest.raises(ValueError, match="video_params must be a video model"):
         interpolate_spatial(style, style, 0.5)
@@ -90,7 +94,7 @@ def test_shape_and_structure_mismatch(params):
 
 
 def test_conditional_video_model_keeps_extra_input_channels(params):
-    video = expand_input_channels(params["video"], 7)   # the 7-channel <J, C, M> conditional model
+    video = expand_input_channels(params["video"], 7)  # the 7-channel <J, C, M> conditional model
     kernel = video["denoiser"]["spatial"]["conv_in"]["kernel"]
     kernel = kernel.at[..., 3:, :].set(jax.random.normal(jax.random.PRNGKey(3), kernel[..., 3:, :].shape))
     video["denoiser"]["spatial"]["conv_in"]["kernel"] = kernel
@@ -117,8 +121,11 @@ def test_load_style_from_checkpoint(tmp_path, params):
     other = tiny_config("t2i")
     other.model.unet.base_channels, other.model.unet.num_res_blocks = 16, 2
     checkpoint.export(str(tmp_path / "other"), params["style"], other.to_dict(), "float32")
-    with pytest.raises(ValueError, match=r"model.unet fields \{base_channels: style 16 vs video 8; "
-                                         r"num_res_blocks: style 2 vs video 1\}"):
+    with pytest.raises(
+        ValueError,
+        match=r"model.unet fields \{base_channels: style 16 vs video 8; "
+        r"num_res_blocks: style 2 vs video 1\}",
+    ):
         load_style(params["video"], video_cfg, str(tmp_path / "other"), 0.5)
     with pytest.raises(ValueError, match="alpha"):
         load_style(params["video"], video_cfg, path, 2.0)

@@ -1,5 +1,6 @@
 """T5 v1.1 encoder, its checkpoint import / export and the SentencePiece tokenizer, against
 transformers (tests/fixtures/t5_tiny, made by tools/make_t5_fixtures.py)."""
+
 import json
 import os
 import shutil
@@ -41,7 +42,8 @@ def test_matches_transformers_t5_encoder_with_padding(ref, loaded):
 def test_relative_position_buckets_match_transformers(ref, loaded):
     _, cfg = loaded
     got = jax.jit(t5.relative_position_bucket, static_argnums=(1, 2))(
-        ref["bucket_rel"], cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance)
+        ref["bucket_rel"], cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance
+    )
     np.testing.assert_array_equal(np.asarray(got), ref["bucket"])
 
 
@@ -70,8 +72,9 @@ def test_export_round_trip_and_transformers_layout(tmp_path, loaded):
 
 def test_sharded_checkpoint_and_tied_embedding_key(tmp_path, loaded):
     from safetensors.numpy import save_file
+
     tensors = t5_checkpoint.read_tensors(FIXTURE)
-    tensors[t5_checkpoint.TIED] = tensors.pop(t5_checkpoint.SHARED)     # only the tied copy present
+    tensors[t5_checkpoint.TIED] = tensors.pop(t5_checkpoint.SHARED)  # only the tied copy present
     keys = sorted(tensors)
     shards = {"model-00001-of-00002.safetensors": keys[::2], "model-00002-of-00002.safetensors": keys[1::2]}
     for name, ks in shards.items():
@@ -93,8 +96,9 @@ def test_bad_checkpoints_name_the_problem(tmp_path, loaded):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         t5_checkpoint.params_from_tensors({k: v for k, v in tensors.items() if k != key}, cfg)
     with pytest.raises(ValueError, match=r"SelfAttention\.q\.weight: shape \(32, 16\)"):
-        t5_checkpoint.params_from_tensors({**tensors, "encoder.block.0.layer.0.SelfAttention.q.weight":
-                                           np.zeros((32, 16), np.float32)}, cfg)
+        t5_checkpoint.params_from_tensors(
+            {**tensors, "encoder.block.0.layer.0.SelfAttention.q.weight": np.zeros((32, 16), np.float32)}, cfg
+        )
     with pytest.raises(ValueError, match="shared.weight"):
         t5_checkpoint.params_from_tensors({k: v for k, v in tensors.items() if k != "shared.weight"}, cfg)
     with pytest.raises(ValueError, match="does not use"):
@@ -122,12 +126,16 @@ def test_xxl_preset_parameter_count(ref):
 def test_parameters_carry_logical_axes(loaded):
     from flax import linen as nn
     from lumiere_jax import axes
+
     _, cfg = loaded
     ids = jax.ShapeDtypeStruct((1, 4), np.int32)
     boxed = jax.eval_shape(lambda i: t5.T5Encoder(cfg).init(jax.random.PRNGKey(0), i, i > 0), ids)["params"]
     leaves = jax.tree_util.tree_leaves(boxed, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))
     names = {v for k, v in vars(axes).items() if k.isupper() and isinstance(v, str)}
     assert leaves and all(isinstance(x, nn.LogicallyPartitioned) and set(x.names) <= names for x in leaves)
-    specs = nn.logical_to_mesh_sharding(nn.get_partition_spec(boxed), jax.sharding.Mesh(
-        np.array(jax.devices()[:1]).reshape(1, 1, 1), ("data", "fsdp", "tensor")), axes.DEFAULT_RULES)
+    specs = nn.logical_to_mesh_sharding(
+        nn.get_partition_spec(boxed),
+        jax.sharding.Mesh(np.array(jax.devices()[:1]).reshape(1, 1, 1), ("data", "fsdp", "tensor")),
+        axes.DEFAULT_RULES,
+    )
     assert specs["block_0"]["wi_0"]["kernel"].spec == jax.sharding.PartitionSpec("fsdp", "tensor")

@@ -1,4 +1,5 @@
 """Byte tokenizer and the small transformer text encoder."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +13,7 @@ def test_tokenizer_round_trip_and_truncation():
     tok = ByteTokenizer(max_length=16)
     ids, mask = tok(["a red square moving left", "héllo"])
     assert ids.shape == mask.shape == (2, 16) and ids.dtype == np.int32
-    assert ids[0, 0] == BOS and ids[0, -1] == EOS and mask[0].all()          # truncated, eos kept
+    assert ids[0, 0] == BOS and ids[0, -1] == EOS and mask[0].all()  # truncated, eos kept
     assert tok.decode(ids[0]) == "a red square moving left"[:14]
     n = len("héllo".encode()) + 2
     assert tok.decode(ids[1]) == "héllo" and mask[1].sum() == n and (ids[1, n:] == PAD).all()

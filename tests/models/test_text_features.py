@@ -1,5 +1,6 @@
 """Fixed byte n-gram text features (the temporal layers' word-distinct text) and how a video model
 carries them next to the encoder's output."""
+
 import dataclasses
 
 import jax
@@ -25,30 +26,48 @@ def test_features_keep_direction_words_apart_and_ignore_padding():
     ids, mask = TOK(["a red square moving left", "a red square moving down", "a red square moving left"])
     f = np.asarray(byte_ngram_features(jnp.asarray(ids), jnp.asarray(mask), 64, VOCAB_SIZE))
     m = mask[0]
-    np.testing.assert_array_equal(f[0], f[2])                          # deterministic
-    assert np.all(f[:, ~m] == 0)                                       # zero where padded
-    last = slice(int(m.sum()) - 5, int(m.sum()))                       # the direction word's positions
+    np.testing.assert_array_equal(f[0], f[2])  # deterministic
+    assert np.all(f[:, ~m] == 0)  # zero where padded
+    last = slice(int(m.sum()) - 5, int(m.sum()))  # the direction word's positions
     diff = np.linalg.norm(f[0, last] - f[1, last]) / np.linalg.norm(f[0, last])
-    assert diff > 1.0, diff                                            # nearly orthogonal n-grams
-    np.testing.assert_array_equal(f[0, :10], f[1, :10])                # the shared prefix is shared
+    assert diff > 1.0, diff  # nearly orthogonal n-grams
+    np.testing.assert_array_equal(f[0, :10], f[1, :10])  # the shared prefix is shared
     with pytest.raises(ValueError, match="dim > 0"):
         byte_ngram_features(jnp.asarray(ids), jnp.asarray(mask), 0, VOCAB_SIZE)
 
 
 def _model(features=16, kind="video"):
-    unet = UNetConfig(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2,),
-                      head_dim=8, norm_groups=4, text_dim=8)
-    st = STUNetConfig(unet=unet, num_temporal_downsamples=1, temporal_head_dim=8,
-                      temporal_text="cross_attention", temporal_text_features=features)
-    return DiffusionModel(DiffusionModelConfig(kind=kind, stunet=st, num_frames=4, resolution=8,
-                                               text_encoder=TextEncoderConfig(max_length=32, width=8, depth=1,
-                                                                              num_heads=2)))
+    unet = UNetConfig(
+        base_channels=8,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_resolutions=(2,),
+        head_dim=8,
+        norm_groups=4,
+        text_dim=8,
+    )
+    st = STUNetConfig(
+        unet=unet,
+        num_temporal_downsamples=1,
+        temporal_head_dim=8,
+        temporal_text="cross_attention",
+        temporal_text_features=features,
+    )
+    return DiffusionModel(
+        DiffusionModelConfig(
+            kind=kind,
+            stunet=st,
+            num_frames=4,
+            resolution=8,
+            text_encoder=TextEncoderConfig(max_length=32, width=8, depth=1, num_heads=2),
+        )
+    )
 
 
 def test_video_model_carries_the_features_to_the_temporal_layers_only():
     model = _model()
     params = model.init(jax.random.PRNGKey(0))
-    assert params["null_text"].shape == (32, 8)                        # the T2I's null, unchanged
+    assert params["null_text"].shape == (32, 8)  # the T2I's null, unchanged
     ids, mask = TOK(["a red square moving left", "a red square moving down"])
     emb = model.encode_text(params, jnp.asarray(ids), jnp.asarray(mask))
     assert emb.shape == (2, 32, 8 + 16)
@@ -62,9 +81,11 @@ def test_video_model_carries_the_features_to_the_temporal_layers_only():
     np.testing.assert_array_equal(np.asarray(out), np.asarray(same))
     # ...once the temporal text cross-attention is trained, they matter.
     bumped = jax.tree_util.tree_map_with_path(
-        lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params)
+        lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params
+    )
     diff = model.denoise(bumped, x, t, emb, jnp.asarray(mask)) - model.denoise(
-        bumped, x, t, emb.at[..., 8:].set(0.0), jnp.asarray(mask))
+        bumped, x, t, emb.at[..., 8:].set(0.0), jnp.asarray(mask)
+    )
     assert float(jnp.abs(diff).max()) > 1e-4
     with pytest.raises(ValueError, match="text_dim \\+ temporal_text_features = 24"):
         model.denoise(params, x, t, emb[..., :8], jnp.asarray(mask))

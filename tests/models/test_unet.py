@@ -1,4 +1,5 @@
 """T2I U-Net: shapes, text masking, logical-axis annotations, dtypes."""
+
 import dataclasses
 
 import flax.linen as nn
@@ -56,8 +57,15 @@ def test_bfloat16_compute_keeps_float32_params_and_output(imagen_models):
 
 
 def test_unconditional_model_and_text_validation():
-    cfg = UNetConfig(base_channels=16, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4, head_dim=8,
-                     text_dim=None, attention_resolutions=(2,))
+    cfg = UNetConfig(
+        base_channels=16,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        norm_groups=4,
+        head_dim=8,
+        text_dim=None,
+        attention_resolutions=(2,),
+    )
     x, t = jnp.zeros((1, SIZE, SIZE, 3)), jnp.zeros((1,), jnp.int32)
     params = jax.eval_shape(UNet(cfg).init, jax.random.PRNGKey(0), x, t)
     assert "text_pool_proj" not in params["params"]

@@ -1,5 +1,6 @@
 """Start `tests.parallel.workers` in fresh processes with a given CPU device count; kill them
 (SIGKILL: JAX catches SIGTERM) if they outlive the timeout, so no test leaves processes behind."""
+
 from __future__ import annotations
 
 import json
@@ -32,10 +33,17 @@ def run_workers(jobs: list[tuple[str, dict, int]], timeout: float = 900.0) -> No
     procs = []
     try:
         for name, args, num_devices in jobs:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "tests.parallel.workers", name, json.dumps(args)], cwd=ROOT,
-                env=worker_env(num_devices), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "tests.parallel.workers", name, json.dumps(args)],
+                    cwd=ROOT,
+                    env=worker_env(num_devices),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    start_new_session=True,
+                )
+            )
         outputs = [p.communicate(timeout=timeout)[0] for p in procs]
     except subprocess.TimeoutExpired:
         _kill(procs)

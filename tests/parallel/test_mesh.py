@@ -1,4 +1,5 @@
 """Mesh sizes, rules and launch arguments: validation in this (single-device) process."""
+
 import jax
 import numpy as np
 import pytest
@@ -10,8 +11,15 @@ from lumiere_jax.parallel import distributed, mesh as mesh_lib, sharding
 
 
 def mesh_config(**sizes):
-    c = dict(ici_data=-1, ici_fsdp=1, ici_tensor=1, dcn_data=-1, dcn_fsdp=1, dcn_tensor=1,
-             logical_axis_rules=axes.DEFAULT_RULES)
+    c = dict(
+        ici_data=-1,
+        ici_fsdp=1,
+        ici_tensor=1,
+        dcn_data=-1,
+        dcn_fsdp=1,
+        dcn_tensor=1,
+        logical_axis_rules=axes.DEFAULT_RULES,
+    )
     c.update(sizes)
     return c
 
@@ -24,24 +32,30 @@ def test_default_config_mesh_is_all_devices_on_data():
     assert mesh_lib.rules(config.mesh) == axes.DEFAULT_RULES
 
 
-@pytest.mark.parametrize("sizes,devices,slices,ici,dcn", [
-    ({}, 8, 1, (8, 1, 1), (1, 1, 1)),
-    (dict(ici_data=2, ici_fsdp=-1, ici_tensor=2), 8, 1, (2, 2, 2), (1, 1, 1)),
-    (dict(ici_data=1, ici_fsdp=4), 16, 4, (1, 4, 1), (4, 1, 1)),        # 4 slices of 4 chips
-    (dict(ici_data=1, ici_fsdp=-1, dcn_data=2), 16, 1, (1, 8, 1), (2, 1, 1)),   # 2 GPU nodes of 8
-])
+@pytest.mark.parametrize(
+    "sizes,devices,slices,ici,dcn",
+    [
+        ({}, 8, 1, (8, 1, 1), (1, 1, 1)),
+        (dict(ici_data=2, ici_fsdp=-1, ici_tensor=2), 8, 1, (2, 2, 2), (1, 1, 1)),
+        (dict(ici_data=1, ici_fsdp=4), 16, 4, (1, 4, 1), (4, 1, 1)),  # 4 slices of 4 chips
+        (dict(ici_data=1, ici_fsdp=-1, dcn_data=2), 16, 1, (1, 8, 1), (2, 1, 1)),  # 2 GPU nodes of 8
+    ],
+)
 def test_mesh_shape_resolves_minus_one(sizes, devices, slices, ici, dcn):
     assert mesh_lib.mesh_shape(mesh_config(**sizes), devices, slices) == (ici, dcn)
 
 
-@pytest.mark.parametrize("sizes,devices,slices,match", [
-    (dict(ici_data=2, ici_fsdp=2, ici_tensor=2), 4, 1, "multiply to 8, but there are 4"),
-    (dict(ici_data=-1, ici_fsdp=-1), 8, 1, "at most one of the ici_\\* sizes may be -1"),
-    (dict(dcn_data=-1, dcn_tensor=-1), 8, 1, "at most one of the dcn_\\* sizes may be -1"),
-    (dict(ici_fsdp=3), 8, 1, "not divisible by the product 3"),
-    (dict(ici_tensor=0), 8, 1, "positive integers or -1"),
-    (dict(dcn_data=2), 16, 4, "multiply to 2, but there are 4"),
-])
+@pytest.mark.parametrize(
+    "sizes,devices,slices,match",
+    [
+        (dict(ici_data=2, ici_fsdp=2, ici_tensor=2), 4, 1, "multiply to 8, but there are 4"),
+        (dict(ici_data=-1, ici_fsdp=-1), 8, 1, "at most one of the ici_\\* sizes may be -1"),
+        (dict(dcn_data=-1, dcn_tensor=-1), 8, 1, "at most one of the dcn_\\* sizes may be -1"),
+        (dict(ici_fsdp=3), 8, 1, "not divisible by the product 3"),
+        (dict(ici_tensor=0), 8, 1, "positive integers or -1"),
+        (dict(dcn_data=2), 16, 4, "multiply to 2, but there are 4"),
+    ],
+)
 def test_mesh_shape_errors(sizes, devices, slices, match):
     with pytest.raises(ValueError, match=match):
         mesh_lib.mesh_shape(mesh_config(**sizes), devices, slices)
@@ -52,11 +66,14 @@ def test_make_mesh_product_must_equal_device_count():
         mesh_lib.make_mesh(mesh_config(ici_data=1, ici_tensor=2), jax.devices()[:1])
 
 
-@pytest.mark.parametrize("rules,match", [
-    (((axes.BATCH, ("data", "model")),), "unknown mesh axes \\['model'\\]"),
-    ((("activation_batchh", "data"),), "unknown logical axis 'activation_batchh'"),
-    (((axes.BATCH,),), "each rule is \\(logical_axis, mesh_axes\\)"),
-])
+@pytest.mark.parametrize(
+    "rules,match",
+    [
+        (((axes.BATCH, ("data", "model")),), "unknown mesh axes \\['model'\\]"),
+        ((("activation_batchh", "data"),), "unknown logical axis 'activation_batchh'"),
+        (((axes.BATCH,),), "each rule is \\(logical_axis, mesh_axes\\)"),
+    ],
+)
 def test_rule_errors(rules, match):
     with pytest.raises(ValueError, match=match):
         mesh_lib.rules(mesh_config(logical_axis_rules=rules))

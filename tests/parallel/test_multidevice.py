@@ -6,6 +6,7 @@ The parity run uses a 2 x 2 x 2 mesh on 8 devices (batch over data x fsdp, param
 and tensor). It guards the convolution-input constraint of `models/layers.Conv`: without it XLA's
 SPMD partitioner returns wrong gradients on such a mesh (docs/performance.md). The checkpoint is
 restored onto 1 x 2 x 2 (4 devices) and onto one device."""
+
 import json
 
 import jax
@@ -17,7 +18,7 @@ from lumiere_jax.data import sources
 from tests.parallel import procs
 from tests.parallel.workers import tiny_config, _setup, flat
 
-MESH, NUM_DEVICES = (2, 2, 2), 8          # data x fsdp x tensor
+MESH, NUM_DEVICES = (2, 2, 2), 8  # data x fsdp x tensor
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def sharded_run(tmp_path_factory):
 def test_sharded_step_matches_single_device(sharded_run):
     _, r = sharded_run
     np.testing.assert_allclose(r["losses"], r["ref_losses"], rtol=1e-5)
-    keys = [k[len("ref"):] for k in r if k.startswith("ref.")]
+    keys = [k[len("ref") :] for k in r if k.startswith("ref.")]
     assert keys and all("sharded" + k in r for k in keys)
     for k in keys:
         np.testing.assert_allclose(r["sharded" + k], r["ref" + k], rtol=1e-4, atol=1e-5, err_msg=k)
@@ -59,7 +60,7 @@ def test_checkpoint_restores_onto_another_mesh(sharded_run, tmp_path, mesh, num_
     assert bool(r["shardings_match"]) and int(r["num_devices"]) == num_devices
     specs = json.loads(str(r["specs"]))
     assert any("'fsdp'" in s and "'tensor'" in s for s in specs.values())
-    keys = [k[len("sharded"):] for k in saved if k.startswith("sharded.")]
+    keys = [k[len("sharded") :] for k in saved if k.startswith("sharded.")]
     for k in keys:
         np.testing.assert_array_equal(r["restored" + k], saved["sharded" + k], err_msg=k)
 
@@ -68,6 +69,7 @@ def test_checkpoint_restores_onto_one_device(sharded_run):
     """Saved on 8 devices (2x2x2), restored in this single-device process."""
     args, saved = sharded_run
     from lumiere_jax.train import checkpoint
+
     config = tiny_config(args["data_dir"])
     *_, mesh, _, abstract, shardings = _setup(config)
     assert mesh.size == 1
@@ -85,15 +87,27 @@ def test_two_processes_match_one(sharded_run, tmp_path):
     both processes read the checkpoint they wrote together back."""
     args, ref = sharded_run
     port, n = procs.free_port(), 2
-    jobs = [("multiprocess_train", dict(data_dir=args["data_dir"], workdir=str(tmp_path / "mp"),
-                                        coordinator=f"localhost:{port}", num_processes=n, process_id=i,
-                                        out=str(tmp_path / f"p{i}.npz")), 1) for i in range(n)]
+    jobs = [
+        (
+            "multiprocess_train",
+            dict(
+                data_dir=args["data_dir"],
+                workdir=str(tmp_path / "mp"),
+                coordinator=f"localhost:{port}",
+                num_processes=n,
+                process_id=i,
+                out=str(tmp_path / f"p{i}.npz"),
+            ),
+            1,
+        )
+        for i in range(n)
+    ]
     procs.run_workers(jobs)
     results = [dict(np.load(str(tmp_path / f"p{i}.npz"))) for i in range(n)]
     for r in results:
         assert int(r["process_count"]) == n and int(r["device_count"]) == n
         assert bool(r["restored_equal"])
-    keys = [k[len("params"):] for k in results[0] if k.startswith("params")]
+    keys = [k[len("params") :] for k in results[0] if k.startswith("params")]
     assert keys
     for k in keys:
         np.testing.assert_array_equal(results[0]["params" + k], results[1]["params" + k], err_msg=k)
@@ -110,5 +124,5 @@ def test_multidiffusion_windows_are_split_over_devices(tmp_path, videos=1, guida
     r = dict(np.load(out))
     assert r["single"].shape == r["sharded"].shape == (videos, 4, 8, 8, 3)
     diff = np.abs(r["single"].astype(int) - r["sharded"].astype(int))
-    assert diff.max() <= 1, diff.max()                       # uint8 frames: rounding only
+    assert diff.max() <= 1, diff.max()  # uint8 frames: rounding only
     assert float(r["sharded_flops"]) < 0.5 * float(r["single_flops"])

@@ -3,6 +3,7 @@ must be set before JAX starts): `python -m tests.parallel.workers NAME JSON_ARGS
 
 Every worker writes its results to `args["out"]` (an .npz) for the test to compare.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ GLOBAL_BATCH = 4
 def tiny_config(data_dir: str, mesh: tuple[int, int, int] = (-1, 1, 1)):
     """The tiny T2I config every parallel test trains (2 steps, global batch 4)."""
     from lumiere_jax import config as config_lib
+
     config = config_lib.load_config_file(os.path.join(ROOT, "configs", "tiny.py"), "t2i")
     config.data.data_dir = data_dir
     config.data.global_batch = GLOBAL_BATCH
@@ -36,11 +38,13 @@ def tiny_config(data_dir: str, mesh: tuple[int, int, int] = (-1, 1, 1)):
 
 def flat(tree) -> dict[str, np.ndarray]:
     import jax
+
     return {jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def specs(tree) -> dict[str, str]:
     import jax
+
     return {jax.tree_util.keystr(p): str(tuple(x.sharding.spec)) for p, x in jax.tree_util.tree_leaves_with_path(tree)}
 
 
@@ -50,11 +54,20 @@ def _setup(config, mesh_devices=None):
     from lumiere_jax.models.diffusion_model import DiffusionModel
     from lumiere_jax.parallel import mesh as mesh_lib, sharding
     from lumiere_jax.train import optim, state as state_lib, step as step_lib, validation
+
     model = DiffusionModel(validation.validate(config))
     labels = model.trainable_labels(jax.eval_shape(model.init, jax.random.PRNGKey(0)), False)
     tx, lr = optim.make_optimizer(config.optim, NUM_STEPS, labels)
-    step_fn = step_lib.make_train_step(model, schedules.get_schedule(config.diffusion.schedule), config.diffusion,
-                                       tx, lr, labels, float(config.train.ema_decay), int(config.train.seed))
+    step_fn = step_lib.make_train_step(
+        model,
+        schedules.get_schedule(config.diffusion.schedule),
+        config.diffusion,
+        tx,
+        lr,
+        labels,
+        float(config.train.ema_decay),
+        int(config.train.seed),
+    )
     mesh = mesh_lib.make_mesh(config.mesh, mesh_devices)
     rules = mesh_lib.rules(config.mesh)
     abstract, shardings = sharding.state_shardings(model, tx, mesh, rules, state_lib.create)
@@ -69,6 +82,7 @@ def sharded_parity(args: dict) -> None:
     from lumiere_jax.data import input_pipeline, sources
     from lumiere_jax.parallel import sharding
     from lumiere_jax.train import checkpoint, state as state_lib, trainer
+
     config = tiny_config(args["data_dir"], tuple(args["mesh"]))
     model, tx, step_fn, mesh, rules, _, shardings = _setup(config)
     pipe = sources.make_pipeline(config, model.config)
@@ -92,24 +106,37 @@ def sharded_parity(args: dict) -> None:
     ckpt = checkpoint.Checkpointer(args["workdir"], async_save=False)
     ckpt.save(NUM_STEPS, state, json.loads(config.to_json()))
     ckpt.close()
-    np.savez(args["out"], ref_losses=np.asarray(ref_losses), losses=np.asarray(losses),
-             **{"ref" + k: v for k, v in flat(ref).items()}, **{"sharded" + k: v for k, v in flat(state).items()},
-             init_specs=json.dumps(init_specs), final_specs=json.dumps(specs(state)),
-             target_specs=json.dumps({k: str(tuple(s.spec)) for k, s in zip(specs(state), jax.tree.leaves(shardings))}))
+    np.savez(
+        args["out"],
+        ref_losses=np.asarray(ref_losses),
+        losses=np.asarray(losses),
+        **{"ref" + k: v for k, v in flat(ref).items()},
+        **{"sharded" + k: v for k, v in flat(state).items()},
+        init_specs=json.dumps(init_specs),
+        final_specs=json.dumps(specs(state)),
+        target_specs=json.dumps({k: str(tuple(s.spec)) for k, s in zip(specs(state), jax.tree.leaves(shardings))}),
+    )
 
 
 def restore(args: dict) -> None:
     """Restore the checkpoint of `workdir` onto this process's mesh; save values and shardings."""
     import jax
     from lumiere_jax.train import checkpoint
+
     config = tiny_config(args["data_dir"], tuple(args["mesh"]))
     *_, mesh, _, abstract, shardings = _setup(config)
     ckpt = checkpoint.Checkpointer(args["workdir"], async_save=False)
     state, _ = ckpt.restore(ckpt.latest_step(), abstract)
     ckpt.close()
     same = all(x.sharding == s for x, s in zip(jax.tree.leaves(state), jax.tree.leaves(shardings)))
-    np.savez(args["out"], shardings_match=same, num_devices=mesh.size, mesh=json.dumps(dict(mesh.shape)),
-             specs=json.dumps(specs(state)), **{"restored" + k: v for k, v in flat(state).items()})
+    np.savez(
+        args["out"],
+        shardings_match=same,
+        num_devices=mesh.size,
+        mesh=json.dumps(dict(mesh.shape)),
+        specs=json.dumps(specs(state)),
+        **{"restored" + k: v for k, v in flat(state).items()},
+    )
 
 
 def multiprocess_train(args: dict) -> None:
@@ -117,18 +144,26 @@ def multiprocess_train(args: dict) -> None:
     then every process reads the last checkpoint back onto the same shardings."""
     import jax
     from lumiere_jax.parallel import distributed
+
     distributed.initialize(args["coordinator"], args["num_processes"], args["process_id"])
     from lumiere_jax.train import checkpoint, trainer
+
     config = tiny_config(args["data_dir"])
     state = trainer.train(config, args["workdir"])
     *_, abstract, _ = _setup(config)
     ckpt = checkpoint.Checkpointer(args["workdir"], async_save=False)
     restored, _ = ckpt.restore(ckpt.latest_step(), abstract)
     ckpt.close()
-    same = all(np.array_equal(np.asarray(a), np.asarray(b))
-               for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(restored)))
-    np.savez(args["out"], process_count=jax.process_count(), device_count=jax.device_count(),
-             restored_equal=same, **{"params" + k: v for k, v in flat(state.params).items()})
+    same = all(
+        np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(restored))
+    )
+    np.savez(
+        args["out"],
+        process_count=jax.process_count(),
+        device_count=jax.device_count(),
+        restored_equal=same,
+        **{"params" + k: v for k, v in flat(state.params).items()},
+    )
 
 
 def sharded_sampling(args: dict) -> None:
@@ -138,6 +173,7 @@ def sharded_sampling(args: dict) -> None:
     from lumiere_jax import config as config_lib, sampling
     from lumiere_jax.models.diffusion_model import DiffusionModel
     from lumiere_jax.train import validation
+
     config = config_lib.load_config_file(os.path.join(ROOT, "configs", "tiny.py"), "ssr")
     config.mesh.ici_data, config.mesh.ici_fsdp, config.mesh.ici_tensor = tuple(args["mesh"])
     model = DiffusionModel(validation.validate(config))
@@ -156,30 +192,41 @@ def sharded_sampling(args: dict) -> None:
                 def record(*a):
                     calls.append((call, a))
                     return call(*a)
+
                 return record
 
         gen = Recording(model, params, config.to_dict(), mesh_config)
         out[name] = gen.upsample(low, "a red square", progress=False, guidance_scale=args["guidance"]).videos
-        call, a = calls[-1]                                        # the last super-resolution step
+        call, a = calls[-1]  # the last super-resolution step
         jitted = getattr(call, "jitted", call)
         if mesh_config is None:
             compiled = jitted.lower(*a).compile()
         else:
             from lumiere_jax.parallel import mesh as mesh_lib
+
             with mesh_lib.activate(gen.mesh, gen.rules):
                 compiled = jitted.lower(*a).compile()
         cost = compiled.cost_analysis()
         flops[name] = float((cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"])
-    np.savez(args["out"], single=out["single"], sharded=out["sharded"], single_flops=flops["single"],
-             sharded_flops=flops["sharded"])
+    np.savez(
+        args["out"],
+        single=out["single"],
+        sharded=out["sharded"],
+        single_flops=flops["single"],
+        sharded_flops=flops["sharded"],
+    )
 
 
 if __name__ == "__main__":
     sys.path.insert(0, ROOT)
     import jax
     from lumiere_jax import runtime
+
     runtime.setup(os.environ.get("LUMIERE_JAX_CACHE"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    {"sharded_parity": sharded_parity, "restore": restore,
-     "multiprocess_train": multiprocess_train,
-     "sharded_sampling": sharded_sampling}[sys.argv[1]](json.loads(sys.argv[2]))
+    {
+        "sharded_parity": sharded_parity,
+        "restore": restore,
+        "multiprocess_train": multiprocess_train,
+        "sharded_sampling": sharded_sampling,
+    }[sys.argv[1]](json.loads(sys.argv[2]))

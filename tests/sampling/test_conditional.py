@@ -1,5 +1,6 @@
 """The conditional model's front-ends (i2v, inpaint, outpaint, cinemagraph, known content + mask)
 on the tiny shared runs."""
+
 import numpy as np
 import pytest
 
@@ -38,11 +39,10 @@ def test_known_replacement_steers_every_step_but_the_last(gen, clip):
     known, mask = np.broadcast_to(clip, (4, 8, 8, 3)), np.zeros((4, 8, 8), bool)
     mask[0] = True
     run = lambda **kw: gen.conditional(known, mask, PROMPT, seed=3, progress=False, **kw).videos
-    np.testing.assert_array_equal(run(num_steps=1, known_replacement=True),
-                                  run(num_steps=1, known_replacement=False))
+    np.testing.assert_array_equal(run(num_steps=1, known_replacement=True), run(num_steps=1, known_replacement=False))
     replaced, raw = run(num_steps=3, known_replacement=True), run(num_steps=3, known_replacement=False)
     assert not np.array_equal(replaced, raw)
-    assert gen.settings()["known_replacement"] is True       # the library default
+    assert gen.settings()["known_replacement"] is True  # the library default
     with pytest.raises(ValueError, match="known_replacment"):
         gen.conditional(known, mask, PROMPT, progress=False, known_replacment=True)
 
@@ -51,7 +51,7 @@ def test_tasks_build_the_right_masks(gen, clip):
     r = gen.i2v(clip[0], PROMPT, progress=False, num_steps=2, num_samples=2)
     assert r.videos.shape == (2, 4, 8, 8, 3) and r.mask[:, 0].all() and not r.mask[:, 1:].any()
     region = np.zeros((8, 8), np.uint8)
-    region[2:6, 2:6] = 255                                  # white = generate
+    region[2:6, 2:6] = 255  # white = generate
     r = gen.inpaint(clip, region, PROMPT, progress=False, num_steps=2)
     assert (r.mask[0] == (region < 128)[None]).all()
     np.testing.assert_array_equal(r.known[0][r.mask[0]], clip[r.mask[0]])
@@ -72,7 +72,7 @@ def test_task_input_validation(gen, clip):
     big = np.zeros((16, 12, 3), np.uint8)
     with pytest.raises(ValueError, match="16x12"):
         gen.i2v(big, PROMPT, resize=False, progress=False)
-    assert gen.i2v(big, PROMPT, progress=False, num_steps=1).videos.shape == (1, 4, 8, 8, 3)   # resized
+    assert gen.i2v(big, PROMPT, progress=False, num_steps=1).videos.shape == (1, 4, 8, 8, 3)  # resized
     with pytest.raises(ValueError, match="empty"):
         gen.inpaint(clip, np.zeros((8, 8), bool), PROMPT, progress=False)
     with pytest.raises(ValueError, match="leaves no known area"):

@@ -1,4 +1,5 @@
 """The front-end registry: each application registered once, its model kind checked when built."""
+
 from types import SimpleNamespace
 
 import pytest
@@ -12,18 +13,36 @@ def _engine(kind="video", conditioning="none"):
 
 
 def test_every_application_is_registered_and_reachable_from_the_generator():
-    assert set(FRONTENDS) == {"generate", "upsample", "conditional", "i2v", "inpaint", "outpaint", "cinemagraph",
-                              "sdedit"}
+    assert set(FRONTENDS) == {
+        "generate",
+        "upsample",
+        "conditional",
+        "i2v",
+        "inpaint",
+        "outpaint",
+        "cinemagraph",
+        "sdedit",
+    }
     for name in FRONTENDS:
         assert callable(getattr(generator.Generator, name)), name
 
 
-@pytest.mark.parametrize("name, kind, conditioning, ok", [
-    ("generate", "video", "none", True), ("generate", "video", "masked", True),
-    ("generate", "video", "low_res", False), ("upsample", "video", "low_res", True),
-    ("upsample", "video", "none", False), ("i2v", "video", "masked", True), ("i2v", "video", "none", False),
-    ("sdedit", "video", "none", True), ("sdedit", "video", "masked", True), ("sdedit", "image", "none", False),
-    ("sdedit", "video", "low_res", False)])
+@pytest.mark.parametrize(
+    "name, kind, conditioning, ok",
+    [
+        ("generate", "video", "none", True),
+        ("generate", "video", "masked", True),
+        ("generate", "video", "low_res", False),
+        ("upsample", "video", "low_res", True),
+        ("upsample", "video", "none", False),
+        ("i2v", "video", "masked", True),
+        ("i2v", "video", "none", False),
+        ("sdedit", "video", "none", True),
+        ("sdedit", "video", "masked", True),
+        ("sdedit", "image", "none", False),
+        ("sdedit", "video", "low_res", False),
+    ],
+)
 def test_model_kind_is_checked_when_built(name, kind, conditioning, ok):
     if ok:
         assert FRONTENDS[name](_engine(kind, conditioning)).engine.model.config.kind == kind
@@ -35,6 +54,7 @@ def test_model_kind_is_checked_when_built(name, kind, conditioning, ok):
 def test_a_name_is_registered_once():
     class Again(Frontend):
         name = "sdedit"
+
     with pytest.raises(ValueError, match="already registered"):
         register(Again)
 

@@ -1,4 +1,5 @@
 """Sampling API: shapes, per-sample seeds, outputs on disk."""
+
 import json
 import os
 
@@ -20,7 +21,7 @@ def test_generate_shapes_and_per_sample_seeds(generator):
     assert r.videos.shape == (2, 4, 8, 8, 3) and r.videos.dtype == np.uint8
     assert r.seeds == [5, 6] and r.prompts == prompts
     alone = generator.generate(prompts[1:], seed=6, progress=False)
-    np.testing.assert_array_equal(alone.videos[0], r.videos[1])         # reproducible on its own
+    np.testing.assert_array_equal(alone.videos[0], r.videos[1])  # reproducible on its own
     other = generator.generate(prompts[1:], seed=7, progress=False)
     assert not np.array_equal(other.videos[0], r.videos[1])
     with pytest.raises(ValueError, match="unknown sampling setting"):
@@ -28,8 +29,9 @@ def test_generate_shapes_and_per_sample_seeds(generator):
 
 
 def test_write_outputs(generator, tmp_path):
-    r = generator.generate(["a white triangle moving down"], num_samples=2, seed=0, progress=False,
-                           sampler="dpmpp_2m", num_steps=2)
+    r = generator.generate(
+        ["a white triangle moving down"], num_samples=2, seed=0, progress=False, sampler="dpmpp_2m", num_steps=2
+    )
     manifest = sampling.write_outputs(r, str(tmp_path), fps=4)
     on_disk = json.load(open(tmp_path / "manifest.json"))
     assert manifest == on_disk and len(on_disk) == 2
@@ -44,10 +46,11 @@ def test_write_outputs(generator, tmp_path):
 def test_evaluate_split_is_strict_json(generator, video_run):
     from lumiere_jax.data import moving_shapes
     from lumiere_jax.eval import evaluate
+
     scores = evaluate.evaluate_split(generator, video_run[1], "held_out", 2, seed=0, num_steps=2)
     assert scores["num_videos"] == 2 and scores["split"] == "held_out"
     assert all(moving_shapes.parse_caption(v["prompt"]) in moving_shapes.HELD_OUT for v in scores["per_video"])
-    text = json.dumps(evaluate.json_safe(scores), allow_nan=False)        # raises on NaN
+    text = json.dumps(evaluate.json_safe(scores), allow_nan=False)  # raises on NaN
     assert "color_accuracy" in text
     assert evaluate.format_scores(scores).startswith("[held_out, 2 videos]")
 
@@ -63,22 +66,40 @@ def test_generator_loop_equals_the_tested_sampler_loop(generator, clipped):
     from lumiere_jax.diffusion import guidance
 
     prompts, seeds = ["a red square moving left", "a blue circle moving up"], [3, 4]
-    r = generator.generate(prompts, seed=3, progress=False, num_steps=4, guidance_scale=3.0, sampler="ddim",
-                           thresholding=True, use_clipped_model_output=clipped)
-    s = generator.settings(num_steps=4, guidance_scale=3.0, sampler="ddim", thresholding=True,
-                           use_clipped_model_output=clipped)
+    r = generator.generate(
+        prompts,
+        seed=3,
+        progress=False,
+        num_steps=4,
+        guidance_scale=3.0,
+        sampler="ddim",
+        thresholding=True,
+        use_clipped_model_output=clipped,
+    )
+    s = generator.settings(
+        num_steps=4, guidance_scale=3.0, sampler="ddim", thresholding=True, use_clipped_model_output=clipped
+    )
     model, params = generator.model, generator.params
     (emb, mask), (null_emb, null_mask) = generator.prompt_context(prompts)
-    model_fn = guidance.cfg_model_fn(lambda x, t, c: model.denoise(params, x, t, c[0], c[1]),
-                                     (emb, mask), (null_emb, null_mask), 3.0)
+    model_fn = guidance.cfg_model_fn(
+        lambda x, t, c: model.denoise(params, x, t, c[0], c[1]), (emb, mask), (null_emb, null_mask), 3.0
+    )
     shape = model.config.sample_shape(1)[1:]
     x_T = jnp.stack([jax.random.normal(jax.random.PRNGKey(k), shape) for k in seeds])
-    ref = loop.sample(model_fn, x_T, generator.sched, sampler="ddim", num_steps=4,
-                      timestep_spacing=s["timestep_spacing"],
-                      prediction_type=generator.config["diffusion"]["prediction_type"], thresholding=True,
-                      use_clipped_model_output=clipped)
+    ref = loop.sample(
+        model_fn,
+        x_T,
+        generator.sched,
+        sampler="ddim",
+        num_steps=4,
+        timestep_spacing=s["timestep_spacing"],
+        prediction_type=generator.config["diffusion"]["prediction_type"],
+        thresholding=True,
+        use_clipped_model_output=clipped,
+    )
     from lumiere_jax.data import video_io
+
     got = r.videos.astype(int)
     want = video_io.to_uint8(np.asarray(ref)).astype(int)
-    assert np.abs(got - want).max() <= 1          # float32 rounding at the uint8 boundary
+    assert np.abs(got - want).max() <= 1  # float32 rounding at the uint8 boundary
     assert r.settings["use_clipped_model_output"] is clipped

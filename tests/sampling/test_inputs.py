@@ -1,4 +1,5 @@
 """Loading / validating the inputs of the conditional applications (i2v, inpaint, outpaint, ...)."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,11 +19,12 @@ def blocks_video(t=3, h=16, w=16):
     v = np.zeros((t, h, w, 3), np.uint8)
     for k in range(t):
         v[k, :, : w // 2] = (255, 0, 0) if k % 2 else (0, 0, 255)
-        v[k, :, w // 2:] = 40 * k
+        v[k, :, w // 2 :] = 40 * k
     return v
 
 
 # ----------------------------------------------------------------------------- images
+
 
 def test_load_image_png_gray_rgba_jpg(tmp_path):
     img = rgb()
@@ -35,7 +37,7 @@ def test_load_image_png_gray_rgba_jpg(tmp_path):
     np.testing.assert_array_equal(g, np.repeat(gray[..., None], 3, -1))
     rgba = np.concatenate([img, np.full((12, 16, 1), 7, np.uint8)], -1)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "r.png")
-    np.testing.assert_array_equal(ci.load_image(tmp_path / "r.png"), img)      # alpha dropped
+    np.testing.assert_array_equal(ci.load_image(tmp_path / "r.png"), img)  # alpha dropped
     smooth = np.broadcast_to(np.linspace(0, 255, 16).astype(np.uint8)[None, :, None], (12, 16, 3))
     Image.fromarray(np.ascontiguousarray(smooth)).save(tmp_path / "s.jpg", quality=95)
     assert np.abs(ci.load_image(tmp_path / "s.jpg").astype(int) - smooth).mean() < 4
@@ -43,10 +45,22 @@ def test_load_image_png_gray_rgba_jpg(tmp_path):
 
 def test_load_image_npy_variants_and_errors(tmp_path):
     img = rgb()
-    cases = {"u8": img, "f": img / 255.0, "gray": img[..., 0], "gray1": img[..., :1],
-             "rgba": np.concatenate([img, img[..., :1]], -1), "video": np.stack([img, img[::-1]])}
-    expect = {"u8": img, "f": img, "gray": np.repeat(img[..., :1], 3, -1),
-              "gray1": np.repeat(img[..., :1], 3, -1), "rgba": img, "video": img}
+    cases = {
+        "u8": img,
+        "f": img / 255.0,
+        "gray": img[..., 0],
+        "gray1": img[..., :1],
+        "rgba": np.concatenate([img, img[..., :1]], -1),
+        "video": np.stack([img, img[::-1]]),
+    }
+    expect = {
+        "u8": img,
+        "f": img,
+        "gray": np.repeat(img[..., :1], 3, -1),
+        "gray1": np.repeat(img[..., :1], 3, -1),
+        "rgba": img,
+        "video": img,
+    }
     for name, arr in cases.items():
         np.save(tmp_path / f"{name}.npy", arr)
         out = ci.load_image(tmp_path / f"{name}.npy")
@@ -91,6 +105,7 @@ def test_missing_and_corrupt_files(tmp_path):
 
 # ----------------------------------------------------------------------------- videos
 
+
 def test_load_video_npy_folder_gif(tmp_path):
     v = blocks_video(t=4)
     np.save(tmp_path / "v.npy", v)
@@ -115,35 +130,38 @@ def test_load_video_npy_folder_gif(tmp_path):
 
 # ----------------------------------------------------------------------------- masks
 
+
 def test_binarize_semantics_and_threshold():
     u8 = np.array([[0, 127, 128, 255]], np.uint8)
-    np.testing.assert_array_equal(ci.binarize(u8), [[False, False, True, True]])   # >= 0.5
+    np.testing.assert_array_equal(ci.binarize(u8), [[False, False, True, True]])  # >= 0.5
     np.testing.assert_array_equal(ci.binarize(u8, threshold=1.0), [[False, False, False, True]])
     np.testing.assert_array_equal(ci.binarize(u8, threshold=0.01), [[False, True, True, True]])
-    np.testing.assert_array_equal(ci.binarize(np.array([[0.0, 0.49, 0.5, 1.0]])),
-                                  [[False, False, True, True]])
+    np.testing.assert_array_equal(ci.binarize(np.array([[0.0, 0.49, 0.5, 1.0]])), [[False, False, True, True]])
     b = np.array([[True, False]])
     np.testing.assert_array_equal(ci.binarize(b), b)
     red = np.zeros((2, 2, 3), np.uint8)
-    red[..., 0] = 255                                             # channel mean 1/3
+    red[..., 0] = 255  # channel mean 1/3
     assert not ci.binarize(red).any() and ci.binarize(red, 0.3).all()
     white_transparent = np.zeros((2, 2, 4), np.uint8)
-    white_transparent[..., :3] = 255                              # alpha 0 is ignored
+    white_transparent[..., :3] = 255  # alpha 0 is ignored
     assert ci.binarize(white_transparent).all()
-    assert ci.binarize(np.zeros((3, 5, 7), np.uint8)).shape == (3, 5, 7)         # [T, H, W]
+    assert ci.binarize(np.zeros((3, 5, 7), np.uint8)).shape == (3, 5, 7)  # [T, H, W]
     assert ci.binarize(np.zeros((3, 5, 7, 3), np.uint8)).shape == (3, 5, 7)
 
 
-@pytest.mark.parametrize("mask, threshold, match", [
-    (np.zeros((2, 2), np.uint8), 0.0, r"threshold must be in \(0, 1\]"),
-    (np.zeros((2, 2), np.uint8), 1.5, r"threshold must be in \(0, 1\]"),
-    (np.zeros((2, 2), np.uint8), float("nan"), "threshold"),
-    (np.array([[0.0, 1.2]]), 0.5, r"must be in \[0, 1\], got \[0, 1.2\]"),
-    (np.array([[-0.5, 1.0]]), 0.5, r"must be in \[0, 1\]"),
-    (np.array([[np.nan, 1.0]]), 0.5, "NaN"),
-    (np.array([[0, 1]]), 0.5, "int64.*astype\\(bool\\)"),
-    (np.zeros(4, np.uint8), 0.5, "at least 2 dimensions"),
-])
+@pytest.mark.parametrize(
+    "mask, threshold, match",
+    [
+        (np.zeros((2, 2), np.uint8), 0.0, r"threshold must be in \(0, 1\]"),
+        (np.zeros((2, 2), np.uint8), 1.5, r"threshold must be in \(0, 1\]"),
+        (np.zeros((2, 2), np.uint8), float("nan"), "threshold"),
+        (np.array([[0.0, 1.2]]), 0.5, r"must be in \[0, 1\], got \[0, 1.2\]"),
+        (np.array([[-0.5, 1.0]]), 0.5, r"must be in \[0, 1\]"),
+        (np.array([[np.nan, 1.0]]), 0.5, "NaN"),
+        (np.array([[0, 1]]), 0.5, "int64.*astype\\(bool\\)"),
+        (np.zeros(4, np.uint8), 0.5, "at least 2 dimensions"),
+    ],
+)
 def test_binarize_errors(mask, threshold, match):
     with pytest.raises(ValueError, match=match):
         ci.binarize(mask, threshold)
@@ -155,7 +173,7 @@ def test_load_mask_files(tmp_path):
     Image.fromarray(m.astype(np.uint8) * 255).save(tmp_path / "m.png")
     np.testing.assert_array_equal(ci.load_mask(tmp_path / "m.png"), m)
     Image.fromarray(np.where(m, 100, 0).astype(np.uint8)).save(tmp_path / "dim.png")
-    assert not ci.load_mask(tmp_path / "dim.png").any()                        # 100/255 < 0.5
+    assert not ci.load_mask(tmp_path / "dim.png").any()  # 100/255 < 0.5
     np.testing.assert_array_equal(ci.load_mask(tmp_path / "dim.png", threshold=0.3), m)
     np.save(tmp_path / "m.npy", m)
     np.testing.assert_array_equal(ci.load_mask(tmp_path / "m.npy"), m)
@@ -165,7 +183,7 @@ def test_load_mask_files(tmp_path):
     vid = np.repeat(per_frame[..., None].astype(np.uint8) * 255, 3, -1)
     vio.write_gif(tmp_path / "t.gif", vid)
     np.testing.assert_array_equal(ci.load_mask(tmp_path / "t.gif"), per_frame)
-    vio.write_frames(tmp_path / "one", vid[:1])                                # 1 frame -> [H, W]
+    vio.write_frames(tmp_path / "one", vid[:1])  # 1 frame -> [H, W]
     np.testing.assert_array_equal(ci.load_mask(tmp_path / "one"), m)
     np.save(tmp_path / "big.npy", np.array([[0, 300]], np.float32))
     with pytest.raises(ValueError, match=r"big\.npy.*\[0, 1\]"):
@@ -176,6 +194,7 @@ def test_load_mask_files(tmp_path):
 
 # ----------------------------------------------------------------------------- fitting
 
+
 def test_fit_frames_passthrough_resize_and_reject():
     img = rgb(32, 32)
     assert ci.fit_frames(img, 32, what="--image") is img
@@ -184,8 +203,11 @@ def test_fit_frames_passthrough_resize_and_reject():
     assert out.shape == (32, 32, 3) and out.dtype == np.uint8
     video = np.stack([wide, wide])
     assert ci.fit_frames(video, 16, what="--video").shape == (2, 16, 16, 3)
-    with pytest.raises(ValueError, match=r"--image is 48x64 .* 32x32 frames; pass resize=True "
-                                         r"\(--resize_inputs\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"--image is 48x64 .* 32x32 frames; pass resize=True "
+        r"\(--resize_inputs\)",
+    ):
         ci.fit_frames(wide, 32, what="--image", resize=False)
     with pytest.raises(ValueError, match="mask is 8x8"):
         ci.fit_frames(np.zeros((8, 8), bool), 4, what="mask", resize=False)
@@ -206,7 +228,7 @@ def test_fit_frames_mask_stays_bool_and_aligned_with_image():
     assert m[:, :5].all() and not m[:, 5:].any()
     per_frame = ci.fit_frames(np.stack([mask, ~mask]), 12, what="mask")
     assert per_frame.shape == (2, 12, 12) and (per_frame[1] == ~per_frame[0]).all()
-    up = ci.fit_frames(np.eye(4, dtype=bool), 8, what="mask")                   # enlarging
+    up = ci.fit_frames(np.eye(4, dtype=bool), 8, what="mask")  # enlarging
     np.testing.assert_array_equal(up, np.kron(np.eye(4, dtype=bool), np.ones((2, 2), bool)))
 
 
@@ -230,42 +252,52 @@ def test_check_num_frames_and_mask_for_video():
 
 # ----------------------------------------------------------------------------- outpainting
 
+
 def test_outpaint_mask_padding_geometry():
     r = ci.outpaint_mask(10, 12, padding=2)
     assert r.dtype == np.bool_ and r.shape == (10, 12)
     assert not r[2:8, 2:10].any() and r.sum() == 10 * 12 - 6 * 8
-    r = ci.outpaint_mask(10, 12, padding=(1, 0, 3, 2))                          # top, bottom, left, right
+    r = ci.outpaint_mask(10, 12, padding=(1, 0, 3, 2))  # top, bottom, left, right
     known = ~r
     ys, xs = np.nonzero(known)
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (1, 9, 3, 9)
     assert known.sum() == 9 * 7
 
 
-@pytest.mark.parametrize("direction, rows, cols", [
-    ("left", slice(None), slice(0, 4)), ("right", slice(None), slice(12, 16)),
-    ("up", slice(0, 2), slice(None)), ("down", slice(6, 8), slice(None))])
+@pytest.mark.parametrize(
+    "direction, rows, cols",
+    [
+        ("left", slice(None), slice(0, 4)),
+        ("right", slice(None), slice(12, 16)),
+        ("up", slice(0, 2), slice(None)),
+        ("down", slice(6, 8), slice(None)),
+    ],
+)
 def test_outpaint_mask_direction_geometry(direction, rows, cols):
     r = ci.outpaint_mask(8, 16, direction=direction, amount=0.25)
     expect = np.zeros((8, 16), bool)
     expect[rows, cols] = True
     np.testing.assert_array_equal(r, expect)
-    assert ci.outpaint_mask(8, 16, direction=direction, amount=0.01).sum() in (8, 16)   # >= 1 line
-    assert (~ci.outpaint_mask(8, 16, direction=direction, amount=0.99)).any()          # known left
+    assert ci.outpaint_mask(8, 16, direction=direction, amount=0.01).sum() in (8, 16)  # >= 1 line
+    assert (~ci.outpaint_mask(8, 16, direction=direction, amount=0.99)).any()  # known left
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(padding=2, direction="left"), "exactly one of.*not both"),
-    (dict(), "exactly one of padding"),
-    (dict(padding=5), r"leaves no known area in a 10x12 frame"),
-    (dict(padding=(0, 0, 6, 6)), "leaves no known area"),
-    (dict(padding=(1, 2, 3)), r"\(top, bottom, left, right\)"),
-    (dict(padding=-1), ">= 0"),
-    (dict(padding=0), "nothing to outpaint"),
-    (dict(padding=1.5), "integer"),
-    (dict(direction="north"), "direction must be one of"),
-    (dict(direction="left", amount=0.0), r"amount .* \(0, 1\)"),
-    (dict(direction="up", amount=1.0), r"amount .* \(0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(padding=2, direction="left"), "exactly one of.*not both"),
+        (dict(), "exactly one of padding"),
+        (dict(padding=5), r"leaves no known area in a 10x12 frame"),
+        (dict(padding=(0, 0, 6, 6)), "leaves no known area"),
+        (dict(padding=(1, 2, 3)), r"\(top, bottom, left, right\)"),
+        (dict(padding=-1), ">= 0"),
+        (dict(padding=0), "nothing to outpaint"),
+        (dict(padding=1.5), "integer"),
+        (dict(direction="north"), "direction must be one of"),
+        (dict(direction="left", amount=0.0), r"amount .* \(0, 1\)"),
+        (dict(direction="up", amount=1.0), r"amount .* \(0, 1\)"),
+    ],
+)
 def test_outpaint_mask_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ci.outpaint_mask(10, 12, **kwargs)

@@ -1,5 +1,6 @@
 """The one denoising loop (lumiere_jax/sampling/loop.py): what `run` does between steps and the
 errors of its entry points. The samplers' numerics through it: tests/diffusion."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,10 +23,10 @@ def test_after_step_runs_between_steps_with_the_next_index():
 
     def after(x, i):
         seen.append(int(i))
-        return jnp.zeros_like(x)          # replace everything: the next step starts from zeros
+        return jnp.zeros_like(x)  # replace everything: the next step starts from zeros
 
     x, traj = loop.run(loop.make_step(_model), sampler, X_T, after_step=after, record=True)
-    assert seen == [1, 2, 3]              # after steps 0, 1, 2; never after the last
+    assert seen == [1, 2, 3]  # after steps 0, 1, 2; never after the last
     assert len(traj) == 5
     # the recorded states are what the next step starts from, i.e. after the replacement
     np.testing.assert_array_equal(np.asarray(traj[1]), 0.0)
@@ -37,8 +38,9 @@ def test_after_step_runs_between_steps_with_the_next_index():
 
 def test_keys_must_match_the_batch():
     with pytest.raises(ValueError, match="3 keys for a batch of 2"):
-        loop.sample(lambda x, t: x, X_T, SCHED, sampler="ddpm", num_steps=2,
-                    keys=jax.random.split(jax.random.PRNGKey(0), 3))
+        loop.sample(
+            lambda x, t: x, X_T, SCHED, sampler="ddpm", num_steps=2, keys=jax.random.split(jax.random.PRNGKey(0), 3)
+        )
 
 
 def test_noise_drawing_sampler_without_keys_raises():

@@ -1,4 +1,5 @@
 """SDEdit through the Generator on the tiny video run."""
+
 import numpy as np
 import pytest
 

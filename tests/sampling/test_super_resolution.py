@@ -1,4 +1,5 @@
 """Super-resolution sampling: Generator.upsample (MultiDiffusion windows) and the Cascade."""
+
 import jax
 import numpy as np
 import pytest
@@ -20,8 +21,7 @@ def _low(n=2, t=4, seed=0):
 
 def test_upsample_shapes_seeds_and_windows(ssr):
     low = _low()
-    r = ssr.upsample(low, ["a red square moving left", "a blue circle moving up"], seed=3, progress=False,
-                     num_steps=2)
+    r = ssr.upsample(low, ["a red square moving left", "a blue circle moving up"], seed=3, progress=False, num_steps=2)
     assert r.videos.shape == (2, 4, 8, 8, 3) and r.videos.dtype == np.uint8
     np.testing.assert_array_equal(r.low_res, low)
     assert r.seeds == [3, 4] and r.settings["overlap"] == 1 and r.settings["multidiffusion"]
@@ -75,8 +75,13 @@ def _fresh_ssr_generator(low_resolution: int, resolution: int) -> sampling.Gener
 def test_cascade_chains_base_and_ssr(video_run):
     base = sampling.Generator.load(video_run[0])
     cascade = sampling.Cascade(base, _fresh_ssr_generator(8, 16))
-    r = cascade.generate(["a red square moving left"], seed=2, progress=False,
-                         base_overrides={"num_steps": 2}, ssr_overrides={"num_steps": 2})
+    r = cascade.generate(
+        ["a red square moving left"],
+        seed=2,
+        progress=False,
+        base_overrides={"num_steps": 2},
+        ssr_overrides={"num_steps": 2},
+    )
     assert r.videos.shape == (1, 4, 16, 16, 3) and r.low_res.shape == (1, 4, 8, 8, 3)
     low = base.generate(["a red square moving left"], seed=2, progress=False, num_steps=2)
     np.testing.assert_array_equal(r.low_res, low.videos)

@@ -1,6 +1,7 @@
 """Text-to-video's diffusers-style arguments on the tiny video run: negative prompts and
 precomputed embeddings, latents, a step callback that stops early, output types, seed lists, and
 one progress bar that counts finished steps."""
+
 import jax
 import numpy as np
 import pytest
@@ -25,18 +26,21 @@ def base(gen):
 
 def test_negative_prompt_is_the_unconditional_branch(gen, base):
     neg = gen.generate(PROMPTS, negative_prompt="a green triangle moving down", output_type="float", **KW).videos
-    assert np.abs(neg - base).max() > 1e-3                        # it changes the samples
+    assert np.abs(neg - base).max() > 1e-3  # it changes the samples
     (emb, mask), _ = gen.prompt_context(["a green triangle moving down"] * 2)
-    same = gen.generate(PROMPTS, negative_prompt_embeds=(np.asarray(emb), np.asarray(mask)), output_type="float",
-                        **KW).videos
+    same = gen.generate(
+        PROMPTS, negative_prompt_embeds=(np.asarray(emb), np.asarray(mask)), output_type="float", **KW
+    ).videos
     np.testing.assert_allclose(same, neg, atol=1e-5)
-    _, (null, null_mask) = gen.prompt_context(PROMPTS)          # the learned null, given explicitly
-    explicit = gen.generate(PROMPTS, negative_prompt_embeds=(np.asarray(null), np.asarray(null_mask)),
-                            output_type="float", **KW).videos
+    _, (null, null_mask) = gen.prompt_context(PROMPTS)  # the learned null, given explicitly
+    explicit = gen.generate(
+        PROMPTS, negative_prompt_embeds=(np.asarray(null), np.asarray(null_mask)), output_type="float", **KW
+    ).videos
     np.testing.assert_allclose(explicit, base, atol=1e-5)
     (text, text_mask), _ = gen.prompt_context(PROMPTS)
-    embeds = gen.generate(["", ""], prompt_embeds=(np.asarray(text), np.asarray(text_mask)), output_type="float",
-                          **KW).videos
+    embeds = gen.generate(
+        ["", ""], prompt_embeds=(np.asarray(text), np.asarray(text_mask)), output_type="float", **KW
+    ).videos
     np.testing.assert_allclose(embeds, base, atol=1e-5)
     with pytest.raises(ValueError, match="3 negative prompts for 2 prompts"):
         gen.generate(PROMPTS, negative_prompt=["a", "b", "c"], **KW)
@@ -62,12 +66,13 @@ def test_callback_sees_x0_and_stops_after_k_steps(gen):
         calls.append((step, timestep, state["x0"].shape, state["batch"]))
         return step == 1
 
-    r = gen.generate(PROMPTS, num_samples=2, batch_size=2, callback_on_step_end=stop_after_two,
-                     output_type="float", **KW)
-    assert [c[0] for c in calls] == [0, 1]                      # two steps, then stopped
+    r = gen.generate(
+        PROMPTS, num_samples=2, batch_size=2, callback_on_step_end=stop_after_two, output_type="float", **KW
+    )
+    assert [c[0] for c in calls] == [0, 1]  # two steps, then stopped
     assert calls[0][2] == (2, *gen.model.config.sample_shape(1)[1:]) and calls[0][3] == 0
     assert r.settings["stopped_at"] == {"batch": 0, "step": 1}
-    assert r.videos.shape[0] == 2 and r.seeds == [4, 5]          # the later batch was not sampled
+    assert r.videos.shape[0] == 2 and r.seeds == [4, 5]  # the later batch was not sampled
 
 
 def test_output_types_and_seed_lists(gen, base):

@@ -1,5 +1,6 @@
 """Saved activations (the residuals autodiff keeps between forward and backward), counted on
 abstract inputs: the numbers the memory plan reports for each remat policy."""
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -34,6 +35,7 @@ def test_counts_residuals_not_arguments():
 def test_only_the_differentiated_arguments_need_their_inputs():
     def two_layers(w1, w2, x):
         return jnp.sum(jnp.tanh(x @ w1) @ w2)
+
     w1, w2, x = sds((8, 8), jnp.float32), sds((8, 4), jnp.float32), sds((2, 8), jnp.float32)
     everything = activations.saved_activations(two_layers, w1, w2, x)
     w2_only = activations.saved_activations(two_layers, w1, w2, x, argnums=(1,))
@@ -46,8 +48,11 @@ def _tiny_saved(remat: str) -> int:
     model = DiffusionModel(validation.validate(config))
     params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
     mc = model.config
-    batch = {"video": sds((2, mc.num_frames, mc.resolution, mc.resolution, 3), jnp.float32),
-             "text_ids": sds((2, mc.text_length), jnp.int32), "text_mask": sds((2, mc.text_length), jnp.bool_)}
+    batch = {
+        "video": sds((2, mc.num_frames, mc.resolution, mc.resolution, 3), jnp.float32),
+        "text_ids": sds((2, mc.text_length), jnp.int32),
+        "text_mask": sds((2, mc.text_length), jnp.bool_),
+    }
     sched = schedules.get_schedule(config.diffusion.schedule)
     loss = lambda p, b: step_lib.loss_fn(model, sched, config.diffusion, p, b, jax.random.PRNGKey(0))
     return activations.saved_activations(loss, params, batch, argnums=(0,)).nbytes

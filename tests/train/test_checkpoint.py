@@ -1,4 +1,5 @@
 """Inference exports: round trip, bf16, and never overwriting."""
+
 import os
 
 import jax
@@ -11,8 +12,9 @@ from lumiere_jax.train import checkpoint
 
 def test_export_round_trip_bf16(tmp_path, video_run):
     params, config = checkpoint.load(video_run[0])
-    np.testing.assert_array_equal(jax.tree_util.tree_leaves(params)[0],
-                                  jax.tree_util.tree_leaves(video_run[2].ema_params)[0])
+    np.testing.assert_array_equal(
+        jax.tree_util.tree_leaves(params)[0], jax.tree_util.tree_leaves(video_run[2].ema_params)[0]
+    )
     out = str(tmp_path / "export")
     checkpoint.export(out, params, config, "bfloat16")
     loaded, loaded_config = checkpoint.load(out)
@@ -41,8 +43,12 @@ def _small_export(tmp_path, name="export"):
 
 def _param_files(out):
 
-    return sorted(os.path.join(r, f) for r, _, fs in os.walk(os.path.join(out, "params")) for f in fs
-                  if os.path.getsize(os.path.join(r, f)) >= 64)
+    return sorted(
+        os.path.join(r, f)
+        for r, _, fs in os.walk(os.path.join(out, "params"))
+        for f in fs
+        if os.path.getsize(os.path.join(r, f)) >= 64
+    )
 
 
 @pytest.mark.parametrize("offset", [0, 16, -32])
@@ -53,11 +59,11 @@ def test_a_damaged_export_is_refused_naming_the_file(tmp_path, offset):
     for victim in _param_files(out):
         data = bytearray(open(victim, "rb").read())
         at = offset % len(data)
-        data[at:at + 4] = bytes((b ^ 0xFF) for b in data[at:at + 4])
+        data[at : at + 4] = bytes((b ^ 0xFF) for b in data[at : at + 4])
         open(victim, "wb").write(bytes(data))
         with pytest.raises(checkpoint.DamagedExportError, match=f"{victim}.* does not match the checksum"):
             checkpoint.load(out)
-        data[at:at + 4] = bytes((b ^ 0xFF) for b in data[at:at + 4])     # restore: loads again
+        data[at : at + 4] = bytes((b ^ 0xFF) for b in data[at : at + 4])  # restore: loads again
         open(victim, "wb").write(bytes(data))
         checkpoint.load(out)
 
@@ -76,8 +82,11 @@ def test_missing_or_extra_files_and_no_checksums(tmp_path):
 
 def test_non_finite_parameters_are_named(tmp_path):
     bad = {"denoiser": {"w": jnp.array([1.0, jnp.nan]), "b": jnp.array([jnp.inf])}, "ok": jnp.zeros(2)}
-    with pytest.raises(checkpoint.DamagedExportError, match=r"non-finite values in \['denoiser'\]\['b'\], "
-                                                            r"\['denoiser'\]\['w'\]"):
+    with pytest.raises(
+        checkpoint.DamagedExportError,
+        match=r"non-finite values in \['denoiser'\]\['b'\], "
+        r"\['denoiser'\]\['w'\]",
+    ):
         checkpoint.export(str(tmp_path / "e"), bad, {"stage": "t2i"})
     assert not (tmp_path / "e").exists()
 
@@ -88,6 +97,7 @@ def test_no_export_into_a_workdir_and_the_workdir_checkpoint_wins(tmp_path, vide
         checkpoint.export(video_run[0], params, config)
     # an export placed inside a workdir by hand (or by an older version) does not shadow its checkpoints
     import shutil
+
     work = tmp_path / "work"
     shutil.copytree(video_run[0], work)
     other, _ = _small_export(tmp_path, "other")

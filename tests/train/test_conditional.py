@@ -1,4 +1,5 @@
 """The conditional (7-channel) stage: conversion from a video checkpoint, training, trainable sets."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,8 +19,10 @@ def _inputs(model_cfg, seed=0):
     t = jnp.array([10, 700])
     text = jax.random.normal(k[1], (2, model_cfg.text_length, model_cfg.stunet.unet.text_dim))
     mask = jnp.ones((2, model_cfg.text_length), bool)
-    cond = jnp.concatenate([jax.random.normal(k[2], x.shape),
-                            (jax.random.uniform(k[3], x.shape[:-1] + (1,)) > 0.5).astype(jnp.float32)], -1)
+    cond = jnp.concatenate(
+        [jax.random.normal(k[2], x.shape), (jax.random.uniform(k[3], x.shape[:-1] + (1,)) > 0.5).astype(jnp.float32)],
+        -1,
+    )
     return x, t, text, mask, cond
 
 
@@ -50,7 +53,7 @@ def test_conditional_training_default_trains_temporal_and_input_conv(conditional
     assert int(state.step) == 2
     before, _ = checkpoint.load(video_run[0])
     after = state.params["denoiser"]
-    assert not np.array_equal(after[SPATIAL]["conv_in"]["kernel"][..., 3:, :], 0)   # the new channels learn
+    assert not np.array_equal(after[SPATIAL]["conv_in"]["kernel"][..., 3:, :], 0)  # the new channels learn
     flat_before = jax.tree_util.tree_leaves_with_path(before["denoiser"][SPATIAL])
     spatial_after = after[SPATIAL]
     for path, leaf in flat_before:
@@ -61,8 +64,12 @@ def test_conditional_training_default_trains_temporal_and_input_conv(conditional
         for k in keys:
             got = got[k]
         np.testing.assert_array_equal(np.asarray(got), np.asarray(leaf), err_msg="/".join(keys))
-    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(after[TEMPORAL]),
-                                                       jax.tree_util.tree_leaves(before["denoiser"][TEMPORAL])))
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(
+            jax.tree_util.tree_leaves(after[TEMPORAL]), jax.tree_util.tree_leaves(before["denoiser"][TEMPORAL])
+        )
+    )
 
 
 def test_trainable_patterns(data_dir):
@@ -85,16 +92,18 @@ def test_default_labels_train_conv_in_only_for_the_masked_model(data_dir, arg, c
     labels = model.trainable_labels(jax.eval_shape(model.init, jax.random.PRNGKey(0)), False)
     flat = {"/".join(str(p.key) for p in path): v for path, v in jax.tree_util.tree_leaves_with_path(labels)}
     spatial_trained = sorted(k for k, v in flat.items() if v == "train" and k.startswith(f"denoiser/{SPATIAL}/"))
-    assert spatial_trained == (["denoiser/spatial/conv_in/bias", "denoiser/spatial/conv_in/kernel"]
-                               if conv_in_trains else [])
+    assert spatial_trained == (
+        ["denoiser/spatial/conv_in/bias", "denoiser/spatial/conv_in/kernel"] if conv_in_trains else []
+    )
     assert all(v == "train" for k, v in flat.items() if k.startswith(f"denoiser/{TEMPORAL}/"))
 
 
 def test_masked_conditioning_is_known_times_mask():
     x = jnp.linspace(-1, 1, 2 * 3 * 4 * 4 * 3).reshape(2, 3, 4, 4, 3)
     cond = conditioning.masked_inputs(x, jax.random.PRNGKey(3), {"i2v": 1.0})
-    np.testing.assert_array_equal(np.asarray(cond[..., 3]), np.broadcast_to(np.arange(3)[None, :, None, None] == 0,
-                                                                            (2, 3, 4, 4)))
+    np.testing.assert_array_equal(
+        np.asarray(cond[..., 3]), np.broadcast_to(np.arange(3)[None, :, None, None] == 0, (2, 3, 4, 4))
+    )
     np.testing.assert_allclose(np.asarray(cond[..., :3]), np.asarray(x * cond[..., 3:]))
 
 
@@ -112,7 +121,7 @@ def test_conditional_config_validation(data_dir):
     with pytest.raises(ValueError, match="mask_threshold"):
         validation.validate(config)
     with pytest.raises(AttributeError):
-        config.conditional.mixture.boxes = 0.5          # locked: unknown mask kinds fail
+        config.conditional.mixture.boxes = 0.5  # locked: unknown mask kinds fail
 
 
 def test_known_loss_weight_weights_the_known_pixels(data_dir):
@@ -128,18 +137,25 @@ def test_known_loss_weight_weights_the_known_pixels(data_dir):
     params = jax.tree_util.tree_map(lambda p: p + 0.05 * jax.random.normal(jax.random.PRNGKey(1), p.shape), params)
     shape = model.config.sample_shape(2)
     ids = jnp.ones((2, model.config.text_length), jnp.int32)
-    batch = {"video": jax.random.uniform(jax.random.PRNGKey(2), shape, minval=-1, maxval=1),
-             "text_ids": ids, "text_mask": ids > 0}
+    batch = {
+        "video": jax.random.uniform(jax.random.PRNGKey(2), shape, minval=-1, maxval=1),
+        "text_ids": ids,
+        "text_mask": ids > 0,
+    }
     sched = schedules.get_schedule(config.diffusion.schedule)
-    loss = jax.jit(lambda w: step.loss_fn(model, sched, config.diffusion.to_dict(), params, batch,
-                                          jax.random.PRNGKey(3), None, {"i2v": 1.0}, w), static_argnums=0)
+    loss = jax.jit(
+        lambda w: step.loss_fn(
+            model, sched, config.diffusion.to_dict(), params, batch, jax.random.PRNGKey(3), None, {"i2v": 1.0}, w
+        ),
+        static_argnums=0,
+    )
     n = np.prod(shape[1:])
-    nk = n // shape[1]                                 # one frame of T known
+    nk = n // shape[1]  # one frame of T known
     l0, l1, l3 = (float(loss(w)) for w in (0.0, 1.0, 3.0))
     s_all = l0 * n
     s_known = l1 * (n + nk) - s_all
     np.testing.assert_allclose(l3, (s_all + 3 * s_known) / (n + 3 * nk), rtol=1e-4)
-    assert abs(l3 - l0) > 1e-4 * l0                    # the weighting changed the loss
+    assert abs(l3 - l0) > 1e-4 * l0  # the weighting changed the loss
     video = load_config("tiny", "video", data_dir)
     video.conditional.known_loss_weight = 1.0
     with pytest.raises(ValueError, match="known_loss_weight=1.0 .* only used by the conditional stage"):

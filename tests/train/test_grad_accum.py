@@ -1,4 +1,5 @@
 """Gradient accumulation: k micro-batches inside the jitted step give the mean micro-batch gradient."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,13 +25,16 @@ def test_accumulated_gradient_is_the_mean_micro_batch_gradient():
     labels = model.trainable_labels(params, False)
     keys = jax.random.split(jax.random.PRNGKey(1), 3)
     length = model.config.text_length
-    batch = {"image": jax.random.uniform(keys[0], model.config.sample_shape(4), minval=-1.0, maxval=1.0),
-             "text_ids": jax.random.randint(keys[1], (4, length), 1, 200),
-             "text_mask": jnp.arange(length)[None] < jnp.array([[3], [16], [5], [9]])}
+    batch = {
+        "image": jax.random.uniform(keys[0], model.config.sample_shape(4), minval=-1.0, maxval=1.0),
+        "text_ids": jax.random.randint(keys[1], (4, length), 1, 200),
+        "text_mask": jnp.arange(length)[None] < jnp.array([[3], [16], [5], [9]]),
+    }
     loss_of = lambda p, b, r: step_lib.loss_fn(model, sched, config.diffusion, p, b, r)
     rng = keys[2]
     loss, grads = jax.jit(lambda p, b, r: step_lib.accumulated_value_and_grad(loss_of, p, b, r, k, labels))(
-        params, batch, rng)
+        params, batch, rng
+    )
 
     # Reference: micro-batch i = examples i, i + k, ... with randomness fold_in(rng, i); mean of their
     # losses and gradients.
@@ -39,7 +43,7 @@ def test_accumulated_gradient_is_the_mean_micro_batch_gradient():
     np.testing.assert_allclose(float(loss), np.mean([float(l) for l, _ in per_micro]), rtol=1e-5)
     mean_grads = jax.tree_util.tree_map(lambda *g: sum(g) / k, *[g for _, g in per_micro])
     flat = jax.tree_util.tree_leaves_with_path(mean_grads)
-    scale = max(float(jnp.abs(g).max()) for _, g in flat)     # float rounding relative to the largest gradient
+    scale = max(float(jnp.abs(g).max()) for _, g in flat)  # float rounding relative to the largest gradient
     for (path, want), got in zip(flat, jax.tree_util.tree_leaves(grads)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * scale, err_msg=jax.tree_util.keystr(path))
     assert float(optax.tree.norm(mean_grads)) > 0
@@ -55,7 +59,7 @@ def test_accumulated_gradient_is_the_mean_micro_batch_gradient():
 
 
 def test_grad_accum_steps_must_divide_the_batch():
-    config = load_config("tiny", "t2i", "/nonexistent", **{"train.grad_accum_steps": 3})     # global_batch 2
+    config = load_config("tiny", "t2i", "/nonexistent", **{"train.grad_accum_steps": 3})  # global_batch 2
     with pytest.raises(ValueError, match="grad_accum_steps=3 must be >= 1 and divide config.data.global_batch=2"):
         validation.validate(config)
     with pytest.raises(ValueError, match="does not divide the batch size 2"):

@@ -1,5 +1,6 @@
 """DeepFloyd-IF starting points: a diffusers U-Net folder imported into a project export, inflated by
 the IF presets (configs/if_stage1.py, if_stage2.py); App. B identity at init for the inflated IF model."""
+
 import dataclasses
 import json
 import pathlib
@@ -35,8 +36,11 @@ def test_if_stage1_import_inflate_identity_at_init(tmp_path):
     pretrained.import_diffusers_unet(str(FIXTURES / "if_tiny"), str(tmp_path / "if1"), resolution=16)
     params, stored = checkpoint.load(str(tmp_path / "if1"))
     assert stored["stage"] == "t2i" and stored["diffusion"]["variance_type"] == "learned_range"
-    assert (stored["sample"]["sampler"], stored["sample"]["dynamic_thresholding_ratio"],
-            stored["sample"]["sample_max_value"]) == ("ddpm", 0.95, 1.5)
+    assert (
+        stored["sample"]["sampler"],
+        stored["sample"]["dynamic_thresholding_ratio"],
+        stored["sample"]["sample_max_value"],
+    ) == ("ddpm", 0.95, 1.5)
     unet, imported = cd.load_unet(str(FIXTURES / "if_tiny"))
     jax.tree_util.tree_map(np.testing.assert_array_equal, params["denoiser"], imported)
     assert build.model_config(stored).stunet.unet == unet
@@ -70,20 +74,31 @@ def test_if_stage2_import_and_inflate(tmp_path):
     with pytest.raises(ValueError, match="stage must be 't2i' .* or 'ssr_image'"):
         pretrained.import_diffusers_unet(str(FIXTURES / "if_sr_tiny"), str(tmp_path / "x"), stage="ssr")
     with pytest.raises(ValueError, match=r"null_embedding has shape \(3, 16\); expected \(77, 16\)"):
-        pretrained.import_diffusers_unet(str(FIXTURES / "if_sr_tiny"), str(tmp_path / "x"), stage="ssr_image",
-                                         resolution=16, low_resolution=8, null_embedding=np.zeros((3, 16)))
+        pretrained.import_diffusers_unet(
+            str(FIXTURES / "if_sr_tiny"),
+            str(tmp_path / "x"),
+            stage="ssr_image",
+            resolution=16,
+            low_resolution=8,
+            null_embedding=np.zeros((3, 16)),
+        )
     null = np.random.default_rng(0).normal(size=(77, 16)).astype(np.float32)
-    pretrained.import_diffusers_unet(str(FIXTURES / "if_sr_tiny"), str(tmp_path / "if2"), stage="ssr_image",
-                                     resolution=16, low_resolution=8, null_embedding=null)
+    pretrained.import_diffusers_unet(
+        str(FIXTURES / "if_sr_tiny"),
+        str(tmp_path / "if2"),
+        stage="ssr_image",
+        resolution=16,
+        low_resolution=8,
+        null_embedding=null,
+    )
     params, stored = checkpoint.load(str(tmp_path / "if2"))
     assert stored["stage"] == "ssr_image" and stored["ssr"]["aug_level"] == 250
     np.testing.assert_array_equal(np.asarray(params["null_text"]), null)
     unet = build.model_config(stored).stunet.unet
     assert unet.aug_embedding and unet.layers_per_level == (1, 2) and unet.mid_block_scale > 1.4
-    cfg = _video_config("if_stage2", "ssr", unet, num_frames=2, resolution=16, low_resolution=8,
-                        null_text="learned")
+    cfg = _video_config("if_stage2", "ssr", unet, num_frames=2, resolution=16, low_resolution=8, null_text="learned")
     model = DiffusionModel(validation.validate(cfg))
-    abstract = jax.eval_shape(model.init, jax.random.PRNGKey(0))       # inflatable: same spatial tree
+    abstract = jax.eval_shape(model.init, jax.random.PRNGKey(0))  # inflatable: same spatial tree
     shapes = lambda tree: jax.tree_util.tree_map(lambda a: a.shape, tree)
     assert shapes(abstract["denoiser"]["spatial"]) == shapes(params["denoiser"])
     assert abstract["null_text"].shape == null.shape
@@ -93,12 +108,15 @@ def test_if_presets_match_the_diffusers_configs():
     assert presets.UNET_FIELD_DEFAULTS == {k: v for k, v in dataclasses.asdict(UNetConfig()).items() if k != "remat"}
     with open(FIXTURES / "if_i_xl_unet_config.json") as f:
         assert cd.unet_config_from_diffusers(json.load(f)) == UNetConfig(**presets.IF_I_XL)
-    UNetConfig(**presets.IF_II_L)                      # every field known to the model
+    UNetConfig(**presets.IF_II_L)  # every field known to the model
     c = load_config("if_stage1", "video", "/nonexistent")
     m = validation.validate(c)
     assert m.stunet.unet.out_channels == 6 and m.text_encoder is None and m.precomputed_text_length == 77
     assert (c.diffusion.schedule, c.diffusion.prediction_type, c.diffusion.variance_type) == (
-        "squaredcos_cap_v2", "epsilon", "learned_range")
+        "squaredcos_cap_v2",
+        "epsilon",
+        "learned_range",
+    )
     c.model.unet.out_channels = 3
     with pytest.raises(ValueError, match="learned_range' needs model.unet.out_channels = 6"):
         validation.validate(c)

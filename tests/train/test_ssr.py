@@ -1,4 +1,5 @@
 """Super-resolution training: degraded inputs, the two SSR stages, inflation from the image SSR."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,8 +25,8 @@ def test_ssr_inputs_video_window_and_clean_level():
     target, cond, aug = conditioning.ssr_inputs(m, SCHED, config.ssr.to_dict(), x0, jax.random.PRNGKey(1))
     assert target.shape == cond.shape == (3, 2, 8, 8, 3) and aug.shape == (3,)
     np.testing.assert_array_equal(aug, 0)
-    for b in range(3):   # each target is a window of 2 consecutive frames of its clip
-        starts = [s for s in range(3) if np.array_equal(target[b], x0[b, s:s + 2])]
+    for b in range(3):  # each target is a window of 2 consecutive frames of its clip
+        starts = [s for s in range(3) if np.array_equal(target[b], x0[b, s : s + 2])]
         assert len(starts) == 1
         clean = low_res.upsample(low_res.downsample(target[b], 4), 8)
         # level 0 keeps sqrt(alpha_bar_0) of the signal plus sigma_0 noise: close to the clean input
@@ -41,8 +42,10 @@ def test_ssr_inputs_patch_is_aligned():
     assert target.shape == cond.shape == (4, 4, 4, 3)
     full = low_res.upsample(low_res.downsample(x0, 4), 8)
     for b in range(4):
-        (i, j), = [(i, j) for i in range(5) for j in range(5) if np.array_equal(target[b], x0[b, i:i + 4, j:j + 4])]
-        np.testing.assert_allclose(cond[b], full[b, i:i + 4, j:j + 4], atol=0.1)
+        ((i, j),) = [
+            (i, j) for i in range(5) for j in range(5) if np.array_equal(target[b], x0[b, i : i + 4, j : j + 4])
+        ]
+        np.testing.assert_allclose(cond[b], full[b, i : i + 4, j : j + 4], atol=0.1)
 
 
 def test_ssr_augmentation_levels_bounded_and_used():
@@ -86,6 +89,7 @@ def test_ssr_model_needs_conditioning():
     with pytest.raises(ValueError, match="aug_level"):
         jax.eval_shape(lambda p: model.denoise(p, x, jnp.zeros((1,), jnp.int32), text, mask, cond=x), params)
     import dataclasses
+
     unet3 = dataclasses.replace(m.stunet.unet, in_channels=3)
     with pytest.raises(ValueError, match="in_channels=3 must be 3 \\+ 3"):
         m.replace(stunet=dataclasses.replace(m.stunet, unet=unet3))

@@ -1,4 +1,5 @@
 """The training objective (`train.step.loss_fn`) reads its config."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,8 +26,13 @@ def test_loss_draws_timesteps_as_configured(data_dir):
     sched = schedules.get_schedule(config.diffusion.schedule)
 
     def loss(mean):
-        d = {**config.diffusion.to_dict(), "timestep_sampling": "logit_normal", "timestep_logit_mean": mean,
-             "timestep_logit_std": 0.01, "cond_drop_prob": 0.0}
+        d = {
+            **config.diffusion.to_dict(),
+            "timestep_sampling": "logit_normal",
+            "timestep_logit_mean": mean,
+            "timestep_logit_std": 0.01,
+            "cond_drop_prob": 0.0,
+        }
         return float(step.loss_fn(model, sched, d, params, batch, jax.random.PRNGKey(1)))
 
     assert config.diffusion.prediction_type == "v_prediction"

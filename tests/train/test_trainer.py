@@ -1,4 +1,5 @@
 """Trainer: freezing, EMA, non-finite handling, exact resume after SIGKILL."""
+
 import json
 import os
 import signal
@@ -29,14 +30,16 @@ def assert_trees_equal(a, b):
 
 
 def test_video_stage_inflates_and_freezes_spatial(t2i_run, video_run):
-    t2i_params, _ = checkpoint.load(t2i_run[0])            # EMA params the video stage inflated
+    t2i_params, _ = checkpoint.load(t2i_run[0])  # EMA params the video stage inflated
     state = video_run[2]
     assert_trees_equal(state.params["denoiser"]["spatial"], t2i_params["denoiser"])
     assert_trees_equal(state.params["text_encoder"], t2i_params["text_encoder"])
     assert_trees_equal(state.params["null_text"], t2i_params["null_text"])
     fresh = DiffusionModel(validation.validate(video_run[1])).inflate(t2i_params, jax.random.PRNGKey(0))
-    moved = [not np.array_equal(a, b) for a, b in zip(leaves(fresh["denoiser"]["temporal"]),
-                                                      leaves(state.params["denoiser"]["temporal"]))]
+    moved = [
+        not np.array_equal(a, b)
+        for a, b in zip(leaves(fresh["denoiser"]["temporal"]), leaves(state.params["denoiser"]["temporal"]))
+    ]
     assert any(moved)
 
 
@@ -56,16 +59,19 @@ def test_train_step_ema_and_nonfinite_guard(t2i_run, data_dir):
     labels = model.trainable_labels(params, False)
     tx, lr = optim.make_optimizer(config.optim, 10, labels)
     decay = 0.9
-    step = jax.jit(step_lib.make_train_step(model, schedules.get_schedule("squaredcos_cap_v2"), config.diffusion,
-                                            tx, lr, labels, decay, 0))
+    step = jax.jit(
+        step_lib.make_train_step(
+            model, schedules.get_schedule("squaredcos_cap_v2"), config.diffusion, tx, lr, labels, decay, 0
+        )
+    )
     batch = next(iter(sources.make_pipeline(config, model.config).iterate(0, 1, prefetch=0)))
     batch = {k: jnp.asarray(v) for k, v in batch.items() if k in trainer.BATCH_KEYS}
-    s0 = state_lib.create(params, tx).replace(step=jnp.int32(1000))    # past the EMA warm-up
+    s0 = state_lib.create(params, tx).replace(step=jnp.int32(1000))  # past the EMA warm-up
     s1, m = step(s0, batch)
     assert bool(m["finite"]) and int(s1.step) == 1001
     for e0, p1, e1 in zip(leaves(s0.ema_params), leaves(s1.params), leaves(s1.ema_params)):
         np.testing.assert_allclose(e1, decay * e0 + (1 - decay) * p1, rtol=1e-6, atol=1e-7)
-    assert float(step_lib.ema_decay_at(0, decay)) == pytest.approx(0.1)     # warm-up: mostly the params
+    assert float(step_lib.ema_decay_at(0, decay)) == pytest.approx(0.1)  # warm-up: mostly the params
     assert float(step_lib.ema_decay_at(90, decay)) == pytest.approx(0.9)
     bad = dict(batch, image=batch["image"].at[0, 0, 0, 0].set(jnp.nan))
     s2, m2 = step(s1, bad)
@@ -74,8 +80,9 @@ def test_train_step_ema_and_nonfinite_guard(t2i_run, data_dir):
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, monkeypatch):
-    config = load_config("tiny", "t2i", data_dir, **{"train.num_steps": 6, "train.checkpoint_every": 2,
-                                                      "train.log_every": 2})
+    config = load_config(
+        "tiny", "t2i", data_dir, **{"train.num_steps": 6, "train.checkpoint_every": 2, "train.log_every": 2}
+    )
     real = sources.make_pipeline
 
     class Poisoned:
@@ -97,6 +104,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, data_dir
                         if i == 3:
                             b = dict(b, image=np.full_like(b["image"], np.nan))
                         yield b
+
             return Ctx()
 
     monkeypatch.setattr(sources, "make_pipeline", lambda *a, **k: Poisoned(real(*a, **k)))
@@ -110,9 +118,18 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, data_dir
 
 
 def _main(workdir, t2i_dir, data_dir, steps=8):
-    return [sys.executable, os.path.join(ROOT, "main.py"), "--config", os.path.join(ROOT, "configs/tiny.py:video"),
-            f"--workdir={workdir}", f"--config.train.init_from={t2i_dir}", f"--config.data.data_dir={data_dir}",
-            f"--config.train.num_steps={steps}", "--config.train.checkpoint_every=2", "--config.train.log_every=1"]
+    return [
+        sys.executable,
+        os.path.join(ROOT, "main.py"),
+        "--config",
+        os.path.join(ROOT, "configs/tiny.py:video"),
+        f"--workdir={workdir}",
+        f"--config.train.init_from={t2i_dir}",
+        f"--config.data.data_dir={data_dir}",
+        f"--config.train.num_steps={steps}",
+        "--config.train.checkpoint_every=2",
+        "--config.train.log_every=1",
+    ]
 
 
 def test_exact_resume_after_sigkill(tmp_path, t2i_run, data_dir):
@@ -121,13 +138,15 @@ def test_exact_resume_after_sigkill(tmp_path, t2i_run, data_dir):
     env = dict(os.environ, LUMIERE_JAX_CACHE=os.environ.get("LUMIERE_JAX_CACHE", str(tmp_path / "xla")))
     full, killed = tmp_path / "full", tmp_path / "killed"
     # The uninterrupted run and the one to kill start together (they share nothing but the data).
-    reference = subprocess.Popen(_main(full, t2i_run[0], data_dir), env=env, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE)
-    proc = subprocess.Popen(_main(killed, t2i_run[0], data_dir), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    reference = subprocess.Popen(
+        _main(full, t2i_run[0], data_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    proc = subprocess.Popen(
+        _main(killed, t2i_run[0], data_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.time() + 300
-        while not (killed / "checkpoints" / "4").exists():       # killed after step 4 was written
+        while not (killed / "checkpoints" / "4").exists():  # killed after step 4 was written
             assert proc.poll() is None, "run ended before it could be killed"
             assert time.time() < deadline
             time.sleep(0.05)
@@ -162,6 +181,7 @@ def test_video_stage_needs_init_from(tmp_path, data_dir):
 
 def test_warm_start_from_same_stage(video_run, data_dir):
     from lumiere_jax.models.diffusion_model import DiffusionModel
+
     config = load_config("tiny", "video", data_dir, **{"train.init_from": video_run[0], "train.train_spatial": True})
     model = DiffusionModel(validation.validate(config))
     params = trainer.initial_params(config, model)

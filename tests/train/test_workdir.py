@@ -1,5 +1,6 @@
 """A workdir is one run's: the lock (a real second process), stale locks, a damaged newest
 checkpoint (resume falls back, sets it aside, never deletes it), a different model on resume."""
+
 import json
 import os
 import shutil
@@ -11,25 +12,32 @@ import pytest
 from lumiere_jax.train import checkpoint, trainer, workdir_lock
 from tests.helpers import ROOT, load_config
 
-HOLD = ("import sys, time; from lumiere_jax.train import workdir_lock; workdir_lock.acquire(sys.argv[1]); "
-        "print('held', flush=True); time.sleep(120)")
+HOLD = (
+    "import sys, time; from lumiere_jax.train import workdir_lock; workdir_lock.acquire(sys.argv[1]); "
+    "print('held', flush=True); time.sleep(120)"
+)
 
 
 def test_a_second_run_refuses_naming_the_owner(tmp_path, data_dir):
-    owner = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                             cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    owner = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
     try:
         assert owner.stdout.readline().strip() == "held"
         with pytest.raises(workdir_lock.WorkdirLocked, match=f"in use by another run .*pid {owner.pid}"):
             workdir_lock.acquire(str(tmp_path))
         config = load_config("tiny", "t2i", data_dir, **{"train.num_steps": 2})
         with pytest.raises(workdir_lock.WorkdirLocked, match=f"pid {owner.pid}"):
-            trainer.train(config, str(tmp_path))       # refused before anything is built
+            trainer.train(config, str(tmp_path))  # refused before anything is built
         assert not (tmp_path / "checkpoints").exists()
     finally:
         owner.kill()
         owner.wait()
-    path = workdir_lock.acquire(str(tmp_path))           # the owner is gone: its lock is stale
+    path = workdir_lock.acquire(str(tmp_path))  # the owner is gone: its lock is stale
     assert json.load(open(path))["pid"] == os.getpid()
     workdir_lock.release(path)
     assert not os.path.exists(path)
@@ -42,10 +50,18 @@ def test_a_lock_from_another_host_is_honoured(tmp_path):
 
 
 def _main(workdir, data_dir, steps):
-    return [sys.executable, os.path.join(ROOT, "main.py"), "--config", os.path.join(ROOT, "configs/tiny.py:t2i"),
-            f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", f"--config.train.num_steps={steps}",
-            "--config.train.checkpoint_every=2", "--config.train.async_checkpoints=false",
-            "--config.train.progress=false"]
+    return [
+        sys.executable,
+        os.path.join(ROOT, "main.py"),
+        "--config",
+        os.path.join(ROOT, "configs/tiny.py:t2i"),
+        f"--workdir={workdir}",
+        f"--config.data.data_dir={data_dir}",
+        f"--config.train.num_steps={steps}",
+        "--config.train.checkpoint_every=2",
+        "--config.train.async_checkpoints=false",
+        "--config.train.progress=false",
+    ]
 
 
 def test_resume_skips_a_damaged_checkpoint_and_keeps_it(tmp_path, t2i_run, data_dir):
@@ -62,7 +78,7 @@ def test_resume_skips_a_damaged_checkpoint_and_keeps_it(tmp_path, t2i_run, data_
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "checkpoint step 4 in" in resumed.stderr and "resuming from step 2" in resumed.stderr
     aside = os.listdir(work / checkpoint.DAMAGED_DIR)
-    assert len(aside) == 1 and aside[0].startswith("4_")         # kept, not deleted
+    assert len(aside) == 1 and aside[0].startswith("4_")  # kept, not deleted
     ckpt = checkpoint.Checkpointer(str(work), async_save=False)
     assert ckpt.all_steps()[-1] == 6
     ckpt.close()
