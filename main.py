@@ -23,6 +23,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from lumiere_jax import cli, runtime
+from lumiere_jax import config as config_lib
 from lumiere_jax.parallel import distributed
 
 ARGS = cli.RunArgs  # the flags' defaults are the typed run arguments' defaults
@@ -54,9 +55,13 @@ flags.DEFINE_string("checkpoint", None, "Export directory or workdir to sample/e
 flags.DEFINE_string("export_dir", None, "Where --mode=export writes (default: <workdir>/export).")
 flags.DEFINE_enum("export_dtype", ARGS.export_dtype, ["float32", "bfloat16"], "Parameter dtype of the export.")
 flags.DEFINE_string(
-    "eval_split", ARGS.eval_split, "Split(s) whose captions --mode=eval prompts with (comma-separated)."
+    "eval_split",
+    None,
+    "Split(s) whose captions --mode=eval prompts with, comma-separated (default: config.eval.splits).",
 )
-flags.DEFINE_integer("eval_num_prompts", ARGS.eval_num_prompts, "Number of (distinct-seed) eval samples.")
+flags.DEFINE_integer(
+    "eval_num_prompts", None, "Number of (distinct-seed) eval samples (default: config.eval.num_prompts)."
+)
 flags.DEFINE_multi_string(
     "input_video",
     [],
@@ -68,7 +73,7 @@ flags.DEFINE_enum(
     None,
     cli.TASKS,
     "--mode=sample with a conditional model (i2v, inpaint, outpaint, "
-    "cinemagraph) or a video model (sdedit: video-to-video).",
+    "cinemagraph) or a video model (sdedit: video-to-video); default: config.task.name.",
 )
 flags.DEFINE_string("image", None, "i2v / cinemagraph: the input image (.png/.jpg/.npy, or a video's first frame).")
 flags.DEFINE_string(
@@ -77,30 +82,27 @@ flags.DEFINE_string(
     "inpaint / cinemagraph: mask image or video, white (>= "
     "config.conditional.mask_threshold) = region to generate / animate.",
 )
+# Below: None = the config's task / ssr section (cli.FROM_CONFIG), e.g. config.task.strength.
 flags.DEFINE_list("outpaint_padding", None, "outpaint: border pixels to generate, N or top,bottom,left,right.")
-flags.DEFINE_enum("outpaint_direction", None, ["left", "right", "up", "down"], "outpaint: the side to extend.")
-flags.DEFINE_float(
-    "outpaint_amount", ARGS.outpaint_amount, "outpaint with --outpaint_direction: fraction of the frame generated."
-)
-flags.DEFINE_float(
-    "strength", ARGS.strength, "sdedit: noise level the input video is taken to (0 = unchanged, 1 = pure noise)."
-)
+flags.DEFINE_enum("outpaint_direction", None, list(config_lib.OUTPAINT_DIRECTIONS), "outpaint: the side to extend.")
+flags.DEFINE_float("outpaint_amount", None, "outpaint with --outpaint_direction: fraction of the frame generated.")
+flags.DEFINE_float("strength", None, "sdedit: noise level the input video is taken to (0 = unchanged, 1 = pure noise).")
 flags.DEFINE_boolean(
     "resize_inputs",
-    ARGS.resize_inputs,
+    None,
     "Resize (and centre-crop) task inputs to the model's size; False rejects inputs of another size.",
 )
-flags.DEFINE_boolean("paste_known", ARGS.paste_known, "Conditional tasks: copy the known pixels into the output.")
+flags.DEFINE_boolean("paste_known", None, "Conditional tasks: copy the known pixels into the output.")
 flags.DEFINE_string(
     "style_checkpoint",
     None,
     "Stylized generation: a style-fine-tuned T2I checkpoint whose "
     "spatial weights are interpolated into the video model's (Lumiere §4.1).",
 )
-flags.DEFINE_float("style_alpha", ARGS.style_alpha, "Stylized generation: alpha * W_style + (1 - alpha) * W_orig.")
+flags.DEFINE_float("style_alpha", None, "Stylized generation: alpha * W_style + (1 - alpha) * W_orig.")
 flags.DEFINE_boolean(
     "multidiffusion",
-    ARGS.multidiffusion,
+    None,
     "Super-resolution: combine overlapping windows (False: "
     "non-overlapping windows denoised independently, the Fig. 14 baseline).",
 )

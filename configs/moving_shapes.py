@@ -33,6 +33,11 @@ Two stages, chosen by the config argument:
   python main.py --config=configs/moving_shapes.py:conditional --workdir=runs/ms_conditional
   python main.py --config=configs/moving_shapes.py:conditional --workdir=runs/ms_conditional \
       --mode=sample --task=i2v --image=frame.png --prompt="a red square moving left"
+  #    presets set config.task instead of --task: :i2v (the conditional model), :sdedit (the base)
+  python main.py --config=configs/moving_shapes.py:i2v --mode=sample --checkpoint=assets/moving_shapes_conditional \
+      --image=frame.png --prompt="a red square moving left"
+  python main.py --config=configs/moving_shapes.py:sdedit --mode=sample --checkpoint=assets/moving_shapes_base \
+      --input_video=clip.mp4 --config.task.strength=0.5 --prompt="a blue square moving left"
   # 6. stylized generation: fine-tune the T2I on outlined shapes, interpolate its spatial weights
   #    into the base STUNet (alpha * W_style + (1 - alpha) * W_orig)
   python main.py --config=configs/moving_shapes.py:style --workdir=runs/ms_style
@@ -54,7 +59,12 @@ Expected results and wall times: docs/reference_model.md.
 from lumiere_jax import config as config_lib
 
 
-ARGS = ("t2i", "video", "video_high_noise", "video_settle", "ssr_image", "ssr", "cascade", "conditional", "style")
+ARGS = (
+    "t2i", "video", "video_high_noise", "video_settle", "ssr_image", "ssr", "cascade", "conditional", "style",
+    "i2v", "sdedit",
+)  # fmt: skip
+# Sampling presets: the model's config with config.task set (main.py's --task and friends override it).
+PRESETS = {"i2v": ("conditional", "i2v"), "sdedit": ("video", "sdedit")}
 VIDEO_ARGS = ("video", "video_high_noise", "video_settle")  # the base STUNet's three training phases
 BASE_EXPORT = "assets/moving_shapes_base"
 CONDITIONAL_EXPORT = "assets/moving_shapes_conditional"
@@ -65,6 +75,12 @@ SSR_EXPORT = "assets/moving_shapes_ssr"
 def get_config(arg: str = "video"):
     if arg not in ARGS:
         raise ValueError(f"configs/moving_shapes.py takes one of {ARGS}, got {arg!r}")
+    if arg in PRESETS:
+        model_arg, task = PRESETS[arg]
+        c = get_config(model_arg)
+        with c.unlocked():
+            c.task.name = task
+        return c
     if arg in ("ssr_image", "ssr", "cascade"):
         return _ssr_config(arg)
     c = config_lib.default_config()

@@ -14,7 +14,23 @@ from lumiere_jax import config as config_lib
 from lumiere_jax.sampling import settings
 
 MODES = ("train", "sample", "eval", "export")
-TASKS = config_lib.CONDITIONAL_TASKS + ("sdedit",)  # sdedit: video-to-video with the base model
+TASKS = config_lib.TASKS  # the conditional tasks, and sdedit: video-to-video with the base model
+
+# RunArgs fields that default to a config value when not given (None): field -> (section, key).
+FROM_CONFIG = {
+    "task": ("task", "name"),
+    "strength": ("task", "strength"),
+    "outpaint_padding": ("task", "outpaint_padding"),
+    "outpaint_direction": ("task", "outpaint_direction"),
+    "outpaint_amount": ("task", "outpaint_amount"),
+    "resize_inputs": ("task", "resize_inputs"),
+    "paste_known": ("task", "paste_known"),
+    "style_checkpoint": ("task", "style_checkpoint"),
+    "style_alpha": ("task", "style_alpha"),
+    "multidiffusion": ("ssr", "multidiffusion"),
+    "eval_split": ("eval", "splits"),
+    "eval_num_prompts": ("eval", "num_prompts"),
+}
 
 
 @dataclasses.dataclass
@@ -38,21 +54,22 @@ class RunArgs:
     output_exists: str = "error"
     negative_prompt: str | None = None
     latents: str | None = None
-    eval_split: str = "held_out"
-    eval_num_prompts: int = 32
     input_video: Sequence[str] = ()
     task: str | None = None
     image: str | None = None
     mask: str | None = None
+    # None below: the config's value (FROM_CONFIG; `resolve`), e.g. config.task.strength
+    eval_split: str | None = None
+    eval_num_prompts: int | None = None
     outpaint_padding: Sequence[str] | None = None
     outpaint_direction: str | None = None
-    outpaint_amount: float = 0.25
-    strength: float = 0.6
-    resize_inputs: bool = True
-    paste_known: bool = False
+    outpaint_amount: float | None = None
+    strength: float | None = None
+    resize_inputs: bool | None = None
+    paste_known: bool | None = None
     style_checkpoint: str | None = None
-    style_alpha: float = 0.5  # measured: docs/conditional.md (stylized generation)
-    multidiffusion: bool = True
+    style_alpha: float | None = None
+    multidiffusion: bool | None = None
 
     @classmethod
     def of(cls, flags: Any) -> "RunArgs":
@@ -66,6 +83,23 @@ class RunArgs:
             except AttributeError:
                 continue
         return cls(**values)
+
+    def resolve(self, config) -> "RunArgs":
+        """The fields left None (not given as flags) from the config's task / eval / ssr sections
+        (FROM_CONFIG; their library defaults when the config predates them). "" and () mean unset."""
+        defaults = config_lib.default_config()
+        values = {}
+        for field, (section, key) in FROM_CONFIG.items():
+            if getattr(self, field) is not None:
+                continue
+            source = config if section in config and key in config[section] else defaults
+            value = source[section][key]
+            if value in ("", ()):
+                value = None
+            elif field == "outpaint_padding" and value is not None:
+                value = [str(v) for v in value]
+            values[field] = value
+        return dataclasses.replace(self, **values)
 
 
 def read_prompts(prompts: list[str], prompts_file: str | None) -> list[str]:
@@ -102,7 +136,7 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
 
     validation.validate(config)
     config_overrides = dict(config_overrides or {})
-    flags = RunArgs.of(flags)
+    flags = RunArgs.of(flags).resolve(config)
     if flags.mode not in MODES:
         raise ValueError(f"unknown --mode {flags.mode!r}; choose one of {MODES}")
     mode = flags.mode

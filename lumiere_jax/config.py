@@ -41,6 +41,9 @@ MASK_KINDS = ("i2v", "inpaint", "strokes", "outpaint", "cinemagraph", "none")
 # The conditional (7-channel) model's applications, Lumiere §4.2: `--task` (with "sdedit", which the
 # base model does), the conditional evaluation and the training masks all read this one list.
 CONDITIONAL_TASKS = tuple(k for k in MASK_KINDS if k not in ("strokes", "none"))
+# What `config.task.name` (`--task`) may be: a conditional task, or SDEdit (video-to-video with the base model).
+TASKS = CONDITIONAL_TASKS + ("sdedit",)
+OUTPAINT_DIRECTIONS = ("left", "right", "up", "down")
 # The conditional model's training masks: kind -> weight (diffusion/masks.py draws them).
 DEFAULT_MASK_MIXTURE = {"i2v": 0.3, "inpaint": 0.1, "strokes": 0.1, "outpaint": 0.2, "cinemagraph": 0.1, "none": 0.2}
 
@@ -197,6 +200,30 @@ def default_config() -> ml_collections.ConfigDict:
             overlap=2,  # frames shared by consecutive windows (App. C: 2)
             weights="uniform",  # per-frame averaging weights: uniform | triangular
             chunk_size=0,  # windows per batched model call (0 = all at once)
+            multidiffusion=True,  # False: non-overlapping windows denoised independently (Fig. 14 baseline)
+        )
+    )
+
+    # What `--mode=sample|eval` does besides text-to-video (main.py's --task, --strength, ... flags
+    # override these; configs/moving_shapes.py:i2v and :sdedit are presets).
+    c.task = ml_collections.ConfigDict(
+        dict(
+            name="",  # "" = text-to-video (an SSR model: up-sampling); else one of TASKS
+            strength=0.6,  # sdedit: noise level the input video is taken to (0 = unchanged, 1 = pure noise)
+            outpaint_padding=_typed(tuple),  # outpaint: border pixels to generate, (N,) or (top, bottom, left, right)
+            outpaint_direction="",  # outpaint: or the side to extend (OUTPAINT_DIRECTIONS) ...
+            outpaint_amount=0.25,  # ... by this fraction of the frame
+            resize_inputs=True,  # resize (and centre-crop) task inputs to the model's size; False rejects them
+            paste_known=False,  # conditional tasks: copy the known pixels into the output
+            style_checkpoint="",  # stylized generation: a style-fine-tuned T2I checkpoint (Lumiere §4.1) ...
+            style_alpha=0.5,  # ... interpolated as alpha * W_style + (1 - alpha) * W_orig (docs/conditional.md)
+        )
+    )
+
+    c.eval = ml_collections.ConfigDict(
+        dict(
+            splits="held_out",  # comma-separated splits whose captions --mode=eval prompts with
+            num_prompts=32,  # (distinct-seed) samples per split
         )
     )
 

@@ -24,6 +24,8 @@ ARGS = {
         "cascade",
         "conditional",
         "style",
+        "i2v",
+        "sdedit",
     ),
     "ssr.py": ("ssr_image", "ssr", "cascade"),
     "bench_gpu.py": ("h100", "cpu"),
@@ -98,6 +100,23 @@ def test_bad_values_raise():
     config = load_config("tiny", "video", "/nonexistent")
     config.model.resolution = 9
     with pytest.raises(ValueError, match="height=9 is not divisible"):
+        validation.validate(config)
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("name", "i2video", r"config.task.name must be '' \(text-to-video\) or one of \('i2v'"),
+        ("strength", 1.5, r"config.task.strength must be >= 0.0 and <= 1.0, got 1.5"),
+        ("outpaint_direction", "sideways", r"config.task.outpaint_direction must be '' or one of \('left'"),
+        ("outpaint_padding", (1, 2), r"config.task.outpaint_padding takes 1 or 4 integers, got \(1, 2\)"),
+    ],
+)
+def test_bad_task_settings_raise(key, value, message):
+    """The task section (the presets' and --config.task.* values) is checked before anything is built."""
+    config = load_config("moving_shapes", "sdedit", "/nonexistent")
+    config.task[key] = value
+    with pytest.raises(ValueError, match=message):
         validation.validate(config)
 
 

@@ -7,7 +7,7 @@ import math
 
 import ml_collections
 
-from lumiere_jax.config import DATASETS, STAGES
+from lumiere_jax.config import DATASETS, OUTPAINT_DIRECTIONS, STAGES, TASKS
 from lumiere_jax.data.styles import STYLES
 from lumiere_jax.diffusion import conditioning, losses, noising, samplers, schedules
 from lumiere_jax.models import build
@@ -51,6 +51,9 @@ RANGES = {
     "ssr.window": (0, None, True),
     "ssr.overlap": (0, None, True),
     "ssr.chunk_size": (0, None, True),
+    "task.strength": (0.0, 1.0, False),
+    "task.outpaint_amount": (0.0, 1.0, False),
+    "eval.num_prompts": (1, None, True),
 }
 _OPEN = {"train.ema_decay": "<", "optim.lr": ">", "optim.b1": "<", "optim.b2": "<", "optim.eps": ">"}
 
@@ -76,10 +79,26 @@ def check_ranges(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.{key} must be {' and '.join(x for x in (lo_s, hi_s) if x)}, got {v!r}")
 
 
+def check_task(config: ml_collections.ConfigDict) -> None:
+    """The task section's choices (stored configs of older runs may lack it)."""
+    if "task" not in config:
+        return
+    t = config.task
+    if t.name not in ("",) + TASKS:
+        raise ValueError(f"config.task.name must be '' (text-to-video) or one of {TASKS}, got {t.name!r}")
+    if t.outpaint_direction not in ("",) + OUTPAINT_DIRECTIONS:
+        raise ValueError(
+            f"config.task.outpaint_direction must be '' or one of {OUTPAINT_DIRECTIONS}, got {t.outpaint_direction!r}"
+        )
+    if t.outpaint_padding is not None and len(t.outpaint_padding) not in (1, 4):
+        raise ValueError(f"config.task.outpaint_padding takes 1 or 4 integers, got {t.outpaint_padding!r}")
+
+
 def validate(config: ml_collections.ConfigDict) -> DiffusionModelConfig:
     """Check a run config; return the typed model config. Raises ValueError naming
     the offending key."""
     check_ranges(config)
+    check_task(config)
     if config.stage not in STAGES:
         raise ValueError(f"config.stage must be one of {tuple(STAGES)}, got {config.stage!r}")
     if config.data.dataset not in DATASETS:

@@ -177,11 +177,38 @@ def test_python_api_sample_settings(video_run, sampler_calls):
 
 def test_run_args_from_flags_and_a_bad_mode():
     """main.py hands cli.run a typed RunArgs built from its flags; unknown modes are refused before any work."""
-    args = cli.RunArgs.of(types.SimpleNamespace(mode="eval", seed=3, unrelated="x"))
-    assert (args.mode, args.seed, args.eval_split, args.multidiffusion) == ("eval", 3, "held_out", True)
-    assert cli.RunArgs.of(args) is args
     from lumiere_jax import config as config_lib
 
     config = config_lib.load_config_file(os.path.join(ROOT, "configs", "tiny.py"), "video")
+    args = cli.RunArgs.of(types.SimpleNamespace(mode="eval", seed=3, unrelated="x"))
+    assert (args.mode, args.seed, args.eval_split, args.multidiffusion) == ("eval", 3, None, None)
+    assert cli.RunArgs.of(args) is args
+    resolved = args.resolve(config)  # what was not given comes from the config
+    assert (resolved.eval_split, resolved.multidiffusion, resolved.task, resolved.strength) == (
+        "held_out",
+        True,
+        None,
+        0.6,
+    )
     with pytest.raises(ValueError, match="unknown --mode 'predict'; choose one of .*'sample'"):
         cli.run(config, cli.RunArgs(mode="predict"))
+
+
+def test_task_presets_and_flags_over_them():
+    """configs/moving_shapes.py:sdedit and :i2v set config.task; --config.task.* edits it; a flag given wins."""
+    from lumiere_jax import config as config_lib
+
+    sdedit = config_lib.load_config_file(os.path.join(ROOT, "configs", "moving_shapes.py"), "sdedit")
+    assert (sdedit.stage, sdedit.task.name) == ("video", "sdedit")
+    i2v = config_lib.load_config_file(os.path.join(ROOT, "configs", "moving_shapes.py"), "i2v")
+    assert (i2v.stage, i2v.task.name, i2v.model.unet.in_channels) == ("conditional", "i2v", 7)
+    sdedit.task.strength = 0.3
+    sdedit.task.outpaint_padding = (4,)
+    assert cli.RunArgs(mode="sample").resolve(sdedit).strength == 0.3
+    assert cli.RunArgs(mode="sample").resolve(sdedit).outpaint_padding == ["4"]
+    given = cli.RunArgs(mode="sample", task="i2v", strength=0.9, multidiffusion=False).resolve(sdedit)
+    assert (given.task, given.strength, given.multidiffusion) == ("i2v", 0.9, False)
+    stored_before_sections = config_lib.default_config()  # a run config that predates the task section
+    with stored_before_sections.unlocked():
+        del stored_before_sections["task"]
+    assert cli.RunArgs(mode="sample").resolve(stored_before_sections).strength == 0.6
