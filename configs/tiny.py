@@ -42,6 +42,7 @@ def get_config(arg: str = "video"):
     c.sample.num_steps = 3
     c.sample.num_samples = 1
     c.sample.prompts = ("a red square moving left",)
+    c.eval.fvd_num_real = 0  # no I3D in the tests' evaluations; tests/eval/test_fvd.py checks FVD in --mode=eval
     if arg.startswith("ssr"):
         c.model.unet.in_channels = 6
         c.model.unet.aug_embedding = True

@@ -208,7 +208,9 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
 
         return _eval_splits(
             flags,
-            lambda split: evaluate.evaluate_split(gen, config, split, flags.eval_num_prompts, seed),
+            lambda split: evaluate.evaluate_split(
+                gen, config, split, flags.eval_num_prompts, seed, fvd=_split_fvd(config, split)
+            ),
             flags.output_dir or flags.workdir or path,
         )
     raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
@@ -385,7 +387,14 @@ def evaluate_cascade(cascade, config, split, flags, seed):
     from lumiere_jax.eval import evaluate
 
     return evaluate.evaluate_cascade_split(
-        cascade, config, split, flags.eval_num_prompts, seed, multidiffusion=flags.multidiffusion
+        cascade,
+        config,
+        split,
+        flags.eval_num_prompts,
+        seed,
+        fvd_num_real=_fvd_num_real(config),
+        features=_i3d() if _fvd_num_real(config) else None,
+        multidiffusion=flags.multidiffusion,
     )
 
 
@@ -405,7 +414,7 @@ def _eval_tasks(gen, config, flags, seed, path):
 
     def one(split):
         clips, captions = conditional.split_clips(config, split, flags.eval_num_prompts)
-        scores = conditional.evaluate_tasks(gen, clips, captions, tasks, seed=seed)
+        scores = conditional.evaluate_tasks(gen, clips, captions, tasks, seed=seed, fvd=_split_fvd(config, split))
         scores["split"] = split
         return scores
 
@@ -416,6 +425,34 @@ def _eval_tasks(gen, config, flags, seed, path):
         formatter=conditional.format_task_scores,
         prefix="eval_tasks",
     )
+
+
+def _fvd_num_real(config) -> int:
+    """config.eval.fvd_num_real (0: no FVD; a config without the eval section: the default)."""
+    if "eval" in config and "fvd_num_real" in config.eval:
+        return int(config.eval.fvd_num_real)
+    return int(config_lib.default_config().eval.fvd_num_real)
+
+
+_FEATURES = {}  # one I3D (weights and compiled function) per process
+
+
+def _split_fvd(config, split: str):
+    """FVD against `split`'s real clips for --mode=eval, or None when config.eval.fvd_num_real = 0."""
+    num_real = _fvd_num_real(config)
+    if not num_real:
+        return None
+    from lumiere_jax.eval import fvd
+
+    return fvd.SplitFVD(config, split, num_real, _i3d())
+
+
+def _i3d():
+    from lumiere_jax.eval import fvd
+
+    if "i3d" not in _FEATURES:
+        _FEATURES["i3d"] = fvd.I3DFeatures()
+    return _FEATURES["i3d"]
 
 
 def _eval_splits(flags, evaluate_split, out_dir: str, formatter=None, prefix: str = "eval") -> dict:

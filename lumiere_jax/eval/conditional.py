@@ -134,28 +134,34 @@ def evaluate_tasks(
     *,
     seed: int = 0,
     strengths: Sequence[float] = SDEDIT_STRENGTHS,
+    fvd=None,
     **overrides,
 ) -> dict[str, Any]:
-    """Scores of `tasks` on real `clips` (uint8 [N, T, H, W, 3]) with their `captions`."""
+    """Scores of `tasks` on real `clips` (uint8 [N, T, H, W, 3]) with their `captions`. `fvd` (an
+    `fvd.SplitFVD`, or any callable of videos returning a dict): each task's videos also get an "fvd"."""
     clips = np.asarray(clips)
     captions = list(captions)
     out: dict[str, Any] = {"num_videos": len(clips), "settings": gen.settings(**overrides)}
     kw = dict(seed=seed, progress=False, resize=False, **overrides)
+    made: dict[Any, Any] = {}  # task (or (task, strength)) -> its videos
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; choose from {TASKS}")
     if "i2v" in tasks:
         vids = np.concatenate([gen.i2v(c[0], p, **kw).videos for c, p in zip(clips, captions)])
         out["i2v"] = i2v_scores(vids, clips, captions)
+        made["i2v"] = vids
     if "i2v_pil" in tasks:
         firsts = np.stack([pil_first_frame(c, p) for c, p in zip(clips, captions)])
         vids = np.concatenate([gen.i2v(f, p, **kw).videos for f, p in zip(firsts, captions)])
         out["i2v_pil"] = i2v_scores(vids, firsts[:, None], captions)
+        made["i2v_pil"] = vids
     if "cinemagraph" in tasks:
-        outside, inside, real_inside = [], [], []
+        outside, inside, real_inside, made["cinemagraph"] = [], [], [], []
         for c, p in zip(clips, captions):
             region = swept_region(c)
             v = gen.cinemagraph(c[0], region, p, **kw).videos[0]
+            made["cinemagraph"].append(v)
             outside.append(max(mad(f, c[0], ~region) for f in v))
             inside.append(float(np.mean([mad(f, c[0], region) for f in v[1:]])))
             real_inside.append(float(np.mean([mad(f, c[0], region) for f in c[1:]])))
@@ -165,19 +171,21 @@ def evaluate_tasks(
             "real_clip_inside_change_mad": _summary(real_inside),
         }
     if "inpaint" in tasks:
-        vals, inside = [], []
+        vals, inside, made["inpaint"] = [], [], []
         for c, p in zip(clips, captions):
             box = path_box(c)
             v = gen.inpaint(c, box, p, **kw).videos[0]
+            made["inpaint"].append(v)
             vals.append(psnr(v, c, ~box))
             inside.append(psnr(v, c, box))
         out["inpaint"] = {"outside_psnr": _summary(vals), "inside_psnr": _summary(inside)}
     if "outpaint" in tasks:
-        vals = []
+        vals, made["outpaint"] = [], []
         for c, p in zip(clips, captions):
             h = c.shape[1]
             pad = h // 8
             v = gen.outpaint(c, p, padding=pad, **kw).videos[0]
+            made["outpaint"].append(v)
             known = np.zeros(c.shape[1:3], bool)
             known[pad : h - pad, pad : c.shape[2] - pad] = True
             vals.append(psnr(v, c, known))
@@ -187,6 +195,7 @@ def evaluate_tasks(
         rows = {}
         for s in strengths:
             r = gen.sdedit(clips, new, strength=s, **kw)
+            made[("sdedit", f"{s:g}")] = r.videos
             to_new = probe.score(r.videos, new)
             to_input = probe.score(r.videos, captions)
             rows[f"{s:g}"] = {
@@ -196,6 +205,10 @@ def evaluate_tasks(
                 "input_caption": {k: to_input[k] for k in ("color_accuracy", "direction_accuracy")},
             }
         out["sdedit"] = rows
+    if fvd is not None:  # each task's videos against the split's real clips
+        for name, videos in made.items():
+            where = out[name[0]][name[1]] if isinstance(name, tuple) else out[name]
+            where["fvd"] = fvd(np.stack(list(videos)))
     return out
 
 
@@ -248,4 +261,12 @@ def format_task_scores(scores: dict[str, Any]) -> str:
             f"{s['new_prompt']['direction_accuracy']:.3f}; input caption colour "
             f"{s['input_caption']['color_accuracy']:.3f} dir {s['input_caption']['direction_accuracy']:.3f}"
         )
+    from lumiere_jax.eval.evaluate import format_fvd
+
+    for task in TASKS:
+        rows = scores.get(task, {})
+        rows = rows.items() if task == "sdedit" else [("", rows)]
+        for strength, s in rows:
+            if isinstance(s, dict) and "fvd" in s:
+                lines.append(f"{task}{' strength ' + strength if strength else ''}: {format_fvd(s['fvd'])}")
     return "\n".join(lines)

@@ -21,25 +21,34 @@ def split_prompts(config, split: str, num: int) -> list[str]:
     return [source[i]["caption"] for i in range(min(num, len(source)))]
 
 
-def evaluate_prompts(generator, prompts: list[str], seed: int = 0, **overrides) -> dict[str, Any]:
+def evaluate_prompts(generator, prompts: list[str], seed: int = 0, fvd=None, **overrides) -> dict[str, Any]:
+    """Probe scores of one video per prompt (seeds seed, seed + 1, ..); `fvd` (an `fvd.SplitFVD`, or
+    any callable of the videos returning a dict) adds scores["fvd"]."""
     result = generator.generate(prompts, num_samples=1, seed=seed, progress=False, **overrides)
     scores = probe.score(result.videos, result.prompts)
     scores["settings"] = result.settings
+    if fvd is not None:
+        scores["fvd"] = fvd(result.videos)
     return scores
 
 
-def evaluate_split(generator, config, split: str, num: int, seed: int = 0, **overrides) -> dict[str, Any]:
-    scores = evaluate_prompts(generator, split_prompts(config, split, num), seed, **overrides)
+def evaluate_split(generator, config, split: str, num: int, seed: int = 0, fvd=None, **overrides) -> dict[str, Any]:
+    scores = evaluate_prompts(generator, split_prompts(config, split, num), seed, fvd=fvd, **overrides)
     scores["split"] = split
     return scores
 
 
-def cascade_scores(result) -> dict[str, Any]:
+def cascade_scores(result, fvd_base=None, fvd_ssr=None) -> dict[str, Any]:
     """Probe scores of a cascade `Result`'s base videos (`low_res`) and super-resolved ones.
-    `jitter_px_base_scale` is the SSR output's jitter in base-resolution pixels."""
+    `jitter_px_base_scale` is the SSR output's jitter in base-resolution pixels. `fvd_base` /
+    `fvd_ssr`: FVD against real clips at each stage's resolution (see `evaluate_prompts`)."""
     base = probe.score(result.low_res, result.prompts)
     ssr = probe.score(result.videos, result.prompts)
     ssr["jitter_px_base_scale"] = ssr["jitter_px"] * result.low_res.shape[-2] / result.videos.shape[-2]
+    if fvd_base is not None:
+        base["fvd"] = fvd_base(result.low_res)
+    if fvd_ssr is not None:
+        ssr["fvd"] = fvd_ssr(result.videos)
     return {
         "base": base,
         "ssr": ssr,
@@ -56,19 +65,39 @@ def agreement(base: dict[str, Any], ssr: dict[str, Any]) -> dict[str, float]:
     return {k: sum(b[k] == s[k] for b, s in pairs) / max(len(pairs), 1) for k in ("color", "shape", "direction")}
 
 
-def evaluate_cascade_prompts(cascade, prompts: list[str], seed: int = 0, **kw) -> dict[str, Any]:
+def evaluate_cascade_prompts(
+    cascade, prompts: list[str], seed: int = 0, fvd_base=None, fvd_ssr=None, **kw
+) -> dict[str, Any]:
     """Scores of the base videos and of their super-resolved versions, same prompts and seeds."""
-    return cascade_scores(cascade.generate(prompts, num_samples=1, seed=seed, progress=False, **kw))
+    result = cascade.generate(prompts, num_samples=1, seed=seed, progress=False, **kw)
+    return cascade_scores(result, fvd_base, fvd_ssr)
 
 
-def evaluate_cascade_split(cascade, config, split: str, num: int, seed: int = 0, **kw) -> dict[str, Any]:
-    """`split`'s captions of the base model's dataset (the config stored with the base model,
-    read from `config.data.data_dir`)."""
+def base_config(cascade, config):
+    """The config stored with a cascade's base model, reading data from `config.data.data_dir`."""
     import ml_collections
 
-    base_config = ml_collections.ConfigDict(cascade.base.config)
-    base_config.data.data_dir = config.data.data_dir
-    scores = evaluate_cascade_prompts(cascade, split_prompts(base_config, split, num), seed, **kw)
+    out = ml_collections.ConfigDict(cascade.base.config)
+    out.data.data_dir = config.data.data_dir
+    return out
+
+
+def evaluate_cascade_split(
+    cascade, config, split: str, num: int, seed: int = 0, fvd_num_real: int = 0, features=None, **kw
+) -> dict[str, Any]:
+    """`split`'s captions of the base model's dataset (the config stored with the base model,
+    read from `config.data.data_dir`); `fvd_num_real` > 0: FVD of both stages against the split's
+    real clips at their resolutions (the base's dataset config, and `config`'s for the SSR), with
+    `features` (default: an `fvd.I3DFeatures`)."""
+    base = base_config(cascade, config)
+    fvd_base = fvd_ssr = None
+    if fvd_num_real:
+        from lumiere_jax.eval import fvd
+
+        features = features if features is not None else fvd.I3DFeatures()
+        fvd_base = fvd.SplitFVD(base, split, fvd_num_real, features)
+        fvd_ssr = fvd.SplitFVD(config, split, fvd_num_real, features)
+    scores = evaluate_cascade_prompts(cascade, split_prompts(base, split, num), seed, fvd_base, fvd_ssr, **kw)
     scores["split"] = split
     return scores
 
@@ -100,5 +129,11 @@ def format_scores(scores: dict[str, Any]) -> str:
         v = scores.get(k)
         if v is not None and not (isinstance(v, float) and math.isnan(v)):
             parts.append(f"{k}={v:.3f}")
+    if isinstance(scores.get("fvd"), dict):
+        parts.append(format_fvd(scores["fvd"]))
     head = f"[{scores.get('split', 'prompts')}, {scores.get('num_videos')} videos] "
     return head + " ".join(parts)
+
+
+def format_fvd(f: dict[str, Any]) -> str:
+    return f"fvd={f['fvd']:.1f} (real-vs-real floor {f['fvd_floor']:.1f}; {f['num_generated']} vs {f['num_real']} real)"

@@ -158,3 +158,116 @@ class I3DFeatures:
     def stats(self, videos: np.ndarray, into: FeatureStats | None = None) -> FeatureStats:
         feats = self(videos)
         return (into or FeatureStats(feats.shape[1])).update(feats)
+
+
+# -- FVD against a dataset split's real clips, with cached real statistics and the real-vs-real floor --
+
+
+def real_clips(config, split: str, start: int, count: int) -> np.ndarray:
+    """uint8 [count, T, H, W, 3]: clips start .. start + count - 1 of `split` at the config's model size."""
+    from lumiere_jax.data import sources
+    from lumiere_jax.train import validation
+
+    source = sources.make_source(config, validation.validate(config), split)
+    if start + count > len(source):
+        raise ValueError(f"split {split!r} has {len(source)} clips, asked for clips {start}..{start + count - 1}")
+    return np.stack([np.asarray(source[i]["video"], np.uint8) for i in range(start, start + count)])
+
+
+def split_size(config, split: str) -> int:
+    from lumiere_jax.data import sources
+    from lumiere_jax.train import validation
+
+    return len(sources.make_source(config, validation.validate(config), split))
+
+
+# config.data keys that do not change which clips a split holds or how they look
+_NOT_CONTENT = ("global_batch", "num_workers", "split", "rebuild", "text_embeddings", "data_dir")
+
+
+def cache_key(config, split: str, start: int, count: int) -> dict:
+    """Everything the real statistics depend on: the dataset and its config, the model size the clips
+    are rendered at, the split, which clips, and the protocol. Any change gives another key."""
+    from lumiere_jax.models import build
+
+    model_cfg = build.model_config(config)
+    data = {k: v for k, v in config.data.to_dict().items() if k not in _NOT_CONTENT}
+    return {
+        "data": data,
+        "resolution": int(model_cfg.resolution),
+        "num_frames": int(model_cfg.num_frames),
+        "split": split,
+        "start": int(start),
+        "count": int(count),
+        "protocol": dict(PROTOCOL),
+    }
+
+
+def _key_hash(key: dict) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def cached_real_statistics(config, split: str, start: int, count: int, features) -> FeatureStats:
+    """The statistics of real clips start .. start + count - 1 of `split`, computed once and cached
+    under <data_dir>/fvd_stats/<hash of cache_key>.npz (with the key itself, checked on load)."""
+    import json
+    import os
+
+    from lumiere_jax.data import paths
+
+    key = cache_key(config, split, start, count)
+    folder = os.path.join(paths.data_dir(config), "fvd_stats")
+    path = os.path.join(folder, _key_hash(key) + ".npz")
+    want = json.dumps(key, sort_keys=True, default=str)
+    if os.path.exists(path):
+        with np.load(path, allow_pickle=False) as f:
+            if str(f["key"]) == want:
+                return FeatureStats.from_dict({k: f[k] for k in ("dim", "count", "total", "outer")})
+    stats = features.stats(real_clips(config, split, start, count))
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    np.savez(tmp, key=np.array(want), **stats.to_dict())
+    os.replace(tmp, path)
+    return stats
+
+
+class SplitFVD:
+    """FVD of generated videos against `split`'s real clips: the reference is the split's first
+    `num_real` clips (fewer when the split has not `num_real` + n clips: the next n are the floor's),
+    and the floor is the FVD of n other real clips of the split against the same reference, n being
+    the number of generated videos. `features`: an `I3DFeatures` (the default) or any object with
+    the same `stats(videos)`."""
+
+    def __init__(self, config, split: str, num_real: int = 256, features=None):
+        if int(num_real) < 2:
+            raise ValueError(f"FVD needs at least 2 real clips, got num_real={num_real!r}")
+        self.config, self.split, self.num_real = config, split, int(num_real)
+        self.features = features if features is not None else I3DFeatures()
+
+    def __call__(self, videos: np.ndarray) -> dict:
+        import time
+
+        t0 = time.perf_counter()
+        videos = np.asarray(videos)
+        n = len(videos)
+        size = split_size(self.config, self.split)
+        m = min(self.num_real, size - n)
+        if n < 2 or m < 2:
+            raise ValueError(
+                f"FVD needs >= 2 generated videos and >= 2 reference clips besides n={n} floor clips; "
+                f"split {self.split!r} has {size} clips"
+            )
+        reference = cached_real_statistics(self.config, self.split, 0, m, self.features)
+        floor = cached_real_statistics(self.config, self.split, m, n, self.features)
+        generated = self.features.stats(videos)
+        return {
+            "fvd": stats_distance(generated, reference),
+            "fvd_floor": stats_distance(floor, reference),
+            "num_generated": n,
+            "num_real": m,
+            "protocol_version": PROTOCOL["version"],
+            "seconds": round(time.perf_counter() - t0, 1),
+        }

@@ -54,6 +54,7 @@ RANGES = {
     "task.strength": (0.0, 1.0, False),
     "task.outpaint_amount": (0.0, 1.0, False),
     "eval.num_prompts": (1, None, True),
+    "eval.fvd_num_real": (0, None, True),
 }
 _OPEN = {"train.ema_decay": "<", "optim.lr": ">", "optim.b1": "<", "optim.b2": "<", "optim.eps": ">"}
 

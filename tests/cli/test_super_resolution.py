@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lumiere_jax import cli
+from tests.eval.test_fvd import _ColourMotion
 from tests.helpers import load_config
 from tests.sampling.test_super_resolution import _fresh_ssr_generator, _low
 
@@ -48,7 +49,7 @@ def test_cli_upsamples_video_files(ssr_run, tmp_path):
         cli.run(config, _flags(checkpoint=workdir, input_video=[str(tmp_path / "missing.npy")]))
 
 
-def test_cli_cascade_sample_and_eval(video_run, tmp_path):
+def test_cli_cascade_sample_and_eval(video_run, tmp_path, monkeypatch):
     from lumiere_jax.train import checkpoint
 
     ssr = _fresh_ssr_generator(8, 16)
@@ -62,9 +63,13 @@ def test_cli_cascade_sample_and_eval(video_run, tmp_path):
     entry = json.load(open(tmp_path / "out" / "manifest.json"))[0]
     assert entry["ssr"]["num_steps"] == entry["base"]["num_steps"] == 2  # --num_steps: both stages
     assert entry["ssr"]["thresholding"] is False and entry["base"]["thresholding"] is True
+    config.eval.fvd_num_real = 4  # FVD of both stages, with a cheap stand-in for the I3D (tests/eval/test_fvd.py)
+    monkeypatch.setitem(cli._FEATURES, "i3d", _ColourMotion())
     scores = cli.run(
         config, _flags(mode="eval", eval_split="held_out", eval_num_prompts=2, output_dir=str(tmp_path / "eval"))
     )["held_out"]
+    assert scores["base"]["fvd"]["num_real"] == scores["ssr"]["fvd"]["num_real"] == 4
+    assert scores["base"]["fvd"]["fvd"] != scores["ssr"]["fvd"]["fvd"]  # each stage against real clips at its size
     assert scores["num_videos"] == 2 and set(scores) >= {"base", "ssr"}
     assert scores["ssr"]["num_videos"] == scores["base"]["num_videos"] == 2
     assert set(scores["agreement"]) == {"color", "shape", "direction"}

@@ -6,14 +6,22 @@ import pytest
 
 from lumiere_jax import cli
 from lumiere_jax.eval import conditional as cond_eval
-from tests.helpers import task_run_args
+from tests.eval.test_fvd import _ColourMotion
+from tests.helpers import load_config, task_run_args
 
 
-def test_eval_of_the_tasks(conditional_run, tmp_path):
+def test_eval_of_the_tasks(conditional_run, tmp_path, monkeypatch):
+    """Every task scored, with its FVD against the split's real clips (a cheap stand-in for the I3D:
+    tests/eval/test_fvd.py)."""
     workdir, config, _ = conditional_run
-    scores = cli.run(config, task_run_args(mode="eval", checkpoint=workdir, output_dir=str(tmp_path)))["held_out"]
-    assert scores["num_videos"] == 1 and set(cond_eval.TASKS) <= set(scores)
+    config = load_config("tiny", "conditional", config.data.data_dir, **{"eval.fvd_num_real": 4})
+    monkeypatch.setitem(cli._FEATURES, "i3d", _ColourMotion())
+    args = task_run_args(mode="eval", checkpoint=workdir, output_dir=str(tmp_path), eval_num_prompts=2)
+    scores = cli.run(config, args)["held_out"]
+    assert scores["num_videos"] == 2 and set(cond_eval.TASKS) <= set(scores)
     assert set(scores["sdedit"]) == {f"{s:g}" for s in cond_eval.SDEDIT_STRENGTHS}
+    fvds = [scores[t]["fvd"] for t in cond_eval.TASKS if t != "sdedit"] + [r["fvd"] for r in scores["sdedit"].values()]
+    assert all(f["num_generated"] == 2 and f["num_real"] == 4 and f["fvd"] >= 0 for f in fvds)
     on_disk = json.load(open(tmp_path / "eval_tasks_held_out.json"))
     assert on_disk["i2v"]["first_frame_psnr"]["mean"] == pytest.approx(scores["i2v"]["first_frame_psnr"]["mean"])
     assert on_disk["settings"]["num_steps"] == 2  # the effective settings (--num_steps=2)

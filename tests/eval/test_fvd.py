@@ -1,5 +1,7 @@
 """Fréchet distance (lumiere_jax/eval/fvd.py) against closed forms; streaming statistics."""
 
+import os
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -78,3 +80,52 @@ def test_protocol_frames_and_the_features_of_moving_shapes_clips():
     d = lambda x, y: fvd.stats_distance(fvd.FeatureStats(400).update(x), fvd.FeatureStats(400).update(y))  # noqa
     real_real, real_shuf, real_noise = d(fa, fb), d(fa, fs), d(fa, fn)
     assert real_real < real_shuf < real_noise and real_noise > 5 * real_real, (real_real, real_shuf, real_noise)
+
+
+class _ColourMotion:
+    """A cheap stand-in for the I3D (8-d: mean colour, its spread, and frame-to-frame change), counting
+    the videos it sees: for the plumbing around the features, which does not depend on the network."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def stats(self, videos):
+        v = np.asarray(videos, np.float64) / 255.0
+        self.seen += len(v)
+        motion = np.abs(np.diff(v, axis=1)).mean(axis=(1, 2, 3, 4))
+        f = np.concatenate(
+            [v.mean(axis=(1, 2, 3)), v.std(axis=(1, 2, 3)), motion[:, None], v.max(axis=(1, 2, 3, 4))[:, None]], 1
+        )
+        return fvd.FeatureStats(8).update(f)
+
+
+def test_split_fvd_caches_real_statistics_under_a_key_of_everything_they_depend_on(tmp_path, monkeypatch):
+    """Reference = the split's first clips, floor = the next n clips against it; the real statistics are
+    computed once and reused, and a change of protocol, split or dataset config gives new ones."""
+    from tests.helpers import load_config
+
+    config = load_config("tiny", "video", str(tmp_path))
+    features = _ColourMotion()
+    scorer = fvd.SplitFVD(config, "held_out", num_real=4, features=features)
+    real = fvd.real_clips(config, "held_out", 0, 8)
+    noise = np.random.default_rng(0).integers(0, 256, real[:2].shape, dtype=np.uint8)
+    first = scorer(real[6:8])  # real clips outside the reference
+    assert first["num_real"] == 4 and first["num_generated"] == 2
+    assert first["fvd_floor"] == pytest.approx(fvd.stats_distance(features.stats(real[4:6]), features.stats(real[:4])))
+    assert features.seen == 4 + 2 + 2 + 6  # reference, floor, generated; then the two checks above
+    features.seen = 0
+    assert scorer(noise)["fvd"] > 10 * first["fvd_floor"]
+    assert features.seen == 2  # the real statistics came from the cache
+    files = sorted(os.listdir(tmp_path / "fvd_stats"))
+    assert len(files) == 2
+    before = fvd.cache_key(config, "held_out", 0, 4)
+    monkeypatch.setitem(fvd.PROTOCOL, "version", fvd.PROTOCOL["version"] + 1)
+    assert fvd.cache_key(config, "held_out", 0, 4) != before
+    scorer(noise)
+    assert len(os.listdir(tmp_path / "fvd_stats")) == 4  # a new protocol: new statistics, none reused
+    k = fvd.cache_key(config, "held_out", 0, 4)
+    assert fvd.cache_key(config, "test", 0, 4) != k and fvd.cache_key(config, "held_out", 0, 5) != k
+    config.data.style = "outline"
+    assert fvd.cache_key(config, "held_out", 0, 4) != k
+    with pytest.raises(ValueError, match="needs >= 2 generated videos and >= 2 reference clips"):
+        scorer(real)  # 8 generated leave no reference clips in an 8-clip split
