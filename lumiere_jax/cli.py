@@ -206,13 +206,17 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
     if mode == "eval":
         from lumiere_jax.eval import evaluate
 
-        return _eval_splits(
-            flags,
-            lambda split: evaluate.evaluate_split(
-                gen, config, split, flags.eval_num_prompts, seed, fvd=_split_fvd(config, split)
-            ),
-            flags.output_dir or flags.workdir or path,
-        )
+        out_dir = flags.output_dir or flags.workdir or path
+
+        def one(split):
+            scorer = _split_fvd(config, split)
+            scores = evaluate.evaluate_split(gen, config, split, flags.eval_num_prompts, seed, fvd=scorer)
+            if scorer is not None:  # the generated videos' features, for FVD at other counts (bench/fvd_stability.py)
+                os.makedirs(out_dir, exist_ok=True)
+                np.save(os.path.join(out_dir, f"fvd_features_{split}.npy"), scorer.last_features)
+            return scores
+
+        return _eval_splits(flags, one, out_dir)
     raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
 
 

@@ -239,13 +239,14 @@ class SplitFVD:
     `num_real` clips (fewer when the split has not `num_real` + n clips: the next n are the floor's),
     and the floor is the FVD of n other real clips of the split against the same reference, n being
     the number of generated videos. `features`: an `I3DFeatures` (the default) or any object with
-    the same `stats(videos)`."""
+    the same `__call__(videos) -> [N, D]` and `stats(videos)`."""
 
     def __init__(self, config, split: str, num_real: int = 256, features=None):
         if int(num_real) < 2:
             raise ValueError(f"FVD needs at least 2 real clips, got num_real={num_real!r}")
         self.config, self.split, self.num_real = config, split, int(num_real)
         self.features = features if features is not None else I3DFeatures()
+        self.last_features = None
 
     def __call__(self, videos: np.ndarray) -> dict:
         import time
@@ -262,7 +263,9 @@ class SplitFVD:
             )
         reference = cached_real_statistics(self.config, self.split, 0, m, self.features)
         floor = cached_real_statistics(self.config, self.split, m, n, self.features)
-        generated = self.features.stats(videos)
+        feats = np.asarray(self.features(videos), np.float64)
+        self.last_features = feats  # the generated videos' features (the CLI saves them: bench/fvd_stability.py)
+        generated = FeatureStats(feats.shape[1]).update(feats)
         return {
             "fvd": stats_distance(generated, reference),
             "fvd_floor": stats_distance(floor, reference),

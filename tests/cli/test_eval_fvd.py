@@ -3,6 +3,7 @@ tests/eval/test_i3d.py; the statistics, cache and floor: tests/eval/test_fvd.py)
 
 import json
 
+import numpy as np
 import pytest
 
 from lumiere_jax import cli
@@ -19,5 +20,6 @@ def test_eval_mode_reports_fvd_and_its_floor(video_run, tmp_path, monkeypatch):
     scores = cli.run(config, args)["held_out"]
     assert scores["fvd"]["num_generated"] == 2 and scores["fvd"]["num_real"] == 4
     assert scores["fvd"]["fvd"] > 0 and scores["fvd"]["fvd_floor"] >= 0
+    assert np.load(tmp_path / "fvd_features_held_out.npy").shape == (2, 8)  # for FVD at other counts
     with open(tmp_path / "eval_held_out.json") as f:
         assert json.load(f)["fvd"]["fvd"] == pytest.approx(scores["fvd"]["fvd"])

@@ -119,13 +119,16 @@ class _ColourMotion:
         self.seen = 0
 
     def stats(self, videos):
+        return fvd.FeatureStats(8).update(self(videos))
+
+    def __call__(self, videos):
         v = np.asarray(videos, np.float64) / 255.0
         self.seen += len(v)
         motion = np.abs(np.diff(v, axis=1)).mean(axis=(1, 2, 3, 4))
         f = np.concatenate(
             [v.mean(axis=(1, 2, 3)), v.std(axis=(1, 2, 3)), motion[:, None], v.max(axis=(1, 2, 3, 4))[:, None]], 1
         )
-        return fvd.FeatureStats(8).update(f)
+        return f
 
 
 def test_split_fvd_caches_real_statistics_under_a_key_of_everything_they_depend_on(tmp_path, monkeypatch):
