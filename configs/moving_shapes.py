@@ -150,6 +150,7 @@ def get_config(arg: str = "video"):
         c.train.sample_every = 0
     c.train.checkpoint_every = 250
     c.train.log_every = 50
+    c.eval.fvd_num_real = 192  # of the 256 clips a split holds: the same reference for up to 64 videos
     c.lock()
     return c
 
@@ -191,5 +192,6 @@ def _ssr_config(arg: str):
     c.train.log_every = 25
     c.cascade.base = BASE_EXPORT if arg == "cascade" else ""
     c.cascade.ssr = SSR_EXPORT if arg == "cascade" else ""
+    c.eval.fvd_num_real = 192  # as the base model's (256 clips a split)
     c.lock()
     return c
