@@ -160,9 +160,13 @@ def default_config() -> ml_collections.ConfigDict:
             cond_drop_prob=0.1,
             # training timesteps: uniform | logit_normal (t / T = sigmoid(mean + std * n); mean > 0 favours
             # high noise, where a video's layout and motion are decided)
+            # | logit_normal_mixture (each example's mean is timestep_logit_mean2 with probability
+            # timestep_mixture_weight, else timestep_logit_mean)
             timestep_sampling="uniform",
             timestep_logit_mean=0.0,
             timestep_logit_std=1.0,
+            timestep_logit_mean2=0.0,
+            timestep_mixture_weight=0.0,
             # learned_range: the model's extra C output channels set the DDPM variance (DeepFloyd IF);
             # trained by the improved-DDPM hybrid loss (vlb_weight * L_vlb), used by the ddpm sampler.
             variance_type="fixed_small",

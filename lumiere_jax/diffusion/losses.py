@@ -17,7 +17,7 @@ VARIANCE_TYPES = ("fixed_small", "learned_range")
 VLB_WEIGHT = 0.001  # improved DDPM's lambda
 
 
-TIMESTEP_SAMPLINGS = ("uniform", "logit_normal")
+TIMESTEP_SAMPLINGS = ("uniform", "logit_normal", "logit_normal_mixture")
 
 
 def sample_timesteps(
@@ -27,20 +27,31 @@ def sample_timesteps(
     sampling: str = "uniform",
     logit_mean: float = 0.0,
     logit_std: float = 1.0,
+    logit_mean2: float = 0.0,
+    mixture_weight: float = 0.0,
 ) -> jax.Array:
     """Training timesteps in [0, num_train_timesteps), int32 [batch].
 
     ``"uniform"``: every timestep equally often. ``"logit_normal"`` (SD3's density over t / T):
     t = floor(T * sigmoid(m + s * n)), n ~ N(0, 1); ``logit_mean`` m > 0 puts more of the batch at
-    high noise, where a video's layout and motion are decided.
+    high noise, where a video's layout and motion are decided. ``"logit_normal_mixture"``: each
+    example's m is ``logit_mean2`` with probability ``mixture_weight``, else ``logit_mean`` (one run
+    that trains both the top of the noise range and mid noise).
     """
     n = sched.num_train_timesteps
     if sampling == "uniform":
         return jax.random.randint(key, (batch,), 0, n, dtype=jnp.int32)
-    if sampling == "logit_normal":
+    if sampling in ("logit_normal", "logit_normal_mixture"):
         if not logit_std > 0:
-            raise ValueError(f"logit_normal timestep sampling needs logit_std > 0, got {logit_std}")
-        u = jax.nn.sigmoid(logit_mean + logit_std * jax.random.normal(key, (batch,), jnp.float32))
+            raise ValueError(f"{sampling} timestep sampling needs logit_std > 0, got {logit_std}")
+        k_n, mean = key, jnp.float32(logit_mean)  # logit_normal: the key as it always was (same draws)
+        if sampling == "logit_normal_mixture":
+            if not 0.0 <= mixture_weight <= 1.0:
+                raise ValueError(f"timestep mixture weight must be in [0, 1], got {mixture_weight}")
+            k_n, k_c = jax.random.split(key)
+            second = jax.random.uniform(k_c, (batch,)) < mixture_weight
+            mean = jnp.where(second, jnp.float32(logit_mean2), mean)
+        u = jax.nn.sigmoid(mean + logit_std * jax.random.normal(k_n, (batch,), jnp.float32))
         return jnp.clip(jnp.floor(u * n), 0, n - 1).astype(jnp.int32)
     raise ValueError(f"unknown timestep sampling {sampling!r}; valid: {TIMESTEP_SAMPLINGS}")
 

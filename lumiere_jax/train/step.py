@@ -52,6 +52,8 @@ def loss_fn(
         diffusion.get("timestep_sampling", "uniform"),
         float(diffusion.get("timestep_logit_mean", 0.0)),
         float(diffusion.get("timestep_logit_std", 1.0)),
+        float(diffusion.get("timestep_logit_mean2", 0.0)),
+        float(diffusion.get("timestep_mixture_weight", 0.0)),
     )
     noise = jax.random.normal(k_noise, x0.shape, jnp.float32)
     x_t = noising.add_noise(sched, x0, noise, t)

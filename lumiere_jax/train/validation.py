@@ -43,6 +43,7 @@ RANGES = {
     "optim.grad_clip": (0.0, None, False),
     "diffusion.snr_gamma": (0.0, None, False),
     "diffusion.vlb_weight": (0.0, None, False),
+    "diffusion.timestep_mixture_weight": (0.0, 1.0, False),
     "model.num_frames": (1, None, True),
     "model.resolution": (1, None, True),
     "sample.num_samples": (1, None, True),

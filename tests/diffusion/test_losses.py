@@ -118,6 +118,20 @@ def test_logit_normal_timesteps_follow_their_density():
     assert abs(float(jnp.mean(t >= n // 2)) - 0.841) < 0.02
 
 
+def test_logit_normal_mixture_timesteps():
+    """A fraction `mixture_weight` of the examples from the second component; logit_normal's own draws
+    are unchanged by the option (the shipped recipe reproduces)."""
+    n = SCHED.num_train_timesteps
+    t = losses.sample_timesteps(jax.random.key(5), 8192, SCHED, "logit_normal_mixture", -6.0, 0.5, 6.0, 0.25)
+    assert abs(float(jnp.mean(t > n // 2)) - 0.25) < 0.02
+    assert float(jnp.mean((t > 50) & (t < n - 50))) < 0.001  # every example at one end or the other
+    plain = losses.sample_timesteps(jax.random.key(6), 64, SCHED, "logit_normal", 1.0, 1.0)
+    want = jax.nn.sigmoid(1.0 + jax.random.normal(jax.random.key(6), (64,), jnp.float32))
+    np.testing.assert_array_equal(plain, jnp.clip(jnp.floor(want * n), 0, n - 1).astype(jnp.int32))
+    with pytest.raises(ValueError, match="mixture weight must be in \\[0, 1\\], got 1.5"):
+        losses.sample_timesteps(jax.random.key(0), 4, SCHED, "logit_normal_mixture", 0.0, 1.0, 2.0, 1.5)
+
+
 def test_unknown_timestep_sampling_is_refused():
     with pytest.raises(ValueError, match="'beta'.*uniform"):
         losses.sample_timesteps(jax.random.key(0), 4, SCHED, "beta")

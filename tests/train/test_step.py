@@ -25,16 +25,21 @@ def test_loss_draws_timesteps_as_configured(data_dir):
     batch = {"video": jnp.full(shape, 0.1), "text_ids": ids, "text_mask": ids > 0}
     sched = schedules.get_schedule(config.diffusion.schedule)
 
-    def loss(mean):
+    def loss(mean, **kw):
         d = {
             **config.diffusion.to_dict(),
             "timestep_sampling": "logit_normal",
             "timestep_logit_mean": mean,
             "timestep_logit_std": 0.01,
             "cond_drop_prob": 0.0,
+            **kw,
         }
         return float(step.loss_fn(model, sched, d, params, batch, jax.random.PRNGKey(1)))
 
     assert config.diffusion.prediction_type == "v_prediction"
     np.testing.assert_allclose(loss(-12.0), 1.0, atol=0.1)
     assert loss(12.0) < 0.2
+    # the mixture's second component, read from the config: all of the batch there at weight 1
+    mixture = dict(timestep_sampling="logit_normal_mixture", timestep_logit_mean2=12.0)
+    assert loss(-12.0, **mixture, timestep_mixture_weight=1.0) < 0.2
+    np.testing.assert_allclose(loss(-12.0, **mixture, timestep_mixture_weight=0.0), 1.0, atol=0.1)
