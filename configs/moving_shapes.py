@@ -4,17 +4,20 @@ Two stages, chosen by the config argument:
 
   # 1. pre-train the T2I U-Net (and text encoder) on single frames
   python main.py --config=configs/moving_shapes.py:t2i --workdir=runs/ms_t2i
-  # 2. inflate it into a STUNet, train the temporal layers (spatial frozen) in five phases, each
-  #    from the previous one's EMA parameters: high noise, the top of the noise range (three times),
-  #    mid noise (docs/reference_model.md)
+  # 2. inflate it into a STUNet, train the temporal layers (spatial frozen) in seven phases, each
+  #    from the previous one's EMA parameters: high noise, the top of the noise range (four times),
+  #    then two settle phases that mix mid noise (shape) with the top of the range (direction)
+  #    (docs/motion_text.md, docs/reference_model.md)
   python main.py --config=configs/moving_shapes.py:video --workdir=runs/ms_video_1 \
       --config.train.init_from=runs/ms_t2i
-  for p in 2 3 4; do
+  for p in 2 3 4 5; do
     python main.py --config=configs/moving_shapes.py:video_high_noise --workdir=runs/ms_video_$p \
         --config.train.init_from=runs/ms_video_$((p - 1))
   done
-  python main.py --config=configs/moving_shapes.py:video_settle --workdir=runs/ms_video \
-      --config.train.init_from=runs/ms_video_4
+  python main.py --config=configs/moving_shapes.py:video_mixture --workdir=runs/ms_video_6 \
+      --config.train.init_from=runs/ms_video_5
+  python main.py --config=configs/moving_shapes.py:video_mixture_settle --workdir=runs/ms_video \
+      --config.train.init_from=runs/ms_video_6
   # sample, evaluate with the probe, export
   python main.py --config=configs/moving_shapes.py:video --workdir=runs/ms_video --mode=sample \
       --prompt="a red square moving left"
@@ -60,12 +63,13 @@ from lumiere_jax import config as config_lib
 
 
 ARGS = (
-    "t2i", "video", "video_high_noise", "video_settle", "ssr_image", "ssr", "cascade", "conditional", "style",
-    "i2v", "sdedit",
+    "t2i", "video", "video_high_noise", "video_settle", "video_mixture", "video_mixture_settle",
+    "ssr_image", "ssr", "cascade", "conditional", "style", "i2v", "sdedit",
 )  # fmt: skip
 # Sampling presets: the model's config with config.task set (main.py's --task and friends override it).
 PRESETS = {"i2v": ("conditional", "i2v"), "sdedit": ("video", "sdedit")}
-VIDEO_ARGS = ("video", "video_high_noise", "video_settle")  # the base STUNet's three training phases
+# The base STUNet's training phases (video_settle: the last phase of the base shipped until 2026-12-03)
+VIDEO_ARGS = ("video", "video_high_noise", "video_settle", "video_mixture", "video_mixture_settle")
 BASE_EXPORT = "assets/moving_shapes_base"
 CONDITIONAL_EXPORT = "assets/moving_shapes_conditional"
 T2I_EXPORT = "assets/moving_shapes_t2i"
@@ -123,7 +127,7 @@ def get_config(arg: str = "video"):
         c.optim.lr = 1e-3
         c.optim.warmup_steps = 100
         c.train.num_steps = 1000
-    elif c.stage == "video":  # three phases (docs/motion_text.md), each from the last's EMA
+    elif c.stage == "video":  # phases (docs/motion_text.md), each from the last's EMA
         c.data.global_batch = 4
         c.optim.lr = 2e-3
         c.diffusion.timestep_sampling = "logit_normal"
@@ -132,14 +136,20 @@ def get_config(arg: str = "video"):
             c.train.num_steps = 600
             c.diffusion.timestep_logit_mean = 2.0
             c.diffusion.timestep_logit_std = 1.2
-        elif arg == "video_high_noise":  # run 3 times: the top of the noise range, where the
+        elif arg == "video_high_noise":  # run 4 times: the top of the noise range, where the
             c.optim.warmup_steps = 20  # direction word is worth most (ideal: +134 % x0 error)
             c.train.num_steps = 300
             c.diffusion.timestep_logit_mean = 2.5
-        else:  # video_settle: back to mid noise, where shape is drawn
+        else:  # the settle phases: back to mid noise, where shape is drawn
             c.optim.warmup_steps = 20
             c.train.num_steps = 300
             c.diffusion.timestep_logit_mean = 1.0
+            if arg in ("video_mixture", "video_mixture_settle"):  # ... while part of each batch stays at
+                c.diffusion.timestep_sampling = "logit_normal_mixture"  # the top of the range (direction)
+                c.diffusion.timestep_logit_mean2 = 3.0
+                c.diffusion.timestep_mixture_weight = 0.5 if arg == "video_mixture" else 0.25
+                if arg == "video_mixture_settle":
+                    c.optim.lr = 1e-3
     else:  # conditional: full fine-tune of the base export
         c.train.init_from = BASE_EXPORT
         c.train.train_spatial = True

@@ -19,6 +19,8 @@ ARGS = {
         "video",
         "video_high_noise",
         "video_settle",
+        "video_mixture",
+        "video_mixture_settle",
         "ssr_image",
         "ssr",
         "cascade",
