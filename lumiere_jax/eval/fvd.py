@@ -163,22 +163,24 @@ class I3DFeatures:
 # -- FVD against a dataset split's real clips, with cached real statistics and the real-vs-real floor --
 
 
-def real_clips(config, split: str, start: int, count: int) -> np.ndarray:
-    """uint8 [count, T, H, W, 3]: clips start .. start + count - 1 of `split` at the config's model size."""
+def _source(config, split: str):
+    """The split's real clips at the config's model size (a random-access source)."""
     from lumiere_jax.data import sources
     from lumiere_jax.train import validation
 
-    source = sources.make_source(config, validation.validate(config), split)
+    return sources.make_source(config, validation.validate(config), split)
+
+
+def real_clips(config, split: str, start: int, count: int) -> np.ndarray:
+    """uint8 [count, T, H, W, 3]: clips start .. start + count - 1 of `split` at the config's model size."""
+    source = _source(config, split)
     if start + count > len(source):
         raise ValueError(f"split {split!r} has {len(source)} clips, asked for clips {start}..{start + count - 1}")
     return np.stack([np.asarray(source[i]["video"], np.uint8) for i in range(start, start + count)])
 
 
 def split_size(config, split: str) -> int:
-    from lumiere_jax.data import sources
-    from lumiere_jax.train import validation
-
-    return len(sources.make_source(config, validation.validate(config), split))
+    return len(_source(config, split))
 
 
 # config.data keys that do not change which clips a split holds or how they look
