@@ -74,6 +74,9 @@ BASE_EXPORT = "assets/moving_shapes_base"
 CONDITIONAL_EXPORT = "assets/moving_shapes_conditional"
 T2I_EXPORT = "assets/moving_shapes_t2i"
 SSR_EXPORT = "assets/moving_shapes_ssr"
+# The quickstart's U-Net (of every stage; the library defaults are a larger model's)
+UNET = dict(base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, head_dim=16, norm_groups=8, text_dim=64)
+TEMPORAL_HEAD_DIM = 16
 
 
 def get_config(arg: str = "video"):
@@ -91,11 +94,10 @@ def get_config(arg: str = "video"):
     c.stage = "t2i" if arg == "style" else "video" if arg in VIDEO_ARGS else arg
     if arg == "conditional":
         c.model.unet.in_channels = 7  # <noisy video, masked video, mask>
-    c.model.unet.base_channels = 32
-    c.model.unet.channel_mult = (1, 2, 2)
-    c.model.unet.num_res_blocks = 1
+    c.model.unet.update(UNET)
     c.model.unet.attention_resolutions = (2, 4)
     c.model.temporal.num_temporal_downsamples = 0
+    c.model.temporal.temporal_head_dim = TEMPORAL_HEAD_DIM
     if c.stage in ("video", "conditional"):  # the video models' text pathway into the temporal layers
         t = c.model.temporal
         t.temporal_text = "cross_attention"
@@ -172,11 +174,10 @@ def _ssr_config(arg: str):
     u = c.model.unet
     u.in_channels = 6  # noisy 64px sample + up-sampled 32px input
     u.aug_embedding = True
-    u.base_channels = 32
-    u.channel_mult = (1, 2, 2)
-    u.num_res_blocks = 1
+    u.update(UNET)
     u.attention_resolutions = ()  # attention only in the mid block (16x16 at 64px)
     c.model.temporal.num_temporal_downsamples = 0  # SSR windows keep their frame rate
+    c.model.temporal.temporal_head_dim = TEMPORAL_HEAD_DIM
     c.model.resolution = 64
     c.model.low_resolution = 32
     c.model.num_frames = 8  # the MultiDiffusion window

@@ -59,20 +59,21 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.model = ml_collections.ConfigDict()
     # Every architecture field is present (so any can be overridden from the command line); optional
-    # ones as typed placeholders. These equal the fields of models.unet.UNetConfig,
-    # models.stunet.STUNetConfig and models.t5.T5_V1_1_XXL (tests/models/test_build.py checks it).
+    # ones as typed placeholders. The values are the model classes' own defaults (models.unet.UNetConfig,
+    # models.stunet.STUNetConfig, models.t5.T5_V1_1_XXL; tests/models/test_build.py checks it), not any
+    # run's: a config file states its model (configs/moving_shapes.py the CPU quickstart's).
     c.model.unet = ml_collections.ConfigDict(
         dict(
             in_channels=3,
             out_channels=3,
-            base_channels=32,
-            channel_mult=(1, 2, 2),
-            num_res_blocks=1,
+            base_channels=64,
+            channel_mult=(1, 2, 4),
+            num_res_blocks=2,
             layers_per_level=(),
-            attention_resolutions=(2, 4),
+            attention_resolutions=(4,),
             mid_attention=True,
-            head_dim=16,
-            norm_groups=8,
+            head_dim=32,
+            norm_groups=32,
             norm_eps=1e-5,
             text_dim=64,
             cross_attention_dim=_typed(int),
@@ -106,10 +107,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.remat = "none"
     c.model.temporal = ml_collections.ConfigDict(
         dict(
-            num_temporal_downsamples=2,
+            num_temporal_downsamples=_typed(int),  # None: after every spatial down-sampling
             temporal_kernel_size=3,
             temporal_attention_depth=1,
-            temporal_head_dim=16,
+            temporal_head_dim=32,
             temporal_mlp_ratio=4,
             temporal_position_encoding="sinusoidal",
             temporal_max_frames=128,
