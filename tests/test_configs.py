@@ -1,6 +1,7 @@
 """Every config builds and validates; the paper-scale ones abstractly (no memory)."""
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import sys
 import jax
 import pytest
 
+from lumiere_jax import config as config_lib
 from lumiere_jax.train import validation
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from tests.helpers import ROOT, load_config
@@ -176,3 +178,27 @@ def test_timestep_sampling_values_raise():
     config.diffusion.timestep_logit_std = -1.0
     with pytest.raises(ValueError, match="timestep_logit_std must be > 0, got -1.0"):
         validation.validate(config)
+
+
+@pytest.mark.parametrize(
+    "export, arg",
+    [
+        ("moving_shapes_t2i", "t2i"),
+        ("moving_shapes_base", "video_mixture_settle"),
+        ("moving_shapes_ssr", "ssr"),
+        ("moving_shapes_conditional", "conditional"),
+        ("moving_shapes_style_outline", "style"),
+    ],
+)
+def test_moving_shapes_config_states_the_shipped_architecture(export, arg):
+    """The config that trains a shipped export builds its architecture (whatever the library defaults)."""
+    with open(os.path.join(ROOT, "assets", export, "config.json")) as f:
+        stored = json.load(f)
+    config = config_lib.load_config_file(os.path.join(ROOT, "configs", "moving_shapes.py"), arg).to_dict()
+    config = json.loads(json.dumps(config))  # tuples as the stored lists
+    image_stage = config["stage"] in ("t2i", "ssr_image")  # no temporal layers
+    for section in ("unet", "text_encoder") + (() if image_stage else ("temporal",)):  # the keys it stored
+        stored_section = stored["model"][section]
+        assert {k: config["model"][section][k] for k in stored_section} == stored_section, section
+    for key in ("resolution", "num_frames", "low_resolution"):
+        assert config["model"][key] == stored["model"].get(key, 0), key  # low_resolution: 0 before it existed
