@@ -87,13 +87,11 @@ class RunArgs:
     def resolve(self, config) -> "RunArgs":
         """The fields left None (not given as flags) from the config's task / eval / ssr sections
         (FROM_CONFIG; their library defaults when the config predates them). "" and () mean unset."""
-        defaults = config_lib.default_config()
         values = {}
         for field, (section, key) in FROM_CONFIG.items():
             if getattr(self, field) is not None:
                 continue
-            source = config if section in config and key in config[section] else defaults
-            value = source[section][key]
+            value = config_lib.value(config, section, key)
             if value in ("", ()):
                 value = None
             elif field == "outpaint_padding" and value is not None:
@@ -432,10 +430,8 @@ def _eval_tasks(gen, config, flags, seed, path):
 
 
 def _fvd_num_real(config) -> int:
-    """config.eval.fvd_num_real (0: no FVD; a config without the eval section: the default)."""
-    if "eval" in config and "fvd_num_real" in config.eval:
-        return int(config.eval.fvd_num_real)
-    return int(config_lib.default_config().eval.fvd_num_real)
+    """config.eval.fvd_num_real (0: no FVD)."""
+    return int(config_lib.value(config, "eval", "fvd_num_real"))
 
 
 _FEATURES = {}  # one I3D (weights and compiled function) per process

@@ -327,6 +327,14 @@ def default_config() -> ml_collections.ConfigDict:
     return c
 
 
+def value(config, section: str, key: str):
+    """`config[section][key]`, or its library default when the config (e.g. a stored run config)
+    predates that key."""
+    if section in config and key in config[section]:
+        return config[section][key]
+    return default_config()[section][key]
+
+
 def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
     """`get_config(arg)` of a config file, e.g. ("configs/moving_shapes.py", "video")
     (what `--config=configs/moving_shapes.py:video` loads), for notebooks and tests. A file inside a

@@ -15,7 +15,6 @@ own, whatever else was in the batch. The super-resolution stage draws from
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -33,7 +32,7 @@ from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.models.tokenizer import make_tokenizer
 from lumiere_jax.sampling import loop
 from lumiere_jax.sampling import settings as settings_lib
-from lumiere_jax.train import checkpoint
+from lumiere_jax.train import checkpoint, validation
 
 
 def per_input(prompts: str | Sequence[str], n: int, what: str) -> list[str]:
@@ -128,36 +127,6 @@ def batched(
     return np.concatenate(outs)
 
 
-def _number(
-    s: dict,
-    key: str,
-    *,
-    integer: bool = False,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-) -> None:
-    v = s[key]
-    if (
-        isinstance(v, bool)
-        or not isinstance(v, (int, float, np.integer, np.floating))
-        or (integer and not float(v).is_integer())
-    ):
-        raise ValueError(f"sampling setting {key} must be {'an integer' if integer else 'a number'}, got {v!r}")
-    if not math.isfinite(v):
-        raise ValueError(f"sampling setting {key} must be finite, got {v!r}")
-    if (low is not None and (v <= low if low_open else v < low)) or (high is not None and v > high):
-        bounds = " and ".join(
-            b
-            for b in (
-                (f"{'>' if low_open else '>='} {low}" if low is not None else ""),
-                (f"<= {high}" if high is not None else ""),
-            )
-            if b
-        )
-        raise ValueError(f"sampling setting {key} must be {bounds}, got {v!r}")
-
-
 def check_settings(s: dict[str, Any]) -> dict[str, Any]:
     """Raise ValueError naming the first sampling setting (SAMPLE_KEYS) of a wrong kind or range."""
     if s["sampler"] not in samplers.SAMPLERS:
@@ -166,11 +135,15 @@ def check_settings(s: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"sampling setting timestep_spacing must be one of {schedules.SPACINGS}, got {s['timestep_spacing']!r}"
         )
-    _number(s, "num_steps", integer=True, low=1)
-    _number(s, "guidance_scale", low=0.0)
-    _number(s, "eta", low=0.0)
-    _number(s, "dynamic_thresholding_ratio", low=0.0, high=1.0, low_open=True)
-    _number(s, "sample_max_value", low=0.0, low_open=True)
+    bounds = {
+        "num_steps": dict(integer=True, low=1),
+        "guidance_scale": dict(low=0.0),
+        "eta": dict(low=0.0),
+        "dynamic_thresholding_ratio": dict(low=0.0, high=1.0, low_open=True),
+        "sample_max_value": dict(low=0.0, low_open=True),
+    }
+    for key, kw in bounds.items():
+        validation.check_number(f"sampling setting {key}", s[key], **kw)
     return s
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import ml_collections
+import numpy as np
 
 from lumiere_jax.config import DATASETS, OUTPAINT_DIRECTIONS, STAGES, TASKS
 from lumiere_jax.data.styles import STYLES
@@ -60,25 +61,51 @@ RANGES = {
 _OPEN = {"train.ema_decay": "<", "optim.lr": ">", "optim.b1": "<", "optim.b2": "<", "optim.eps": ">"}
 
 
+def check_number(
+    name: str,
+    v,
+    *,
+    integer: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise ValueError("<name> must be ...") unless `v` is a finite number (an integer if asked) within
+    [low, high] (open at an end when low_open / high_open). bool is not a number here."""
+    kind = "an integer" if integer else "a number"
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, (int, float, np.integer, np.floating))
+        or (integer and not float(v).is_integer())
+    ):
+        raise ValueError(f"{name} must be {kind}, got {v!r}")
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v!r}")
+    low_bad = low is not None and (v <= low if low_open else v < low)
+    high_bad = high is not None and (v >= high if high_open else v > high)
+    if low_bad or high_bad:
+        lo_s = "" if low is None else f"{'>' if low_open else '>='} {low}"
+        hi_s = "" if high is None else f"{'<' if high_open else '<='} {high}"
+        raise ValueError(f"{name} must be {' and '.join(x for x in (lo_s, hi_s) if x)}, got {v!r}")
+
+
 def check_ranges(config: ml_collections.ConfigDict) -> None:
     """Every key of RANGES that the config has: a finite number of the right kind within its range."""
     for key, (lo, hi, integer) in RANGES.items():
         section, name = key.split(".")
         if section not in config or name not in config[section] or config[section][name] is None:
             continue
-        v = config[section][name]
-        kind = "an integer" if integer else "a number"
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not float(v).is_integer()):
-            raise ValueError(f"config.{key} must be {kind}, got {v!r}")
-        if not math.isfinite(v):
-            raise ValueError(f"config.{key} must be finite, got {v!r}")
         open_ = _OPEN.get(key)
-        low_bad = lo is not None and (v <= lo if open_ == ">" else v < lo)
-        high_bad = hi is not None and (v >= hi if open_ == "<" else v > hi)
-        if low_bad or high_bad:
-            lo_s = "" if lo is None else f"{'>' if open_ == '>' else '>='} {lo}"
-            hi_s = "" if hi is None else f"{'<' if open_ == '<' else '<='} {hi}"
-            raise ValueError(f"config.{key} must be {' and '.join(x for x in (lo_s, hi_s) if x)}, got {v!r}")
+        check_number(
+            f"config.{key}",
+            config[section][name],
+            integer=integer,
+            low=lo,
+            high=hi,
+            low_open=open_ == ">",
+            high_open=open_ == "<",
+        )
 
 
 def check_task(config: ml_collections.ConfigDict) -> None:
