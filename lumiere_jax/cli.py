@@ -236,20 +236,15 @@ def sample_to_folder(
     one `generate` call. With exists="append" the samples the folder already lists with the same
     settings are skipped: rerunning a command finishes its work. `negative_prompt`: for every
     prompt; `latents` [N, ...]: the initial noise of all N samples. Returns the new samples' Result."""
-    from lumiere_jax.sampling import engine, outputs
+    from lumiere_jax.sampling import engine, outputs, text_to_video
 
     if isinstance(prompts, str) or not prompts:
         raise ValueError(f"give a list of one or more prompts, got {prompts!r}")
     engine.check_call(num_samples, seed, batch_size, len(prompts) * num_samples)
     if int(fps) < 1:
         raise ValueError(f"config.sample.fps must be >= 1, got {fps!r}")
-    n = len(prompts) * num_samples
-    want = (n, *gen.model.config.sample_shape(1)[1:])
-    if latents is not None and tuple(np.shape(latents)) != want:
-        raise ValueError(
-            f"--latents must hold an array of shape {list(want)} (one initial noise per sample), got "
-            f"{list(np.shape(latents))}"
-        )
+    if latents is not None:  # all samples' noise, checked before any batch is sampled
+        latents = text_to_video.check_latents(latents, len(prompts) * num_samples, gen.model.config, "--latents")
     kept = outputs.prepare_output_dir(out, exists)
     settings = gen.settings()
     if negative_prompt is not None:

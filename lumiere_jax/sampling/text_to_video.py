@@ -31,6 +31,18 @@ def _embeds(embeds: Any, n: int, what: str) -> tuple[np.ndarray, np.ndarray]:
     return emb, mask
 
 
+def check_latents(latents: Any, n: int, cfg, name: str = "latents") -> np.ndarray:
+    """`latents` as float32, or a ValueError naming `name` unless it is [n, T, H, W, C] of the model
+    config `cfg` (one initial noise per sample)."""
+    want = (n, *cfg.sample_shape(1)[1:])
+    latents = np.asarray(latents, np.float32)
+    if latents.shape != want:
+        raise ValueError(
+            f"{name} must be [{', '.join(map(str, want))}] (one initial noise per sample), got {list(latents.shape)}"
+        )
+    return latents
+
+
 def convert(videos: np.ndarray, output_type: str) -> Any:
     """Float videos in [-1, 1] as `output_type`: "uint8" arrays, "float" in [-1, 1], "pil" (per
     sample, a list of PIL frames)."""
@@ -122,11 +134,7 @@ class TextToVideo(Frontend):
                 )
             negatives = [p for p in negatives for _ in range(num_samples)]
         if latents is not None:
-            latents = np.asarray(latents, np.float32)
-            if latents.shape != (n, *cfg.sample_shape(1)[1:]):
-                raise ValueError(
-                    f"latents must be [{n}, {', '.join(map(str, cfg.sample_shape(1)[1:]))}], got {latents.shape}"
-                )
+            latents = check_latents(latents, n, cfg)
         sampler = eng.sampler(s)
         cond = conditioning.get(cfg.conditioning).unconditional(cfg.sample_shape(n))
         stopped: dict[str, int] = {}

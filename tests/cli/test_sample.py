@@ -39,5 +39,5 @@ def test_negative_prompt_and_latents_flags(video_run, tmp_path):
     np.testing.assert_array_equal(r.videos, want.videos)
     assert json.load(open(tmp_path / "a" / "manifest.json"))[0]["negative_prompt"] == "a blue circle moving up"
     np.save(tmp_path / "bad.npy", latents[:1])
-    with pytest.raises(ValueError, match=r"--latents must hold an array of shape \[2, "):
+    with pytest.raises(ValueError, match=r"--latents must be \[2, "):
         cli.run(config, cli.RunArgs(**args, latents=str(tmp_path / "bad.npy"), output_dir=str(tmp_path / "b")))
