@@ -12,7 +12,8 @@ For each clip of a split (its caption as the prompt):
   ``inpaint``      regenerate a box over the object's path: PSNR outside the box against the input;
   ``outpaint``     regenerate a border of 1/4 of the frame: PSNR of the known centre;
   ``sdedit``       re-generate the clip at several strengths with ANOTHER caption: distance to the
-                   input (PSNR) and the probe's agreement with the input's caption and with the new one.
+                   input (PSNR) and the probe's agreement with the input's caption and with the new one;
+                   and with its own caption (no edit asked): the distance to the input alone.
 The output is the model's own (no pasting of known pixels), so the numbers measure the model.
 """
 
@@ -198,8 +199,10 @@ def evaluate_tasks(
             made[("sdedit", f"{s:g}")] = r.videos
             to_new = probe.score(r.videos, new)
             to_input = probe.score(r.videos, captions)
+            same = gen.sdedit(clips, captions, strength=s, **kw).videos  # no edit asked: how much is kept
             rows[f"{s:g}"] = {
                 "psnr_to_input": _summary([psnr(v, c) for v, c in zip(r.videos, clips)]),
+                "psnr_to_input_same_caption": _summary([psnr(v, c) for v, c in zip(same, clips)]),
                 "start_step": r.settings["start_step"],
                 "new_prompt": {k: to_new[k] for k in ("color_accuracy", "direction_accuracy")},
                 "input_caption": {k: to_input[k] for k in ("color_accuracy", "direction_accuracy")},
@@ -256,7 +259,8 @@ def format_task_scores(scores: dict[str, Any]) -> str:
         lines.append(f"outpaint: known-centre PSNR mean {s['mean']:.1f} dB (min {s['min']:.1f})")
     for strength, s in scores.get("sdedit", {}).items():
         lines.append(
-            f"sdedit strength {strength}: PSNR to input {s['psnr_to_input']['mean']:.1f} dB, "
+            f"sdedit strength {strength}: PSNR to input {s['psnr_to_input']['mean']:.1f} dB "
+            f"(with its own caption {s['psnr_to_input_same_caption']['mean']:.1f} dB), "
             f"new prompt colour {s['new_prompt']['color_accuracy']:.3f} dir "
             f"{s['new_prompt']['direction_accuracy']:.3f}; input caption colour "
             f"{s['input_caption']['color_accuracy']:.3f} dir {s['input_caption']['direction_accuracy']:.3f}"

@@ -20,6 +20,8 @@ def test_eval_of_the_tasks(conditional_run, tmp_path, monkeypatch):
     scores = cli.run(config, args)["held_out"]
     assert scores["num_videos"] == 2 and set(cond_eval.TASKS) <= set(scores)
     assert set(scores["sdedit"]) == {f"{s:g}" for s in cond_eval.SDEDIT_STRENGTHS}
+    for row in scores["sdedit"].values():  # an edit to another caption, and the same clip with its own
+        assert row["psnr_to_input"]["mean"] > 0 and row["psnr_to_input_same_caption"]["mean"] > 0  # inf: no step
     fvds = [scores[t]["fvd"] for t in cond_eval.TASKS if t != "sdedit"] + [r["fvd"] for r in scores["sdedit"].values()]
     assert all(f["num_generated"] == 2 and f["num_real"] == 4 and f["fvd"] >= 0 for f in fvds)
     on_disk = json.load(open(tmp_path / "eval_tasks_held_out.json"))
