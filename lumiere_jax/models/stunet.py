@@ -25,6 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lumiere_jax import runtime
 from lumiere_jax.models import layers
 from lumiere_jax.models import remat as remat_lib
 from lumiere_jax.models import temporal as tmp
@@ -285,7 +286,7 @@ def inflate_params(cfg: STUNetConfig, t2i_params: Any, rng: jax.Array, *, num_fr
             "T2I parameters do not match the STUNet's spatial U-Net (config.unet): "
             "check that the checkpoint was trained with the same UNetConfig"
         )
-    fresh = nn.meta.unbox(jax.jit(init)(rng, *inputs))["params"]
+    fresh = nn.meta.unbox(runtime.jit_once(init)(rng, *inputs))["params"]
     return {SPATIAL: t2i_params, TEMPORAL: fresh[TEMPORAL]}
 
 

@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from lumiere_jax import runtime
 from lumiere_jax.parallel.mesh import BATCH_AXES
 
 
@@ -77,7 +78,8 @@ def init_state(model, tx, rng: jax.Array, shardings: Any, create: Callable[[Any,
     """The initial train state `create(params, tx)`, created directly in `shardings`: fresh parameters
     from `rng` (one jit, no single-device copy), or the given `params` (e.g. a warm start) placed first."""
     if params is None:
-        return jax.jit(lambda r: nn.meta.unbox(_boxed_state(model, tx, create, r)), out_shardings=shardings)(rng)
+        fresh = lambda r: nn.meta.unbox(_boxed_state(model, tx, create, r))  # noqa: E731
+        return runtime.jit_once(fresh, out_shardings=shardings)(rng)
     params = jax.device_put(params, shardings.params)
     return jax.jit(lambda p: create(p, tx), out_shardings=shardings)(params)
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lumiere_jax import config as config_lib
+from lumiere_jax import config as config_lib, runtime
 from lumiere_jax.data import input_pipeline, sources
 from lumiere_jax.diffusion import schedules
 from lumiere_jax.models import build
@@ -53,8 +53,9 @@ def initial_params(config: ml_collections.ConfigDict, model: DiffusionModel) -> 
     rng = jax.random.PRNGKey(config.train.seed)
     if not config.train.init_from:
         if model.pretrained_text:
-            return {**jax.jit(lambda r: model.init(r, text_encoder=False))(rng), "text_encoder": load_t5(config, model)}
-        return jax.jit(model.init)(rng)
+            fresh = runtime.jit_once(lambda r: model.init(r, text_encoder=False))(rng)
+            return {**fresh, "text_encoder": load_t5(config, model)}
+        return runtime.jit_once(model.init)(rng)
     params, stored = checkpoint.load(config.train.init_from)
     stage, want = stored.get("stage"), config_lib.INIT_STAGE.get(config.stage)
     if stage == config.stage:
