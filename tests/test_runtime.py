@@ -10,9 +10,9 @@ from tests.helpers import load_config
 
 
 def test_jit_once_initialises_as_jit_does(tmp_path):
-    """The parameters of a tiny STUNet from `jit_once(model.init)` equal `jax.jit`'s up to float32
+    """The parameters of a tiny U-Net from `jit_once(model.init)` equal `jax.jit`'s up to float32
     rounding (the cheaper compile changes no value beyond it)."""
-    config = load_config("tiny", "video", str(tmp_path))
+    config = load_config("tiny", "t2i", str(tmp_path))
     model = DiffusionModel(build.model_config(config.to_dict()))
     rng = jax.random.PRNGKey(3)
     once, ref = runtime.jit_once(model.init)(rng), jax.jit(model.init)(rng)
