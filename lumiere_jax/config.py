@@ -328,8 +328,8 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 def value(config, section: str, key: str):
-    """`config[section][key]`, or its library default when the config (e.g. a stored run config)
-    predates that key."""
+    """`config[section][key]` (a ConfigDict or a stored run config's dict), or its library default
+    when the config predates that key: the one fallback for older stored configs."""
     if section in config and key in config[section]:
         return config[section][key]
     return default_config()[section][key]

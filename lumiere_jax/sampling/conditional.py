@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from lumiere_jax import config as config_lib
 from lumiere_jax.data import video_io
 from lumiere_jax.diffusion.conditioning import Masked
 from lumiere_jax.sampling import inputs as cond_inputs, tasks
@@ -113,7 +114,7 @@ class _Task(Frontend):
         return cond_inputs.fit_frames(np.asarray(x), self.engine.model.config.resolution, what=what, resize=resize)
 
     def region(self, region: np.ndarray, what: str, resize: bool) -> np.ndarray:
-        threshold = float(self.engine.config.get("conditional", {}).get("mask_threshold", 0.5))
+        threshold = float(config_lib.value(self.engine.config, "conditional", "mask_threshold"))
         region = cond_inputs.binarize(np.asarray(region), threshold)
         return cond_inputs.fit_frames(region, self.engine.model.config.resolution, what=what, resize=resize)
 

@@ -202,16 +202,12 @@ class Engine:
     def settings(self, **overrides) -> dict[str, Any]:
         """Sampling settings: the library defaults, the run config's `sample` section (with what
         `load` was given on top), then `overrides`."""
-        stored = self.config.get("sample", {})
-        missing = [k for k in settings_lib.SAMPLE_KEYS if k not in stored]  # keys older stored configs lack
-        defaults = config_lib.default_config().sample if missing else {}
-        s = {k: stored[k] if k in stored else defaults[k] for k in settings_lib.SAMPLE_KEYS}
+        s = {k: config_lib.value(self.config, "sample", k) for k in settings_lib.SAMPLE_KEYS}
         return check_settings(settings_lib.merge(s, overrides, "sampling setting"))
 
     def ssr_settings(self, **overrides) -> dict[str, Any]:
         """Super-resolution settings: the run config's `ssr` section, then `overrides`."""
-        defaults = config_lib.default_config().ssr  # for configs stored before the ssr section
-        s = {k: self.config.get("ssr", {}).get(k, defaults[k]) for k in settings_lib.SSR_KEYS}
+        s = {k: config_lib.value(self.config, "ssr", k) for k in settings_lib.SSR_KEYS}
         return settings_lib.merge(s, overrides, "super-resolution setting")
 
     def sampler(self, s: dict) -> samplers.Sampler:
@@ -228,7 +224,7 @@ class Engine:
             sample_max_value=float(s["sample_max_value"]),
             use_clipped_model_output=bool(s["use_clipped_model_output"]),
             # a learned-range model's variance is used by DDPM; the other samplers ignore it
-            variance_type=self.config["diffusion"].get("variance_type", "fixed_small")
+            variance_type=config_lib.value(self.config, "diffusion", "variance_type")
             if s["sampler"] == "ddpm"
             else "fixed_small",
         )
