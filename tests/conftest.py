@@ -21,12 +21,14 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 # Test groups under pytest-xdist (`make test` runs `-n 2 --dist loadscope`): tests that share
 # fixtures run on one worker. Each file is a group (module fixtures); the tests on the tiny runs
-# (tests/train, tests/sampling, tests/cli) and tests/models are one group each (their
-# session-scoped training runs and compiled models would otherwise be built on both workers).
+# (the files below that use t2i_run, video_run, ssr_run or conditional_run) and tests/models are one
+# group each (their session-scoped training runs and compiled models would otherwise be built on both
+# workers). Files of tests/train that train nothing shared are groups of their own, so the other
+# worker takes them (the "runs" group is the suite's longest).
 # xdist's own `loadgroup` marks do not work with pytest 9 (it renames `item._nodeid`, which
 # pytest 9 no longer reads), so the scope is chosen by this scheduler hook.
 _SHARED_DIRS = {
-    "tests/train/": "runs",
+    **{f"tests/train/test_{name}.py": "runs" for name in ("checkpoint", "conditional", "ssr", "trainer", "workdir")},
     "tests/sampling/": "runs",
     "tests/cli/": "runs",
     "tests/eval/test_conditional.py": "runs",
@@ -107,3 +109,24 @@ def conditional_run(tmp_path_factory, data_dir, video_run):
     config = load_config("tiny", "conditional", data_dir, **{"train.num_steps": 2, "train.init_from": video_run[0]})
     state = trainer.train(config, workdir)
     return workdir, config, state
+
+
+# -- opt-in report of XLA compile time per test (LUMIERE_TEST_COMPILE_REPORT=path: one TSV line per
+# test: id, compiles, seconds compiling, of which in compiles under 0.3 s, i.e. eager per-leaf ops) --
+_REPORT = os.environ.get("LUMIERE_TEST_COMPILE_REPORT")
+if _REPORT:
+    _compiles: list[float] = []
+
+    def _on_event(event, secs, **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            _compiles.append(secs)
+
+    jax.monitoring.register_event_duration_secs_listener(_on_event)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        start = len(_compiles)
+        yield
+        got = _compiles[start:]
+        with open(_REPORT, "a") as f:
+            f.write(f"{item.nodeid}\t{len(got)}\t{sum(got):.2f}\t{sum(t for t in got if t < 0.3):.2f}\n")

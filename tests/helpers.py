@@ -17,6 +17,26 @@ def load_config(name: str, arg: str, data_dir: str, **overrides):
     return config
 
 
+def perturbed_params(model, seed: int = 0, scale: float = 0.05):
+    """`model.init(PRNGKey(seed))` (jitted) plus `scale` x N(0, 1) noise on every leaf (zero-initialised
+    projections would hide mistakes). The noise is drawn with numpy: eager per-leaf jax ops compile
+    once per leaf shape, and one jitted program of per-leaf random draws compiles slower still."""
+    import jax
+
+    return perturbed(jax.jit(model.init)(jax.random.PRNGKey(seed)), seed + 1, scale)
+
+
+def perturbed(params, seed: int, scale: float = 0.05):
+    """params + `scale` x N(0, 1) on every leaf, drawn with numpy (no compile); float32 numpy leaves."""
+    import jax
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return jax.tree_util.tree_map(
+        lambda a: (np.asarray(a) + scale * rng.standard_normal(a.shape)).astype(a.dtype), params
+    )
+
+
 def task_run_args(**kw):
     """`cli.RunArgs` for the conditional-task and SDEdit CLI tests (2-step sampling, one prompt), with `kw` on top."""
     from lumiere_jax import cli

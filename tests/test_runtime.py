@@ -20,3 +20,30 @@ def test_jit_once_initialises_as_jit_does(tmp_path):
     for a, b in zip(jax.tree_util.tree_leaves(once), jax.tree_util.tree_leaves(ref)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert any(float(np.abs(a).max()) > 0 for a in jax.tree_util.tree_leaves(once))  # random, not all zero
+
+
+def test_jit_heavy_computes_what_jit_does_and_compiles_once_per_shape(monkeypatch):
+    """`jit_heavy` (full backend optimisation whatever XLA_FLAGS says) gives jax.jit's values, and
+    compiles once per distinct argument shape."""
+    lowered = []
+    real_jit = jax.jit
+
+    def counting_jit(fn):
+        j = real_jit(fn)
+
+        class Counting:
+            def lower(self, *args):
+                lowered.append(tuple(a.shape for a in args))
+                return j.lower(*args)
+
+        return Counting()
+
+    f = lambda x, w: jax.numpy.tanh(x @ w).sum(-1)  # noqa: E731
+    x, w = np.random.default_rng(0).normal(size=(2, 8, 8)).astype(np.float32)
+    ref = np.asarray(jax.jit(f)(x, w))
+    monkeypatch.setattr(jax, "jit", counting_jit)
+    heavy = runtime.jit_heavy(f)
+    np.testing.assert_allclose(np.asarray(heavy(x, w)), ref, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(heavy(x + 1, w)), np.asarray(real_jit(f)(x + 1, w)), rtol=1e-6)
+    heavy(x[:4], w)
+    assert lowered == [((8, 8), (8, 8)), ((4, 8), (8, 8))]

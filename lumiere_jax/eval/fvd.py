@@ -140,7 +140,9 @@ class I3DFeatures:
                 x = jax.image.resize(x, (b, t, SIZE, SIZE, 3), method="linear", antialias=False)
                 return model.apply(variables, x)
 
-            jitted = jax.jit(features)
+            from lumiere_jax import runtime
+
+            jitted = runtime.jit_heavy(features)  # compute-bound: full backend optimisation
             self._fn = lambda frames: np.asarray(jitted(self._variables, frames), np.float64)
         return self._fn
 

@@ -9,14 +9,7 @@ import pytest
 
 from lumiere_jax.models.diffusion_model import DiffusionModel, expand_input_channels
 from lumiere_jax.train import validation
-from tests.helpers import load_config
-
-
-def _perturbed(params, key):
-    """Random values everywhere (zero-init temporal projections would hide mistakes)."""
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree_util.tree_unflatten(tree, [a + 0.05 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)])
+from tests.helpers import load_config, perturbed, perturbed_params
 
 
 def _conditional(m):
@@ -28,20 +21,19 @@ def _conditional(m):
 def test_three_to_seven_channels_computes_the_unconditional_model(stage):
     m = validation.validate(load_config("tiny", stage, ""))
     base, cond_model = DiffusionModel(m), DiffusionModel(_conditional(m))
-    params = _perturbed(jax.jit(base.init)(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+    params = perturbed_params(base)
     converted = expand_input_channels(params, 7)
     shape = m.sample_shape(2)
     x = jax.random.normal(jax.random.PRNGKey(2), shape)
     cond = jax.random.normal(jax.random.PRNGKey(3), shape[:-1] + (4,))
     t = jnp.array([10, 700])
-    text, mask = base.null_text(params, 2)
-    want = base.denoise(params, x, t, text, mask)
-    got = cond_model.denoise(converted, x, t, text, mask, cond=cond)
+    want = jax.jit(lambda p: base.denoise(p, x, t, *base.null_text(p, 2)))(params)
+    cond_denoise = jax.jit(lambda p, c: cond_model.denoise(p, x, t, *cond_model.null_text(p, 2), cond=c))
+    got = cond_denoise(converted, cond)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     # the new channels are live parameters: once they are non-zero, the conditioning matters
-    live = _perturbed(converted, jax.random.PRNGKey(4))
-    a = cond_model.denoise(live, x, t, text, mask, cond=cond)
-    b = cond_model.denoise(live, x, t, text, mask, cond=-cond)
+    live = perturbed(converted, 4)
+    a, b = cond_denoise(live, cond), cond_denoise(live, -cond)
     assert float(jnp.abs(a - b).mean()) > 1e-3
     # only the first convolution changed
     flat = lambda p: jax.tree_util.tree_leaves_with_path(p)

@@ -66,29 +66,30 @@ def _model(features=16, kind="video"):
 
 def test_video_model_carries_the_features_to_the_temporal_layers_only():
     model = _model()
-    params = model.init(jax.random.PRNGKey(0))
+    params = jax.jit(model.init)(jax.random.PRNGKey(0))
     assert params["null_text"].shape == (32, 8)  # the T2I's null, unchanged
     ids, mask = TOK(["a red square moving left", "a red square moving down"])
-    emb = model.encode_text(params, jnp.asarray(ids), jnp.asarray(mask))
+    emb = jax.jit(model.encode_text)(params, jnp.asarray(ids), jnp.asarray(mask))
     assert emb.shape == (2, 32, 8 + 16)
     null, null_mask = model.null_text(params, 2)
     assert null.shape == (2, 32, 24) and np.all(np.asarray(null[..., 8:]) == 0)
     x = jax.random.normal(jax.random.PRNGKey(1), (2, 4, 8, 8, 3))
     t = jnp.array([5, 500])
     # At init (zero-initialised temporal outputs) the features change nothing...
-    out = model.denoise(params, x, t, emb, jnp.asarray(mask))
-    same = model.denoise(params, x, t, emb.at[..., 8:].set(0.0), jnp.asarray(mask))
+    denoise = jax.jit(model.denoise)  # one compile for every call below (eager ops compile per op)
+    out = denoise(params, x, t, emb, jnp.asarray(mask))
+    same = denoise(params, x, t, emb.at[..., 8:].set(0.0), jnp.asarray(mask))
     np.testing.assert_array_equal(np.asarray(out), np.asarray(same))
     # ...once the temporal text cross-attention is trained, they matter.
     bumped = jax.tree_util.tree_map_with_path(
         lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params
     )
-    diff = model.denoise(bumped, x, t, emb, jnp.asarray(mask)) - model.denoise(
+    diff = denoise(bumped, x, t, emb, jnp.asarray(mask)) - denoise(
         bumped, x, t, emb.at[..., 8:].set(0.0), jnp.asarray(mask)
     )
     assert float(jnp.abs(diff).max()) > 1e-4
     with pytest.raises(ValueError, match="text_dim \\+ temporal_text_features = 24"):
-        model.denoise(params, x, t, emb[..., :8], jnp.asarray(mask))
+        denoise(params, x, t, emb[..., :8], jnp.asarray(mask))
 
 
 def test_feature_config_validation():

@@ -3,7 +3,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from lumiere_jax.train import validation
@@ -40,15 +39,16 @@ def test_accumulated_gradient_is_the_mean_micro_batch_gradient():
     # losses and gradients.
     grad = jax.jit(jax.value_and_grad(loss_of))
     per_micro = [grad(params, {n: x[i::k] for n, x in batch.items()}, jax.random.fold_in(rng, i)) for i in range(k)]
+    per_micro, grads = jax.device_get((per_micro, grads))  # compared in numpy (no eager op per leaf)
     np.testing.assert_allclose(float(loss), np.mean([float(l) for l, _ in per_micro]), rtol=1e-5)
     mean_grads = jax.tree_util.tree_map(lambda *g: sum(g) / k, *[g for _, g in per_micro])
     flat = jax.tree_util.tree_leaves_with_path(mean_grads)
-    scale = max(float(jnp.abs(g).max()) for _, g in flat)  # float rounding relative to the largest gradient
+    scale = max(float(np.abs(g).max()) for _, g in flat)  # float rounding relative to the largest gradient
     for (path, want), got in zip(flat, jax.tree_util.tree_leaves(grads)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * scale, err_msg=jax.tree_util.keystr(path))
-    assert float(optax.tree.norm(mean_grads)) > 0
+    assert sum(float(np.square(g).sum()) for _, g in flat) > 0
     # The micro-batches draw different randomness (so k micro-batches are not k copies of one).
-    assert float(jnp.abs(per_micro[0][0] - per_micro[1][0])) > 0
+    assert abs(float(per_micro[0][0]) - float(per_micro[1][0])) > 0
 
     # The train step accumulates: one scan over k micro-batches of B/k examples (traced, not compiled).
     tx, lr = optim.make_optimizer(config.optim, 10, labels)

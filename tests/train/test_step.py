@@ -19,7 +19,7 @@ def test_loss_draws_timesteps_as_configured(data_dir):
     give the same loss."""
     config = load_config("tiny", "video", data_dir)
     model = DiffusionModel(validation.validate(config))
-    params = model.init(jax.random.PRNGKey(0))
+    params = jax.jit(model.init)(jax.random.PRNGKey(0))
     shape = model.config.sample_shape(2)
     ids = jnp.ones((2, model.config.text_length), jnp.int32)
     batch = {"video": jnp.full(shape, 0.1), "text_ids": ids, "text_mask": ids > 0}
@@ -34,7 +34,7 @@ def test_loss_draws_timesteps_as_configured(data_dir):
             "cond_drop_prob": 0.0,
             **kw,
         }
-        return float(step.loss_fn(model, sched, d, params, batch, jax.random.PRNGKey(1)))
+        return float(jax.jit(lambda p: step.loss_fn(model, sched, d, p, batch, jax.random.PRNGKey(1)))(params))
 
     assert config.diffusion.prediction_type == "v_prediction"
     np.testing.assert_allclose(loss(-12.0), 1.0, atol=0.1)
