@@ -29,14 +29,7 @@ ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
 def jit_once(fn, **jit_kwargs):
     """`jax.jit(fn, **jit_kwargs)` for a function called once (initialisation): on the CPU compiled
     with ONCE_OPTIONS (other backends: as `jax.jit`)."""
-    jitted = jax.jit(fn, **jit_kwargs)
-    if jax.default_backend() != "cpu":
-        return jitted
-
-    def call(*args):
-        return jitted.lower(*args).compile(compiler_options=ONCE_OPTIONS)(*args)
-
-    return call
+    return _jit_with_options(fn, ONCE_OPTIONS, **jit_kwargs)
 
 
 # Compiler options for a compute-bound function (the I3D of the FVD: 12.3 s -> 5.8 s for 6 clips on
@@ -46,8 +39,14 @@ HEAVY_OPTIONS = {"xla_backend_optimization_level": 3}
 
 def jit_heavy(fn):
     """`jax.jit(fn)` for a compute-bound function: on the CPU compiled with HEAVY_OPTIONS whatever
-    XLA_FLAGS says, once per distinct argument shape (other backends: as `jax.jit`)."""
-    jitted = jax.jit(fn)
+    XLA_FLAGS says (other backends: as `jax.jit`)."""
+    return _jit_with_options(fn, HEAVY_OPTIONS)
+
+
+def _jit_with_options(fn, options: dict, **jit_kwargs):
+    """`jax.jit(fn, **jit_kwargs)`, on the CPU compiled with the XLA compiler `options`, once per
+    distinct argument shape and dtype."""
+    jitted = jax.jit(fn, **jit_kwargs)
     if jax.default_backend() != "cpu":
         return jitted
     compiled = {}
@@ -55,7 +54,7 @@ def jit_heavy(fn):
     def call(*args):
         key = tuple((a.shape, str(a.dtype)) for a in jax.tree_util.tree_leaves(args))
         if key not in compiled:
-            compiled[key] = jitted.lower(*args).compile(compiler_options=HEAVY_OPTIONS)
+            compiled[key] = jitted.lower(*args).compile(compiler_options=options)
         return compiled[key](*args)
 
     return call

@@ -1,4 +1,5 @@
-"""runtime: process settings and `jit_once` (initialisation compiled without backend optimisation)."""
+"""runtime: process settings, `jit_once` (initialisation compiled without backend optimisation) and
+`jit_heavy` (compute-bound functions compiled with full optimisation)."""
 
 import jax
 import numpy as np

@@ -176,13 +176,14 @@ def sharded_sampling(args: dict) -> None:
     from lumiere_jax import config as config_lib, sampling
     from lumiere_jax.models.diffusion_model import DiffusionModel
     from lumiere_jax.train import validation
+    from tests.helpers import perturbed
 
     config = config_lib.load_config_file(os.path.join(ROOT, "configs", "tiny.py"), "ssr")
     config.mesh.ici_data, config.mesh.ici_fsdp, config.mesh.ici_tensor = tuple(args["mesh"])
     model = DiffusionModel(validation.validate(config))
     params = jax.jit(model.init)(jax.random.PRNGKey(0))
     # The zero-initialised output convolution would make every sample the same: perturb it.
-    params = jax.tree.map(lambda p: p + 0.05 * jax.random.normal(jax.random.PRNGKey(1), p.shape, p.dtype), params)
+    params = perturbed(params, 1)
     low = np.random.default_rng(0).integers(0, 256, (args["videos"], 4, 4, 4, 3), dtype=np.uint8)
     out, flops = {}, {}
     for name, mesh_config in (("single", None), ("sharded", config.mesh)):
