@@ -62,6 +62,12 @@ flags.DEFINE_string(
 flags.DEFINE_integer(
     "eval_num_prompts", None, "Number of (distinct-seed) eval samples (default: config.eval.num_prompts)."
 )
+flags.DEFINE_string(
+    "eval_tasks",
+    None,
+    "--mode=eval: comma-separated tasks scored on real clips (i2v, i2v_pil, cinemagraph, inpaint, "
+    "outpaint, sdedit; default: config.eval.tasks, '' = all a conditional model does).",
+)
 flags.DEFINE_multi_string(
     "input_video",
     [],

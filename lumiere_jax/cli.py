@@ -30,6 +30,7 @@ FROM_CONFIG = {
     "multidiffusion": ("ssr", "multidiffusion"),
     "eval_split": ("eval", "splits"),
     "eval_num_prompts": ("eval", "num_prompts"),
+    "eval_tasks": ("eval", "tasks"),
 }
 
 
@@ -61,6 +62,7 @@ class RunArgs:
     # None below: the config's value (FROM_CONFIG; `resolve`), e.g. config.task.strength
     eval_split: str | None = None
     eval_num_prompts: int | None = None
+    eval_tasks: str | None = None
     outpaint_padding: Sequence[str] | None = None
     outpaint_direction: str | None = None
     outpaint_amount: float | None = None
@@ -160,6 +162,8 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
     if mode in ("sample", "eval") and (config.cascade.base or config.cascade.ssr):
         return _cascade(config, flags, config_overrides, seed)
     path = flags.checkpoint or _require(flags.workdir, "workdir or --checkpoint", mode)
+    if mode == "eval":
+        eval_task_list(flags)  # a bad --eval_tasks fails before anything is loaded
     gen = load_generator(path, config, flags, config_overrides)
     if flags.style_checkpoint:
         if not os.path.exists(flags.style_checkpoint):
@@ -199,7 +203,7 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
             negative_prompt=flags.negative_prompt,
             latents=latents,
         )
-    if mode == "eval" and (gen.model.config.conditioning == "masked" or flags.task):
+    if mode == "eval" and (gen.model.config.conditioning == "masked" or flags.task or flags.eval_tasks):
         return _eval_tasks(gen, config, flags, seed, path)
     if mode == "eval":
         from lumiere_jax.eval import evaluate
@@ -395,18 +399,29 @@ def evaluate_cascade(cascade, config, split, flags, seed):
     )
 
 
+def eval_task_list(flags) -> tuple[str, ...]:
+    """The tasks `--mode=eval` scores on real clips: --eval_tasks (config.eval.tasks), else --task,
+    else every task of eval/conditional.py (a conditional model)."""
+    from lumiere_jax.eval import conditional
+
+    if flags.eval_tasks:
+        tasks = tuple(t.strip() for t in flags.eval_tasks.split(",") if t.strip())
+        unknown = [t for t in tasks if t not in conditional.TASKS]
+        if unknown or not tasks:
+            raise ValueError(f"--eval_tasks {flags.eval_tasks!r}: unknown {unknown}; choose from {conditional.TASKS}")
+        return tasks
+    return (flags.task,) if flags.task else conditional.TASKS
+
+
 def _eval_tasks(gen, config, flags, seed, path):
     """--mode=eval of the conditional applications (all of them, or --task) on real clips."""
     from lumiere_jax.eval import conditional
 
-    if gen.model.config.conditioning == "masked":
-        tasks = (flags.task,) if flags.task else conditional.TASKS
-    elif flags.task == "sdedit":
-        tasks = ("sdedit",)
-    else:
+    tasks = eval_task_list(flags)
+    if gen.model.config.conditioning != "masked" and tasks != ("sdedit",):
         raise ValueError(
-            f"--task={flags.task} needs a conditional model; this one's conditioning is "
-            f"{gen.model.config.conditioning!r} (only --task=sdedit evaluates a video model)"
+            f"evaluating {','.join(tasks)} needs a conditional model; this one's conditioning is "
+            f"{gen.model.config.conditioning!r} (only sdedit evaluates a video model)"
         )
 
     def one(split):

@@ -229,6 +229,9 @@ def default_config() -> ml_collections.ConfigDict:
         dict(
             splits="held_out",  # comma-separated splits whose captions --mode=eval prompts with
             num_prompts=32,  # (distinct-seed) samples per split
+            # a conditional model's tasks scored on real clips, comma-separated ("" = all of
+            # eval/conditional.py's: i2v, i2v_pil, cinemagraph, inpaint, outpaint, sdedit)
+            tasks="",
             # FVD against the split's first fvd_num_real real clips (eval/fvd.py; 0 = no FVD); the
             # statistics of real clips are cached under <data_dir>/fvd_stats
             fvd_num_real=256,

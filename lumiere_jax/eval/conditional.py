@@ -95,7 +95,7 @@ def pil_first_frame(clip: np.ndarray, caption: str, threshold: int = 40) -> np.n
     return np.asarray(image)
 
 
-def _other_caption(caption: str, index: int) -> str:
+def other_caption(caption: str, index: int) -> str:
     """A different moving_shapes caption: colour and direction changed, shape kept."""
     from lumiere_jax.data import moving_shapes
 
@@ -192,7 +192,7 @@ def evaluate_tasks(
             vals.append(psnr(v, c, known))
         out["outpaint"] = {"known_psnr": _summary(vals), "padding_px": clips.shape[2] // 8}
     if "sdedit" in tasks:
-        new = [_other_caption(p, i) for i, p in enumerate(captions)]
+        new = [other_caption(p, i) for i, p in enumerate(captions)]
         rows = {}
         for s in strengths:
             r = gen.sdedit(clips, new, strength=s, **kw)

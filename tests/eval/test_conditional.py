@@ -27,3 +27,18 @@ def test_eval_of_the_tasks(conditional_run, tmp_path, monkeypatch):
     on_disk = json.load(open(tmp_path / "eval_tasks_held_out.json"))
     assert on_disk["i2v"]["first_frame_psnr"]["mean"] == pytest.approx(scores["i2v"]["first_frame_psnr"]["mean"])
     assert on_disk["settings"]["num_steps"] == 2  # the effective settings (--num_steps=2)
+
+
+def test_eval_tasks_selects_the_tasks_scored(conditional_run, tmp_path):
+    """--eval_tasks scores only the tasks named; an unknown one is refused, naming it, before loading."""
+    workdir, config, _ = conditional_run
+    config = load_config("tiny", "conditional", config.data.data_dir, **{"eval.fvd_num_real": 0})
+    args = task_run_args(
+        mode="eval", checkpoint=workdir, output_dir=str(tmp_path), eval_num_prompts=2, eval_tasks="outpaint,i2v_pil"
+    )
+    scores = cli.run(config, args)["held_out"]
+    assert {"outpaint", "i2v_pil"} <= set(scores)
+    assert not (set(cond_eval.TASKS) - {"outpaint", "i2v_pil"}) & set(scores)
+    bad = task_run_args(mode="eval", checkpoint=str(tmp_path / "absent"), eval_tasks="i2v,warp")
+    with pytest.raises(ValueError, match=r"--eval_tasks 'i2v,warp': unknown \['warp'\]; choose from"):
+        cli.run(config, bad)
