@@ -137,15 +137,21 @@ def test_exact_resume_after_sigkill(tmp_path, t2i_run, data_dir):
     bit-identical to an uninterrupted run."""
     env = dict(os.environ, LUMIERE_JAX_CACHE=os.environ.get("LUMIERE_JAX_CACHE", str(tmp_path / "xla")))
     full, killed = tmp_path / "full", tmp_path / "killed"
-    # The uninterrupted run and the one to kill start together (they share nothing but the data).
+    # The uninterrupted run starts first; the one to kill once the first has written a checkpoint, so
+    # its compiled programs come from the persistent cache instead of a second concurrent compile.
     reference = subprocess.Popen(
         _main(full, t2i_run[0], data_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    proc = subprocess.Popen(
-        _main(killed, t2i_run[0], data_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc = None
     try:
         deadline = time.time() + 300
+        while not (full / "checkpoints" / "2").exists():
+            assert reference.poll() is None, reference.communicate()[1][-3000:]
+            assert time.time() < deadline
+            time.sleep(0.05)
+        proc = subprocess.Popen(
+            _main(killed, t2i_run[0], data_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         while not (killed / "checkpoints" / "4").exists():  # killed after step 4 was written
             assert proc.poll() is None, "run ended before it could be killed"
             assert time.time() < deadline
@@ -156,7 +162,7 @@ def test_exact_resume_after_sigkill(tmp_path, t2i_run, data_dir):
         assert reference.returncode == 0, err[-3000:]
     finally:
         for p in (proc, reference):
-            if p.poll() is None:
+            if p is not None and p.poll() is None:
                 p.kill()
                 p.wait()
     ckpt = checkpoint.Checkpointer(str(killed), async_save=False)
