@@ -19,12 +19,16 @@ The output is the model's own (no pasting of known pixels), so the numbers measu
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any, Sequence
 
 import numpy as np
 
 from lumiere_jax import config as config_lib
 from lumiere_jax.eval import probe
+
+log = logging.getLogger(__name__)
 
 # the tasks, plus i2v from a first frame drawn by another renderer (PIL) and SDEdit with the base model
 TASKS = config_lib.CONDITIONAL_TASKS + ("i2v_pil", "sdedit")
@@ -148,15 +152,24 @@ def evaluate_tasks(
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; choose from {TASKS}")
+    mark = [time.perf_counter()]
+
+    def done(task):  # one log line per task (an evaluation of 32 clips runs for tens of minutes)
+        now = time.perf_counter()
+        log.info("%s: %d clips scored in %.0f s", task, len(clips), now - mark[0])
+        mark[0] = now
+
     if "i2v" in tasks:
         vids = np.concatenate([gen.i2v(c[0], p, **kw).videos for c, p in zip(clips, captions)])
         out["i2v"] = i2v_scores(vids, clips, captions)
         made["i2v"] = vids
+        done("i2v")
     if "i2v_pil" in tasks:
         firsts = np.stack([pil_first_frame(c, p) for c, p in zip(clips, captions)])
         vids = np.concatenate([gen.i2v(f, p, **kw).videos for f, p in zip(firsts, captions)])
         out["i2v_pil"] = i2v_scores(vids, firsts[:, None], captions)
         made["i2v_pil"] = vids
+        done("i2v_pil")
     if "cinemagraph" in tasks:
         outside, inside, real_inside, made["cinemagraph"] = [], [], [], []
         for c, p in zip(clips, captions):
@@ -171,6 +184,7 @@ def evaluate_tasks(
             "inside_change_mad": _summary(inside),
             "real_clip_inside_change_mad": _summary(real_inside),
         }
+        done("cinemagraph")
     if "inpaint" in tasks:
         vals, inside, made["inpaint"] = [], [], []
         for c, p in zip(clips, captions):
@@ -180,6 +194,7 @@ def evaluate_tasks(
             vals.append(psnr(v, c, ~box))
             inside.append(psnr(v, c, box))
         out["inpaint"] = {"outside_psnr": _summary(vals), "inside_psnr": _summary(inside)}
+        done("inpaint")
     if "outpaint" in tasks:
         vals, made["outpaint"] = [], []
         for c, p in zip(clips, captions):
@@ -191,6 +206,7 @@ def evaluate_tasks(
             known[pad : h - pad, pad : c.shape[2] - pad] = True
             vals.append(psnr(v, c, known))
         out["outpaint"] = {"known_psnr": _summary(vals), "padding_px": clips.shape[2] // 8}
+        done("outpaint")
     if "sdedit" in tasks:
         new = [other_caption(p, i) for i, p in enumerate(captions)]
         rows = {}
@@ -208,6 +224,7 @@ def evaluate_tasks(
                 "input_caption": {k: to_input[k] for k in ("color_accuracy", "direction_accuracy")},
             }
         out["sdedit"] = rows
+        done("sdedit")
     if fvd is not None:  # each task's videos against the split's real clips
         for name, videos in made.items():
             where = out[name[0]][name[1]] if isinstance(name, tuple) else out[name]
