@@ -23,13 +23,11 @@ import platform
 import sys
 import time
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from lumiere_jax import config as config_lib, runtime, sampling  # noqa: E402
-from lumiere_jax.eval import conditional, probe  # noqa: E402
+from lumiere_jax.eval import conditional  # noqa: E402
 
 FLOATS, INTS = ("guidance_scale", "eta", "dynamic_thresholding_ratio"), ("num_steps",)
 
@@ -65,13 +63,13 @@ def main(argv=None) -> None:
         r = gen.sdedit(
             clips, new, strength=args.strength, seed=args.seed, progress=False, resize=False, **parse_setting(text)
         )
-        to_new, to_input = probe.score(r.videos, new), probe.score(r.videos, captions)
+        scores = conditional.sdedit_edit_scores(r.videos, clips, captions, new)
         rows[text] = {
             "start_step": r.settings["start_step"],
-            "new_color": to_new["color_accuracy"],
-            "new_direction": to_new["direction_accuracy"],
-            "input_direction": to_input["direction_accuracy"],
-            "psnr_to_input": float(np.mean([conditional.psnr(v, c) for v, c in zip(r.videos, clips)])),
+            "new_color": scores["new_prompt"]["color_accuracy"],
+            "new_direction": scores["new_prompt"]["direction_accuracy"],
+            "input_direction": scores["input_caption"]["direction_accuracy"],
+            "psnr_to_input": scores["psnr_to_input"]["mean"],
             "seconds": round(time.perf_counter() - t0, 1),
         }
         print(text, rows[text], flush=True)

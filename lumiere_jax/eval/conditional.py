@@ -131,6 +131,20 @@ def i2v_scores(videos: np.ndarray, clips: np.ndarray, captions: Sequence[str]) -
     }
 
 
+def sdedit_edit_scores(
+    videos: np.ndarray, clips: np.ndarray, captions: Sequence[str], new: Sequence[str]
+) -> dict[str, Any]:
+    """Scores of SDEdit `videos` made from `clips` (captioned `captions`) with the `new` captions: PSNR
+    to the input, and the probe's colour and direction readings against the new and the input captions."""
+    to_new, to_input = probe.score(videos, list(new)), probe.score(videos, list(captions))
+    keys = ("color_accuracy", "direction_accuracy")
+    return {
+        "psnr_to_input": _summary([psnr(v, c) for v, c in zip(videos, clips)]),
+        "new_prompt": {k: to_new[k] for k in keys},
+        "input_caption": {k: to_input[k] for k in keys},
+    }
+
+
 def evaluate_tasks(
     gen,
     clips: np.ndarray,
@@ -213,15 +227,11 @@ def evaluate_tasks(
         for s in strengths:
             r = gen.sdedit(clips, new, strength=s, **kw)
             made[("sdedit", f"{s:g}")] = r.videos
-            to_new = probe.score(r.videos, new)
-            to_input = probe.score(r.videos, captions)
             same = gen.sdedit(clips, captions, strength=s, **kw).videos  # no edit asked: how much is kept
             rows[f"{s:g}"] = {
-                "psnr_to_input": _summary([psnr(v, c) for v, c in zip(r.videos, clips)]),
+                **sdedit_edit_scores(r.videos, clips, captions, new),
                 "psnr_to_input_same_caption": _summary([psnr(v, c) for v, c in zip(same, clips)]),
                 "start_step": r.settings["start_step"],
-                "new_prompt": {k: to_new[k] for k in ("color_accuracy", "direction_accuracy")},
-                "input_caption": {k: to_input[k] for k in ("color_accuracy", "direction_accuracy")},
             }
         out["sdedit"] = rows
         done("sdedit")

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from lumiere_jax import cli
@@ -42,3 +43,21 @@ def test_eval_tasks_selects_the_tasks_scored(conditional_run, tmp_path):
     bad = task_run_args(mode="eval", checkpoint=str(tmp_path / "absent"), eval_tasks="i2v,warp")
     with pytest.raises(ValueError, match=r"--eval_tasks 'i2v,warp': unknown \['warp'\]; choose from"):
         cli.run(config, bad)
+
+
+def test_sdedit_edit_scores_read_the_edit_against_both_captions():
+    """Videos that kept their input score 1 against the input's caption and 0 against another one
+    (colour and direction both changed), with infinite PSNR to the input; a recoloured copy does not."""
+    from lumiere_jax.data import moving_shapes as ms
+
+    rng = np.random.default_rng(0)
+    specs = [ms.sample_spec(rng, 32, 16) for _ in range(4)]
+    clips = np.stack([ms.render_clip(s, 16, 32) for s in specs])
+    captions = [ms.caption(s) for s in specs]
+    new = [cond_eval.other_caption(c, i) for i, c in enumerate(captions)]
+    kept = cond_eval.sdedit_edit_scores(clips, clips, captions, new)
+    assert kept["input_caption"] == {"color_accuracy": 1.0, "direction_accuracy": 1.0}
+    assert kept["new_prompt"] == {"color_accuracy": 0.0, "direction_accuracy": 0.0}
+    assert kept["psnr_to_input"]["frac_inf"] == 1.0
+    swapped = cond_eval.sdedit_edit_scores(clips[:, :, :, ::-1], clips, captions, new)  # mirrored: left <-> right
+    assert swapped["psnr_to_input"]["frac_inf"] < 1.0
