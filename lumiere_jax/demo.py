@@ -3,7 +3,7 @@
 1. builds the `moving_shapes` dataset (16 frames at 32x32);
 2. pre-trains the T2I U-Net and text encoder on single frames;
 3. inflates it into a STUNet and trains the temporal layers (spatial frozen);
-4. samples videos for training and held-out prompts, writes them (mp4/gif/npy,
+4. samples videos for training and held-out prompts (one batch), writes them (mp4/gif/npy,
    manifest, contact sheet) and prints the probe's scores;
 5. samples the shipped reference model (assets/) with the same prompts and prints its
    scores, so you see what a short run gives and what the full recipe gives; then runs
@@ -13,7 +13,12 @@
    test clips as the known frame, their captions as prompts; prints the first frame's PSNR
    and the probe's scores (docs/conditional.md).
 
-    python -m lumiere_jax.demo [--workdir=runs/demo] [--t2i_steps=150] [--video_steps=40]
+    python -m lumiere_jax.demo [--workdir=runs/demo] [--t2i_steps=60] [--video_steps=12]
+
+The defaults keep it short (docs/reference_model.md "make demo": the wall time, cold and with a warm
+compilation cache): a run this brief learns colours at best, and the few prompts it samples show what
+the pipeline does, not how good the reference is; the reference's measured evaluation (64 prompts per
+split) is printed from the JSONs shipped next to it. Larger flags give longer runs and more prompts.
 """
 
 from __future__ import annotations
@@ -33,9 +38,20 @@ from lumiere_jax.train import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.DEFINE_string("workdir", "runs/demo", "Where the demo's runs, data and samples go.")
-flags.DEFINE_integer("t2i_steps", 150, "T2I pre-training steps.")
-flags.DEFINE_integer("video_steps", 40, "STUNet (temporal layers) training steps.")
-flags.DEFINE_integer("num_eval", 8, "Held-out prompts to sample and score.")
+flags.DEFINE_string(
+    "config", os.path.join(ROOT, "configs", "moving_shapes.py"), "Config file whose `t2i` and `video` the demo trains."
+)
+flags.DEFINE_integer("t2i_batch", 16, "T2I pre-training batch.", lower_bound=1)
+flags.DEFINE_integer("video_batch", 4, "STUNet training batch.", lower_bound=1)
+flags.DEFINE_integer("t2i_steps", 60, "T2I pre-training steps.")
+flags.DEFINE_integer("video_steps", 12, "STUNet (temporal layers) training steps.")
+flags.DEFINE_integer(
+    "num_train_prompts", 2, "Training prompts to sample and score (at most 4).", lower_bound=1, upper_bound=4
+)
+flags.DEFINE_integer("num_eval", 2, "Held-out prompts to sample and score.", lower_bound=1)
+flags.DEFINE_integer(
+    "num_cascade", 1, "Training prompts the reference cascade upsamples to 64 px.", lower_bound=0, upper_bound=4
+)
 flags.DEFINE_integer("sample_steps", 20, "DDIM steps when sampling.")
 flags.DEFINE_string("reference", os.path.join(ROOT, "assets", "moving_shapes_base"), "Shipped reference export.")
 flags.DEFINE_string(
@@ -46,7 +62,7 @@ flags.DEFINE_string(
     os.path.join(ROOT, "assets", "moving_shapes_conditional"),
     "Shipped conditional (7-channel) export: image-to-video step.",
 )
-flags.DEFINE_integer("num_i2v", 4, "Test clips whose first frame the conditional reference animates.")
+flags.DEFINE_integer("num_i2v", 2, "Test clips whose first frame the conditional reference animates.", lower_bound=0)
 FLAGS = flags.FLAGS
 
 TRAIN_PROMPTS = [
@@ -58,7 +74,7 @@ TRAIN_PROMPTS = [
 
 
 def _config(arg: str, workdir: str, steps: int, **overrides):
-    c = config_lib.load_config_file(os.path.join(ROOT, "configs", "moving_shapes.py"), arg)
+    c = config_lib.load_config_file(FLAGS.config, arg)
     c.data.data_dir = os.path.join(workdir, "data")
     c.train.num_steps = steps
     c.train.checkpoint_every = steps
@@ -70,10 +86,10 @@ def _config(arg: str, workdir: str, steps: int, **overrides):
     return c
 
 
-def _score(gen: sampling.Generator, prompts: list[str], out_dir: str, fps: int) -> tuple[dict, dict]:
+def _score(gen: sampling.Generator, prompts: list[str], n: int, out_dir: str, fps: int) -> tuple[dict, dict]:
+    """Samples `prompts` in one batch; the probe's scores of the first `n` (training prompts) and the rest."""
     result = gen.generate(prompts, seed=0, batch_size=len(prompts), num_steps=FLAGS.sample_steps)
     sampling.write_outputs(result, out_dir, fps=fps)
-    n = len(TRAIN_PROMPTS)
     return (probe.score(result.videos[:n], result.prompts[:n]), probe.score(result.videos[n:], result.prompts[n:]))
 
 
@@ -134,9 +150,12 @@ def main(argv) -> None:
     tfds.disable_progress_bar()
     t0 = time.time()
     workdir = FLAGS.workdir
-    t2i = _config("t2i", workdir, FLAGS.t2i_steps, **{"data.global_batch": 16})
+    t2i = _config("t2i", workdir, FLAGS.t2i_steps, **{"data.global_batch": FLAGS.t2i_batch})
     video = _config(
-        "video", workdir, FLAGS.video_steps, **{"train.init_from": os.path.join(workdir, "t2i"), "data.global_batch": 4}
+        "video",
+        workdir,
+        FLAGS.video_steps,
+        **{"train.init_from": os.path.join(workdir, "t2i"), "data.global_batch": FLAGS.video_batch},
     )
     print(f"[1/6] building moving_shapes under {t2i.data.data_dir}")
     moving_shapes.build(t2i.data.data_dir, t2i.data.config_name)
@@ -149,13 +168,14 @@ def main(argv) -> None:
     trainer.train(video, os.path.join(workdir, "video"), sampling.write_training_samples)
 
     held_out = evaluate.split_prompts(video, "held_out", FLAGS.num_eval)
-    prompts = TRAIN_PROMPTS + held_out
+    train_prompts = TRAIN_PROMPTS[: FLAGS.num_train_prompts]
+    prompts = train_prompts + held_out
+    n = len(train_prompts)
     print(
-        f"[4/6] sampling {len(prompts)} videos ({len(TRAIN_PROMPTS)} train prompts, {len(held_out)} held-out) "
-        f"({time.time() - t0:.0f}s)"
+        f"[4/6] sampling {len(prompts)} videos ({n} train prompts, {len(held_out)} held-out) ({time.time() - t0:.0f}s)"
     )
     out = os.path.join(workdir, "samples")
-    tr, ho = _score(sampling.Generator.load(os.path.join(workdir, "video")), prompts, out, video.sample.fps)
+    tr, ho = _score(sampling.Generator.load(os.path.join(workdir, "video")), prompts, n, out, video.sample.fps)
     print(f"    wrote {out}/ (contact_sheet.png, manifest.json, NNNN.mp4/.gif/.npy)")
     print("    this run,       train prompts: " + evaluate.format_scores(tr))
     print("    this run,    held-out prompts: " + evaluate.format_scores(ho))
@@ -164,7 +184,7 @@ def main(argv) -> None:
     if os.path.isdir(FLAGS.reference):
         print(f"[5/6] sampling the shipped reference model {FLAGS.reference} ({time.time() - t0:.0f}s)")
         ref_out = os.path.join(workdir, "samples_reference")
-        tr, ho = _score(sampling.Generator.load(FLAGS.reference), prompts, ref_out, video.sample.fps)
+        tr, ho = _score(sampling.Generator.load(FLAGS.reference), prompts, n, ref_out, video.sample.fps)
         print(f"    wrote {ref_out}/")
         print("    reference,      train prompts: " + evaluate.format_scores(tr))
         print("    reference,   held-out prompts: " + evaluate.format_scores(ho))
@@ -175,9 +195,11 @@ def main(argv) -> None:
         if measured:
             print("    the reference's full evaluation when it was shipped (docs/reference_model.md):")
             print("      " + "\n      ".join(measured))
-        if os.path.isdir(FLAGS.reference_ssr):
-            _cascade(TRAIN_PROMPTS, os.path.join(workdir, "samples_reference_cascade"), video.sample.fps)
-        if os.path.isdir(FLAGS.reference_conditional):
+        if os.path.isdir(FLAGS.reference_ssr) and FLAGS.num_cascade:
+            _cascade(
+                TRAIN_PROMPTS[: FLAGS.num_cascade], os.path.join(workdir, "samples_reference_cascade"), video.sample.fps
+            )
+        if os.path.isdir(FLAGS.reference_conditional) and FLAGS.num_i2v:
             print(f"[6/6] image-to-video with {FLAGS.reference_conditional} ({time.time() - t0:.0f}s)")
             _i2v(video, os.path.join(workdir, "samples_reference_i2v"))
     else:

@@ -32,6 +32,7 @@ _SHARED_DIRS = {
     "tests/sampling/": "runs",
     "tests/cli/": "runs",
     "tests/eval/test_conditional.py": "runs",
+    "tests/test_demo.py": "runs",
     "tests/app/": "runs",
     "tests/models/": "models",
 }
