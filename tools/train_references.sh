@@ -7,8 +7,8 @@
 # Stages (each trains with the documented config, resumes from its workdir when killed and rerun,
 # and exports its EMA parameters; a stage whose export exists is skipped):
 #   t2i          configs/moving_shapes.py:t2i                        -> OUT/exports/moving_shapes_t2i
-#   video        configs/moving_shapes.py:video from the T2I, then :video_high_noise four times,
-#                :video_mixture and :video_mixture_settle, each from the last (workdirs video_1..6, video)
+#   video        configs/moving_shapes.py:video from the T2I, then :video_high_noise twice,
+#                :video_mixture and :video_mixture_settle, each from the last (workdirs video_1..4, video)
 #                                                                    -> OUT/exports/moving_shapes_base
 #   ssr_image    configs/moving_shapes.py:ssr_image                   -> (workdir only)
 #   ssr          configs/moving_shapes.py:ssr from ssr_image          -> OUT/exports/moving_shapes_ssr
@@ -45,13 +45,13 @@ for s in "${STAGES[@]}"; do
   case $s in
     t2i)         stage t2i moving_shapes_t2i t2i ;;
     video)       [ -d "$E/moving_shapes_base" ] && { echo "== video: $E/moving_shapes_base exists, skipped"; continue; }
-                 for p in 1 2 3 4 5 6; do   # a phase whose workdir reached its last step resumes as a no-op
+                 for p in 1 2 3 4; do   # a phase whose workdir reached its last step resumes as a no-op
                    case $p in 1) c=video; from="$E/moving_shapes_t2i" ;;
-                              6) c=video_mixture; from="$OUT/video_5" ;;
+                              4) c=video_mixture; from="$OUT/video_3" ;;
                               *) c=video_high_noise; from="$OUT/video_$((p - 1))" ;; esac
                    stage "video_$p" "" $c --config.train.init_from="$from"
                  done
-                 stage video moving_shapes_base video_mixture_settle --config.train.init_from="$OUT/video_6" ;;
+                 stage video moving_shapes_base video_mixture_settle --config.train.init_from="$OUT/video_4" ;;
     ssr_image)   stage ssr_image "" ssr_image ;;
     ssr)         stage ssr moving_shapes_ssr ssr --config.train.init_from="$OUT/ssr_image" ;;
     conditional) stage conditional moving_shapes_conditional conditional \
