@@ -43,8 +43,8 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("t2i_batch", 16, "T2I pre-training batch.", lower_bound=1)
 flags.DEFINE_integer("video_batch", 4, "STUNet training batch.", lower_bound=1)
-flags.DEFINE_integer("t2i_steps", 60, "T2I pre-training steps.")
-flags.DEFINE_integer("video_steps", 12, "STUNet (temporal layers) training steps.")
+flags.DEFINE_integer("t2i_steps", 60, "T2I pre-training steps.", lower_bound=1)
+flags.DEFINE_integer("video_steps", 12, "STUNet (temporal layers) training steps.", lower_bound=1)
 flags.DEFINE_integer(
     "num_train_prompts", 2, "Training prompts to sample and score (at most 4).", lower_bound=1, upper_bound=4
 )
@@ -52,7 +52,7 @@ flags.DEFINE_integer("num_eval", 2, "Held-out prompts to sample and score.", low
 flags.DEFINE_integer(
     "num_cascade", 1, "Training prompts the reference cascade upsamples to 64 px.", lower_bound=0, upper_bound=4
 )
-flags.DEFINE_integer("sample_steps", 20, "DDIM steps when sampling.")
+flags.DEFINE_integer("sample_steps", 20, "DDIM steps when sampling.", lower_bound=1)
 flags.DEFINE_string("reference", os.path.join(ROOT, "assets", "moving_shapes_base"), "Shipped reference export.")
 flags.DEFINE_string(
     "reference_ssr", os.path.join(ROOT, "assets", "moving_shapes_ssr"), "Shipped super-resolution export (32 -> 64 px)."
