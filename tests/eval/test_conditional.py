@@ -47,7 +47,7 @@ def test_eval_tasks_selects_the_tasks_scored(conditional_run, tmp_path):
 
 def test_sdedit_edit_scores_read_the_edit_against_both_captions():
     """Videos that kept their input score 1 against the input's caption and 0 against another one
-    (colour and direction both changed), with infinite PSNR to the input; a recoloured copy does not."""
+    (colour and direction both changed), with infinite PSNR to the input; a mirrored copy is not infinitely close."""
     from lumiere_jax.data import moving_shapes as ms
 
     rng = np.random.default_rng(0)
