@@ -155,6 +155,7 @@ def build(args):
     import jax.numpy as jnp
     import peer_cpu
 
+    from lumiere_jax import runtime
     from lumiere_jax.models.stunet import SPATIAL, TEMPORAL, STUNet
 
     spec = peer_cpu.SIZES[args.size]
@@ -163,7 +164,7 @@ def build(args):
     x_np, target_np, _ = peer_cpu.make_arrays(spec["batch"], spec["frames"], spec["size"])
     x, target = jnp.asarray(x_np), jnp.asarray(target_np)
     t = jnp.full((spec["batch"],), peer_cpu.OUR_TIMESTEP, jnp.int32)
-    params = nn.meta.unbox(jax.jit(model.init)(jax.random.PRNGKey(0), x, t)["params"])
+    params = nn.meta.unbox(runtime.jit_once(model.init)(jax.random.PRNGKey(0), x, t)["params"])
     spatial, temporal = params[SPATIAL], params[TEMPORAL]
 
     def forward(spatial, temporal, x, t):

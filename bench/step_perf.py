@@ -41,6 +41,7 @@ sys.path.insert(0, REPO)
 from lumiere_jax import config as config_lib  # noqa: E402
 from lumiere_jax.train import validation  # noqa: E402
 from lumiere_jax import flops as flops_lib  # noqa: E402
+from lumiere_jax import runtime  # noqa: E402
 from lumiere_jax.diffusion import guidance, schedules  # noqa: E402
 from lumiere_jax.models.diffusion_model import DiffusionModel  # noqa: E402
 from lumiere_jax.train import optim, state as state_lib, step as step_lib  # noqa: E402
@@ -191,7 +192,7 @@ def main(argv=None) -> dict:
     peak, peak_source = peak_flops(device, dtype)
     key = jax.random.PRNGKey(0)
 
-    params = jax.jit(model.init)(key)
+    params = runtime.jit_once(model.init)(key)  # as the trainer
     n_params = int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(params)))
     labels = model.trainable_labels(params, bool(config.train.train_spatial), tuple(config.train.trainable))
     trained_temporal_only = cfg.kind == "video" and not (config.train.train_spatial or config.train.trainable)
