@@ -1,9 +1,12 @@
 """`make demo` (lumiere_jax/demo.py) end to end, on the tiny config and the tests' tiny runs as its
 "shipped" references (the demo's own flags; the cascade step needs a base and an SSR model of matching
-sizes, which the tiny runs are not, so it is the one step left out)."""
+sizes, which the tiny runs are not, so it is the one step left out). The demo's T2I stage starts from a
+copy of the shared tiny T2I run at its last step, so it resumes as finished (what a second `make demo`
+does); its video stage trains from it."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 from absl import flags
@@ -13,13 +16,14 @@ from lumiere_jax import demo
 from tests.helpers import ROOT
 
 
-def test_demo_trains_samples_and_scores_both_models(tmp_path, video_run, conditional_run, capsys):
+def test_demo_trains_samples_and_scores_both_models(tmp_path, t2i_run, video_run, conditional_run, capsys):
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
+    shutil.copytree(t2i_run[0], tmp_path / "t2i")
     settings = dict(
         workdir=str(tmp_path),
         config=os.path.join(ROOT, "configs", "tiny.py"),
-        t2i_steps=2,
+        t2i_steps=t2i_run[1].train.num_steps,
         video_steps=2,
         t2i_batch=2,
         video_batch=2,
