@@ -31,6 +31,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -204,6 +205,7 @@ def main(argv=None) -> dict:
             jax.block_until_ready(compiled(*fn_args))
     wall_s, cores = time.perf_counter() - w0, (time.process_time() - c0) / (time.perf_counter() - w0)
     rows = read_trace(trace_dir, set(desc))
+    shutil.rmtree(trace_dir, ignore_errors=True)
     run_ns = wall_s * 1e9
     total_wall = sum(r["wall_ns"] for r in rows.values())
     per_call = wall_s / args.iters
