@@ -202,40 +202,29 @@ def our_config(spec: dict, match: str):
     return STUNetConfig(unet=unet, temporal_head_dim=spec["ours_temporal_head_dim"])
 
 
-def jax_side(args, spec: dict) -> None:
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    t_import = time.perf_counter()
-    import flax
+def jax_programs(spec: dict, match: str, batch: int, frames: int):
+    """Our side's model on `make_arrays`' input: (STUNet config, {"forward": (fn, args), "fwdbwd":
+    (fn, args)}, the fresh params {SPATIAL, TEMPORAL}, the input's digest, init seconds). forward(spatial,
+    temporal, x, t); fwdbwd = value_and_grad of the mean-squared error w.r.t. the temporal params only.
+    Also what bench/profile_cpu.py profiles."""
     import flax.linen as nn
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
-    sys.path.insert(0, REPO)
-    sys.path.insert(0, BENCH)
-    import step_perf  # its XLA cost-analysis helper
-
-    from lumiere_jax import flops as flops_lib
     from lumiere_jax import runtime
     from lumiere_jax.models.stunet import SPATIAL, TEMPORAL, STUNet
 
-    if args.xla_cache:
-        runtime.setup()
-    import_s = time.perf_counter() - t_import
-
-    cfg = our_config(spec, args.match)
+    cfg = our_config(spec, match)
     model = STUNet(cfg)
-    b, frames, size = args.batch or spec["batch"], args.frames or spec["frames"], spec["size"]
-    x_np, target_np, digest = make_arrays(b, frames, size)
+    x_np, target_np, digest = make_arrays(batch, frames, spec["size"])
     x, target = jnp.asarray(x_np), jnp.asarray(target_np)
-    t = jnp.full((b,), OUR_TIMESTEP, jnp.int32)
+    t = jnp.full((batch,), OUR_TIMESTEP, jnp.int32)
 
     t0 = time.perf_counter()
     params = nn.meta.unbox(runtime.jit_once(model.init)(jax.random.PRNGKey(0), x, t)["params"])  # as the trainer
     jax.block_until_ready(params)
     init_s = time.perf_counter() - t0
     spatial, temporal = params[SPATIAL], params[TEMPORAL]
-    count = lambda tree: int(sum(np.prod(a.shape) for a in jax.tree_util.tree_leaves(tree)))
 
     def forward(spatial, temporal, x, t):
         return model.apply({"params": {SPATIAL: spatial, TEMPORAL: temporal}}, x, t)
@@ -244,15 +233,42 @@ def jax_side(args, spec: dict) -> None:
         return jnp.mean((forward(spatial, temporal, x, t) - target) ** 2)
 
     fwdbwd = jax.value_and_grad(loss)  # argnums=0: the temporal parameters only
-    fwd_args, bwd_args = (spatial, temporal, x, t), (temporal, spatial, x, t, target)
+    programs = {"forward": (forward, (spatial, temporal, x, t)), "fwdbwd": (fwdbwd, (temporal, spatial, x, t, target))}
+    return cfg, programs, params, digest, init_s
+
+
+def jax_side(args, spec: dict) -> None:
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    t_import = time.perf_counter()
+    import flax
+    import jax
+    import numpy as np
+
+    sys.path.insert(0, REPO)
+    sys.path.insert(0, BENCH)
+    import step_perf  # its XLA cost-analysis helper
+
+    from lumiere_jax import flops as flops_lib
+    from lumiere_jax import runtime
+    from lumiere_jax.models.stunet import SPATIAL, TEMPORAL
+
+    if args.xla_cache:
+        runtime.setup()
+    import_s = time.perf_counter() - t_import
+
+    b, frames = args.batch or spec["batch"], args.frames or spec["frames"]
+    cfg, programs, params, digest, init_s = jax_programs(spec, args.match, b, frames)
+    spatial, temporal = params[SPATIAL], params[TEMPORAL]
+    count = lambda tree: int(sum(np.prod(a.shape) for a in jax.tree_util.tree_leaves(tree)))
+    (forward, fwd_args), (fwdbwd, bwd_args) = programs["forward"], programs["fwdbwd"]
     compiled, compile_s, xla = {}, {}, {}
-    for name, fn, fn_args in (("forward", forward, fwd_args), ("fwdbwd", fwdbwd, bwd_args)):
+    for name, (fn, fn_args) in programs.items():
         t0 = time.perf_counter()
         compiled[name] = jax.jit(fn).lower(*fn_args).compile()
         compile_s[name] = round(time.perf_counter() - t0, 2)
         xla[name] = step_perf._cost(compiled[name]).get("flops")
 
-    by_kind = flops_lib.denoiser_flops(cfg, batch=b, frames=frames, size=size, text_len=0, by_kind=True)
+    by_kind = flops_lib.denoiser_flops(cfg, batch=b, frames=frames, size=spec["size"], text_len=0, by_kind=True)
     fwd_flops = sum(by_kind.values())
     trained_flops = sum(v for k, v in by_kind.items() if k.startswith("temporal"))
     jaxpr = {
@@ -263,7 +279,7 @@ def jax_side(args, spec: dict) -> None:
         "ready",
         side="jax",
         input_sha1=digest,
-        input_shape=list(x_np.shape),
+        input_shape=list(fwd_args[2].shape),
         versions={"jax": jax.__version__, "flax": flax.__version__, "numpy": np.__version__},
         backend=jax.default_backend(),
         config={"stunet": repr(cfg)},

@@ -13,8 +13,8 @@ pool's worker threads; per op name this sums
     the pool's threads are not traced under the op's name, so cpu / wall is not the op's cores),
 
 and maps the name to its HLO: the opcode and, for a fusion, the operations inside with the output
-shape (from the optimised HLO text), so a row reads "ynn_fusion.1320 25.6 ms 1.0 %
-fusion/kCustom(conv[3x3 b01f_01io->b01f]) -> f32[32,32,32,64]". Totals by category follow; the part of
+shape (from the optimised HLO text), so a row reads "ynn_fusion.1320 21.2 ms 0.8 %
+fusion/kCustom(conv[3x3 b01f_01io->b01f]) -> f32[32,32,32,32]". Totals by category follow; the part of
 the wall no op covers is the executor between thunks. Optional `--dump=FILE` writes the rows as JSON.
 
   JAX_PLATFORMS=cpu python bench/profile_cpu.py --what=fwdbwd --iters=3
@@ -150,36 +150,15 @@ def read_trace(trace_dir: str, names: set[str]) -> dict:
 
 
 def build(args):
+    """The compiled program and its arguments: bench/peer_cpu.py's jax side ("issue" pairing)."""
     sys.path.insert(0, BENCH)
-    import flax.linen as nn
     import jax
-    import jax.numpy as jnp
     import peer_cpu
 
-    from lumiere_jax import runtime
-    from lumiere_jax.models.stunet import SPATIAL, TEMPORAL, STUNet
-
     spec = peer_cpu.SIZES[args.size]
-    cfg = peer_cpu.our_config(spec, "issue")
-    model = STUNet(cfg)
-    x_np, target_np, _ = peer_cpu.make_arrays(spec["batch"], spec["frames"], spec["size"])
-    x, target = jnp.asarray(x_np), jnp.asarray(target_np)
-    t = jnp.full((spec["batch"],), peer_cpu.OUR_TIMESTEP, jnp.int32)
-    params = nn.meta.unbox(runtime.jit_once(model.init)(jax.random.PRNGKey(0), x, t)["params"])
-    spatial, temporal = params[SPATIAL], params[TEMPORAL]
-
-    def forward(spatial, temporal, x, t):
-        return model.apply({"params": {SPATIAL: spatial, TEMPORAL: temporal}}, x, t)
-
-    def loss(temporal, spatial, x, t, target):
-        return jnp.mean((forward(spatial, temporal, x, t) - target) ** 2)
-
-    if args.what == "forward":
-        fn, fn_args = forward, (spatial, temporal, x, t)
-    else:
-        fn, fn_args = jax.value_and_grad(loss), (temporal, spatial, x, t, target)
-    compiled = jax.jit(fn).lower(*fn_args).compile()
-    return compiled, fn_args
+    _, programs, _, _, _ = peer_cpu.jax_programs(spec, "issue", spec["batch"], spec["frames"])
+    fn, fn_args = programs[args.what]
+    return jax.jit(fn).lower(*fn_args).compile(), fn_args
 
 
 def main(argv=None) -> dict:
@@ -219,14 +198,13 @@ def main(argv=None) -> dict:
     for n in order[: args.top]:
         r = rows[n]
         print(f"{n:<28} {r['wall_ns'] / args.iters / 1e6:12.1f} {r['wall_ns'] / run_ns:6.1%}  {desc.get(n, '?')[:120]}")
-    cats: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+    cats: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])  # wall ns, ops
     for n, r in rows.items():
         c = cats[category(desc.get(n, "?"))]
         c[0] += r["wall_ns"]
-        c[1] += r["cpu_ns"]
-        c[2] += 1
+        c[1] += 1
     print(f"\n{'category':<44} {'wall ms/call':>12} {'share':>6} {'ops':>5}")
-    for k, (w, c, cnt) in sorted(cats.items(), key=lambda kv: -kv[1][0]):
+    for k, (w, cnt) in sorted(cats.items(), key=lambda kv: -kv[1][0]):
         print(f"{k:<44} {w / args.iters / 1e6:12.1f} {w / run_ns:6.1%} {cnt:5d}")
     out = {
         "what": args.what,
