@@ -151,6 +151,10 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
         workdir = _require(flags.workdir, "workdir", mode)
         params, stored = checkpoint.load(workdir)
         settings.check_fixed(stored, config_overrides, workdir)
+        # The export samples as the CLI would from the workdir: the config file's (and the flags')
+        # sample / ssr settings over the stored ones, so that Generator.load gets the same defaults.
+        sample, ssr = settings.cli_sampling(config, flags)
+        stored = settings.with_settings(stored, sample=sample, ssr=ssr)
         out = flags.export_dir or os.path.join(workdir, "export")
         checkpoint.export(out, params, stored, flags.export_dtype)
         logging.info("exported EMA parameters (%s) to %s", flags.export_dtype, out)

@@ -106,6 +106,25 @@ def test_eval_mode_uses_the_cli_settings(video_run, sampler_calls, tmp_path):
     assert sampler_calls[-1]["num_steps"] == 1
 
 
+def test_export_carries_the_cli_sampling_settings(video_run, tmp_path):
+    """--mode=export writes the config file's sample settings (and the flags') over the stored ones,
+    so the export's Generator.load samples as the CLI did from the workdir; the params are the run's."""
+    workdir, stored_config, _ = video_run
+    out = str(tmp_path / "export")
+    config = _cli_config(stored_config, guidance_scale=7.5, eta=0.25)
+    assert cli.run(config, _flags(mode="export", workdir=workdir, export_dir=out, num_steps=3)) == out
+    got = sampling.Generator.load(out)
+    assert {k: got.settings()[k] for k in ("guidance_scale", "eta", "num_steps")} == {
+        "guidance_scale": 7.5,
+        "eta": 0.25,
+        "num_steps": 3,
+    }
+    run = sampling.Generator.load(workdir)
+    assert run.settings()["guidance_scale"] == stored_config.sample.guidance_scale != 7.5  # the workdir is untouched
+    rest = lambda c: {k: v for k, v in c.items() if k not in ("sample", "export_dtype")}  # noqa: E731
+    assert rest(got.config) == rest(run.config)
+
+
 def test_architecture_override_that_differs_is_refused(video_run, sampler_calls):
     workdir, stored_config, _ = video_run
     config = copy.deepcopy(stored_config)
