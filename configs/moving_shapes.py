@@ -160,9 +160,6 @@ def get_config(arg: str = "video"):
         c.optim.warmup_steps = 50
         c.train.num_steps = 400  # 800 until 2026-12-04: 400 met every goal too (docs/conditional.md), in half the time
         c.train.sample_every = 0
-        # Guidance 5, not 3: image-to-video follows the prompt's direction given a first frame
-        # (0.79 -> 0.92 on held-out clips 64..87, first-frame PSNR 38.6 -> 35.4 dB; docs/conditional.md)
-        c.sample.guidance_scale = 5.0
     c.train.checkpoint_every = 250
     c.train.log_every = 50
     c.eval.fvd_num_real = 192  # of the 256 clips a split holds: the same reference for up to 64 videos

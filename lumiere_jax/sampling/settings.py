@@ -9,6 +9,8 @@ overrides applied), and the explicit flags beat both (`cli_sampling`). In a casc
 config is the super-resolution stage's (a configs/*.py:cascade config is an SSR config): its
 `sample` and `ssr` sections set the SSR stage; the base stage keeps its stored settings, under
 the explicit flags (--num_steps sets both stages, --guidance_scale and --sampler the base).
+`--mode=export` writes the same CLI settings over the stored ones into the export's config, so that
+`Generator.load(export)` samples as the CLI did from the workdir.
 
 Architecture keys cannot change for a trained checkpoint: an explicit --config override of one
 (`model.*` except the T5 file locations, `stage`, and the diffusion schedule, prediction type
