@@ -308,6 +308,10 @@ def default_config() -> ml_collections.ConfigDict:
             sampler="ddim",
             num_steps=25,
             guidance_scale=3.0,
+            # A guidance interval: this scale instead of guidance_scale at timesteps t >= high_noise_from * T,
+            # where a trajectory is decided (None = guidance_scale everywhere; docs/conditional.md).
+            high_noise_guidance_scale=_typed(float),
+            high_noise_from=0.8,
             eta=0.0,
             timestep_spacing="trailing",
             thresholding=True,

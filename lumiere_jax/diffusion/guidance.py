@@ -72,8 +72,12 @@ def cfg_model_fn(
     cond: Any,
     uncond: Any,
     guidance_scale: float,
+    high_noise: tuple[float, int] | None = None,
 ) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """Wraps ``model_fn(x, t, context)`` into a guided ``fn(x, t)`` for the samplers.
+
+    ``high_noise`` = (scale, t_from): examples at timesteps t >= t_from are guided with that scale
+    instead of ``guidance_scale`` (a guidance interval: strong guidance only where the noise is high).
 
     ``cond`` and ``uncond`` are context pytrees with leading batch dim B (e.g. (emb, mask) from
     the prompt and from :func:`null_text`). Both branches run in ONE call on a batch of 2B:
@@ -87,6 +91,11 @@ def cfg_model_fn(
         # active (lumiere_jax.parallel.mesh.activate); otherwise this is a no-op.
         x2 = nn.with_logical_constraint(jnp.concatenate([x, x], axis=0), (axes.BATCH,) + (None,) * (x.ndim - 1))
         out = model_fn(x2, jnp.concatenate([t, t], axis=0), context)
-        return guide(out[:batch], out[batch:], guidance_scale, x.shape[-1])
+        scale = guidance_scale
+        if high_noise is not None:
+            high, t_from = high_noise
+            scale = jnp.where(t >= t_from, high, guidance_scale).astype(out.dtype)
+            scale = scale.reshape((batch,) + (1,) * (x.ndim - 1))
+        return guide(out[:batch], out[batch:], scale, x.shape[-1])
 
     return fn

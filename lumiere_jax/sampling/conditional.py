@@ -82,7 +82,7 @@ class Conditional(Frontend):
                 all_prompts[b],
                 seeds[b],
                 sampler,
-                float(s["guidance_scale"]),
+                eng.guidance(s),
                 bar.loop_progress,
                 cond=cond[b],
                 known=(x[b], m[b]) if replace else None,

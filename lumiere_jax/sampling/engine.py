@@ -15,6 +15,7 @@ own, whatever else was in the batch. The super-resolution stage draws from
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -142,6 +143,9 @@ def check_settings(s: dict[str, Any]) -> dict[str, Any]:
         "dynamic_thresholding_ratio": dict(low=0.0, high=1.0, low_open=True),
         "sample_max_value": dict(low=0.0, low_open=True),
     }
+    if s["high_noise_guidance_scale"] is not None:
+        bounds["high_noise_guidance_scale"] = dict(low=0.0)
+    bounds["high_noise_from"] = dict(low=0.0, high=1.0, low_open=True)
     for key, kw in bounds.items():
         validation.check_number(f"sampling setting {key}", s[key], **kw)
     return s
@@ -210,6 +214,15 @@ class Engine:
         s = {k: config_lib.value(self.config, "ssr", k) for k in settings_lib.SSR_KEYS}
         return settings_lib.merge(s, overrides, "super-resolution setting")
 
+    def guidance(self, s: dict) -> tuple:
+        """The guidance of the settings `s` as `denoise` takes it: (scale, None) or (scale, (high-noise
+        scale, first timestep it applies at))."""
+        high = s["high_noise_guidance_scale"]
+        if high is None:
+            return float(s["guidance_scale"]), None
+        t_from = int(math.ceil(float(s["high_noise_from"]) * self.sched.num_train_timesteps))
+        return float(s["guidance_scale"]), (float(high), t_from)
+
     def sampler(self, s: dict) -> samplers.Sampler:
         """The sampler of the settings `s` (from `settings`)."""
         return samplers.get_sampler(
@@ -235,7 +248,7 @@ class Engine:
         prompts: Sequence[str],
         seeds: Sequence[int],
         sampler: samplers.Sampler,
-        scale: float,
+        scale: tuple,
         progress: Any,
         cond=None,
         x0=None,
@@ -245,7 +258,8 @@ class Engine:
         latents=None,
         callback=None,
     ) -> np.ndarray:
-        """Denoise one batch (float [-1, 1]). `cond`: a conditional model's extra channels. `x0`
+        """Denoise one batch (float [-1, 1]) guided by `scale` (`guidance(settings)`). `cond`: a
+        conditional model's extra channels. `x0`
         (SDEdit): start from this clean batch noised to the sampler's first timestep instead of
         from pure noise. `known` ((content [-1, 1], mask [..., 1] True = known), the
         `known_replacement` setting): after every step but the last the known pixels of the sample
@@ -376,8 +390,9 @@ class Engine:
             self._steps["context"] = self._jit(ctx)
         return self._steps["context"](params, ids, mask)
 
-    def _step_fn(self, scale: float, return_x0: bool = False):
+    def _step_fn(self, scale: tuple, return_x0: bool = False):
         key = ("step", scale, return_x0)
+        scale, high_noise = scale
         if key not in self._steps:
             model = self.model
 
@@ -386,9 +401,9 @@ class Engine:
                 params, ctx, cond = args
                 text, null = (*ctx[0], cond), (*ctx[1], cond)
                 inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2])
-                if scale == 1.0:
+                if scale == 1.0 and high_noise is None:
                     return inner(x, t, text)
-                return guidance.cfg_model_fn(inner, text, null, scale)(x, t)
+                return guidance.cfg_model_fn(inner, text, null, scale, high_noise)(x, t)
 
             self._steps[key] = self._jit(loop.make_step(model_fn, return_x0=return_x0))
         return self._steps[key]

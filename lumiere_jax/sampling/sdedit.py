@@ -76,7 +76,7 @@ class SDEdit(Frontend):
                 all_prompts[b],
                 seeds[b],
                 tail,
-                float(s["guidance_scale"]),
+                eng.guidance(s),
                 bar.loop_progress,
                 x0=x[b],
                 cond=None if cond is None else cond[b],

@@ -31,6 +31,8 @@ SAMPLE_KEYS = (
     "sampler",
     "num_steps",
     "guidance_scale",
+    "high_noise_guidance_scale",
+    "high_noise_from",
     "eta",
     "timestep_spacing",
     "thresholding",

@@ -163,7 +163,7 @@ class TextToVideo(Frontend):
                 all_prompts[b],
                 seeds[b],
                 sampler,
-                float(s["guidance_scale"]),
+                eng.guidance(s),
                 bar.loop_progress,
                 cond=None if cond is None else cond[b],
                 context=context,

@@ -50,6 +50,8 @@ def gen(video_run):
     [
         (dict(guidance_scale=float("nan")), "guidance_scale must be finite, got nan"),
         (dict(guidance_scale=-1.0), "guidance_scale must be >= 0.0, got -1.0"),
+        (dict(high_noise_guidance_scale=-2.0), "high_noise_guidance_scale must be >= 0.0, got -2.0"),
+        (dict(high_noise_guidance_scale=8.0, high_noise_from=0.0), r"high_noise_from must be > 0.0 and <= 1.0"),
         (dict(num_steps=0), "num_steps must be >= 1, got 0"),
         (dict(num_steps=2.5), "num_steps must be an integer, got 2.5"),
         (dict(eta=float("inf")), "eta must be finite"),

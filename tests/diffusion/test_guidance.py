@@ -109,3 +109,19 @@ def test_cfg_model_fn_single_batched_call():
     expected = guidance.guide(model_fn(x, t, cond), model_fn(x, t, uncond), 3.0, 3)
     np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-6)
     assert got.shape == (2, 3, 4, 4, 6)
+
+
+def test_cfg_model_fn_high_noise_scale_applies_from_its_timestep():
+    """A guidance interval: examples at t >= t_from get the high-noise scale, the others the base one."""
+
+    def model_fn(x, t, ctx):
+        emb, mask = ctx
+        return x * (emb * mask[..., None]).sum(axis=(1, 2)).reshape(-1, 1, 1, 1, 1) + t.reshape(-1, 1, 1, 1, 1)
+
+    cond, uncond = _text(3, key=1), guidance.null_text(3, L, D)
+    x = jax.random.normal(jax.random.key(2), (3, 2, 4, 4, 3))
+    t = jnp.array([799, 800, 999], jnp.int32)
+    got = guidance.cfg_model_fn(model_fn, cond, uncond, 3.0, (8.0, 800))(x, t)
+    c, u = model_fn(x, t, cond), model_fn(x, t, uncond)
+    for i, scale in enumerate((3.0, 8.0, 8.0)):
+        np.testing.assert_allclose(np.asarray(got[i]), np.asarray(u[i] + scale * (c[i] - u[i])), rtol=1e-6)

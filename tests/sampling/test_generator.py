@@ -28,6 +28,23 @@ def test_generate_shapes_and_per_sample_seeds(generator):
         generator.generate(prompts, cfg_scale=2.0)
 
 
+def test_high_noise_guidance_scale_applies_from_its_timestep(generator):
+    """The guidance interval reaches the loop users run: a high-noise scale equal to the base one
+    changes nothing, another one changes the video, and one that starts above every sampled
+    timestep is never used."""
+    kw = dict(seed=0, progress=False, num_steps=3, output_type="float")
+    base = generator.generate(["a red square moving left"], **kw).videos
+    same = generator.generate(["a red square moving left"], high_noise_guidance_scale=3.0, **kw).videos
+    high = generator.generate(["a red square moving left"], high_noise_guidance_scale=8.0, **kw).videos
+    never = generator.generate(
+        ["a red square moving left"], high_noise_guidance_scale=8.0, high_noise_from=1.0, **kw
+    ).videos
+    assert generator.settings()["guidance_scale"] == 3.0
+    np.testing.assert_array_equal(same, base)
+    np.testing.assert_array_equal(never, base)  # trailing DDIM's first timestep is 999 < 1.0 * T
+    assert np.abs(high - base).max() > 1e-3
+
+
 def test_write_outputs(generator, tmp_path):
     r = generator.generate(
         ["a white triangle moving down"], num_samples=2, seed=0, progress=False, sampler="dpmpp_2m", num_steps=2
