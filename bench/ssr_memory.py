@@ -102,7 +102,7 @@ def measure(gen: sampling.Generator, num_frames: int, chunk: int, scale: float, 
     window = int(ssr["window"]) or cfg.num_frames
     layout = md.window_layout(num_frames, window, int(ssr["overlap"]))
     sampler, args = abstract_step_inputs(gen, num_frames, layout, batch)
-    step = gen._ssr_step_fn(float(scale), layout, int(chunk) or None)
+    step = gen._ssr_step_fn((float(scale), None), layout, int(chunk) or None)
     t0 = time.perf_counter()
     lowered = step.lower(*args)
     t1 = time.perf_counter()

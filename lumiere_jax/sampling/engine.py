@@ -248,7 +248,7 @@ class Engine:
         prompts: Sequence[str],
         seeds: Sequence[int],
         sampler: samplers.Sampler,
-        scale: tuple,
+        scales: tuple,
         progress: Any,
         cond=None,
         x0=None,
@@ -258,7 +258,7 @@ class Engine:
         latents=None,
         callback=None,
     ) -> np.ndarray:
-        """Denoise one batch (float [-1, 1]) guided by `scale` (`guidance(settings)`). `cond`: a
+        """Denoise one batch (float [-1, 1]) guided by `scales` (`guidance(settings)`). `cond`: a
         conditional model's extra channels. `x0`
         (SDEdit): start from this clean batch noised to the sampler's first timestep instead of
         from pure noise. `known` ((content [-1, 1], mask [..., 1] True = known), the
@@ -282,7 +282,7 @@ class Engine:
         if x0 is not None:
             t0 = jnp.full((len(seeds),), sampler.timesteps[0], jnp.int32)
             x = noising.add_noise(self.sched, jnp.asarray(x0, jnp.float32), x, t0)
-        step = self._step_fn(scale, return_x0=callback is not None)
+        step = self._step_fn(scales, return_x0=callback is not None)
         context = self.prompt_context(prompts) if context is None else context
         args = (self.params, context, None if cond is None else jnp.asarray(cond, jnp.float32))
         after_step = None
@@ -307,7 +307,7 @@ class Engine:
             )[0]
         )(keys, jnp.asarray(low), aug)
         weights = None if layout is None else jnp.asarray(md.window_weights(layout, ssr["weights"]))
-        step = self._ssr_step_fn(float(s["guidance_scale"]), layout, int(ssr["chunk_size"]) or None)
+        step = self._ssr_step_fn(self.guidance(s), layout, int(ssr["chunk_size"]) or None)
         noise_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
         x, _ = loop.run(
             step,
@@ -390,9 +390,10 @@ class Engine:
             self._steps["context"] = self._jit(ctx)
         return self._steps["context"](params, ids, mask)
 
-    def _step_fn(self, scale: tuple, return_x0: bool = False):
-        key = ("step", scale, return_x0)
-        scale, high_noise = scale
+    def _step_fn(self, scales: tuple, return_x0: bool = False):
+        """The jitted sampling step guided by `scales` (`guidance(settings)`)."""
+        key = ("step", scales, return_x0)
+        scale, high_noise = scales
         if key not in self._steps:
             model = self.model
 
@@ -408,8 +409,11 @@ class Engine:
             self._steps[key] = self._jit(loop.make_step(model_fn, return_x0=return_x0))
         return self._steps[key]
 
-    def _ssr_step_fn(self, scale: float, layout, chunk):
-        key = ("ssr", scale, layout, chunk)
+    def _ssr_step_fn(self, scales: tuple, layout, chunk):
+        """The jitted super-resolution step guided by `scales` (`guidance(settings)`), on the
+        MultiDiffusion windows of `layout` (None: the whole video), `chunk` windows at a time."""
+        key = ("ssr", scales, layout, chunk)
+        scale, high_noise = scales
         if key not in self._steps:
             model = self.model
 
@@ -420,9 +424,9 @@ class Engine:
                 tile = lambda a: jnp.tile(a, (reps,) + (1,) * (a.ndim - 1))
                 text = (tile(emb), tile(mask), cond, tile(aug))
                 null = (tile(null_emb), tile(null_mask), cond, tile(aug))
-                if scale == 1.0:
+                if scale == 1.0 and high_noise is None:
                     return inner(x, t, text)
-                return guidance.cfg_model_fn(inner, text, null, scale)(x, t)
+                return guidance.cfg_model_fn(inner, text, null, scale, high_noise)(x, t)
 
             self._steps[key] = self._jit(loop.make_step(model_fn, layout=layout, chunk_size=chunk, fold_windows=True))
         return self._steps[key]

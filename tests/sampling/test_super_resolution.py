@@ -45,6 +45,18 @@ def test_upsample_is_conditioned_on_its_input_and_level(ssr):
     assert np.abs(run(a, 900).astype(int) - ref).mean() > 1
 
 
+def test_upsample_takes_the_guidance_interval(ssr):
+    """`high_noise_guidance_scale` reaches the super-resolution step: equal to the base scale it
+    changes nothing (up to rounding: another compiled step), another scale changes the video, and
+    one that starts above every sampled timestep is never used."""
+    low = _low(1, seed=1)
+    run = lambda **kw: ssr.upsample(low, "x", seed=0, progress=False, num_steps=2, guidance_scale=3.0, **kw).videos
+    base = run().astype(int)
+    assert np.abs(run(high_noise_guidance_scale=3.0).astype(int) - base).max() <= 1
+    assert np.abs(run(high_noise_guidance_scale=3.0, high_noise_from=1.0).astype(int) - base).max() <= 1
+    assert np.abs(run(high_noise_guidance_scale=12.0).astype(int) - base).mean() > 1
+
+
 def test_upsample_validates_inputs(ssr, video_run):
     with pytest.raises(ValueError, match="4x4 inputs, got 8x8"):
         ssr.upsample(np.zeros((1, 4, 8, 8, 3), np.uint8), "x", progress=False)
