@@ -29,7 +29,8 @@ sys.path.insert(0, ROOT)
 from lumiere_jax import config as config_lib, runtime, sampling  # noqa: E402
 from lumiere_jax.eval import conditional  # noqa: E402
 
-FLOATS, INTS = ("guidance_scale", "eta", "dynamic_thresholding_ratio"), ("num_steps",)
+FLOATS = ("guidance_scale", "eta", "dynamic_thresholding_ratio", "high_noise_guidance_scale", "high_noise_from")
+INTS = ("num_steps",)
 
 
 def parse_setting(text: str) -> dict:
