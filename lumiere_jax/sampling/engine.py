@@ -15,6 +15,7 @@ own, whatever else was in the batch. The super-resolution stage draws from
 
 from __future__ import annotations
 
+import collections
 import math
 import warnings
 from typing import Any, Callable, Sequence
@@ -162,6 +163,13 @@ def check_call(num_samples: int = 1, seed: int = 0, batch_size: int = 1, count: 
             f"seed must be an integer with seed .. seed + {count - 1} in [0, 2**31 - 1] (one seed per "
             f"sample), got {seed!r}"
         )
+
+
+# Jitted steps shared by every Engine of the same model (a model is a pure function of its config):
+# loading an export again, or another Generator on the same architecture, reuses the traced and
+# compiled steps instead of tracing the network anew. Bounded: the least recently used step goes.
+_SHARED_STEPS: collections.OrderedDict = collections.OrderedDict()
+_SHARED_STEPS_MAX = 64
 
 
 class Engine:
@@ -379,67 +387,78 @@ class Engine:
         call.jitted = jitted
         return call
 
+    def _step(self, key: tuple, build: Callable[[], Callable]):
+        """The jitted function `key` of this Engine: `self._jit(build())`, built once per Engine, and
+        once per process for every Engine of the same model config without a mesh (`_SHARED_STEPS`)."""
+        if key in self._steps:
+            return self._steps[key]
+        if self.mesh is None:
+            shared = (self.model.config, *key)
+            if shared in _SHARED_STEPS:
+                _SHARED_STEPS.move_to_end(shared)
+            else:
+                _SHARED_STEPS[shared] = self._jit(build())
+                while len(_SHARED_STEPS) > _SHARED_STEPS_MAX:
+                    _SHARED_STEPS.popitem(last=False)
+            self._steps[key] = _SHARED_STEPS[shared]
+        else:
+            self._steps[key] = self._jit(build())
+        return self._steps[key]
+
     def _context(self, params, ids, mask):
-        if "context" not in self._steps:
-            model = self.model
+        model = self.model
 
-            def ctx(params, ids, mask):
-                emb = model.encode_text(params, ids, mask)
-                return (emb, mask), model.null_text(params, ids.shape[0])
+        def ctx(params, ids, mask):
+            emb = model.encode_text(params, ids, mask)
+            return (emb, mask), model.null_text(params, ids.shape[0])
 
-            self._steps["context"] = self._jit(ctx)
-        return self._steps["context"](params, ids, mask)
+        return self._step(("context",), lambda: ctx)(params, ids, mask)
 
     def _step_fn(self, scales: tuple, return_x0: bool = False):
         """The jitted sampling step guided by `scales` (`guidance(settings)`)."""
-        key = ("step", scales, return_x0)
         scale, high_noise = scales
-        if key not in self._steps:
-            model = self.model
+        model = self.model
 
-            def model_fn(args, x, t):
-                # Classifier-free guidance drops the text only: both branches see the conditioning.
-                params, ctx, cond = args
-                text, null = (*ctx[0], cond), (*ctx[1], cond)
-                inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2])
-                if scale == 1.0 and high_noise is None:
-                    return inner(x, t, text)
-                return guidance.cfg_model_fn(inner, text, null, scale, high_noise)(x, t)
+        def model_fn(args, x, t):
+            # Classifier-free guidance drops the text only: both branches see the conditioning.
+            params, ctx, cond = args
+            text, null = (*ctx[0], cond), (*ctx[1], cond)
+            inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2])
+            if scale == 1.0 and high_noise is None:
+                return inner(x, t, text)
+            return guidance.cfg_model_fn(inner, text, null, scale, high_noise)(x, t)
 
-            self._steps[key] = self._jit(loop.make_step(model_fn, return_x0=return_x0))
-        return self._steps[key]
+        return self._step(("step", scales, return_x0), lambda: loop.make_step(model_fn, return_x0=return_x0))
 
     def _ssr_step_fn(self, scales: tuple, layout, chunk):
         """The jitted super-resolution step guided by `scales` (`guidance(settings)`), on the
         MultiDiffusion windows of `layout` (None: the whole video), `chunk` windows at a time."""
-        key = ("ssr", scales, layout, chunk)
         scale, high_noise = scales
-        if key not in self._steps:
-            model = self.model
+        model = self.model
 
-            def model_fn(args, x, t, cond):  # one (window of the) video batch, or all windows folded
-                params, ((emb, mask), (null_emb, null_mask)), aug = args
-                inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2], aug_level=c[3])
-                reps = x.shape[0] // emb.shape[0]  # windows folded into the batch (window-major)
-                tile = lambda a: jnp.tile(a, (reps,) + (1,) * (a.ndim - 1))
-                text = (tile(emb), tile(mask), cond, tile(aug))
-                null = (tile(null_emb), tile(null_mask), cond, tile(aug))
-                if scale == 1.0 and high_noise is None:
-                    return inner(x, t, text)
-                return guidance.cfg_model_fn(inner, text, null, scale, high_noise)(x, t)
+        def model_fn(args, x, t, cond):  # one (window of the) video batch, or all windows folded
+            params, ((emb, mask), (null_emb, null_mask)), aug = args
+            inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2], aug_level=c[3])
+            reps = x.shape[0] // emb.shape[0]  # windows folded into the batch (window-major)
+            tile = lambda a: jnp.tile(a, (reps,) + (1,) * (a.ndim - 1))
+            text = (tile(emb), tile(mask), cond, tile(aug))
+            null = (tile(null_emb), tile(null_mask), cond, tile(aug))
+            if scale == 1.0 and high_noise is None:
+                return inner(x, t, text)
+            return guidance.cfg_model_fn(inner, text, null, scale, high_noise)(x, t)
 
-            self._steps[key] = self._jit(loop.make_step(model_fn, layout=layout, chunk_size=chunk, fold_windows=True))
-        return self._steps[key]
+        return self._step(
+            ("ssr", scales, layout, chunk),
+            lambda: loop.make_step(model_fn, layout=layout, chunk_size=chunk, fold_windows=True),
+        )
 
     def _replace_fn(self):
         """Jitted replacement step: the known pixels of x become `content` noised with `noise` to the
         sampler's timestep `i` (`denoise`'s `known`)."""
-        if "replace" not in self._steps:
-            sched = self.sched
+        sched = self.sched
 
-            def replace(sampler, x, content, mask, noise, i):
-                t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
-                return jnp.where(mask, noising.add_noise(sched, content, noise, t), x)
+        def replace(sampler, x, content, mask, noise, i):
+            t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
+            return jnp.where(mask, noising.add_noise(sched, content, noise, t), x)
 
-            self._steps["replace"] = self._jit(replace)
-        return self._steps["replace"]
+        return self._step(("replace", self.config["diffusion"]["schedule"]), lambda: replace)

@@ -28,6 +28,22 @@ def test_generate_shapes_and_per_sample_seeds(generator):
         generator.generate(prompts, cfg_scale=2.0)
 
 
+def test_generators_of_one_model_share_their_compiled_steps(generator, video_run, t2i_run):
+    """A second Generator of the same model reuses the first one's jitted step (no new trace) and
+    still samples with its OWN parameters; another model gets its own step."""
+    from tests.helpers import perturbed
+
+    again = sampling.Generator.load(video_run[0])
+    other = sampling.Generator(again.model, perturbed(again.params, 3), again.config)
+    scales = generator.guidance(generator.settings())
+    assert again._step_fn(scales) is generator._step_fn(scales) is other._step_fn(scales)
+    assert sampling.Generator.load(t2i_run[0])._step_fn(scales) is not generator._step_fn(scales)
+    kw = dict(seed=0, progress=False, num_steps=2, output_type="float")
+    ref = generator.generate(["a red square moving left"], **kw).videos
+    np.testing.assert_array_equal(again.generate(["a red square moving left"], **kw).videos, ref)
+    assert np.abs(other.generate(["a red square moving left"], **kw).videos - ref).max() > 1e-3
+
+
 def test_high_noise_guidance_scale_applies_from_its_timestep(generator):
     """The guidance interval reaches the loop users run: a high-noise scale equal to the base one
     changes nothing, another one changes the video, and one that starts above every sampled
