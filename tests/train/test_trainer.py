@@ -66,7 +66,7 @@ def test_train_step_ema_and_nonfinite_guard(t2i_run, data_dir):
     )
     batch = next(iter(sources.make_pipeline(config, model.config).iterate(0, 1, prefetch=0)))
     batch = {k: jnp.asarray(v) for k, v in batch.items() if k in trainer.BATCH_KEYS}
-    s0 = state_lib.create(params, tx).replace(step=jnp.int32(1000))  # past the EMA warm-up
+    s0 = jax.jit(lambda p: state_lib.create(p, tx))(params).replace(step=jnp.int32(1000))  # past the EMA warm-up
     s1, m = step(s0, batch)
     assert bool(m["finite"]) and int(s1.step) == 1001
     for e0, p1, e1 in zip(leaves(s0.ema_params), leaves(s1.params), leaves(s1.ema_params)):
