@@ -67,10 +67,10 @@ class Checkpointer:
 
         state_dir = epath.Path(self.directory) / str(step) / "state"
         handler = ocp.PyTreeCheckpointHandler()
-        tree = handler.metadata(state_dir).tree
+        tree = _saved_tree(state_dir, handler)
         if "ema_params" not in tree:
             raise ValueError(f"checkpoint {state_dir} holds no ema_params (it has {sorted(tree)})")
-        target = {"ema_params": jax.tree_util.tree_map(lambda m: np.zeros((), m.dtype), tree["ema_params"])}
+        target = {"ema_params": jax.tree_util.tree_map(lambda _: np.zeros((), np.float32), tree["ema_params"])}
         restore_args = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
         with ocp.Checkpointer(handler) as ckptr:
             restored = ckptr.restore(
@@ -174,6 +174,23 @@ def verify_checksums(path: str) -> None:
                 f"export {path} is damaged: {os.path.join(path, name)} does not match the "
                 f"checksum written with it (re-export or restore the file)"
             )
+
+
+def _saved_tree(state_dir, handler) -> dict:
+    """The nested structure of the pytree saved in `state_dir` (leaves: per-leaf metadata). Read from
+    its `_METADATA` file (about 0.1 s); orbax's public `metadata()` (the fallback, the same structure)
+    also opens every array's metadata, about 1 s for the reference models' states."""
+    try:
+        return _tree_from_metadata_file(state_dir)
+    except (ImportError, AttributeError, OSError, KeyError, TypeError, ValueError):  # another orbax layout
+        return handler.metadata(state_dir).tree
+
+
+def _tree_from_metadata_file(state_dir) -> dict:
+    from orbax.checkpoint._src.metadata import tree as tree_metadata
+
+    text = (state_dir / "_METADATA").read_text()
+    return tree_metadata.InternalTreeMetadata.from_json(json.loads(text)).as_nested_tree()
 
 
 def check_finite(params: Any, what: str) -> None:

@@ -108,3 +108,18 @@ def test_no_export_into_a_workdir_and_the_workdir_checkpoint_wins(tmp_path, vide
     loaded, stored = checkpoint.load(str(work))
     assert stored["stage"] == "video"
     np.testing.assert_array_equal(jax.tree_util.tree_leaves(loaded)[0], jax.tree_util.tree_leaves(params)[0])
+
+
+def test_workdir_load_reads_the_same_tree_through_orbax_public_metadata(video_run, monkeypatch):
+    """The fast path reads the saved tree from orbax's `_METADATA` file (a private module); if that
+    ever fails (another orbax layout) the public `metadata()` gives the same parameters."""
+    fast, _ = checkpoint.load(video_run[0])
+
+    def broken(*a, **k):
+        raise ValueError("another layout")
+
+    monkeypatch.setattr(checkpoint, "_tree_from_metadata_file", broken)
+    slow, _ = checkpoint.load(video_run[0])
+    assert jax.tree_util.tree_structure(slow) == jax.tree_util.tree_structure(fast)
+    for a, b in zip(jax.tree_util.tree_leaves(slow), jax.tree_util.tree_leaves(fast)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
