@@ -63,20 +63,7 @@ class Checkpointer:
         """The EMA parameters of checkpoint `step` only (numpy leaves): a partial restore of the saved
         state, without reading the optimiser state and the raw parameters (about 40 % of a
         full restore's time, which is mostly per-leaf work)."""
-        from etils import epath
-
-        state_dir = epath.Path(self.directory) / str(step) / "state"
-        handler = ocp.PyTreeCheckpointHandler()
-        tree = _saved_tree(state_dir, handler)
-        if "ema_params" not in tree:
-            raise ValueError(f"checkpoint {state_dir} holds no ema_params (it has {sorted(tree)})")
-        target = {"ema_params": jax.tree_util.tree_map(lambda _: np.zeros((), np.float32), tree["ema_params"])}
-        restore_args = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
-        with ocp.Checkpointer(handler) as ckptr:
-            restored = ckptr.restore(
-                state_dir, args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True)
-            )
-        return restored["ema_params"]
+        return _restore_numpy(os.path.join(self.directory, str(step), "state"), "ema_params")
 
     def restore_config(self, step: int) -> dict:
         return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
@@ -176,6 +163,28 @@ def verify_checksums(path: str) -> None:
             )
 
 
+def _restore_numpy(directory: str, key: str | None = None) -> Any:
+    """The pytree saved in `directory` (or only its subtree `key`: a partial restore), numpy leaves
+    of the stored dtypes, without first opening every array's metadata (`_saved_tree`)."""
+    from etils import epath
+
+    directory = epath.Path(directory)
+    handler = ocp.PyTreeCheckpointHandler()
+    tree = _saved_tree(directory, handler)
+    if key is not None:
+        if key not in tree:
+            raise ValueError(f"checkpoint {directory} holds no {key} (it has {sorted(tree)})")
+        tree = {key: tree[key]}
+    target = jax.tree_util.tree_map(lambda _: np.zeros((), np.float32), tree)  # structure only
+    restore_args = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
+    with ocp.Checkpointer(handler) as ckptr:
+        restored = ckptr.restore(
+            directory,
+            args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=key is not None),
+        )
+    return restored if key is None else restored[key]
+
+
 def _saved_tree(state_dir, handler) -> dict:
     """The nested structure of the pytree saved in `state_dir` (leaves: per-leaf metadata). Read from
     its `_METADATA` file (about 0.1 s); orbax's public `metadata()` (the fallback, the same structure)
@@ -225,8 +234,7 @@ def load(path: str) -> tuple[Any, dict]:
         logging.info("loaded the EMA parameters of step %d from %s", step, ckpt.directory)
     elif is_export(path):
         verify_checksums(path)
-        with ocp.StandardCheckpointer() as ckptr:
-            params = ckptr.restore(os.path.join(path, "params"))
+        params = _restore_numpy(os.path.join(path, "params"))
         with open(os.path.join(path, "config.json")) as f:
             config = json.load(f)
     else:
