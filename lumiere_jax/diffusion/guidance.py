@@ -99,3 +99,18 @@ def cfg_model_fn(
         return guide(out[:batch], out[batch:], scale, x.shape[-1])
 
     return fn
+
+
+def guided_model_fn(
+    model_fn: Callable[[jax.Array, jax.Array, Any], jax.Array],
+    cond: Any,
+    uncond: Any,
+    scales: tuple[float, tuple[float, int] | None],
+) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``fn(x, t)`` guided by ``scales`` = (guidance_scale, high_noise) as :func:`cfg_model_fn` takes
+    them; with no guidance anywhere (scale 1, no high-noise scale) the model runs on ``cond`` alone
+    (one branch, half the batch)."""
+    scale, high_noise = scales
+    if scale == 1.0 and high_noise is None:
+        return lambda x, t: model_fn(x, t, cond)
+    return cfg_model_fn(model_fn, cond, uncond, scale, high_noise)

@@ -416,7 +416,6 @@ class Engine:
 
     def _step_fn(self, scales: tuple, return_x0: bool = False):
         """The jitted sampling step guided by `scales` (`guidance(settings)`)."""
-        scale, high_noise = scales
         model = self.model
 
         def model_fn(args, x, t):
@@ -424,16 +423,13 @@ class Engine:
             params, ctx, cond = args
             text, null = (*ctx[0], cond), (*ctx[1], cond)
             inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2])
-            if scale == 1.0 and high_noise is None:
-                return inner(x, t, text)
-            return guidance.cfg_model_fn(inner, text, null, scale, high_noise)(x, t)
+            return guidance.guided_model_fn(inner, text, null, scales)(x, t)
 
         return self._step(("step", scales, return_x0), lambda: loop.make_step(model_fn, return_x0=return_x0))
 
     def _ssr_step_fn(self, scales: tuple, layout, chunk):
         """The jitted super-resolution step guided by `scales` (`guidance(settings)`), on the
         MultiDiffusion windows of `layout` (None: the whole video), `chunk` windows at a time."""
-        scale, high_noise = scales
         model = self.model
 
         def model_fn(args, x, t, cond):  # one (window of the) video batch, or all windows folded
@@ -443,9 +439,7 @@ class Engine:
             tile = lambda a: jnp.tile(a, (reps,) + (1,) * (a.ndim - 1))
             text = (tile(emb), tile(mask), cond, tile(aug))
             null = (tile(null_emb), tile(null_mask), cond, tile(aug))
-            if scale == 1.0 and high_noise is None:
-                return inner(x, t, text)
-            return guidance.cfg_model_fn(inner, text, null, scale, high_noise)(x, t)
+            return guidance.guided_model_fn(inner, text, null, scales)(x, t)
 
         return self._step(
             ("ssr", scales, layout, chunk),

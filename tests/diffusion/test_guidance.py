@@ -125,3 +125,25 @@ def test_cfg_model_fn_high_noise_scale_applies_from_its_timestep():
     c, u = model_fn(x, t, cond), model_fn(x, t, uncond)
     for i, scale in enumerate((3.0, 8.0, 8.0)):
         np.testing.assert_allclose(np.asarray(got[i]), np.asarray(u[i] + scale * (c[i] - u[i])), rtol=1e-6)
+
+
+def test_guided_model_fn_runs_one_branch_only_without_guidance():
+    """Scale 1 and no high-noise scale: the model on the prompt alone (batch B, not 2B); with a
+    high-noise scale, or another scale, it is cfg_model_fn."""
+    calls = []
+
+    def model_fn(x, t, ctx):
+        calls.append(x.shape[0])
+        emb, mask = ctx
+        return x * (emb * mask[..., None]).sum(axis=(1, 2)).reshape(-1, 1, 1, 1, 1) + t.reshape(-1, 1, 1, 1, 1)
+
+    cond, uncond = _text(2, key=1), guidance.null_text(2, L, D)
+    x = jax.random.normal(jax.random.key(3), (2, 2, 4, 4, 3))
+    t = jnp.array([700, 900], jnp.int32)
+    got = guidance.guided_model_fn(model_fn, cond, uncond, (1.0, None))(x, t)
+    assert calls == [2]
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(model_fn(x, t, cond)))
+    for scales in ((1.0, (8.0, 800)), (3.0, None)):
+        got = guidance.guided_model_fn(model_fn, cond, uncond, scales)(x, t)
+        want = guidance.cfg_model_fn(model_fn, cond, uncond, scales[0], scales[1])(x, t)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
