@@ -17,8 +17,10 @@ Per frame (intensity = max over RGB, in [0, 1]):
 4. *Colour*: median over the blob's core pixels (intensity >= 0.5 x the blob's peak)
    of RGB / max(RGB) (brightness-invariant), per frame.
 5. *Shape*: fill ratio = area / (widest row x tallest column), with coverage =
-   intensity / peak: square ~1, circle ~pi/4, triangle ~1/2 (thresholds 0.9, 0.68).
-   Reliable from 32 px frames (D >= 8 px); at 16 px triangles are often read as circles.
+   intensity / peak: square ~1, circle ~pi/4, triangle ~1/2 (thresholds 0.9, 0.68; the
+   video's median is ``fill_ratio``). Reliable from 32 px frames (D >= 8 px; rendered
+   triangles read about 0.63 at 32 px, 0.55 at 64 px); at 16 px triangles are often read
+   as circles.
 
 Per video: colour = nearest palette colour (normalised RGB, Euclidean) to the median of
 the per-frame colours of present frames; shape = majority vote; motion = least-squares
@@ -72,6 +74,7 @@ class ProbeResult:
     velocity: tuple[float, float]  # fitted (vy, vx) px / frame (nan: no fit)
     centroids: np.ndarray  # [T, 2] (y, x), nan where absent
     present: np.ndarray  # [T] bool
+    fill_ratio: float = float("nan")  # median over present frames of what the shape vote reads (nan: none)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +85,7 @@ class ProbeResult:
             "presence": self.presence,
             "jitter": self.jitter,
             "velocity": self.velocity,
+            "fill_ratio": self.fill_ratio,
         }
 
 
@@ -163,8 +167,9 @@ def probe(video: np.ndarray, config: ProbeConfig = ProbeConfig(), **overrides) -
             travel, extent, name = abs(vy) * (t - 1), h, "down" if vy > 0 else "up"
         if travel >= cfg.min_travel * extent:
             direction = name
+    fill = float(np.median(fills)) if fills else float("nan")
     return ProbeResult(
-        color, color_distance, shape, direction, float(present.mean()), jitter, velocity, centroids, present
+        color, color_distance, shape, direction, float(present.mean()), jitter, velocity, centroids, present, fill
     )
 
 
