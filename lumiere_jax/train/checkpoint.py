@@ -104,7 +104,9 @@ def export(path: str, params: Any, config: dict, dtype: str = "float32") -> None
         )
     check_finite(params, f"the parameters to export to {path}")
     os.makedirs(path, exist_ok=True)
-    cast = jax.tree_util.tree_map(lambda a: jnp.asarray(a).astype(jnp.dtype(dtype)), params)
+    # cast on the host (ml_dtypes' bfloat16 rounds to nearest even, as XLA's convert): an eager jnp cast
+    # would compile one program per leaf shape
+    cast = jax.tree_util.tree_map(lambda a: np.asarray(a).astype(jnp.dtype(dtype)), params)
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save(os.path.join(path, "params"), cast)
     with open(os.path.join(path, "config.json"), "w") as f:

@@ -31,70 +31,83 @@ def test_every_nth_frame_equals_t2i_at_init(models, seed):
 
 
 def test_inflation_blocks_are_identity_at_init():
+    # jitted (one program per block and call signature): eagerly, every primitive compiles on its own
+    jitted = {}
+    jit = lambda method: jitted.setdefault((id(method.__self__), method.__func__), jax.jit(method))  # noqa: E731
     h = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 4, 4, 16))
     for block in (
         tmp.ConvInflationBlock(norm_groups=4),
         tmp.TemporalAttentionStack(depth=2, head_dim=8),
         tmp.TemporalAttentionStack(head_dim=8, position_encoding="learned", max_frames=8),
     ):
-        params = block.init(jax.random.PRNGKey(1), h)
-        np.testing.assert_array_equal(block.apply(params, h), h)
+        params = jit(block.init)(jax.random.PRNGKey(1), h)
+        np.testing.assert_array_equal(jit(block.apply)(params, h), h)
         # ...and only because of the zero-initialised output projections:
         bumped = jax.tree_util.tree_map_with_path(
             lambda p, a: a + 0.1 if "proj_out" in jax.tree_util.keystr(p) else a, nn.meta.unbox(params)
         )
-        assert np.max(np.abs(block.apply(bumped, h) - h)) > 1e-3
+        assert np.max(np.abs(jit(block.apply)(bumped, h) - h)) > 1e-3
     # With text cross-attention: still the identity, for any text; bumping its output projection
     # makes the block depend on the text (the pathway that carries motion words).
     block = tmp.TemporalAttentionStack(head_dim=8, text_cross_attention=True)
     text = jax.random.normal(jax.random.PRNGKey(4), (2, 5, 12))
     mask = jnp.arange(5)[None] < jnp.array([[2], [5]])
-    params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), h, text, mask))
-    np.testing.assert_array_equal(block.apply(params, h, text, mask), h)
+    params = nn.meta.unbox(jit(block.init)(jax.random.PRNGKey(1), h, text, mask))
+    np.testing.assert_array_equal(jit(block.apply)(params, h, text, mask), h)
     bumped = jax.tree_util.tree_map_with_path(
         lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params
     )
     other = text.at[:, :2].multiply(-1.0)
-    diff = block.apply(bumped, h, text, mask) - block.apply(bumped, h, other, mask)
+    diff = jit(block.apply)(bumped, h, text, mask) - jit(block.apply)(bumped, h, other, mask)
     assert np.max(np.abs(diff)) > 1e-3
     # masked-out tokens are not attended
     np.testing.assert_allclose(
-        block.apply(bumped, h, text, mask)[0], block.apply(bumped, h, text.at[0, 2:].set(9.0), mask)[0], atol=1e-6
+        jit(block.apply)(bumped, h, text, mask)[0],
+        jit(block.apply)(bumped, h, text.at[0, 2:].set(9.0), mask)[0],
+        atol=1e-6,
     )
     with pytest.raises(ValueError, match="needs the text"):
-        block.apply(params, h)
+        jit(block.apply)(params, h)
     # Text FiLM in the conv inflation block: the identity at init for any text; once its output layer
     # is trained the block depends on the (pooled, unmasked) prompt.
     block = tmp.ConvInflationBlock(norm_groups=4, text_film=True)
-    params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), h, text, mask))
+    params = nn.meta.unbox(jit(block.init)(jax.random.PRNGKey(1), h, text, mask))
     bumped = jax.tree_util.tree_map_with_path(
         lambda p, a: a + 0.1 if "proj_out" in jax.tree_util.keystr(p) else a, params
     )
-    np.testing.assert_allclose(block.apply(bumped, h, text, mask), block.apply(bumped, h, other, mask), atol=0)
-    np.testing.assert_array_equal(block.apply(params, h, text, mask), h)
+    np.testing.assert_allclose(
+        jit(block.apply)(bumped, h, text, mask), jit(block.apply)(bumped, h, other, mask), atol=0
+    )
+    np.testing.assert_array_equal(jit(block.apply)(params, h, text, mask), h)
     bumped = jax.tree_util.tree_map_with_path(
         lambda p, a: a + 0.1 if "proj_out" in (k := jax.tree_util.keystr(p)) or "text_film']['out" in k else a, params
     )
-    assert np.max(np.abs(block.apply(bumped, h, text, mask) - block.apply(bumped, h, other, mask))) > 1e-3
+    assert np.max(np.abs(jit(block.apply)(bumped, h, text, mask) - jit(block.apply)(bumped, h, other, mask))) > 1e-3
     np.testing.assert_allclose(
-        block.apply(bumped, h, text, mask)[0], block.apply(bumped, h, text.at[0, 2:].set(9.0), mask)[0], atol=1e-6
+        jit(block.apply)(bumped, h, text, mask)[0],
+        jit(block.apply)(bumped, h, text.at[0, 2:].set(9.0), mask)[0],
+        atol=1e-6,
     )
     with pytest.raises(ValueError, match="needs the text"):
-        block.apply(params, h)
+        jit(block.apply)(params, h)
     # ...and, given the timestep's embedding, on the noise level too (identity at init again).
     time = lambda t: tmp.layers.sinusoidal_embedding(jnp.full((2,), t), 64)
-    params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), h, text, mask, time(10)))
-    np.testing.assert_array_equal(block.apply(params, h, text, mask, time(900)), h)
+    params = nn.meta.unbox(jit(block.init)(jax.random.PRNGKey(1), h, text, mask, time(10)))
+    np.testing.assert_array_equal(jit(block.apply)(params, h, text, mask, time(900)), h)
     bumped = jax.tree_util.tree_map_with_path(
         lambda p, a: a + 0.1 if "proj_out" in (k := jax.tree_util.keystr(p)) or "text_film']['out" in k else a, params
     )
     assert (
-        np.max(np.abs(block.apply(bumped, h, text, mask, time(10)) - block.apply(bumped, h, text, mask, time(900))))
+        np.max(
+            np.abs(
+                jit(block.apply)(bumped, h, text, mask, time(10)) - jit(block.apply)(bumped, h, text, mask, time(900))
+            )
+        )
         > 1e-3
     )
     down, up = tmp.TemporalDownsample(), tmp.TemporalUpsample()
-    np.testing.assert_array_equal(down.apply(down.init(jax.random.PRNGKey(2), h), h), h[:, ::2])
-    np.testing.assert_array_equal(up.apply(up.init(jax.random.PRNGKey(3), h), h), jnp.repeat(h, 2, axis=1))
+    np.testing.assert_array_equal(jit(down.apply)(jit(down.init)(jax.random.PRNGKey(2), h), h), h[:, ::2])
+    np.testing.assert_array_equal(jit(up.apply)(jit(up.init)(jax.random.PRNGKey(3), h), h), jnp.repeat(h, 2, axis=1))
 
 
 def test_temporal_attention_only_at_coarsest_level(models):

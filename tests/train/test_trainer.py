@@ -79,9 +79,10 @@ def test_train_step_ema_and_nonfinite_guard(t2i_run, data_dir):
     assert_trees_equal((s2.params, s2.opt_state, s2.ema_params), (s1.params, s1.opt_state, s1.ema_params))
 
 
-def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, monkeypatch):
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, monkeypatch, t2i_run):
+    # the t2i_run fixture's config: its compiled train step comes from the persistent cache
     config = load_config(
-        "tiny", "t2i", data_dir, **{"train.num_steps": 6, "train.checkpoint_every": 2, "train.log_every": 2}
+        "tiny", "t2i", data_dir, **{"train.num_steps": 4, "train.checkpoint_every": 2, "train.log_every": 2}
     )
     real = sources.make_pipeline
 
