@@ -136,7 +136,8 @@ def _main(workdir, t2i_dir, data_dir, steps=8):
 def test_exact_resume_after_sigkill(tmp_path, t2i_run, data_dir):
     """A run killed with SIGKILL mid-way and restarted with the same command ends
     bit-identical to an uninterrupted run."""
-    env = dict(os.environ, LUMIERE_JAX_CACHE=os.environ.get("LUMIERE_JAX_CACHE", str(tmp_path / "xla")))
+    # the persistent compilation cache of this process (tests/conftest.py): what the fixtures compiled
+    env = dict(os.environ, LUMIERE_JAX_CACHE=jax.config.jax_compilation_cache_dir)
     full, killed = tmp_path / "full", tmp_path / "killed"
     # The uninterrupted run starts first; the one to kill once the first has written a checkpoint, so
     # its compiled programs come from the persistent cache instead of a second concurrent compile.
