@@ -77,9 +77,15 @@ def load_test_clips(
     [N, T, size, size, 3], their captions and their records (without the video)."""
     if moving_shapes.tfds is None:
         raise ImportError("building moving_shapes needs tensorflow-datasets")
-    base = next((c.name for c in moving_shapes.BUILDER_CONFIGS if c.size == size), moving_shapes.DEFAULT_CONFIG)
-    src = moving_shapes.load_source(
-        data_dir, base, "test", size=size, num_frames=num_frames, num_train=16, num_test=num_videos, num_held_out=8
+    src = moving_shapes.load_source(  # the name follows the size and counts (moving_shapes.get_config)
+        data_dir,
+        moving_shapes.DEFAULT_CONFIG,
+        "test",
+        size=size,
+        num_frames=num_frames,
+        num_train=16,
+        num_test=num_videos,
+        num_held_out=8,
     )
     records = src.__getitems__(range(num_videos))
     videos = np.stack([np.asarray(r["video"]) for r in records])
