@@ -31,6 +31,7 @@ sys.path.insert(0, ROOT)
 
 from lumiere_jax import config as config_lib, runtime, sampling  # noqa: E402
 from lumiere_jax.data import moving_shapes as ms  # noqa: E402
+from lumiere_jax.data.input_pipeline import uint8_to_float  # noqa: E402
 from lumiere_jax.data.views import as_str  # noqa: E402
 from lumiere_jax.diffusion import low_res  # noqa: E402
 from lumiere_jax.eval import conditional, probe  # noqa: E402
@@ -89,8 +90,7 @@ def main(argv=None) -> None:
             raise SystemExit(f"--frames={args.frames}: clips have {clips.shape[1]} frames")
         clips = clips[:, frames].reshape(-1, 1, *clips.shape[2:])
         captions = [c for c in captions for _ in frames]
-    real = clips.astype(np.float32) / 127.5 - 1.0
-    small = np.asarray(low_res.downsample(real, cfg.low_resolution))
+    small = np.asarray(low_res.downsample(uint8_to_float(clips), cfg.low_resolution))  # as SSR training sees them
     t0 = time.perf_counter()
     inputs = small[:, 0] if cfg.kind == "image" else small
     out = gen.upsample(inputs, captions, seed=args.seed, batch_size=args.batch_size, progress=False).videos
