@@ -2,6 +2,7 @@
 `jit_heavy` (compute-bound functions compiled with full optimisation)."""
 
 import jax
+import pytest
 import numpy as np
 
 from lumiere_jax import runtime
@@ -48,3 +49,40 @@ def test_jit_heavy_computes_what_jit_does_and_compiles_once_per_shape(monkeypatc
     np.testing.assert_allclose(np.asarray(heavy(x + 1, w)), np.asarray(real_jit(f)(x + 1, w)), rtol=1e-6)
     heavy(x[:4], w)
     assert lowered == [((8, 8), (8, 8)), ((4, 8), (8, 8))]
+
+
+def _cpu_config(batch, accum=1, **mesh):
+    from lumiere_jax import config as config_lib
+
+    config = config_lib.default_config()
+    config.data.global_batch, config.train.grad_accum_steps = batch, accum
+    config.mesh.update(mesh)
+    return config
+
+
+def test_cpu_devices_for_training_auto(monkeypatch):
+    """auto: the largest count <= the cores dividing the micro-batch; left alone (None) when XLA_FLAGS
+    fixes the count or the config lays out its own mesh."""
+    monkeypatch.delenv(runtime.CPU_DEVICES_ENV, raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    assert runtime.cpu_devices_for_training(_cpu_config(4), cores=2) == 2
+    assert runtime.cpu_devices_for_training(_cpu_config(32), cores=2) == 2
+    assert runtime.cpu_devices_for_training(_cpu_config(3), cores=2) == 1
+    assert runtime.cpu_devices_for_training(_cpu_config(6), cores=4) == 3
+    assert runtime.cpu_devices_for_training(_cpu_config(8, accum=4), cores=4) == 2  # micro-batch 2
+    assert runtime.cpu_devices_for_training(_cpu_config(4), cores=1) == 1
+    assert runtime.cpu_devices_for_training(_cpu_config(4, ici_data=1, ici_fsdp=-1), cores=2) is None
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+    assert runtime.cpu_devices_for_training(_cpu_config(4), cores=2) is None
+
+
+def test_cpu_devices_for_training_from_the_environment(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setenv(runtime.CPU_DEVICES_ENV, "1")
+    assert runtime.cpu_devices_for_training(_cpu_config(4), cores=2) == 1
+    monkeypatch.setenv(runtime.CPU_DEVICES_ENV, "AUTO")
+    assert runtime.cpu_devices_for_training(_cpu_config(4), cores=2) == 2
+    for bad in ("0", "two", "-2"):
+        monkeypatch.setenv(runtime.CPU_DEVICES_ENV, bad)
+        with pytest.raises(ValueError, match=rf"LUMIERE_JAX_CPU_DEVICES='{bad}': expected 'auto' or a positive"):
+            runtime.cpu_devices_for_training(_cpu_config(4), cores=2)

@@ -8,8 +8,10 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
 
+from lumiere_jax import runtime
 from lumiere_jax.train import checkpoint, trainer, workdir_lock
 from tests.helpers import ROOT, load_config
 
@@ -76,7 +78,7 @@ def test_resume_skips_a_damaged_checkpoint_and_keeps_it(tmp_path, t2i_run, data_
     victim = max((os.path.join(r, f) for r, _, fs in os.walk(state_dir) for f in fs), key=os.path.getsize)
     with open(victim, "r+b") as f:
         f.truncate(os.path.getsize(victim) // 2)
-    # the same 4 steps: the first run's compiled step (the t2i_run fixture's) serves both
+    # the same 4 steps: the first run's compiled step serves both (the persistent cache)
     resumed = subprocess.run(_main(work, data_dir, 4), env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "checkpoint step 4 in" in resumed.stderr and "resuming from step 2" in resumed.stderr
@@ -102,3 +104,26 @@ def test_resuming_with_another_model_names_the_section(tmp_path, t2i_run):
     config.model.unet.base_channels = 16
     with pytest.raises(ValueError, match=r"different config.model \(config.model.unet.base_channels: 8 -> 16\)"):
         trainer.train(config, str(work))
+
+
+def test_a_run_resumes_on_another_number_of_host_devices(tmp_path, t2i_run, data_dir):
+    """A workdir trained on one device (the t2i_run fixture, in this process) resumes under main.py,
+    which splits the CPU into `runtime.cpu_devices_for_training` host devices (2 on a 2-core machine),
+    and trains on from the stored step."""
+    work = tmp_path / "work"
+    shutil.copytree(t2i_run[0], work)
+    steps = int(t2i_run[1].train.num_steps)
+    env = dict(os.environ, LUMIERE_JAX_CACHE=jax.config.jax_compilation_cache_dir)
+    resumed = subprocess.run(_main(work, data_dir, steps + 2), env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    devices = runtime.cpu_devices_for_training(t2i_run[1]) or 1
+    assert f"at step {steps}" in resumed.stderr and f"over {devices} devices" in resumed.stderr
+    before, _ = checkpoint.load(t2i_run[0])
+    after, _ = checkpoint.load(str(work))
+    ckpt = checkpoint.Checkpointer(str(work), async_save=False)
+    assert ckpt.latest_step() == steps + 2
+    ckpt.close()
+    moved = [
+        float(np.abs(a - b).max()) for a, b in zip(jax.tree_util.tree_leaves(after), jax.tree_util.tree_leaves(before))
+    ]
+    assert all(np.isfinite(m) for m in moved) and max(moved) > 0
