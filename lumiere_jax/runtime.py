@@ -33,13 +33,33 @@ def setup(cache_dir: str | None = None, cpu_devices: int | None = None) -> None:
 CPU_DEVICES_ENV = "LUMIERE_JAX_CPU_DEVICES"
 
 
+ACCELERATOR_DISTRIBUTIONS = ("jax-cuda", "jax_cuda", "jax-rocm", "jax_rocm", "libtpu")
+
+
+def _platforms() -> str:
+    return (jax.config.jax_platforms or "").strip().lower()
+
+
+def cpu_is_the_backend() -> bool:
+    """Whether this process will compute on the CPU, decided before JAX starts a backend:
+    JAX_PLATFORMS (its first entry is the default backend), else no accelerator plugin installed."""
+    platforms = _platforms()
+    if platforms:
+        return platforms.split(",")[0] == "cpu"
+    from importlib import metadata
+
+    names = (d.metadata["Name"] or "" for d in metadata.distributions())
+    return not any(n.lower().startswith(ACCELERATOR_DISTRIBUTIONS) for n in names)
+
+
 def cpu_devices_for_training(config, cores: int | None = None) -> int | None:
     """Host devices for a CPU training run of `config`: `$LUMIERE_JAX_CPU_DEVICES` when set to a count,
     else ("auto", the default) the largest k <= the usable cores that divides the micro-batch
     (data.global_batch / train.grad_accum_steps). None (JAX's default: one) when XLA_FLAGS already
-    fixes the count, or when the config lays out its own mesh (only the default, every device on the
-    data axis, is split automatically). An accelerator run is unaffected: its devices are the accelerator's."""
-    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+    fixes the count, when the config lays out its own mesh (only the default, every device on the
+    data axis, is split automatically), or when an accelerator computes (`cpu_is_the_backend`).
+    Measured on a 2-core CPU only (docs/performance.md)."""
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "") or not cpu_is_the_backend():
         return None
     value = os.environ.get(CPU_DEVICES_ENV, "auto").strip().lower()
     if value != "auto":

@@ -86,3 +86,25 @@ def test_cpu_devices_for_training_from_the_environment(monkeypatch):
         monkeypatch.setenv(runtime.CPU_DEVICES_ENV, bad)
         with pytest.raises(ValueError, match=rf"LUMIERE_JAX_CPU_DEVICES='{bad}': expected 'auto' or a positive"):
             runtime.cpu_devices_for_training(_cpu_config(4), cores=2)
+
+
+def test_no_cpu_split_when_an_accelerator_computes(monkeypatch):
+    """JAX_PLATFORMS naming an accelerator first, or (unset) an accelerator plugin installed: no split."""
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.delenv(runtime.CPU_DEVICES_ENV, raising=False)
+    monkeypatch.setattr(runtime, "_platforms", lambda: "cuda,cpu")
+    assert not runtime.cpu_is_the_backend()
+    assert runtime.cpu_devices_for_training(_cpu_config(4), cores=2) is None
+    monkeypatch.setattr(runtime, "_platforms", lambda: "")
+
+    class Dist:
+        def __init__(self, name):
+            self.metadata = {"Name": name}
+
+    from importlib import metadata
+
+    monkeypatch.setattr(metadata, "distributions", lambda: [Dist("numpy"), Dist("jax-cuda12-plugin")])
+    assert not runtime.cpu_is_the_backend()
+    monkeypatch.setattr(metadata, "distributions", lambda: [Dist("numpy"), Dist("jaxlib")])
+    assert runtime.cpu_is_the_backend()
+    assert runtime.cpu_devices_for_training(_cpu_config(4), cores=2) == 2
