@@ -252,12 +252,27 @@ def jax_side(args, spec: dict) -> None:
     from lumiere_jax import runtime
     from lumiere_jax.models.stunet import SPATIAL, TEMPORAL
 
+    b, frames = args.batch or spec["batch"], args.frames or spec["frames"]
+    # The batch split over host devices, as a CPU training run splits it (lumiere_jax/runtime.py):
+    # auto = the largest count <= --threads dividing the batch.
+    devices = args.jax_devices or max(k for k in range(1, args.threads + 1) if b % k == 0)
+    if b % devices:
+        raise SystemExit(f"peer_cpu: --jax_devices={devices} does not divide the batch {b}")
     if args.xla_cache:
-        runtime.setup()
+        runtime.setup(cpu_devices=devices)
+    elif devices > 1:  # no persistent cache: the compile times are real
+        jax.config.update("jax_num_cpu_devices", devices)
     import_s = time.perf_counter() - t_import
 
-    b, frames = args.batch or spec["batch"], args.frames or spec["frames"]
     cfg, programs, params, digest, init_s = jax_programs(spec, args.match, b, frames)
+    if devices > 1:  # parameters replicated, the batch (x, t, target) split over the devices
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+        mesh = Mesh(np.array(jax.devices()[:devices]), ("data",))
+        split, whole = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+        place = lambda a: jax.device_put(a, split if a.ndim and a.shape[0] == b else whole)  # noqa: E731
+        programs = {name: (fn, jax.tree_util.tree_map(place, fn_args)) for name, (fn, fn_args) in programs.items()}
+        params = jax.tree_util.tree_map(lambda a: jax.device_put(a, whole), params)
     spatial, temporal = params[SPATIAL], params[TEMPORAL]
     count = lambda tree: int(sum(np.prod(a.shape) for a in jax.tree_util.tree_leaves(tree)))
     (forward, fwd_args), (fwdbwd, bwd_args) = programs["forward"], programs["fwdbwd"]
@@ -295,7 +310,8 @@ def jax_side(args, spec: dict) -> None:
         import_s=round(import_s, 2),
         build_s=round(init_s, 2),
         compile_s=compile_s,
-        threads=f"XLA default ({len(os.sched_getaffinity(0))} CPUs available)",
+        threads=f"XLA default ({len(os.sched_getaffinity(0))} CPUs available), {devices} host device(s)",
+        devices=devices,
         peak_rss_mib=round(peak_rss_mib(), 1),
     )
     run_fwd = lambda: jax.block_until_ready(compiled["forward"](*fwd_args))
@@ -542,6 +558,7 @@ def parent_main(args, argv: list[str]) -> dict:
         f"--warmup={args.warmup}",
         f"--batch={args.batch}",
         f"--frames={args.frames}",
+        f"--jax_devices={args.jax_devices}",
         *(["--tiny"] if args.tiny else []),
         *(["--xla_cache"] if args.xla_cache else []),
         *([f"--cpus={','.join(map(str, cpus))}"] if cpus else []),
@@ -694,6 +711,13 @@ def main(argv=None):
         type=int,
         default=2,
         help="torch intra-op threads; below the CPUs available, both sides are also pinned to that many CPUs",
+    )
+    p.add_argument(
+        "--jax_devices",
+        type=int,
+        default=0,
+        help="host devices the jax side splits the batch over (0: as a CPU training run, the largest count "
+        "<= --threads dividing the batch; 1: one device, the measurements before session 15)",
     )
     p.add_argument("--cpus", type=lambda s: [int(c) for c in s.split(",")], default=None, help="internal")
     p.add_argument("--xla_cache", action="store_true", help="use the persistent XLA cache (compile_s then is not real)")
