@@ -255,7 +255,7 @@ def jax_side(args, spec: dict) -> None:
     b, frames = args.batch or spec["batch"], args.frames or spec["frames"]
     # The batch split over host devices, as a CPU training run splits it (lumiere_jax/runtime.py):
     # auto = the largest count <= --threads dividing the batch.
-    devices = args.jax_devices or max(k for k in range(1, args.threads + 1) if b % k == 0)
+    devices = args.jax_devices or runtime.batch_split(b, args.threads)
     if b % devices:
         raise SystemExit(f"peer_cpu: --jax_devices={devices} does not divide the batch {b}")
     if args.xla_cache:

@@ -28,7 +28,7 @@ def setup(cache_dir: str | None = None, cpu_devices: int | None = None) -> None:
 
 # XLA:CPU runs one program with 1.4-1.6 of 2 cores busy (the executor's gaps between small thunks,
 # docs/performance.md). The batch split over one host device per core keeps both busy: on the 2-core
-# CPU a moving_shapes train step is 1.27x (video) and 1.46x (T2I) as fast with 2 devices as with one,
+# CPU a moving_shapes train step is 1.26x (video) and 1.46x (T2I) as fast with 2 devices as with one,
 # the same losses to the printed digits (data parallelism; the trainer blocks on each step there).
 CPU_DEVICES_ENV = "LUMIERE_JAX_CPU_DEVICES"
 
@@ -72,7 +72,12 @@ def cpu_devices_for_training(config, cores: int | None = None) -> int | None:
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     micro = max(int(config.data.global_batch) // max(int(config.train.get("grad_accum_steps", 1)), 1), 1)
-    return max(k for k in range(1, max(int(cores), 1) + 1) if micro % k == 0)
+    return batch_split(micro, cores)
+
+
+def batch_split(batch: int, cores: int) -> int:
+    """The largest device count <= `cores` that divides `batch` (at least 1)."""
+    return max(k for k in range(1, max(int(cores), 1) + 1) if batch % k == 0)
 
 
 # Compiler options for a function run once per process. Parameter initialisation compiles no network
