@@ -215,7 +215,7 @@ def run(config, flags: RunArgs | Any, config_overrides: dict[str, Any] | None = 
         out_dir = flags.output_dir or flags.workdir or path
 
         def one(split):
-            scorer = _split_fvd(config, split)
+            scorer = _split_fvd(config, split) if gen.model.config.kind == "video" else None  # no FVD of images
             scores = evaluate.evaluate_split(gen, config, split, flags.eval_num_prompts, seed, fvd=scorer)
             if scorer is not None:  # the generated videos' features, for FVD at other counts (bench/fvd_stability.py)
                 os.makedirs(out_dir, exist_ok=True)

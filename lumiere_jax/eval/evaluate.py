@@ -25,7 +25,17 @@ def evaluate_prompts(generator, prompts: list[str], seed: int = 0, fvd=None, **o
     """Probe scores of one video per prompt (seeds seed, seed + 1, ..); `fvd` (an `fvd.SplitFVD`, or
     any callable of the videos returning a dict) adds scores["fvd"]."""
     result = generator.generate(prompts, num_samples=1, seed=seed, progress=False, **overrides)
-    scores = probe.score(result.videos, result.prompts)
+    if result.videos.ndim == 4:  # a T2I model's images: colour and shape of one frame, no motion, no FVD
+        if fvd is not None:
+            raise ValueError("FVD scores videos; this model samples images (set config.eval.fvd_num_real=0)")
+        scores = probe.score(result.videos[:, None], result.prompts)
+        for key in ("direction_accuracy", "jitter_px"):
+            scores[key] = float("nan")
+        for p in scores["per_video"]:
+            p["direction_correct"] = None
+        scores["images"] = True
+    else:
+        scores = probe.score(result.videos, result.prompts)
     scores["settings"] = result.settings
     if fvd is not None:
         scores["fvd"] = fvd(result.videos)

@@ -23,3 +23,17 @@ def test_eval_mode_reports_fvd_and_its_floor(video_run, tmp_path, monkeypatch):
     assert np.load(tmp_path / "fvd_features_held_out.npy").shape == (2, 8)  # for FVD at other counts
     with open(tmp_path / "eval_held_out.json") as f:
         assert json.load(f)["fvd"]["fvd"] == pytest.approx(scores["fvd"]["fvd"])
+
+
+def test_eval_mode_scores_a_t2i_model_on_single_frames(t2i_run, tmp_path):
+    """A T2I model's images are probed as one-frame videos: colour and shape, no direction, jitter or
+    FVD (config.eval.fvd_num_real > 0 is not applied to images)."""
+    workdir, config, _ = t2i_run
+    config = load_config("tiny", "t2i", config.data.data_dir, **{"eval.fvd_num_real": 4})
+    args = cli.RunArgs(mode="eval", checkpoint=workdir, num_steps=1, eval_num_prompts=2, output_dir=str(tmp_path))
+    scores = cli.run(config, args)["held_out"]
+    assert scores["images"] and scores["num_videos"] == 2 and "fvd" not in scores
+    assert 0.0 <= scores["color_accuracy"] <= 1.0 and np.isnan(scores["direction_accuracy"])
+    assert all(p["direction"] == "none" and p["direction_correct"] is None for p in scores["per_video"])
+    with open(tmp_path / "eval_held_out.json") as f:
+        assert json.load(f)["num_videos"] == 2
