@@ -132,10 +132,13 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
-    # A CPU training run splits the host into devices (one per core that divides the batch; runtime.py).
+    # A CPU run splits the host into devices: training one per core that divides the batch, sampling
+    # and evaluation one per core (runtime.py).
     single_process = flags.FLAGS.num_processes is None and flags.FLAGS.coordinator_address is None
-    splits_cpu = flags.FLAGS.mode == "train" and single_process
-    runtime.setup(cpu_devices=runtime.cpu_devices_for_training(flags.FLAGS.config) if splits_cpu else None)
+    split = {"train": runtime.cpu_devices_for_training, "sample": runtime.cpu_devices_for_sampling}.get(
+        "sample" if flags.FLAGS.mode == "eval" else flags.FLAGS.mode
+    )
+    runtime.setup(cpu_devices=split(flags.FLAGS.config) if split and single_process else None)
     distributed.initialize(
         flags.FLAGS.coordinator_address, flags.FLAGS.num_processes, flags.FLAGS.process_id, flags.FLAGS.distributed
     )

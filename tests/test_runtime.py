@@ -108,3 +108,21 @@ def test_no_cpu_split_when_an_accelerator_computes(monkeypatch):
     monkeypatch.setattr(metadata, "distributions", lambda: [Dist("numpy"), Dist("jaxlib")])
     assert runtime.cpu_is_the_backend()
     assert runtime.cpu_devices_for_training(_cpu_config(4), cores=2) == 2
+
+
+def test_cpu_devices_for_sampling(monkeypatch):
+    """Sampling and evaluation: one device per core whatever the batch (the partitioner pads an uneven
+    split); the environment, XLA_FLAGS and a laid-out mesh decide as for training."""
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.delenv(runtime.CPU_DEVICES_ENV, raising=False)
+    assert runtime.cpu_devices_for_sampling(_cpu_config(3), cores=2) == 2
+    assert runtime.cpu_devices_for_sampling(_cpu_config(3), cores=4) == 4
+    assert runtime.cpu_devices_for_sampling(_cpu_config(4, ici_data=1, ici_fsdp=-1), cores=2) is None
+    monkeypatch.setenv(runtime.CPU_DEVICES_ENV, "1")
+    assert runtime.cpu_devices_for_sampling(_cpu_config(4), cores=2) == 1
+    monkeypatch.setenv(runtime.CPU_DEVICES_ENV, "x")
+    with pytest.raises(ValueError, match="LUMIERE_JAX_CPU_DEVICES='x'"):
+        runtime.cpu_devices_for_sampling(_cpu_config(4), cores=2)
+    monkeypatch.delenv(runtime.CPU_DEVICES_ENV)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+    assert runtime.cpu_devices_for_sampling(_cpu_config(4), cores=2) is None
