@@ -75,13 +75,16 @@ def test_resume_skips_a_damaged_checkpoint_and_keeps_it(tmp_path, t2i_run, data_
     first = subprocess.run(_main(work, data_dir, 4), env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-3000:]
     state_dir = work / "checkpoints" / "4" / "state"
-    # the largest array-data file (OCDBT's `d/` folders): which file is largest overall depends on how
-    # the writes were split (on two devices `_sharding` can outgrow every data file), and a damaged
-    # `_sharding` does not stop a restore that is given its shardings
-    data = [os.path.join(r, f) for r, _, fs in os.walk(state_dir) for f in fs if os.path.basename(r) == "d"]
-    victim = max(data, key=os.path.getsize)
-    with open(victim, "r+b") as f:
-        f.truncate(os.path.getsize(victim) // 2)
+    # every array-data file of the writer (OCDBT's ocdbt.process_*/d/) cut to half. One file is not
+    # enough: which files a restore reads depends on how the writes were split (the writer's own
+    # b-tree nodes, superseded by the merged tree in state/d/, and `_sharding`, unread when the restore
+    # is given its shardings, can each be the largest file)
+    data = [os.path.join(r, f) for r, _, fs in os.walk(state_dir) for f in fs if r.endswith(os.sep + "d")]
+    data = [f for f in data if os.sep + "ocdbt.process_" in f]
+    assert data, sorted(os.path.relpath(os.path.join(r, f), state_dir) for r, _, fs in os.walk(state_dir) for f in fs)
+    for victim in data:
+        with open(victim, "r+b") as f:
+            f.truncate(os.path.getsize(victim) // 2)
     # the same 4 steps: the first run's compiled step serves both (the persistent cache)
     resumed = subprocess.run(_main(work, data_dir, 4), env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
