@@ -135,9 +135,11 @@ def main(argv):
     # A CPU run splits the host into devices: training one per core that divides the batch, sampling
     # and evaluation one per core (runtime.py).
     single_process = flags.FLAGS.num_processes is None and flags.FLAGS.coordinator_address is None
-    split = {"train": runtime.cpu_devices_for_training, "sample": runtime.cpu_devices_for_sampling}.get(
-        "sample" if flags.FLAGS.mode == "eval" else flags.FLAGS.mode
-    )
+    split = {
+        "train": runtime.cpu_devices_for_training,
+        "sample": runtime.cpu_devices_for_sampling,
+        "eval": runtime.cpu_devices_for_sampling,
+    }.get(flags.FLAGS.mode)
     runtime.setup(cpu_devices=split(flags.FLAGS.config) if split and single_process else None)
     distributed.initialize(
         flags.FLAGS.coordinator_address, flags.FLAGS.num_processes, flags.FLAGS.process_id, flags.FLAGS.distributed
