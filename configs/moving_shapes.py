@@ -2,22 +2,25 @@ r"""moving_shapes: the CPU quickstart and the shipped reference model.
 
 Two stages, chosen by the config argument:
 
-  # 1. pre-train the T2I U-Net (and text encoder) on single frames
-  python main.py --config=configs/moving_shapes.py:t2i --workdir=runs/ms_t2i
-  # 2. inflate it into a STUNet, train the temporal layers (spatial frozen) in five phases, each
-  #    from the previous one's EMA parameters: high noise, the top of the noise range (twice),
+  # 1. pre-train the T2I U-Net (and text encoder) on single frames: 1000 steps, then 1000 more from
+  #    them with a fresh schedule (after 1000 a quarter of its shapes read wrong: docs/reference_model.md)
+  python main.py --config=configs/moving_shapes.py:t2i --workdir=runs/ms_t2i_1
+  python main.py --config=configs/moving_shapes.py:t2i --workdir=runs/ms_t2i \
+      --config.train.init_from=runs/ms_t2i_1
+  # 2. inflate it into a STUNet, train the temporal layers (spatial frozen) in seven phases, each
+  #    from the previous one's EMA parameters: high noise, the top of the noise range (four times),
   #    then two settle phases that mix mid noise (shape) with the top of the range (direction)
   #    (docs/motion_text.md, docs/reference_model.md)
   python main.py --config=configs/moving_shapes.py:video --workdir=runs/ms_video_1 \
       --config.train.init_from=runs/ms_t2i
-  for p in 2 3; do
+  for p in 2 3 4 5; do
     python main.py --config=configs/moving_shapes.py:video_high_noise --workdir=runs/ms_video_$p \
         --config.train.init_from=runs/ms_video_$((p - 1))
   done
-  python main.py --config=configs/moving_shapes.py:video_mixture --workdir=runs/ms_video_4 \
-      --config.train.init_from=runs/ms_video_3
+  python main.py --config=configs/moving_shapes.py:video_mixture --workdir=runs/ms_video_6 \
+      --config.train.init_from=runs/ms_video_5
   python main.py --config=configs/moving_shapes.py:video_mixture_settle --workdir=runs/ms_video \
-      --config.train.init_from=runs/ms_video_4
+      --config.train.init_from=runs/ms_video_6
   # sample, evaluate with the probe, export
   python main.py --config=configs/moving_shapes.py:video --workdir=runs/ms_video --mode=sample \
       --prompt="a red square moving left"

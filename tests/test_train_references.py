@@ -21,13 +21,24 @@ def _flag(cmd, name):
     return next((a.split("=", 1)[1] for a in cmd if a.startswith(f"--{name}=")), None)
 
 
-def test_video_stage_chains_the_five_phases_from_the_t2i_export(tmp_path):
+VIDEO_PHASES = ["video"] + ["video_high_noise"] * 4 + ["video_mixture", "video_mixture_settle"]
+
+
+def test_t2i_stage_trains_twice_the_second_from_the_first(tmp_path):
+    cmds = _commands(tmp_path, "t2i")
+    train = [c for c in cmds if _flag(c, "mode") is None]
+    assert [_flag(c, "config").split(":")[1] for c in train] == ["t2i", "t2i"]
+    assert _flag(train[0], "config.train.init_from") is None
+    assert _flag(train[1], "config.train.init_from") == _flag(train[0], "workdir")
+    exports = [(_flag(c, "workdir"), _flag(c, "export_dir")) for c in cmds if _flag(c, "mode") == "export"]
+    assert exports == [(_flag(train[1], "workdir"), f"{tmp_path}/exports/moving_shapes_t2i")]
+
+
+def test_video_stage_chains_the_seven_phases_from_the_t2i_export(tmp_path):
     cmds = _commands(tmp_path, "video", "conditional")
     train = [c for c in cmds if _flag(c, "mode") is None]
     configs = [_flag(c, "config").split(":")[1] for c in train]
-    assert configs == [
-        "video", "video_high_noise", "video_high_noise", "video_mixture", "video_mixture_settle", "conditional"
-    ]  # fmt: skip
+    assert configs == VIDEO_PHASES + ["conditional"]
     starts = [_flag(c, "config.train.init_from") for c in train]
     assert starts[0] == f"{tmp_path}/exports/moving_shapes_t2i"
     for prev, start in zip(train[:-2], starts[1:-1]):  # each video phase from the previous one's workdir
@@ -50,4 +61,4 @@ def test_the_configs_docstring_lists_the_same_video_phases():
     )
     assert loop and singles[0] == "video"
     phases = ["video"] + [loop.group(2)] * len(loop.group(1).split()) + singles[1:]
-    assert phases == ["video", "video_high_noise", "video_high_noise", "video_mixture", "video_mixture_settle"]
+    assert phases == VIDEO_PHASES

@@ -6,9 +6,10 @@
 #
 # Stages (each trains with the documented config, resumes from its workdir when killed and rerun,
 # and exports its EMA parameters; a stage whose export exists is skipped):
-#   t2i          configs/moving_shapes.py:t2i                        -> OUT/exports/moving_shapes_t2i
-#   video        configs/moving_shapes.py:video from the T2I, then :video_high_noise twice,
-#                :video_mixture and :video_mixture_settle, each from the last (workdirs video_1..4, video)
+#   t2i          configs/moving_shapes.py:t2i twice, the second from the first (a fresh optimiser and
+#                cosine schedule; workdirs t2i_1, t2i)               -> OUT/exports/moving_shapes_t2i
+#   video        configs/moving_shapes.py:video from the T2I, then :video_high_noise four times,
+#                :video_mixture and :video_mixture_settle, each from the last (workdirs video_1..6, video)
 #                                                                    -> OUT/exports/moving_shapes_base
 #   ssr_image    configs/moving_shapes.py:ssr_image                   -> (workdir only)
 #   ssr          configs/moving_shapes.py:ssr from ssr_image          -> OUT/exports/moving_shapes_ssr
@@ -43,15 +44,17 @@ stage() {  # name export_name config [extra flags...]
 
 for s in "${STAGES[@]}"; do
   case $s in
-    t2i)         stage t2i moving_shapes_t2i t2i ;;
+    t2i)         [ -d "$E/moving_shapes_t2i" ] && { echo "== t2i: $E/moving_shapes_t2i exists, skipped"; continue; }
+                 stage t2i_1 "" t2i   # 1000 steps left shapes soft: 0.75 read right (docs/reference_model.md)
+                 stage t2i moving_shapes_t2i t2i --config.train.init_from="$OUT/t2i_1" ;;
     video)       [ -d "$E/moving_shapes_base" ] && { echo "== video: $E/moving_shapes_base exists, skipped"; continue; }
-                 for p in 1 2 3 4; do   # a phase whose workdir reached its last step resumes as a no-op
+                 for p in 1 2 3 4 5 6; do   # a phase whose workdir reached its last step resumes as a no-op
                    case $p in 1) c=video; from="$E/moving_shapes_t2i" ;;
-                              4) c=video_mixture; from="$OUT/video_3" ;;
+                              6) c=video_mixture; from="$OUT/video_5" ;;
                               *) c=video_high_noise; from="$OUT/video_$((p - 1))" ;; esac
                    stage "video_$p" "" $c --config.train.init_from="$from"
                  done
-                 stage video moving_shapes_base video_mixture_settle --config.train.init_from="$OUT/video_4" ;;
+                 stage video moving_shapes_base video_mixture_settle --config.train.init_from="$OUT/video_6" ;;
     ssr_image)   stage ssr_image "" ssr_image ;;
     ssr)         stage ssr moving_shapes_ssr ssr --config.train.init_from="$OUT/ssr_image" ;;
     conditional) stage conditional moving_shapes_conditional conditional \
