@@ -81,7 +81,10 @@ def test_output_types_and_seed_lists(gen, base):
     pil = gen.generate(PROMPTS, output_type="pil", **KW).videos
     assert len(pil) == 2 and len(pil[0]) == u8.shape[1] and np.array_equal(np.asarray(pil[1][2]), u8[1, 2])
     swapped = gen.generate(PROMPTS[::-1], seeds=[5, 4], output_type="float", progress=False, num_steps=3).videos
-    np.testing.assert_array_equal(swapped[::-1], base)
+    # Each sample follows its own seed wherever it sits in the batch. Not bit for bit: XLA:CPU may
+    # round a row differently by its batch position (seen on an AVX2-only host, 2e-6); a seed mix-up
+    # differs by O(1).
+    np.testing.assert_allclose(swapped[::-1], base, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="output_type must be one of"):
         gen.generate(PROMPTS, output_type="np", **KW)
     with pytest.raises(ValueError, match="1 seeds for 2 samples"):
