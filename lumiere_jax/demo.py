@@ -23,6 +23,7 @@ split) is printed from the JSONs shipped next to it. Larger flags give longer ru
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -86,6 +87,13 @@ def _config(arg: str, workdir: str, steps: int, **overrides):
     return c
 
 
+def _mesh(config):
+    """`config.mesh` when JAX has several devices (the batch is split over them), else None."""
+    import jax
+
+    return config.mesh if jax.device_count() > 1 else None
+
+
 def _score(gen: sampling.Generator, prompts: list[str], n: int, out_dir: str, fps: int) -> tuple[dict, dict]:
     """Samples `prompts` in one batch; the probe's scores of the first `n` (training prompts) and the rest."""
     result = gen.generate(prompts, seed=0, batch_size=len(prompts), num_steps=FLAGS.sample_steps)
@@ -93,8 +101,8 @@ def _score(gen: sampling.Generator, prompts: list[str], n: int, out_dir: str, fp
     return (probe.score(result.videos[:n], result.prompts[:n]), probe.score(result.videos[n:], result.prompts[n:]))
 
 
-def _cascade(prompts: list[str], out_dir: str, fps: int) -> None:
-    cascade = sampling.Cascade.load(FLAGS.reference, FLAGS.reference_ssr)
+def _cascade(prompts: list[str], out_dir: str, fps: int, mesh_config) -> None:
+    cascade = sampling.Cascade.load(FLAGS.reference, FLAGS.reference_ssr, mesh_config)
     result = cascade.generate(prompts, seed=0, progress=False, base_overrides={"num_steps": FLAGS.sample_steps})
     scores = evaluate.cascade_scores(result)
     sampling.write_outputs(result, out_dir, fps=fps)
@@ -106,7 +114,7 @@ def _i2v(config, out_dir: str) -> None:
     from lumiere_jax.sampling import tasks
     from lumiere_jax.eval import conditional
 
-    gen = sampling.Generator.load(FLAGS.reference_conditional)
+    gen = sampling.Generator.load(FLAGS.reference_conditional, _mesh(config))
     clips, captions = conditional.split_clips(config, "test", FLAGS.num_i2v)
     known, mask = zip(*(tasks.i2v(c[0], gen.model.config.num_frames) for c in clips))
     result = gen.conditional(
@@ -146,8 +154,6 @@ def main(argv) -> None:
     import tensorflow_datasets as tfds
 
     logging.set_verbosity(logging.INFO)
-    runtime.setup()
-    tfds.disable_progress_bar()
     t0 = time.time()
     workdir = FLAGS.workdir
     t2i = _config("t2i", workdir, FLAGS.t2i_steps, **{"data.global_batch": FLAGS.t2i_batch})
@@ -157,6 +163,11 @@ def main(argv) -> None:
         FLAGS.video_steps,
         **{"train.init_from": os.path.join(workdir, "t2i"), "data.global_batch": FLAGS.video_batch},
     )
+    # main.py's host-device split on a CPU (one device per core; LUMIERE_JAX_CPU_DEVICES=1 turns it
+    # off), here a count that divides both training batches: both cores busy in training and sampling.
+    splits = [runtime.cpu_devices_for_training(c) for c in (t2i, video)]
+    runtime.setup(cpu_devices=None if None in splits else math.gcd(*splits))
+    tfds.disable_progress_bar()
     print(f"[1/6] building moving_shapes under {t2i.data.data_dir}")
     moving_shapes.build(t2i.data.data_dir, t2i.data.config_name)
     print(f"[2/6] pre-training the T2I U-Net for {FLAGS.t2i_steps} steps ({time.time() - t0:.0f}s)")
@@ -175,7 +186,9 @@ def main(argv) -> None:
         f"[4/6] sampling {len(prompts)} videos ({n} train prompts, {len(held_out)} held-out) ({time.time() - t0:.0f}s)"
     )
     out = os.path.join(workdir, "samples")
-    tr, ho = _score(sampling.Generator.load(os.path.join(workdir, "video")), prompts, n, out, video.sample.fps)
+    tr, ho = _score(
+        sampling.Generator.load(os.path.join(workdir, "video"), _mesh(video)), prompts, n, out, video.sample.fps
+    )
     print(f"    wrote {out}/ (contact_sheet.png, manifest.json, NNNN.mp4/.gif/.npy)")
     print("    this run,       train prompts: " + evaluate.format_scores(tr))
     print("    this run,    held-out prompts: " + evaluate.format_scores(ho))
@@ -184,7 +197,7 @@ def main(argv) -> None:
     if os.path.isdir(FLAGS.reference):
         print(f"[5/6] sampling the shipped reference model {FLAGS.reference} ({time.time() - t0:.0f}s)")
         ref_out = os.path.join(workdir, "samples_reference")
-        tr, ho = _score(sampling.Generator.load(FLAGS.reference), prompts, n, ref_out, video.sample.fps)
+        tr, ho = _score(sampling.Generator.load(FLAGS.reference, _mesh(video)), prompts, n, ref_out, video.sample.fps)
         print(f"    wrote {ref_out}/")
         print("    reference,      train prompts: " + evaluate.format_scores(tr))
         print("    reference,   held-out prompts: " + evaluate.format_scores(ho))
@@ -197,7 +210,10 @@ def main(argv) -> None:
             print("      " + "\n      ".join(measured))
         if os.path.isdir(FLAGS.reference_ssr) and FLAGS.num_cascade:
             _cascade(
-                TRAIN_PROMPTS[: FLAGS.num_cascade], os.path.join(workdir, "samples_reference_cascade"), video.sample.fps
+                TRAIN_PROMPTS[: FLAGS.num_cascade],
+                os.path.join(workdir, "samples_reference_cascade"),
+                video.sample.fps,
+                _mesh(video),
             )
         if os.path.isdir(FLAGS.reference_conditional) and FLAGS.num_i2v:
             print(f"[6/6] image-to-video with {FLAGS.reference_conditional} ({time.time() - t0:.0f}s)")
