@@ -7,6 +7,7 @@ a mesh + rules shard it without touching model code.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, Sequence
 
@@ -151,20 +152,63 @@ class GroupNorm(nn.Module):
             "scale", nn.with_logical_partitioning(nn.initializers.ones_init(), (axes.NORM,)), (c,), self.param_dtype
         )
         bias = self.param("bias", nn.with_logical_partitioning(zeros, (axes.NORM,)), (c,), self.param_dtype)
-        xf = x.astype(jnp.float32)
-        g = xf.reshape(x.shape[:-1] + (self.num_groups, c // self.num_groups))
-        red = tuple(range(g.ndim - 2 - self.num_reduce_axes, g.ndim - 2)) + (g.ndim - 1,)
+        scale, bias = scale.astype(jnp.float32), bias.astype(jnp.float32)
         if mask is None:
-            mean = jnp.mean(g, axis=red, keepdims=True)
-            var = jnp.mean(jnp.square(g - mean), axis=red, keepdims=True)
-        else:
-            w = jnp.broadcast_to(mask.astype(jnp.float32)[..., None, None], g.shape)
-            count = jnp.maximum(jnp.sum(w, axis=red, keepdims=True), 1.0)
-            mean = jnp.sum(g * w, axis=red, keepdims=True) / count
-            var = jnp.sum(jnp.square(g - mean) * w, axis=red, keepdims=True) / count
+            y = group_norm(x, scale, bias, self.num_groups, self.num_reduce_axes, self.epsilon)
+            return y.astype(self.dtype)
+        g, red = _grouped(x, self.num_groups, self.num_reduce_axes)
+        w = jnp.broadcast_to(mask.astype(jnp.float32)[..., None, None], g.shape)
+        count = jnp.maximum(jnp.sum(w, axis=red, keepdims=True), 1.0)
+        mean = jnp.sum(g * w, axis=red, keepdims=True) / count
+        var = jnp.sum(jnp.square(g - mean) * w, axis=red, keepdims=True) / count
         g = (g - mean) * jax.lax.rsqrt(var + self.epsilon)
-        y = g.reshape(x.shape) * scale.astype(jnp.float32) + bias.astype(jnp.float32)
-        return y.astype(self.dtype)
+        return (g.reshape(x.shape) * scale + bias).astype(self.dtype)
+
+
+def _grouped(x: jax.Array, num_groups: int, num_reduce_axes: int) -> tuple[jax.Array, tuple[int, ...]]:
+    """x as float32 [..., groups, channels per group] and the axes its statistics reduce."""
+    c = x.shape[-1]
+    g = x.astype(jnp.float32).reshape(x.shape[:-1] + (num_groups, c // num_groups))
+    return g, tuple(range(g.ndim - 2 - num_reduce_axes, g.ndim - 2)) + (g.ndim - 1,)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def group_norm(
+    x: jax.Array, scale: jax.Array, bias: jax.Array, num_groups: int, num_reduce_axes: int, epsilon: float
+) -> jax.Array:
+    """GroupNorm's float32 output (x any dtype; scale, bias float32 [C]), with a hand-written
+    backward pass: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * scale, the two means
+    over each group's statistics axes. Autodiff of the same forward differentiates the mean and the
+    variance as separate reductions, several more passes over the activation than this one's two
+    reductions and one element-wise pass; on the CPU the GroupNorm + SiLU backward of a
+    [2, 16, 32, 32, 64] video is about a fifth faster (docs/performance.md). The residuals are x and
+    the per-group statistics; xhat is recomputed."""
+    return _group_norm_fwd(x, scale, bias, num_groups, num_reduce_axes, epsilon)[0]
+
+
+def _group_norm_fwd(x, scale, bias, num_groups, num_reduce_axes, epsilon):
+    g, red = _grouped(x, num_groups, num_reduce_axes)
+    mean = jnp.mean(g, axis=red, keepdims=True)
+    rstd = jax.lax.rsqrt(jnp.mean(jnp.square(g - mean), axis=red, keepdims=True) + epsilon)
+    y = ((g - mean) * rstd).reshape(x.shape) * scale + bias
+    return y, (x, mean, rstd, scale)
+
+
+def _group_norm_bwd(num_groups, num_reduce_axes, epsilon, res, dy):
+    del epsilon
+    x, mean, rstd, scale = res
+    g, red = _grouped(x, num_groups, num_reduce_axes)
+    xhat = (g - mean) * rstd
+    dyg = dy.astype(jnp.float32).reshape(g.shape)
+    lead = tuple(range(g.ndim - 2))
+    dscale = jnp.sum(dyg * xhat, axis=lead).reshape(scale.shape)
+    dbias = jnp.sum(dyg, axis=lead).reshape(scale.shape)
+    gx = dyg * scale.reshape(g.shape[-2:])
+    dx = rstd * (gx - jnp.mean(gx, axis=red, keepdims=True) - xhat * jnp.mean(gx * xhat, axis=red, keepdims=True))
+    return dx.reshape(x.shape).astype(x.dtype), dscale, dbias
+
+
+group_norm.defvjp(_group_norm_fwd, _group_norm_bwd)
 
 
 class LayerNorm(nn.Module):
