@@ -140,11 +140,16 @@ class GroupNorm(nn.Module):
     num_reduce_axes: int = 2
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    act: str | None = None  # an activation applied to the output, in float32, inside the norm's backward
 
     @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, mask: jax.Array | None = None, scale_shift: tuple[jax.Array, jax.Array] | None = None
+    ) -> jax.Array:
         """`mask` (shape x.shape[:-1], True = valid) excludes positions (e.g. padding
-        tokens) from the statistics."""
+        tokens) from the statistics. `scale_shift` (s, b), each broadcastable to x with the channels
+        last (e.g. a time embedding's [B, 1, 1, 1, C]): the output is norm(x) * (1 + s) + b, then
+        `act`."""
         c = x.shape[-1]
         if c % self.num_groups:
             raise ValueError(f"GroupNorm: {c} channels not divisible by num_groups={self.num_groups}")
@@ -152,9 +157,14 @@ class GroupNorm(nn.Module):
             "scale", nn.with_logical_partitioning(nn.initializers.ones_init(), (axes.NORM,)), (c,), self.param_dtype
         )
         bias = self.param("bias", nn.with_logical_partitioning(zeros, (axes.NORM,)), (c,), self.param_dtype)
+        if self.act is not None:
+            activation(self.act)  # an unknown name fails here, before tracing further
         scale, bias = scale.astype(jnp.float32), bias.astype(jnp.float32)
+        if scale_shift is not None:  # folded into the affine: (xhat * scale + bias) * (1 + s) + b
+            mult = 1.0 + scale_shift[0].astype(jnp.float32)
+            scale, bias = scale * mult, bias * mult + scale_shift[1].astype(jnp.float32)
         if mask is None:
-            y = group_norm(x, scale, bias, self.num_groups, self.num_reduce_axes, self.epsilon)
+            y = group_norm(x, scale, bias, self.num_groups, self.num_reduce_axes, self.epsilon, self.act)
             return y.astype(self.dtype)
         g, red = _grouped(x, self.num_groups, self.num_reduce_axes)
         w = jnp.broadcast_to(mask.astype(jnp.float32)[..., None, None], g.shape)
@@ -162,7 +172,8 @@ class GroupNorm(nn.Module):
         mean = jnp.sum(g * w, axis=red, keepdims=True) / count
         var = jnp.sum(jnp.square(g - mean) * w, axis=red, keepdims=True) / count
         g = (g - mean) * jax.lax.rsqrt(var + self.epsilon)
-        return (g.reshape(x.shape) * scale + bias).astype(self.dtype)
+        y = g.reshape(x.shape) * scale + bias
+        return (activation(self.act)(y) if self.act else y).astype(self.dtype)
 
 
 def _grouped(x: jax.Array, num_groups: int, num_reduce_axes: int) -> tuple[jax.Array, tuple[int, ...]]:
@@ -172,39 +183,59 @@ def _grouped(x: jax.Array, num_groups: int, num_reduce_axes: int) -> tuple[jax.A
     return g, tuple(range(g.ndim - 2 - num_reduce_axes, g.ndim - 2)) + (g.ndim - 1,)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
 def group_norm(
-    x: jax.Array, scale: jax.Array, bias: jax.Array, num_groups: int, num_reduce_axes: int, epsilon: float
+    x: jax.Array,
+    scale: jax.Array,
+    bias: jax.Array,
+    num_groups: int,
+    num_reduce_axes: int,
+    epsilon: float,
+    act: str | None = None,
 ) -> jax.Array:
-    """GroupNorm's float32 output (x any dtype; scale, bias float32 [C]), with a hand-written
-    backward pass: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * scale, the two means
-    over each group's statistics axes. Autodiff of the same forward differentiates the mean and the
-    variance as separate reductions, several more passes over the activation than this one's two
-    reductions and one element-wise pass; on the CPU the GroupNorm + SiLU backward of a
-    [2, 16, 32, 32, 64] video is about a fifth faster (docs/performance.md). The residuals are x and
-    the per-group statistics; xhat is recomputed."""
-    return _group_norm_fwd(x, scale, bias, num_groups, num_reduce_axes, epsilon)[0]
+    """act(GroupNorm(x) * scale + bias) in float32 (x any dtype; scale and bias float32, [C] or
+    broadcastable to x with the channels last, e.g. [B, 1, 1, 1, C] for a per-example time
+    modulation), with a hand-written backward pass: the normalised x and the activation's input are
+    recomputed from x and the per-group statistics (the only residuals), and
+    dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = d(pre-scale output), the two means over
+    each group's statistics axes. Autodiff of the same forward differentiates the mean and the
+    variance as separate reductions and keeps the activation's input: more passes over the
+    activation and one more activation-sized residual (docs/performance.md)."""
+    return _group_norm_fwd(x, scale, bias, num_groups, num_reduce_axes, epsilon, act)[0]
 
 
-def _group_norm_fwd(x, scale, bias, num_groups, num_reduce_axes, epsilon):
+def _normalised(x, mean, rstd, num_groups, num_reduce_axes):
+    g, _ = _grouped(x, num_groups, num_reduce_axes)
+    return ((g - mean) * rstd).reshape(x.shape)
+
+
+def _group_norm_fwd(x, scale, bias, num_groups, num_reduce_axes, epsilon, act):
     g, red = _grouped(x, num_groups, num_reduce_axes)
     mean = jnp.mean(g, axis=red, keepdims=True)
     rstd = jax.lax.rsqrt(jnp.mean(jnp.square(g - mean), axis=red, keepdims=True) + epsilon)
     y = ((g - mean) * rstd).reshape(x.shape) * scale + bias
-    return y, (x, mean, rstd, scale)
+    return (activation(act)(y) if act else y), (x, mean, rstd, scale, bias)
 
 
-def _group_norm_bwd(num_groups, num_reduce_axes, epsilon, res, dy):
+def _sum_to(a: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """`a` summed over the axes that broadcasting `shape` to a.shape expanded."""
+    lead = a.ndim - len(shape)
+    axes_ = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and a.shape[i + lead] != 1)
+    return jnp.sum(a, axis=axes_).reshape(shape)
+
+
+def _group_norm_bwd(num_groups, num_reduce_axes, epsilon, act, res, dout):
     del epsilon
-    x, mean, rstd, scale = res
-    g, red = _grouped(x, num_groups, num_reduce_axes)
-    xhat = (g - mean) * rstd
-    dyg = dy.astype(jnp.float32).reshape(g.shape)
-    lead = tuple(range(g.ndim - 2))
-    dscale = jnp.sum(dyg * xhat, axis=lead).reshape(scale.shape)
-    dbias = jnp.sum(dyg, axis=lead).reshape(scale.shape)
-    gx = dyg * scale.reshape(g.shape[-2:])
-    dx = rstd * (gx - jnp.mean(gx, axis=red, keepdims=True) - xhat * jnp.mean(gx * xhat, axis=red, keepdims=True))
+    x, mean, rstd, scale, bias = res
+    xhat = _normalised(x, mean, rstd, num_groups, num_reduce_axes)
+    dy = dout.astype(jnp.float32)
+    if act:
+        _, act_vjp = jax.vjp(activation(act), xhat * scale + bias)
+        (dy,) = act_vjp(dy)
+    dscale, dbias = _sum_to(dy * xhat, scale.shape), _sum_to(dy, bias.shape)
+    g, red = _grouped(dy * scale, num_groups, num_reduce_axes)
+    xg = xhat.reshape(g.shape)
+    dx = rstd * (g - jnp.mean(g, axis=red, keepdims=True) - xg * jnp.mean(g * xg, axis=red, keepdims=True))
     return dx.reshape(x.shape).astype(x.dtype), dscale, dbias
 
 

@@ -52,8 +52,9 @@ class ResnetBlock(nn.Module):
     def __call__(self, x: jax.Array, emb: jax.Array, deterministic: bool = True) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         act = layers.activation(self.act)
-        norm = lambda name: layers.GroupNorm(self.norm_groups, self.norm_eps, name=name, **kw)
-        h = act(norm("norm1")(x))
+        # GroupNorm -> activation in one op (its backward recomputes what the activation needs)
+        norm = lambda name: layers.GroupNorm(self.norm_groups, self.norm_eps, name=name, act=self.act, **kw)
+        h = norm("norm1")(x)
         if self.resample == "down":
             x, h = avg_pool_2x(x), avg_pool_2x(h)
         elif self.resample == "up":
@@ -66,11 +67,10 @@ class ResnetBlock(nn.Module):
         e = layers.dense(self.out_channels * mult, name="time_emb_proj", **kw)(e)
         e = e[:, None, None, None, :].astype(self.dtype)  # broadcast over T, H, W
         if self.time_scale_shift:
-            scale, shift = jnp.split(e, 2, axis=-1)
-            h = norm("norm2")(h) * (1 + scale) + shift
+            h = norm("norm2")(h, scale_shift=tuple(jnp.split(e, 2, axis=-1)))
         else:
             h = norm("norm2")(h + e)
-        h = nn.Dropout(self.dropout)(act(h), deterministic=deterministic)
+        h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
         h = layers.conv(self.out_channels, (3, 3), name="conv2", **kw)(h)
         if x.shape[-1] != self.out_channels:
             x = layers.conv(self.out_channels, (1, 1), name="conv_shortcut", **kw)(x)

@@ -69,8 +69,9 @@ def _temporal_conv(
 
 class TextFiLM(nn.Module):
     """Per-channel scale and shift from the pooled prompt (and, given `time`, the timestep's sinusoidal
-    embedding [B, D]): y * (1 + gamma) + beta, gamma = beta = 0 at init (zero-initialised output), so
-    the block it sits in keeps App. B's identity."""
+    embedding [B, D]) for y: (gamma, beta), each [B, 1, ..., 1, C], applied as y * (1 + gamma) + beta
+    (by the GroupNorm before it, `scale_shift`); gamma = beta = 0 at init (zero-initialised output),
+    so the block it sits in keeps App. B's identity."""
 
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
@@ -78,7 +79,7 @@ class TextFiLM(nn.Module):
     @nn.compact
     def __call__(
         self, y: jax.Array, text: jax.Array, text_mask: jax.Array | None, time: jax.Array | None = None
-    ) -> jax.Array:
+    ) -> tuple[jax.Array, jax.Array]:
         c = y.shape[-1]
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         p = layers.LayerNorm(name="norm", **kw)(layers.masked_mean(text.astype(y.dtype), text_mask))
@@ -87,7 +88,7 @@ class TextFiLM(nn.Module):
         p = layers.activation("silu")(layers.dense(c, name="hidden", **kw)(p))
         gamma, beta = jnp.split(layers.dense(2 * c, name="out", kernel_init=layers.zeros, **kw)(p), 2, axis=-1)
         expand = (slice(None),) + (None,) * (y.ndim - 2) + (slice(None),)
-        return y * (1.0 + gamma[expand]) + beta[expand]
+        return gamma[expand], beta[expand]
 
 
 class ConvInflationBlock(nn.Module):
@@ -108,15 +109,15 @@ class ConvInflationBlock(nn.Module):
     ) -> jax.Array:
         c = h.shape[-1]
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        act = layers.activation(self.act)
-        y = act(layers.GroupNorm(self.norm_groups, name="norm_spatial", **kw)(h))
+        y = layers.GroupNorm(self.norm_groups, name="norm_spatial", act=self.act, **kw)(h)
         y = layers.conv(c, (3, 3), name="conv_spatial", **kw)(y)
-        y = layers.GroupNorm(self.norm_groups, name="norm_temporal", **kw)(y)
+        film = None
         if self.text_film:
             if text is None:
                 raise ValueError("temporal text FiLM needs the text embeddings (text=None given)")
-            y = TextFiLM(name="text_film", **kw)(y, text, text_mask, time)
-        y = act(y)
+            film = TextFiLM(name="text_film", **kw)(y, text, text_mask, time)
+        # norm, FiLM and activation in one op (layers.group_norm's backward)
+        y = layers.GroupNorm(self.norm_groups, name="norm_temporal", act=self.act, **kw)(y, scale_shift=film)
         y = _temporal_conv(c, self.kernel_size, name="conv_temporal", **kw)(y)
         y = layers.dense(c, name="proj_out", kernel_init=layers.zeros, **kw)(y)
         return nn.with_logical_constraint(h + y, axes.VIDEO)

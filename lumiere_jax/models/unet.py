@@ -303,7 +303,7 @@ class UNet(nn.Module):
                     h = ConvUpsample(ch, name=f"up_{level}_upsample", **kw)(h)
                 h = hook(f"tup_{level - 1}", h)
 
-        h = act(layers.GroupNorm(cfg.norm_groups, cfg.norm_eps, name="norm_out", **kw)(h))
+        h = layers.GroupNorm(cfg.norm_groups, cfg.norm_eps, name="norm_out", act=cfg.act, **kw)(h)
         out = layers.conv(cfg.out_channels, (3, 3), name="conv_out", **kw)(h).astype(jnp.float32)
         return out[:, 0] if image else out
 

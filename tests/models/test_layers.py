@@ -29,25 +29,33 @@ def inputs(shape, dtype=jnp.float32, seed=0):
 
 
 @pytest.mark.parametrize(
-    "shape,groups,num_reduce_axes",
-    [((2, 3, 4, 5, 8), 4, 2), ((2, 6, 12), 3, 1), ((3, 4, 4, 6), 6, 2), ((2, 3, 4, 5, 8), 1, 3)],
-    ids=["video-per-frame", "tokens", "image-one-channel-per-group", "whole-clip"],
+    "shape,groups,num_reduce_axes,act,per_example",
+    [
+        ((2, 3, 4, 5, 8), 4, 2, None, False),
+        ((2, 3, 4, 5, 8), 4, 2, "silu", True),
+        ((2, 6, 12), 3, 1, "gelu", False),
+        ((3, 4, 4, 6), 6, 2, "silu", False),
+        ((2, 3, 4, 5, 8), 1, 3, "mish", True),
+    ],
+    ids=["video-per-frame", "video-silu-time-modulated", "tokens-gelu", "image-one-channel-per-group", "whole-clip"],
 )
-def test_group_norm_gradients_match_autodiff_of_the_formula(shape, groups, num_reduce_axes):
+def test_group_norm_gradients_match_autodiff_of_the_formula(shape, groups, num_reduce_axes, act, per_example):
     x, scale, bias, w = inputs(shape)
+    if per_example:  # a [B, 1, ..., 1, C] affine, as a time embedding's scale-shift gives
+        mod = (shape[0],) + (1,) * (len(shape) - 2) + shape[-1:]
+        scale = scale * jnp.asarray(np.random.default_rng(2).normal(1.0, 0.3, size=mod), jnp.float32)
+        bias = bias + jnp.asarray(np.random.default_rng(3).normal(size=mod), jnp.float32)
+    f = layers.activation(act) if act else (lambda y: y)
 
     def loss(fn):
-        return jax.jit(jax.grad(lambda *a: jnp.sum(jax.nn.silu(fn(*a, groups, num_reduce_axes)) * w), (0, 1, 2)))
+        return jax.jit(jax.grad(lambda *a: jnp.sum(jnp.square(fn(*a)) * w), (0, 1, 2)))
 
-    np.testing.assert_allclose(
-        layers.group_norm(x, scale, bias, groups, num_reduce_axes, 1e-5),
-        plain_group_norm(x, scale, bias, groups, num_reduce_axes),
-        rtol=1e-5,
-        atol=1e-5,
-    )
-    ours = loss(lambda *a: layers.group_norm(*a, 1e-5))(x, scale, bias)
-    ref = loss(plain_group_norm)(x, scale, bias)
+    ours_fn = lambda x, s, b: layers.group_norm(x, s, b, groups, num_reduce_axes, 1e-5, act)
+    ref_fn = lambda x, s, b: f(plain_group_norm(x, s, b, groups, num_reduce_axes))
+    np.testing.assert_allclose(ours_fn(x, scale, bias), ref_fn(x, scale, bias), rtol=1e-5, atol=1e-5)
+    ours, ref = loss(ours_fn)(x, scale, bias), loss(ref_fn)(x, scale, bias)
     for name, a, b in zip(("dx", "dscale", "dbias"), ours, ref):
+        assert a.shape == b.shape, name
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5 * float(jnp.max(jnp.abs(b))), err_msg=name)
 
 
@@ -55,7 +63,7 @@ def test_group_norm_gradients_match_finite_differences():
     x, scale, bias, w = inputs((1, 2, 3, 3, 4), seed=1)
     x, scale, bias = (a.astype(jnp.float64) for a in (x, scale, bias)) if jax.config.x64_enabled else (x, scale, bias)
     check_grads(
-        lambda x, s, b: jnp.sum(layers.group_norm(x, s, b, 2, 2, 1e-5) * w),
+        lambda x, s, b: jnp.sum(layers.group_norm(x, s, b, 2, 2, 1e-5, "silu") * w),
         (x, scale, bias),
         order=1,
         modes=("rev",),
@@ -63,6 +71,19 @@ def test_group_norm_gradients_match_finite_differences():
         atol=5e-2,
         rtol=5e-2,
     )
+
+
+def test_group_norm_module_fuses_the_time_modulation_and_the_activation():
+    x, _, _, _ = inputs((2, 3, 4, 4, 8), seed=4)
+    s, b = (jnp.asarray(np.random.default_rng(k).normal(size=(2, 1, 1, 1, 8)), jnp.float32) for k in (5, 6))
+    plain = layers.GroupNorm(num_groups=4)
+    fused = layers.GroupNorm(num_groups=4, act="silu")
+    params = plain.init(jax.random.PRNGKey(0), x)
+    params = jax.tree.map(lambda p: p + 0.1 * jnp.arange(p.size, dtype=p.dtype).reshape(p.shape), params)
+    want = jax.nn.silu(plain.apply(params, x) * (1 + s) + b)
+    np.testing.assert_allclose(fused.apply(params, x, scale_shift=(s, b)), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown activation 'swishy'"):
+        layers.GroupNorm(num_groups=4, act="swishy").init(jax.random.PRNGKey(0), x)
 
 
 def test_group_norm_module_keeps_the_input_dtype_of_its_gradient_and_masks():
