@@ -307,11 +307,11 @@ def load_generator(
     the CLI config's sample / ssr sections, then the explicit flags, over the stored ones). An explicit
     --config override of an architecture key that differs from the checkpoint's raises (before any
     compile). `use_config=False`: the CLI config is another model's (a cascade's base stage)."""
-    from lumiere_jax import sampling
+    from lumiere_jax import runtime, sampling
 
     sample, ssr = settings.cli_sampling(config, flags, flag_keys=flag_keys, use_config=use_config)
     t5 = settings.t5_locations(config_overrides) if use_config else {}
-    gen = sampling.Generator.load(path, _sampling_mesh(config), sample=sample, ssr=ssr, t5=t5)
+    gen = sampling.Generator.load(path, runtime.sampling_mesh(config), sample=sample, ssr=ssr, t5=t5)
     if use_config:
         settings.check_fixed(gen.config, config_overrides, path)
     return gen
@@ -322,14 +322,6 @@ def announce(effective: dict[str, Any]) -> None:
     line = "sampling settings: " + settings.describe(effective)
     logging.info(line)
     print(line)
-
-
-def _sampling_mesh(config):
-    """`config.mesh` when there are several devices (samples are split over the batch axes), else
-    None (one device, no mesh)."""
-    import jax
-
-    return config.mesh if jax.device_count() > 1 else None
 
 
 def _cascade(config, flags, config_overrides, seed):

@@ -87,13 +87,6 @@ def _config(arg: str, workdir: str, steps: int, **overrides):
     return c
 
 
-def _mesh(config):
-    """`config.mesh` when JAX has several devices (the batch is split over them), else None."""
-    import jax
-
-    return config.mesh if jax.device_count() > 1 else None
-
-
 def _score(gen: sampling.Generator, prompts: list[str], n: int, out_dir: str, fps: int) -> tuple[dict, dict]:
     """Samples `prompts` in one batch; the probe's scores of the first `n` (training prompts) and the rest."""
     result = gen.generate(prompts, seed=0, batch_size=len(prompts), num_steps=FLAGS.sample_steps)
@@ -114,7 +107,7 @@ def _i2v(config, out_dir: str) -> None:
     from lumiere_jax.sampling import tasks
     from lumiere_jax.eval import conditional
 
-    gen = sampling.Generator.load(FLAGS.reference_conditional, _mesh(config))
+    gen = sampling.Generator.load(FLAGS.reference_conditional, runtime.sampling_mesh(config))
     clips, captions = conditional.split_clips(config, "test", FLAGS.num_i2v)
     known, mask = zip(*(tasks.i2v(c[0], gen.model.config.num_frames) for c in clips))
     result = gen.conditional(
@@ -187,7 +180,11 @@ def main(argv) -> None:
     )
     out = os.path.join(workdir, "samples")
     tr, ho = _score(
-        sampling.Generator.load(os.path.join(workdir, "video"), _mesh(video)), prompts, n, out, video.sample.fps
+        sampling.Generator.load(os.path.join(workdir, "video"), runtime.sampling_mesh(video)),
+        prompts,
+        n,
+        out,
+        video.sample.fps,
     )
     print(f"    wrote {out}/ (contact_sheet.png, manifest.json, NNNN.mp4/.gif/.npy)")
     print("    this run,       train prompts: " + evaluate.format_scores(tr))
@@ -197,7 +194,13 @@ def main(argv) -> None:
     if os.path.isdir(FLAGS.reference):
         print(f"[5/6] sampling the shipped reference model {FLAGS.reference} ({time.time() - t0:.0f}s)")
         ref_out = os.path.join(workdir, "samples_reference")
-        tr, ho = _score(sampling.Generator.load(FLAGS.reference, _mesh(video)), prompts, n, ref_out, video.sample.fps)
+        tr, ho = _score(
+            sampling.Generator.load(FLAGS.reference, runtime.sampling_mesh(video)),
+            prompts,
+            n,
+            ref_out,
+            video.sample.fps,
+        )
         print(f"    wrote {ref_out}/")
         print("    reference,      train prompts: " + evaluate.format_scores(tr))
         print("    reference,   held-out prompts: " + evaluate.format_scores(ho))
@@ -213,7 +216,7 @@ def main(argv) -> None:
                 TRAIN_PROMPTS[: FLAGS.num_cascade],
                 os.path.join(workdir, "samples_reference_cascade"),
                 video.sample.fps,
-                _mesh(video),
+                runtime.sampling_mesh(video),
             )
         if os.path.isdir(FLAGS.reference_conditional) and FLAGS.num_i2v:
             print(f"[6/6] image-to-video with {FLAGS.reference_conditional} ({time.time() - t0:.0f}s)")

@@ -78,6 +78,12 @@ def cpu_devices_for_sampling(config, cores: int | None = None) -> int | None:
     return _usable_cores() if cores is None else max(int(cores), 1)
 
 
+def sampling_mesh(config):
+    """`config.mesh` when JAX has several devices (samples are split over the batch axes), else None
+    (one device, no mesh): what `main.py --mode=sample|eval` and the demo give `Generator.load`."""
+    return config.mesh if jax.device_count() > 1 else None
+
+
 def _cpu_devices_chosen(config) -> int | None | str:
     """The split the environment and `config` fix (a count, or None: leave JAX's default), else "auto"."""
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "") or not cpu_is_the_backend():
