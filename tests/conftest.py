@@ -112,22 +112,37 @@ def conditional_run(tmp_path_factory, data_dir, video_run):
     return workdir, config, state
 
 
-# -- opt-in report of XLA compile time per test (LUMIERE_TEST_COMPILE_REPORT=path: one TSV line per
-# test: id, compiles, seconds compiling, of which in compiles under 0.3 s, i.e. eager per-leaf ops) --
+# -- opt-in report of JAX compile time per test (LUMIERE_TEST_COMPILE_REPORT=path: one TSV line per
+# test: id, compiles, seconds compiling, of which in compiles under 0.3 s, i.e. eager per-leaf ops,
+# then seconds tracing to jaxprs and seconds lowering them to MLIR, then the compiles of 1 s or more
+# as name:seconds) --
 _REPORT = os.environ.get("LUMIERE_TEST_COMPILE_REPORT")
 if _REPORT:
-    _compiles: list[float] = []
+    _events: dict[str, list[float]] = {"compile": [], "trace": [], "lower": []}
+    _NAMES = {
+        "/jax/core/compile/backend_compile_duration": "compile",
+        "/jax/core/compile/jaxpr_trace_duration": "trace",
+        "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+    }
 
-    def _on_event(event, secs, **_):
-        if event == "/jax/core/compile/backend_compile_duration":
-            _compiles.append(secs)
+    def _on_event(event, secs, fun_name="?", **_):
+        if event in _NAMES:
+            _events[_NAMES[event]].append(secs)
+        if _NAMES.get(event) == "compile" and secs >= 1:
+            _slow.append(f"{fun_name}:{secs:.1f}")
+
+    _slow: list[str] = []
 
     jax.monitoring.register_event_duration_secs_listener(_on_event)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(item, nextitem):
-        start = len(_compiles)
+        start = {k: len(v) for k, v in _events.items()}
+        _slow.clear()
         yield
-        got = _compiles[start:]
+        got, traced, lowered = (_events[k][start[k] :] for k in ("compile", "trace", "lower"))
         with open(_REPORT, "a") as f:
-            f.write(f"{item.nodeid}\t{len(got)}\t{sum(got):.2f}\t{sum(t for t in got if t < 0.3):.2f}\n")
+            f.write(
+                f"{item.nodeid}\t{len(got)}\t{sum(got):.2f}\t{sum(t for t in got if t < 0.3):.2f}"
+                f"\t{sum(traced):.2f}\t{sum(lowered):.2f}\t{' '.join(_slow)}\n"
+            )

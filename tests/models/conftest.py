@@ -5,10 +5,10 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from lumiere_jax.models import STUNet, STUNetConfig, UNet, UNetConfig, inflate_params
+from tests.helpers import random_params
 
 FRAMES, SIZE, TEXT_LEN, TEXT_DIM = 8, 16, 5, 12
 
@@ -84,7 +84,10 @@ def build_models(name: str) -> Models:
         cfg = CONFIGS[name]
         t2i = UNet(cfg.unet)
         x, t, text, mask = random_inputs(0, cfg)
-        t2i_params = nn.meta.unbox(jax.jit(t2i.init)(jax.random.PRNGKey(1), x[:, 0], t, text, mask))["params"]
+        # random T2I weights (no compile of `init`, whose per-leaf random draws cost seconds; and no
+        # zero-initialised projections that would hide a frame mixed into another)
+        abstract = nn.meta.unbox(jax.eval_shape(t2i.init, jax.random.PRNGKey(1), x[:, 0], t, text, mask))
+        t2i_params = random_params(abstract["params"], 1)
         params = inflate_params(cfg, t2i_params, jax.random.PRNGKey(2), num_frames=FRAMES, size=SIZE)
         t2i_apply = jax.jit(lambda p, *a: t2i.apply({"params": p}, *a))
         apply = jax.jit(lambda p, *a: STUNet(cfg).apply({"params": p}, *a))
@@ -134,17 +137,8 @@ def micro() -> Micro:
     text = jax.random.normal(k[1], (2, 5, 8))
     mask = jnp.arange(5)[None] < jnp.array([[2], [5]])
 
-    # Random parameters of the right tree, without compiling `init`: kernels ~ N(0, 1/fan_in), norm
-    # scales ~ 1 + N(0, 0.1^2), biases and embeddings ~ N(0, 0.1^2). (The zero-initialised temporal
-    # projections of `init` would stop gradients reaching most temporal parameters.)
-    abstract = nn.meta.unbox(jax.eval_shape(STUNet(MICRO).init, jax.random.PRNGKey(1), x, t, text, mask))["params"]
-    rng = np.random.default_rng(0)
-
-    def leaf(path, a):
-        name = str(getattr(path[-1], "key", path[-1]))
-        if name == "kernel":
-            return rng.normal(0, np.prod(a.shape[:-1]) ** -0.5, a.shape).astype(np.float32)
-        return (float(name == "scale") + rng.normal(0, 0.1, a.shape)).astype(np.float32)
-
-    params = jax.tree_util.tree_map(jnp.asarray, jax.tree_util.tree_map_with_path(leaf, abstract))
+    # random parameters (the zero-initialised temporal projections of `init` would stop gradients
+    # reaching most temporal parameters)
+    abstract = nn.meta.unbox(jax.eval_shape(STUNet(MICRO).init, jax.random.PRNGKey(1), x, t, text, mask))
+    params = random_params(abstract["params"], 0)
     return Micro(MICRO, params, (x, t, text, mask))

@@ -9,7 +9,7 @@ from lumiere_jax.train import validation
 from lumiere_jax.diffusion import schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.train import optim, state as state_lib, step as step_lib
-from tests.helpers import load_config
+from tests.helpers import load_config, perturbed_params
 
 
 def test_accumulated_gradient_is_the_mean_micro_batch_gradient():
@@ -20,7 +20,7 @@ def test_accumulated_gradient_is_the_mean_micro_batch_gradient():
     config.model.temporal.num_temporal_downsamples = 0
     model = DiffusionModel(validation.validate(config))
     sched = schedules.get_schedule(config.diffusion.schedule)
-    params = jax.jit(model.init)(jax.random.PRNGKey(0))
+    params = perturbed_params(model)  # random: init's zero projections would leave gradients zero
     labels = model.trainable_labels(params, False)
     keys = jax.random.split(jax.random.PRNGKey(1), 3)
     length = model.config.text_length
