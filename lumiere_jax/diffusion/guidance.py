@@ -96,6 +96,8 @@ def cfg_model_fn(
             high, t_from = high_noise
             scale = jnp.where(t >= t_from, high, guidance_scale).astype(out.dtype)
             scale = scale.reshape((batch,) + (1,) * (x.ndim - 1))
+        elif isinstance(scale, jax.Array):  # traced (`traced_scales`): the output's dtype, as a float's
+            scale = scale.astype(out.dtype)
         return guide(out[:batch], out[batch:], scale, x.shape[-1])
 
     return fn
@@ -111,6 +113,35 @@ def guided_model_fn(
     them; with no guidance anywhere (scale 1, no high-noise scale) the model runs on ``cond`` alone
     (one branch, half the batch)."""
     scale, high_noise = scales
-    if scale == 1.0 and high_noise is None:
+    if guidance_kind(scales) == "none":
         return lambda x, t: model_fn(x, t, cond)
     return cfg_model_fn(model_fn, cond, uncond, scale, high_noise)
+
+
+def guidance_kind(scales: tuple) -> str:
+    """What a compiled sampling step must know of ``scales`` (the rest are its traced values):
+    "none" (scale 1, no high-noise scale: one branch), "cfg", or "cfg_high" (with a high-noise scale).
+    A traced scale always guides."""
+    scale, high_noise = scales
+    if high_noise is not None:
+        return "cfg_high"
+    return "none" if isinstance(scale, (int, float)) and scale == 1.0 else "cfg"
+
+
+def scale_values(scales: tuple) -> jax.Array:
+    """float32 [3] (scale, high-noise scale, first timestep it applies at) of ``scales``: the traced
+    argument of a step compiled for ``guidance_kind(scales)`` (unused entries 0)."""
+    scale, high_noise = scales
+    high, t_from = high_noise if high_noise is not None else (0.0, 0)
+    return jnp.asarray([scale, high, t_from], jnp.float32)
+
+
+def traced_scales(kind: str, values: jax.Array) -> tuple:
+    """The ``scales`` that ``guided_model_fn`` takes, inside a step compiled for ``kind``, from the
+    traced ``scale_values``: one compiled step serves every guidance scale (and interval) of its kind.
+    Timesteps are integers below 2^24, exact in float32."""
+    if kind == "none":
+        return 1.0, None
+    if kind == "cfg":
+        return values[0], None
+    return values[0], (values[1], values[2].astype(jnp.int32))

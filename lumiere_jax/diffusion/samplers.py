@@ -61,6 +61,24 @@ class Sampler:
     def num_steps(self) -> int:
         return self.timesteps.shape[0]
 
+    def padded(self, length: int) -> "Sampler":
+        """This sampler with its per-step arrays padded to `length` steps (repeating the last): steps
+        0 .. num_steps - 1 are unchanged, and a step compiled for it serves every sampler of the same
+        kind and settings with up to `length` steps (the arrays' shapes are all a jitted step sees of
+        num_steps). Its own `num_steps` is `length`: loop over the unpadded sampler's."""
+        n = self.num_steps
+        if length < n:
+            raise ValueError(f"cannot pad a {n}-step sampler to {length} steps")
+        if length == n:
+            return self
+        arrays = (self.timesteps, self.coefs)
+        if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(arrays)):  # inside a jit
+            xp, host = jnp, arrays
+        else:  # on the host: no compile per padded shape
+            xp, host = np, jax.device_get(arrays)
+        pad = lambda a: jnp.asarray(xp.concatenate([a, xp.repeat(a[-1:], length - n, axis=0)]))  # noqa: E731
+        return self.replace(timesteps=pad(host[0]), coefs={k: pad(v) for k, v in host[1].items()})
+
     @property
     def needs_noise(self) -> bool:
         return self.name == "ddpm" or (self.name == "ddim" and self.eta > 0)

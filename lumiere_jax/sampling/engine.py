@@ -290,14 +290,16 @@ class Engine:
         if x0 is not None:
             t0 = jnp.full((len(seeds),), sampler.timesteps[0], jnp.int32)
             x = noising.add_noise(self.sched, jnp.asarray(x0, jnp.float32), x, t0)
-        step = self._step_fn(scales, return_x0=callback is not None)
+        step = self._step_fn(guidance.guidance_kind(scales), return_x0=callback is not None)
         context = self.prompt_context(prompts) if context is None else context
-        args = (self.params, context, None if cond is None else jnp.asarray(cond, jnp.float32))
+        cond = None if cond is None else jnp.asarray(cond, jnp.float32)
+        args = (self.params, context, cond, guidance.scale_values(scales))
         after_step = None
         if known is not None:
             content, known_mask = (jnp.asarray(a) for a in known)
             replace = self._replace_fn()
-            after_step = lambda x, i: replace(sampler, x, content, known_mask, noise0, i)  # noqa: E731
+            padded = loop.step_sampler(sampler)  # as `loop.run` gives its step: one compile for any num_steps
+            after_step = lambda x, i: replace(padded, x, content, known_mask, noise0, i)  # noqa: E731
         x, _ = loop.run(step, sampler, x, args, keys=keys, after_step=after_step, progress=progress, callback=callback)
         return _finite(np.asarray(x), prompts, seeds)
 
@@ -315,13 +317,14 @@ class Engine:
             )[0]
         )(keys, jnp.asarray(low), aug)
         weights = None if layout is None else jnp.asarray(md.window_weights(layout, ssr["weights"]))
-        step = self._ssr_step_fn(self.guidance(s), layout, int(ssr["chunk_size"]) or None)
+        scales = self.guidance(s)
+        step = self._ssr_step_fn(guidance.guidance_kind(scales), layout, int(ssr["chunk_size"]) or None)
         noise_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
         x, _ = loop.run(
             step,
             sampler,
             x,
-            (self.params, self.prompt_context(prompts), aug),
+            (self.params, self.prompt_context(prompts), aug, guidance.scale_values(scales)),
             keys=noise_keys,
             conds=(cond,),
             weights=weights,
@@ -414,35 +417,38 @@ class Engine:
 
         return self._step(("context",), lambda: ctx)(params, ids, mask)
 
-    def _step_fn(self, scales: tuple, return_x0: bool = False):
-        """The jitted sampling step guided by `scales` (`guidance(settings)`)."""
+    def _step_fn(self, kind: str, return_x0: bool = False):
+        """The jitted sampling step of guidance `kind` (`guidance.guidance_kind`); its args are
+        (params, text context, conditioning channels or None, `guidance.scale_values`): one compiled
+        step for every guidance scale, and (`loop.run` pads the sampler) every number of steps."""
         model = self.model
 
         def model_fn(args, x, t):
             # Classifier-free guidance drops the text only: both branches see the conditioning.
-            params, ctx, cond = args
+            params, ctx, cond, values = args
             text, null = (*ctx[0], cond), (*ctx[1], cond)
             inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2])
-            return guidance.guided_model_fn(inner, text, null, scales)(x, t)
+            return guidance.guided_model_fn(inner, text, null, guidance.traced_scales(kind, values))(x, t)
 
-        return self._step(("step", scales, return_x0), lambda: loop.make_step(model_fn, return_x0=return_x0))
+        return self._step(("step", kind, return_x0), lambda: loop.make_step(model_fn, return_x0=return_x0))
 
-    def _ssr_step_fn(self, scales: tuple, layout, chunk):
-        """The jitted super-resolution step guided by `scales` (`guidance(settings)`), on the
-        MultiDiffusion windows of `layout` (None: the whole video), `chunk` windows at a time."""
+    def _ssr_step_fn(self, kind: str, layout, chunk):
+        """The jitted super-resolution step of guidance `kind` (`guidance.guidance_kind`; the scales
+        are traced args, as in `_step_fn`), on the MultiDiffusion windows of `layout` (None: the whole
+        video), `chunk` windows at a time."""
         model = self.model
 
         def model_fn(args, x, t, cond):  # one (window of the) video batch, or all windows folded
-            params, ((emb, mask), (null_emb, null_mask)), aug = args
+            params, ((emb, mask), (null_emb, null_mask)), aug, values = args
             inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2], aug_level=c[3])
             reps = x.shape[0] // emb.shape[0]  # windows folded into the batch (window-major)
             tile = lambda a: jnp.tile(a, (reps,) + (1,) * (a.ndim - 1))
             text = (tile(emb), tile(mask), cond, tile(aug))
             null = (tile(null_emb), tile(null_mask), cond, tile(aug))
-            return guidance.guided_model_fn(inner, text, null, scales)(x, t)
+            return guidance.guided_model_fn(inner, text, null, guidance.traced_scales(kind, values))(x, t)
 
         return self._step(
-            ("ssr", scales, layout, chunk),
+            ("ssr", kind, layout, chunk),
             lambda: loop.make_step(model_fn, layout=layout, chunk_size=chunk, fold_windows=True),
         )
 

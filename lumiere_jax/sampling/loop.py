@@ -80,6 +80,13 @@ def make_step(
     return step
 
 
+def step_sampler(sampler: Sampler) -> Sampler:
+    """The sampler as `run` passes it to the step: padded to a power of two of at least 64 steps
+    (`Sampler.padded`), so one compiled step serves 2 steps or 50 (a notebook changing num_steps
+    does not recompile)."""
+    return sampler.padded(max(64, 1 << max(sampler.num_steps - 1, 0).bit_length()))
+
+
 def init_state(sampler: Sampler, x: jax.Array, layout: md.WindowLayout | None = None) -> Any:
     """The solver state before step 0 (per window under MultiDiffusion)."""
     return sampler.init_state(x) if layout is None else md.init_multidiffusion_state(sampler, x, layout)
@@ -116,6 +123,7 @@ def run(
     traj = [x] if record else None
     conds = tuple(conds)
     n = sampler.num_steps
+    padded = step_sampler(sampler)
     bar, own = (None if progress is False or progress is None else progress), False
     if progress is True:
         from tqdm import tqdm
@@ -124,7 +132,7 @@ def run(
     in_flight = None
     try:
         for i in range(n):
-            out = step(sampler, args, x, state, jnp.int32(i), keys, conds, weights)
+            out = step(padded, args, x, state, jnp.int32(i), keys, conds, weights)
             x, state = out[0], out[1]
             if callback is not None:
                 if len(out) < 3:

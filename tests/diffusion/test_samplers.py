@@ -272,3 +272,23 @@ def test_tail_sampler_continues_the_full_run_exactly():
     assert [samplers.start_index(s, v, 1000) for v in (1.0, 0.75, 0.5, 0.2)] == [0, 1, 2, 4]
     with pytest.raises(ValueError, match="strength"):
         samplers.start_index(s, 1.5, 1000)
+
+
+@pytest.mark.parametrize("name", ["ddim", "ddpm", "dpmpp_2m"])
+def test_padded_sampler_keeps_its_steps(name):
+    """`Sampler.padded` (what `loop.run` gives its compiled step) leaves steps 0 .. n - 1 as they
+    were, and the step it takes at each of them is the same."""
+    s = samplers.get_sampler(name, SCHED, 7)
+    p = s.padded(64)
+    assert p.num_steps == 64 and loop.step_sampler(s).num_steps == 64 and s.padded(7) is s
+    assert loop.step_sampler(samplers.get_sampler(name, SCHED, 65)).num_steps == 128
+    np.testing.assert_array_equal(p.timesteps[:7], s.timesteps)
+    for k, v in s.coefs.items():
+        np.testing.assert_array_equal(p.coefs[k][:7], v, err_msg=k)
+    x, out = X_T, jnp.full(SHAPE, 0.1)
+    noise = jnp.ones_like(x) if s.needs_noise else None
+    for i in (0, 6):
+        want, got = s.step(s.init_state(x), i, x, out, noise), p.step(p.init_state(x), i, x, out, noise)
+        np.testing.assert_array_equal(got[0], want[0])
+    with pytest.raises(ValueError, match="cannot pad a 7-step sampler to 5 steps"):
+        s.padded(5)

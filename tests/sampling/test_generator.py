@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lumiere_jax import sampling
+from lumiere_jax.diffusion import guidance
 from lumiere_jax.sampling import loop
 
 
@@ -35,13 +36,28 @@ def test_generators_of_one_model_share_their_compiled_steps(generator, video_run
 
     again = sampling.Generator.load(video_run[0])
     other = sampling.Generator(again.model, perturbed(again.params, 3), again.config)
-    scales = generator.guidance(generator.settings())
-    assert again._step_fn(scales) is generator._step_fn(scales) is other._step_fn(scales)
-    assert sampling.Generator.load(t2i_run[0])._step_fn(scales) is not generator._step_fn(scales)
+    kind = guidance.guidance_kind(generator.guidance(generator.settings()))
+    assert again._step_fn(kind) is generator._step_fn(kind) is other._step_fn(kind)
+    assert sampling.Generator.load(t2i_run[0])._step_fn(kind) is not generator._step_fn(kind)
     kw = dict(seed=0, progress=False, num_steps=2, output_type="float")
     ref = generator.generate(["a red square moving left"], **kw).videos
     np.testing.assert_array_equal(again.generate(["a red square moving left"], **kw).videos, ref)
     assert np.abs(other.generate(["a red square moving left"], **kw).videos - ref).max() > 1e-3
+
+
+def test_one_compiled_step_serves_every_num_steps_and_guidance_scale(generator):
+    """A notebook's knobs do not recompile: other numbers of steps (the sampler is padded) and
+    other guidance scales (traced arguments) run the step compiled first; they still change the video."""
+    prompt = ["a blue circle moving up"]
+    kw = dict(seed=3, progress=False, output_type="float")
+    step = generator._step_fn("cfg")
+    first = generator.generate(prompt, num_steps=2, guidance_scale=3.0, **kw).videos
+    compiled = step._cache_size()
+    more_steps = generator.generate(prompt, num_steps=5, guidance_scale=3.0, **kw).videos
+    other_scale = generator.generate(prompt, num_steps=2, guidance_scale=6.5, **kw).videos
+    assert step._cache_size() == compiled
+    assert np.abs(more_steps - first).max() > 1e-3 and np.abs(other_scale - first).max() > 1e-3
+    np.testing.assert_array_equal(generator.generate(prompt, num_steps=2, guidance_scale=3.0, **kw).videos, first)
 
 
 def test_high_noise_guidance_scale_applies_from_its_timestep(generator):

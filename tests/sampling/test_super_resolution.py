@@ -1,13 +1,12 @@
 """Super-resolution sampling: Generator.upsample (MultiDiffusion windows) and the Cascade."""
 
-import jax
 import numpy as np
 import pytest
 
 from lumiere_jax import sampling
 from lumiere_jax.models.diffusion_model import DiffusionModel
 from lumiere_jax.train import trainer, validation
-from tests.helpers import load_config
+from tests.helpers import load_config, perturbed_params
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +80,7 @@ def _fresh_ssr_generator(low_resolution: int, resolution: int) -> sampling.Gener
     config = load_config("tiny", "ssr", "")
     config.model.low_resolution, config.model.resolution = low_resolution, resolution
     model = DiffusionModel(validation.validate(config))
-    return sampling.Generator(model, jax.jit(model.init)(jax.random.PRNGKey(0)), trainer.config_json(config))
+    return sampling.Generator(model, perturbed_params(model), trainer.config_json(config))
 
 
 def test_cascade_chains_base_and_ssr(video_run):
