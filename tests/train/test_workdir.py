@@ -68,12 +68,13 @@ def _main(workdir, data_dir, steps):
 
 
 def test_resume_skips_a_damaged_checkpoint_and_keeps_it(tmp_path, t2i_run, data_dir):
-    """The damaged-checkpoint cases as a user meets them: `main.py` in a subprocess."""
+    """The damaged-checkpoint cases as a user meets them: `main.py` in a subprocess, resuming a
+    workdir of the same command (the t2i_run fixture's: its checkpoints at steps 2 and 4)."""
     # the persistent compilation cache of this process (tests/conftest.py): what the fixtures compiled
     env = dict(os.environ, LUMIERE_JAX_CACHE=jax.config.jax_compilation_cache_dir)
     work = tmp_path / "work"
-    first = subprocess.run(_main(work, data_dir, 4), env=env, capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr[-3000:]
+    shutil.copytree(t2i_run[0], work)
+    assert int(t2i_run[1].train.num_steps) == 4 and int(t2i_run[1].train.checkpoint_every) == 2
     state_dir = work / "checkpoints" / "4" / "state"
     # every array-data file of the writer (OCDBT's ocdbt.process_*/d/) cut to half. One file is not
     # enough: which files a restore reads depends on how the writes were split (the writer's own
@@ -85,7 +86,7 @@ def test_resume_skips_a_damaged_checkpoint_and_keeps_it(tmp_path, t2i_run, data_
     for victim in data:
         with open(victim, "r+b") as f:
             f.truncate(os.path.getsize(victim) // 2)
-    # the same 4 steps: the first run's compiled step serves both (the persistent cache)
+    # the same 4 steps, on main.py's host devices (the workdir was trained on one: a resume on two)
     resumed = subprocess.run(_main(work, data_dir, 4), env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "checkpoint step 4 in" in resumed.stderr and "resuming from step 2" in resumed.stderr
