@@ -228,23 +228,46 @@ def train(config: ml_collections.ConfigDict, workdir: str, sample_fn: SampleFn |
         return _train(config, workdir, sample_fn, model_cfg, writes_samples, mesh, rules)
 
 
+def train_step_of(config: ml_collections.ConfigDict, model: DiffusionModel, mesh, rules) -> tuple:
+    """(optimizer, the jitted train step, the abstract state, its shardings) of a run of `config`:
+    what `train` steps with (tests build it here, so they check the program a run compiles and get it
+    from the persistent compilation cache)."""
+    abstract_params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
+    labels = model.trainable_labels(abstract_params, config.train.train_spatial, tuple(config.train.trainable))
+    tx, lr_schedule = optim.make_optimizer(
+        config.optim,
+        int(config.train.num_steps),
+        labels,
+        optim.multiplier_tree(abstract_params, tuple(config.optim.lr_multipliers)),
+    )
+    # Shardings of the whole state from the parameters' logical axes; the state is created or
+    # restored directly in them (a checkpoint from another mesh is resharded on restore).
+    abstract_state, state_shardings = sharding.state_shardings(model, tx, mesh, rules, state_lib.create)
+    step = step_lib.make_train_step(
+        model,
+        schedules.get_schedule(config.diffusion.schedule),
+        config.diffusion,
+        tx,
+        lr_schedule,
+        labels,
+        float(config.train.ema_decay),
+        int(config.train.seed),
+        ssr=config.ssr.to_dict(),
+        mask_mixture=config.conditional.mixture.to_dict(),
+        known_loss_weight=float(config.conditional.known_loss_weight),
+        grad_accum_steps=int(config.train.get("grad_accum_steps", 1)),
+    )
+    return tx, sharding.jit_train_step(step, mesh, rules, state_shardings), abstract_state, state_shardings
+
+
 def _train(config, workdir, sample_fn, model_cfg, writes_samples, mesh, rules) -> state_lib.TrainState:
     model = DiffusionModel(model_cfg)
-    sched = schedules.get_schedule(config.diffusion.schedule)
     cfg_json = config_json(config)
     num_steps = int(config.train.num_steps)
     ckpt = checkpoint.Checkpointer(
         workdir, keep=config.train.keep_checkpoints, async_save=config.train.async_checkpoints
     )
-    abstract_params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
-    labels = model.trainable_labels(abstract_params, config.train.train_spatial, tuple(config.train.trainable))
-    tx, lr_schedule = optim.make_optimizer(
-        config.optim, num_steps, labels, optim.multiplier_tree(abstract_params, tuple(config.optim.lr_multipliers))
-    )
-    # Shardings of the whole state from the parameters' logical axes; the state is created or
-    # restored directly in them (a checkpoint from another mesh is resharded on restore).
-    abstract_state, state_shardings = sharding.state_shardings(model, tx, mesh, rules, state_lib.create)
-
+    tx, train_step, abstract_state, state_shardings = train_step_of(config, model, mesh, rules)
     if ckpt.all_steps():
         train_state = _resume(ckpt, abstract_state, cfg_json)
     else:
@@ -259,25 +282,6 @@ def _train(config, workdir, sample_fn, model_cfg, writes_samples, mesh, rules) -
     start = int(train_state.step)
     log.info("mesh %s over %d devices, %d process(es)", dict(mesh.shape), mesh.size, jax.process_count())
 
-    train_step = sharding.jit_train_step(
-        step_lib.make_train_step(
-            model,
-            sched,
-            config.diffusion,
-            tx,
-            lr_schedule,
-            labels,
-            float(config.train.ema_decay),
-            int(config.train.seed),
-            ssr=config.ssr.to_dict(),
-            mask_mixture=config.conditional.mixture.to_dict(),
-            known_loss_weight=float(config.conditional.known_loss_weight),
-            grad_accum_steps=int(config.train.get("grad_accum_steps", 1)),
-        ),
-        mesh,
-        rules,
-        state_shardings,
-    )
     batch_spec = sharding.batch_sharding(mesh).spec
     # XLA:CPU collectives can deadlock with many multi-device steps in flight: block on each there.
     block_each_step = mesh.size > 1 and jax.devices()[0].platform == "cpu"

@@ -15,10 +15,9 @@ import pytest
 from lumiere_jax import runtime
 from lumiere_jax.train import validation
 from lumiere_jax.data import sources
-from lumiere_jax.diffusion import schedules
 from lumiere_jax.models.diffusion_model import DiffusionModel
-from lumiere_jax.train import checkpoint, optim, state as state_lib, step as step_lib, trainer
-from tests.helpers import ROOT, load_config
+from lumiere_jax.train import checkpoint, state as state_lib, step as step_lib, trainer
+from tests.helpers import ROOT, load_config, perturbed
 
 leaves = jax.tree_util.tree_leaves
 
@@ -54,30 +53,40 @@ def test_periodic_samples_and_tensorboard(video_run):
 
 
 def test_train_step_ema_and_nonfinite_guard(t2i_run, data_dir):
-    config = load_config("tiny", "t2i", data_dir)
+    """The train step a run compiles (`trainer.train_step_of` of the t2i_run fixture's config, so it
+    comes from the persistent compilation cache): the EMA follows its decay, and a non-finite loss
+    leaves parameters, optimiser state and EMA as they were while the step count moves on."""
+    from lumiere_jax.data import input_pipeline
+    from lumiere_jax.parallel import mesh as mesh_lib, sharding
+
+    config = t2i_run[1]
     model = DiffusionModel(validation.validate(config))
-    params = checkpoint.load(t2i_run[0])[0]
-    labels = model.trainable_labels(params, False)
-    tx, lr = optim.make_optimizer(config.optim, 10, labels)
-    decay = 0.9
-    step = jax.jit(
-        step_lib.make_train_step(
-            model, schedules.get_schedule("squaredcos_cap_v2"), config.diffusion, tx, lr, labels, decay, 0
-        )
-    )
+    mesh = mesh_lib.make_mesh(config.mesh)
+    tx, step, _, shardings = trainer.train_step_of(config, model, mesh, mesh_lib.rules(config.mesh))
     batch = next(iter(sources.make_pipeline(config, model.config).iterate(0, 1, prefetch=0)))
-    batch = {k: jnp.asarray(v) for k, v in batch.items() if k in trainer.BATCH_KEYS}
-    s0 = jax.jit(lambda p: state_lib.create(p, tx))(params).replace(step=jnp.int32(1000))  # past the EMA warm-up
+    batch = input_pipeline.to_global(
+        {k: v for k, v in batch.items() if k in trainer.BATCH_KEYS}, mesh, sharding.batch_sharding(mesh).spec
+    )
+    # the run's first state (as the trainer creates it: the same program), one step (the learning rate
+    # warms up from 0), then an EMA apart from the parameters
+    first = sharding.init_state(model, tx, jax.random.PRNGKey(config.train.seed), shardings, state_lib.create)
+    s0, _ = step(first, batch)
+    s0 = s0.replace(ema_params=jax.device_put(perturbed(jax.device_get(s0.params), 5), shardings.ema_params))
+    before = jax.device_get(s0)  # the step donates its state
     s1, m = step(s0, batch)
-    assert bool(m["finite"]) and int(s1.step) == 1001
-    for e0, p1, e1 in zip(leaves(s0.ema_params), leaves(s1.params), leaves(s1.ema_params)):
+    assert bool(m["finite"]) and int(s1.step) == 2 and float(m["lr"]) > 0
+    decay = float(step_lib.ema_decay_at(1, float(config.train.ema_decay)))
+    assert decay == pytest.approx(2 / 11)  # (1 + step) / (10 + step) in the warm-up, then 0.999
+    for e0, p1, e1 in zip(leaves(before.ema_params), leaves(s1.params), leaves(s1.ema_params)):
         np.testing.assert_allclose(e1, decay * e0 + (1 - decay) * p1, rtol=1e-6, atol=1e-7)
-    assert float(step_lib.ema_decay_at(0, decay)) == pytest.approx(0.1)  # warm-up: mostly the params
-    assert float(step_lib.ema_decay_at(90, decay)) == pytest.approx(0.9)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(leaves(before.params), leaves(s1.params))) > 0
+    assert float(step_lib.ema_decay_at(0, 0.9)) == pytest.approx(0.1)  # warm-up: mostly the params
+    assert float(step_lib.ema_decay_at(90, 0.9)) == pytest.approx(0.9)
+    good = jax.device_get(s1)
     bad = dict(batch, image=batch["image"].at[0, 0, 0, 0].set(jnp.nan))
     s2, m2 = step(s1, bad)
-    assert not bool(m2["finite"]) and int(s2.step) == 1002
-    assert_trees_equal((s2.params, s2.opt_state, s2.ema_params), (s1.params, s1.opt_state, s1.ema_params))
+    assert not bool(m2["finite"]) and int(s2.step) == 3
+    assert_trees_equal((s2.params, s2.opt_state, s2.ema_params), (good.params, good.opt_state, good.ema_params))
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, monkeypatch, t2i_run):
