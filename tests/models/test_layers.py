@@ -60,8 +60,7 @@ def test_group_norm_gradients_match_autodiff_of_the_formula(shape, groups, num_r
 
 
 def test_group_norm_gradients_match_finite_differences():
-    x, scale, bias, w = inputs((1, 2, 3, 3, 4), seed=1)
-    x, scale, bias = (a.astype(jnp.float64) for a in (x, scale, bias)) if jax.config.x64_enabled else (x, scale, bias)
+    x, scale, bias, w = inputs((1, 2, 3, 3, 4), seed=1)  # float32: eps and tolerances are set for it
     check_grads(
         lambda x, s, b: jnp.sum(layers.group_norm(x, s, b, 2, 2, 1e-5, "silu") * w),
         (x, scale, bias),
