@@ -165,10 +165,9 @@ def saved_activations_per_device(model, config, model_cfg, abstract_params, labe
 
 def plan(args) -> dict:
     import jax
-    from lumiere_jax.diffusion import schedules
     from lumiere_jax.models.diffusion_model import DiffusionModel
     from lumiere_jax.parallel import mesh as mesh_lib, sharding
-    from lumiere_jax.train import optim, state as state_lib, step as step_lib, validation
+    from lumiere_jax.train import trainer, validation
 
     config, remat_field = build_config(args)
     model_cfg = validation.validate(config)
@@ -176,26 +175,10 @@ def plan(args) -> dict:
     mesh, rules = mesh_lib.make_mesh(config.mesh), mesh_lib.rules(config.mesh)
     abstract_params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
     labels = model.trainable_labels(abstract_params, config.train.train_spatial, tuple(config.train.trainable))
-    tx, lr = optim.make_optimizer(config.optim, int(config.train.num_steps), labels)
-    state, shardings = sharding.state_shardings(model, tx, mesh, rules, state_lib.create)
+    # the program a run of this config compiles (learning-rate multipliers, gradient accumulation and
+    # the conditional loss weight included)
+    _, step, state, _ = trainer.train_step_of(config, model, mesh, rules)
     batch = abstract_batch(config, model_cfg, sharding.batch_sharding(mesh))
-    step = sharding.jit_train_step(
-        step_lib.make_train_step(
-            model,
-            schedules.get_schedule(config.diffusion.schedule),
-            config.diffusion,
-            tx,
-            lr,
-            labels,
-            float(config.train.ema_decay),
-            int(config.train.seed),
-            ssr=config.ssr.to_dict(),
-            mask_mixture=config.conditional.mixture.to_dict(),
-        ),
-        mesh,
-        rules,
-        shardings,
-    )
     saved = saved_activations_per_device(model, config, model_cfg, abstract_params, labels, args.per_shard_batch)
     t0 = time.time()
     lowered = step.lower(state, batch)
