@@ -258,10 +258,9 @@ def jax_side(args, spec: dict) -> None:
     devices = args.jax_devices or runtime.batch_split(b, args.threads)
     if b % devices:
         raise SystemExit(f"peer_cpu: --jax_devices={devices} does not divide the batch {b}")
-    if args.xla_cache:
-        runtime.setup(cpu_devices=devices)
-    elif devices > 1:  # no persistent cache: the compile times are real
-        jax.config.update("jax_num_cpu_devices", devices)
+    runtime.setup(cpu_devices=devices)  # as main.py: the devices, CPU_XLA_FLAGS, the heap trimmed after compiles
+    if not args.xla_cache:  # no persistent cache: the compile times are real
+        jax.config.update("jax_enable_compilation_cache", False)
     import_s = time.perf_counter() - t_import
 
     cfg, programs, params, digest, init_s = jax_programs(spec, args.match, b, frames)

@@ -14,16 +14,73 @@ def setup(cache_dir: str | None = None, cpu_devices: int | None = None) -> None:
     our modules log at INFO, orbax et al. log through absl's logger, kept to warnings.
 
     `cpu_devices` (None: JAX's default, one): the number of host devices the CPU backend is split
-    into (`cpu_devices_for_training`); must be set before JAX runs anything."""
+    into (`cpu_devices_for_training`); must be set before JAX runs anything. On the CPU it also adds
+    CPU_XLA_FLAGS to XLA_FLAGS (likewise read when the backend starts) and returns the C heap's free
+    pages to the OS after every long compile (`trim_after_compiles`)."""
     cache = cache_dir or os.environ.get("LUMIERE_JAX_CACHE", os.path.expanduser("~/.cache/lumiere_jax/xla"))
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     logging.getLogger("absl").setLevel(logging.WARNING)
+    if cpu_is_the_backend():
+        os.environ["XLA_FLAGS"] = cpu_xla_flags(os.environ.get("XLA_FLAGS", ""))
+        trim_after_compiles()
     if cpu_devices is not None and cpu_devices > 1:
         try:
             jax.config.update("jax_num_cpu_devices", int(cpu_devices))
         except RuntimeError as e:  # JAX already ran something in this process: keep its devices
             logging.getLogger(__name__).warning("CPU devices left as they are (%s)", e)
+
+
+# XLA:CPU options of every entry point (`setup`), unless XLA_FLAGS sets them itself. The scheduler
+# that orders a program's thunks for memory instead of for concurrency: the peer_cpu STUNet's forward
+# + backward (one example on a host device) needs 438 MiB of temporaries instead of 666 MiB and runs
+# as fast or faster on the 2-core CPU (two host devices: 1.77 -> 1.67 s a call; peak RSS 3,387 ->
+# 2,954 MiB; docs/performance.md). A flag of the pinned jaxlib (requirements.txt): XLA aborts on a
+# flag it does not know, so check it when jaxlib moves.
+CPU_XLA_FLAGS = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+
+
+def cpu_xla_flags(current: str) -> str:
+    """The XLA_FLAGS string `current` with each of CPU_XLA_FLAGS added that it does not set itself."""
+    extra = [f"--{name}={value}" for name, value in CPU_XLA_FLAGS.items() if f"--{name}=" not in current]
+    return " ".join([current.strip(), *extra]).strip()
+
+
+def release_free_memory() -> bool:
+    """Return the C heap's free pages to the OS (glibc's `malloc_trim`); False where there is no glibc.
+    An XLA compile frees its scratch memory (hundreds of MB for a U-Net's train step) into the heap,
+    where it stays resident: the peer_cpu STUNet's process holds 700 MB less after its compiles."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018  (glibc only)
+        except (OSError, AttributeError):
+            _LIBC = False
+    return bool(_LIBC) and bool(_LIBC.malloc_trim(0))
+
+
+_LIBC = None
+_TRIM_REGISTERED = False
+TRIM_AFTER_COMPILE_S = 1.0  # compiles at least this long are followed by `release_free_memory`
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+def _trim_listener(event: str, duration: float, **_) -> None:
+    if event == _COMPILE_EVENT and duration >= TRIM_AFTER_COMPILE_S:
+        release_free_memory()
+
+
+def trim_after_compiles() -> None:
+    """Call `release_free_memory` after every XLA compile of TRIM_AFTER_COMPILE_S or more in this
+    process (a jax.monitoring listener, registered once)."""
+    global _TRIM_REGISTERED
+    if not _TRIM_REGISTERED:
+        jax.monitoring.register_event_duration_secs_listener(_trim_listener)
+        _TRIM_REGISTERED = True
 
 
 # XLA:CPU runs one program with 1.4-1.6 of 2 cores busy (the executor's gaps between small thunks,

@@ -1,6 +1,11 @@
 """runtime: process settings, `jit_once` (initialisation compiled without backend optimisation) and
 `jit_heavy` (compute-bound functions compiled with full optimisation)."""
 
+import os
+import platform
+import subprocess
+import sys
+
 import jax
 import pytest
 import numpy as np
@@ -8,7 +13,7 @@ import numpy as np
 from lumiere_jax import runtime
 from lumiere_jax.models import build
 from lumiere_jax.models.diffusion_model import DiffusionModel
-from tests.helpers import load_config
+from tests.helpers import ROOT, load_config
 
 
 def test_jit_once_initialises_as_jit_does(tmp_path):
@@ -126,3 +131,43 @@ def test_cpu_devices_for_sampling(monkeypatch):
     monkeypatch.delenv(runtime.CPU_DEVICES_ENV)
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
     assert runtime.cpu_devices_for_sampling(_cpu_config(4), cores=2) is None
+
+
+def test_cpu_xla_flags_are_added_unless_xla_flags_sets_them():
+    want = "--xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"
+    assert runtime.cpu_xla_flags("") == want
+    assert runtime.cpu_xla_flags(" --xla_backend_optimization_level=0 ") == f"--xla_backend_optimization_level=0 {want}"
+    own = "--xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_DEFAULT"
+    assert runtime.cpu_xla_flags(own) == own  # the user's choice stays
+
+
+def test_setup_gives_the_pinned_jaxlib_flags_it_knows(tmp_path):
+    """XLA aborts on a flag it does not know: `setup`'s CPU_XLA_FLAGS must be the pinned jaxlib's."""
+    code = (
+        "import os; from lumiere_jax import runtime; runtime.setup(cache_dir=os.environ['CACHE']); import jax; "
+        "assert 'CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED' in os.environ['XLA_FLAGS']; "
+        "print(int(jax.jit(lambda x: x + 1)(1)))"
+    )
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="", CACHE=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "2", out.stderr[-2000:]
+
+
+def test_long_compiles_return_the_heap_to_the_os(monkeypatch):
+    """After `trim_after_compiles`, an XLA compile of TRIM_AFTER_COMPILE_S or more (the event jax
+    records for each backend compile) calls `release_free_memory`; shorter compiles and other events
+    do not. On glibc (Linux) the trim itself runs."""
+    calls = []
+    monkeypatch.setattr(runtime, "release_free_memory", lambda: calls.append(1) or True)
+    runtime.trim_after_compiles()
+    runtime.trim_after_compiles()  # registered once
+    record = jax.monitoring.record_event_duration_secs
+    record("/jax/core/compile/backend_compile_duration", runtime.TRIM_AFTER_COMPILE_S + 0.5)
+    assert calls == [1]
+    record("/jax/core/compile/backend_compile_duration", runtime.TRIM_AFTER_COMPILE_S / 10)
+    record("/jax/core/compile/jaxpr_trace_duration", runtime.TRIM_AFTER_COMPILE_S * 10)
+    assert calls == [1]
+    monkeypatch.undo()
+    if platform.libc_ver()[0] == "glibc":
+        runtime.release_free_memory()  # returns whether pages went back; either is fine
+        assert runtime._LIBC, "glibc's malloc_trim not found"
