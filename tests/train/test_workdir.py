@@ -86,21 +86,22 @@ def test_resume_skips_a_damaged_checkpoint_and_keeps_it(tmp_path, t2i_run, data_
     for victim in data:
         with open(victim, "r+b") as f:
             f.truncate(os.path.getsize(victim) // 2)
-    # the same 4 steps, on main.py's host devices (the workdir was trained on one: a resume on two)
-    resumed = subprocess.run(_main(work, data_dir, 4), env=env, capture_output=True, text=True)
+    # on to step 6, on main.py's host devices (the workdir was trained on one: a resume on two; the
+    # same command as the next test's, so one of them compiles the step and the other reads the cache)
+    resumed = subprocess.run(_main(work, data_dir, 6), env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "checkpoint step 4 in" in resumed.stderr and "resuming from step 2" in resumed.stderr
     aside = os.listdir(work / checkpoint.DAMAGED_DIR)
     assert len(aside) == 1 and aside[0].startswith("4_")  # kept, not deleted
     ckpt = checkpoint.Checkpointer(str(work), async_save=False)
-    assert ckpt.all_steps()[-1] == 4 and os.path.isdir(state_dir)  # step 4 written again
+    assert ckpt.all_steps()[-2:] == [4, 6] and os.path.isdir(state_dir)  # step 4 written again
     ckpt.close()
     # nothing restores: a clear error, nothing deleted
     broken = tmp_path / "broken"
     shutil.copytree(work, broken)
     for step in os.listdir(broken / "checkpoints"):
         shutil.rmtree(broken / "checkpoints" / step / "state")
-    failed = subprocess.run(_main(broken, data_dir, 8), env=env, capture_output=True, text=True)
+    failed = subprocess.run(_main(broken, data_dir, 6), env=env, capture_output=True, text=True)
     assert failed.returncode != 0 and "no checkpoint in" in failed.stderr and "nothing was deleted" in failed.stderr
     assert sorted(os.listdir(broken / "checkpoints")) == sorted(os.listdir(work / "checkpoints"))
 
