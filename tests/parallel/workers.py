@@ -172,18 +172,17 @@ def multiprocess_train(args: dict) -> None:
 def sharded_sampling(args: dict) -> None:
     """Super-resolution with MultiDiffusion (tiny SSR, random weights) on one device and on a
     data-parallel mesh; the outputs, and the per-device FLOPs of one compiled step on each."""
-    import jax
     from lumiere_jax import config as config_lib, sampling
     from lumiere_jax.models.diffusion_model import DiffusionModel
     from lumiere_jax.train import validation
-    from tests.helpers import perturbed
+    from tests.helpers import perturbed_params
 
     config = config_lib.load_config_file(os.path.join(ROOT, "configs", "tiny.py"), "ssr")
     config.mesh.ici_data, config.mesh.ici_fsdp, config.mesh.ici_tensor = tuple(args["mesh"])
     model = DiffusionModel(validation.validate(config))
-    params = jax.jit(model.init)(jax.random.PRNGKey(0))
-    # The zero-initialised output convolution would make every sample the same: perturb it.
-    params = perturbed(params, 1)
+    # random parameters (numpy, no init compile): init's zero output convolution would make every
+    # sample the same
+    params = perturbed_params(model)
     low = np.random.default_rng(0).integers(0, 256, (args["videos"], 4, 4, 4, 3), dtype=np.uint8)
     out, flops = {}, {}
     for name, mesh_config in (("single", None), ("sharded", config.mesh)):
