@@ -1,5 +1,6 @@
 """Every config builds and validates; the paper-scale ones abstractly (no memory)."""
 
+import functools
 import glob
 import json
 import os
@@ -41,11 +42,21 @@ CONFIGS = [
 ]
 
 
+@functools.lru_cache(maxsize=None)
+def _abstract_params(name: str, arg: str):
+    """`jax.eval_shape` of the config's model init: tracing a paper-scale model takes seconds, so
+    once per config for the tests below."""
+    model_cfg = validation.validate(load_config(name, arg, "/nonexistent"))
+    return jax.eval_shape(DiffusionModel(model_cfg).init, jax.random.PRNGKey(0))
+
+
+def abstract_params(name: str, arg: str = ""):
+    return jax.tree_util.tree_map(lambda a: a, _abstract_params(name, arg))  # a copy: tests edit it
+
+
 @pytest.mark.parametrize("name,arg", CONFIGS)
 def test_config_builds_and_validates(name, arg):
-    config = load_config(name, arg, "/nonexistent")
-    model_cfg = validation.validate(config)
-    params = jax.eval_shape(DiffusionModel(model_cfg).init, jax.random.PRNGKey(0))
+    params = abstract_params(name, arg)
     assert sum(a.size for a in jax.tree_util.tree_leaves(params)) > 0
 
 
@@ -53,7 +64,7 @@ def test_paper_scale_base():
     config = load_config("base", "", "/nonexistent")
     m = validation.validate(config)
     assert (m.num_frames, m.resolution, m.stunet.temporal_factor) == (80, 128, 16)
-    params = jax.eval_shape(DiffusionModel(m).init, jax.random.PRNGKey(0))
+    params = abstract_params("base")
     n = lambda tree: sum(a.size for a in jax.tree_util.tree_leaves(tree))
     assert n(params["denoiser"]["spatial"]) == 826_538_755  # the t2i_base U-Net, verbatim
     config.model.num_frames = 81
@@ -70,9 +81,7 @@ def test_paper_scale_ssr():
     assert m.stunet.temporal_factor == 1 and m.stunet.unet.in_channels == 6
     layout = multidiffusion.window_layout(config.data.num_frames, m.num_frames, config.ssr.overlap)
     assert layout.starts == (0, 14, 28, 42, 56, 64)
-    image = validation.validate(load_config("ssr", "ssr_image", "/nonexistent"))
-    p_img = jax.eval_shape(DiffusionModel(image).init, jax.random.PRNGKey(0))
-    p_vid = jax.eval_shape(DiffusionModel(m).init, jax.random.PRNGKey(0))
+    p_img, p_vid = abstract_params("ssr", "ssr_image"), abstract_params("ssr", "ssr")
     shapes = lambda t: jax.tree_util.tree_map(lambda a: a.shape, t)
     assert shapes(p_vid["denoiser"]["spatial"]) == shapes(p_img["denoiser"])  # inflatable
 
@@ -156,10 +165,8 @@ def test_cli_rejects_unknown_config_keys():
 def test_paper_scale_conditional():
     config = load_config("conditional", "", "/nonexistent")
     m = validation.validate(config)
-    base = validation.validate(load_config("base", "", "/nonexistent"))
     assert m.conditioning == "masked" and m.stunet.unet.in_channels == 7
-    p_base = jax.eval_shape(DiffusionModel(base).init, jax.random.PRNGKey(0))
-    p_cond = jax.eval_shape(DiffusionModel(m).init, jax.random.PRNGKey(0))
+    p_base, p_cond = abstract_params("base"), abstract_params("conditional")
     shapes = lambda t: jax.tree_util.tree_map(lambda a: a.shape, t)
     conv = p_cond["denoiser"]["spatial"]["conv_in"]["kernel"].shape
     assert conv[:2] + conv[3:] == p_base["denoiser"]["spatial"]["conv_in"]["kernel"].shape[:2] + conv[3:]
