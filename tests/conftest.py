@@ -13,6 +13,12 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+from lumiere_jax import runtime  # noqa: E402
+
+# main.py's XLA:CPU flags (`runtime.setup` adds them there): the tests compile the programs its runs do,
+# and the `main.py` subprocesses of the tests share this process's compilation cache entries.
+os.environ["XLA_FLAGS"] = runtime.cpu_xla_flags(os.environ["XLA_FLAGS"])
+
 _cache = os.environ.get("LUMIERE_JAX_CACHE", os.path.join(os.path.dirname(__file__), "..", ".jax_cache"))
 jax.config.update("jax_compilation_cache_dir", os.path.abspath(_cache))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
