@@ -228,10 +228,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, sample_fn: SampleFn |
         return _train(config, workdir, sample_fn, model_cfg, writes_samples, mesh, rules)
 
 
-def train_step_of(config: ml_collections.ConfigDict, model: DiffusionModel, mesh, rules) -> tuple:
-    """(optimizer, the jitted train step, the abstract state, its shardings) of a run of `config`:
-    what `train` steps with (tests build it here, so they check the program a run compiles and get it
-    from the persistent compilation cache)."""
+def train_step_fn(config: ml_collections.ConfigDict, model: DiffusionModel) -> tuple:
+    """(optimizer, the train step unjitted) of a run of `config`: `train_step_of` jits it over the
+    run's mesh; the multi-device parity test compares it under plain `jax.jit`."""
     abstract_params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
     labels = model.trainable_labels(abstract_params, config.train.train_spatial, tuple(config.train.trainable))
     tx, lr_schedule = optim.make_optimizer(
@@ -240,9 +239,6 @@ def train_step_of(config: ml_collections.ConfigDict, model: DiffusionModel, mesh
         labels,
         optim.multiplier_tree(abstract_params, tuple(config.optim.lr_multipliers)),
     )
-    # Shardings of the whole state from the parameters' logical axes; the state is created or
-    # restored directly in them (a checkpoint from another mesh is resharded on restore).
-    abstract_state, state_shardings = sharding.state_shardings(model, tx, mesh, rules, state_lib.create)
     step = step_lib.make_train_step(
         model,
         schedules.get_schedule(config.diffusion.schedule),
@@ -257,6 +253,17 @@ def train_step_of(config: ml_collections.ConfigDict, model: DiffusionModel, mesh
         known_loss_weight=float(config.conditional.known_loss_weight),
         grad_accum_steps=int(config.train.get("grad_accum_steps", 1)),
     )
+    return tx, step
+
+
+def train_step_of(config: ml_collections.ConfigDict, model: DiffusionModel, mesh, rules) -> tuple:
+    """(optimizer, the jitted train step, the abstract state, its shardings) of a run of `config`:
+    what `train` steps with (tests build it here, so they check the program a run compiles and get it
+    from the persistent compilation cache)."""
+    tx, step = train_step_fn(config, model)
+    # Shardings of the whole state from the parameters' logical axes; the state is created or
+    # restored directly in them (a checkpoint from another mesh is resharded on restore).
+    abstract_state, state_shardings = sharding.state_shardings(model, tx, mesh, rules, state_lib.create)
     return tx, sharding.jit_train_step(step, mesh, rules, state_shardings), abstract_state, state_shardings
 
 

@@ -52,25 +52,14 @@ def specs(tree) -> dict[str, str]:
 
 
 def _setup(config, mesh_devices=None):
-    import jax
-    from lumiere_jax.diffusion import schedules
+    """The model, the trainer's optimizer and unjitted step (`trainer.train_step_fn`), the mesh, its
+    rules, and the state's abstract value and shardings."""
     from lumiere_jax.models.diffusion_model import DiffusionModel
     from lumiere_jax.parallel import mesh as mesh_lib, sharding
-    from lumiere_jax.train import optim, state as state_lib, step as step_lib, validation
+    from lumiere_jax.train import state as state_lib, trainer, validation
 
     model = DiffusionModel(validation.validate(config))
-    labels = model.trainable_labels(jax.eval_shape(model.init, jax.random.PRNGKey(0)), False)
-    tx, lr = optim.make_optimizer(config.optim, NUM_STEPS, labels)
-    step_fn = step_lib.make_train_step(
-        model,
-        schedules.get_schedule(config.diffusion.schedule),
-        config.diffusion,
-        tx,
-        lr,
-        labels,
-        float(config.train.ema_decay),
-        int(config.train.seed),
-    )
+    tx, step_fn = trainer.train_step_fn(config, model)
     mesh = mesh_lib.make_mesh(config.mesh, mesh_devices)
     rules = mesh_lib.rules(config.mesh)
     abstract, shardings = sharding.state_shardings(model, tx, mesh, rules, state_lib.create)
