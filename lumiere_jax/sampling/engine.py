@@ -16,6 +16,7 @@ own, whatever else was in the batch. The super-resolution stage draws from
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import warnings
 from typing import Any, Callable, Sequence
@@ -191,6 +192,12 @@ class Engine:
 
             self.mesh, self.rules = mesh_lib.make_mesh(mesh_config), mesh_lib.rules(mesh_config)
             params = jax.device_put(params, sharding.param_shardings(model, self.mesh, self.rules))
+        else:
+            # One device, the parameters committed to it (`_place` commits step 0's inputs likewise).
+            # Parameters on a mesh (a train state's) would carry it in their types, which the step's
+            # outputs inherit and step 0's noise lacks. (A `SingleDeviceSharding`: `device_put` to a
+            # bare device keeps the mesh in the type.)
+            params = jax.device_put(params, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
         self.params = params
 
     @classmethod
@@ -300,7 +307,17 @@ class Engine:
             replace = self._replace_fn()
             padded = loop.step_sampler(sampler)  # as `loop.run` gives its step: one compile for any num_steps
             after_step = lambda x, i: replace(padded, x, content, known_mask, noise0, i)  # noqa: E731
-        x, _ = loop.run(step, sampler, x, args, keys=keys, after_step=after_step, progress=progress, callback=callback)
+        x, _ = loop.run(
+            step,
+            sampler,
+            x,
+            args,
+            keys=keys,
+            after_step=after_step,
+            progress=progress,
+            callback=callback,
+            place=self._place(len(seeds)),
+        )
         return _finite(np.asarray(x), prompts, seeds)
 
     def denoise_low_res(self, prompts, seeds, low, sampler, s, ssr, layout, progress) -> np.ndarray:
@@ -331,6 +348,7 @@ class Engine:
             layout=layout,
             progress=progress,
             desc="super-resolve",
+            place=self._place(len(seeds)),
         )
         return _finite(np.asarray(x), prompts, seeds)
 
@@ -376,6 +394,44 @@ class Engine:
         return (emb, jnp.asarray(mask)), self.model.null_text(self.params, len(prompts))
 
     # -- compiled pieces -----------------------------------------------------------------------
+    def _layout(self, a, batch: int):
+        """Where a sample-sized array stays between the steps on the mesh: split over the batch mesh
+        axes along a leading axis of size `batch` (the axes that divide it), else replicated."""
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        from lumiere_jax.parallel import mesh as mesh_lib, sharding
+
+        spec = PartitionSpec(mesh_lib.BATCH_AXES) if a.ndim and a.shape[0] == batch else PartitionSpec()
+        return NamedSharding(self.mesh, sharding.fit_spec(spec, a.shape, self.mesh))
+
+    def _place(self, batch: int):
+        """`loop.run`'s `place`: step 0's inputs put where every step leaves its outputs, so that one
+        program serves all steps (otherwise step 0 compiles one of its own: for its uncommitted or
+        unsharded noise). On the mesh: in `_layout` (`_pinned` keeps the outputs there); on one
+        device: committed to it, as the step's outputs are (the parameters are)."""
+        if self.mesh is None:
+            one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+            return lambda tree: jax.device_put(tree, one)
+        return lambda tree: jax.device_put(tree, jax.tree_util.tree_map(lambda a: self._layout(a, batch), tree))
+
+    def _constrain(self, tree, batch: int):
+        """`tree` (traced) constrained to `_layout` on the mesh; as it is without one."""
+        if self.mesh is None:
+            return tree
+        return jax.tree_util.tree_map(lambda a: jax.lax.with_sharding_constraint(a, self._layout(a, batch)), tree)
+
+    def _pinned(self, step):
+        """A `loop.make_step` step whose x and solver state leave it in `_layout` (batch = x's)."""
+        if self.mesh is None:
+            return step
+
+        @functools.wraps(step)
+        def pinned(sampler, args, x, *rest):
+            out = step(sampler, args, x, *rest)
+            return (*self._constrain(tuple(out[:2]), x.shape[0]), *out[2:])
+
+        return pinned
+
     def _jit(self, fn):
         """`jax.jit(fn)`, called with the mesh and rules active when the Engine has a mesh."""
         jitted = jax.jit(fn)
@@ -430,7 +486,9 @@ class Engine:
             inner = lambda x, t, c: model.denoise(params, x, t, c[0], c[1], cond=c[2])
             return guidance.guided_model_fn(inner, text, null, guidance.traced_scales(kind, values))(x, t)
 
-        return self._step(("step", kind, return_x0), lambda: loop.make_step(model_fn, return_x0=return_x0))
+        return self._step(
+            ("step", kind, return_x0), lambda: self._pinned(loop.make_step(model_fn, return_x0=return_x0))
+        )
 
     def _ssr_step_fn(self, kind: str, layout, chunk):
         """The jitted super-resolution step of guidance `kind` (`guidance.guidance_kind`; the scales
@@ -449,7 +507,7 @@ class Engine:
 
         return self._step(
             ("ssr", kind, layout, chunk),
-            lambda: loop.make_step(model_fn, layout=layout, chunk_size=chunk, fold_windows=True),
+            lambda: self._pinned(loop.make_step(model_fn, layout=layout, chunk_size=chunk, fold_windows=True)),
         )
 
     def _replace_fn(self):
@@ -459,6 +517,6 @@ class Engine:
 
         def replace(sampler, x, content, mask, noise, i):
             t = jnp.full((x.shape[0],), sampler.timesteps[i], jnp.int32)
-            return jnp.where(mask, noising.add_noise(sched, content, noise, t), x)
+            return self._constrain(jnp.where(mask, noising.add_noise(sched, content, noise, t), x), x.shape[0])
 
         return self._step(("replace", self.config["diffusion"]["schedule"]), lambda: replace)

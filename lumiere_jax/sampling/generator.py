@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from lumiere_jax import runtime
 from lumiere_jax.models import style
 from lumiere_jax.sampling import conditional, sdedit, super_resolution, text_to_video  # noqa: F401 (registers)
 from lumiere_jax.sampling.engine import Engine
@@ -93,7 +94,7 @@ class Generator(Engine):
 def write_training_samples(config, model: Any, params: Any, workdir: str, step: int, writer) -> None:
     """`trainer.train`'s `sample_fn`: the config's sample prompts from the EMA parameters, written to
     <workdir>/samples/step_XXXXXXX/ and, for videos, to the run's metric writer."""
-    gen = Generator(model, params, trainer.config_json(config))
+    gen = Generator(model, params, trainer.config_json(config), runtime.sampling_mesh(config))
     result = gen.generate(list(config.sample.prompts), seed=config.sample.seed, progress=False)
     write_outputs(result, os.path.join(workdir, "samples", f"step_{step:07d}"), fps=config.sample.fps)
     if result.videos.ndim == 5:

@@ -107,6 +107,7 @@ def run(
     progress: Any = False,
     desc: str = "denoise",
     callback: Callable[[int, int, dict], Any] | None = None,
+    place: Callable[[Any], Any] | None = None,
 ) -> tuple[jax.Array, list[jax.Array] | None]:
     """Denoise `x` (at the sampler's first timestep) through all the sampler's steps.
 
@@ -116,10 +117,14 @@ def run(
     not when dispatched (one step is kept in flight). `callback(step, timestep, state)` (a step made
     with `return_x0`): after every step, `state` = {"latents": x after the step, "x0": the step's x0
     estimate} (numpy); a true return stops the loop, which then returns that x0 estimate. Returns
-    (x0, the trajectory [x_T, x_1, ..., x0] when `record`). Samplers that draw noise need `keys`."""
+    (x0, the trajectory [x_T, x_1, ..., x0] when `record`). Samplers that draw noise need `keys`.
+    `place((x, state)) -> (x, state)`: puts step 0's x and solver state where the step returns them
+    (a step on a device mesh: `Engine` pins both ends), so step 0 does not compile a step of its own."""
     if sampler.needs_noise and keys is None:
         raise ValueError(f"sampler {sampler.name!r} (eta={sampler.eta}) draws noise: pass a PRNG key")
     state = init_state(sampler, x, layout)
+    if place is not None:
+        x, state = place((x, state))
     traj = [x] if record else None
     conds = tuple(conds)
     n = sampler.num_steps

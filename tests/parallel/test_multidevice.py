@@ -118,7 +118,7 @@ def test_multidiffusion_windows_are_split_over_devices(tmp_path, videos=1, guida
     """Tiny SSR on 4 devices (data = 4): the 3 MultiDiffusion windows x 1 video x 2 guidance
     halves share the batch axis (6 rows: uneven over 4 devices, padded to 8), so each device runs
     2 of them: 0.40 of the single-device FLOPs per device, measured (vmapped windows: 0.70; 2 videos
-    folded, 12 rows: 0.25); same samples as on one device."""
+    folded, 12 rows: 0.25); same samples as on one device, each from one compiled step."""
     out = str(tmp_path / "sampling.npz")
     procs.run_workers([("sharded_sampling", dict(mesh=(4, 1, 1), videos=videos, guidance=guidance, out=out), 4)])
     r = dict(np.load(out))
@@ -126,3 +126,7 @@ def test_multidiffusion_windows_are_split_over_devices(tmp_path, videos=1, guida
     diff = np.abs(r["single"].astype(int) - r["sharded"].astype(int))
     assert diff.max() <= 1, diff.max()  # uint8 frames: rounding only
     assert float(r["sharded_flops"]) < 0.5 * float(r["single_flops"])
+    # one program for all steps, step 0's too (its noise placed where the steps leave their outputs)
+    for name in ("single", "sharded"):
+        programs = json.loads(str(r[name + "_programs"]))
+        assert len(programs) == 1, (name, programs)

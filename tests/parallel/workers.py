@@ -6,6 +6,7 @@ Every worker writes its results to `args["out"]` (an .npz) for the test to compa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -158,6 +159,29 @@ def multiprocess_train(args: dict) -> None:
     )
 
 
+@contextlib.contextmanager
+def _compiles_of(name: str):
+    """A list that gets the argument mapping of every compile of `name` (jax.log_compiles) inside."""
+    import logging
+
+    import jax
+
+    got, prefix = [], f"Compiling {name} "
+
+    class Handler(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().startswith(prefix):
+                got.append(record.getMessage().split("Argument mapping:")[-1])
+
+    handler, logger = Handler(), logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles():
+            yield got
+    finally:
+        logger.removeHandler(handler)
+
+
 def sharded_sampling(args: dict) -> None:
     """Super-resolution with MultiDiffusion (tiny SSR, random weights) on one device and on a
     data-parallel mesh; the outputs, and the per-device FLOPs of one compiled step on each."""
@@ -173,7 +197,7 @@ def sharded_sampling(args: dict) -> None:
     # sample the same
     params = perturbed_params(model)
     low = np.random.default_rng(0).integers(0, 256, (args["videos"], 4, 4, 4, 3), dtype=np.uint8)
-    out, flops = {}, {}
+    out, flops, programs = {}, {}, {}
     for name, mesh_config in (("single", None), ("sharded", config.mesh)):
         calls = []
 
@@ -188,7 +212,8 @@ def sharded_sampling(args: dict) -> None:
                 return record
 
         gen = Recording(model, params, config.to_dict(), mesh_config)
-        out[name] = gen.upsample(low, "a red square", progress=False, guidance_scale=args["guidance"]).videos
+        with _compiles_of("jit(step)") as programs[name]:
+            out[name] = gen.upsample(low, "a red square", progress=False, guidance_scale=args["guidance"]).videos
         call, a = calls[-1]  # the last super-resolution step
         jitted = getattr(call, "jitted", call)
         if mesh_config is None:
@@ -206,6 +231,8 @@ def sharded_sampling(args: dict) -> None:
         sharded=out["sharded"],
         single_flops=flops["single"],
         sharded_flops=flops["sharded"],
+        single_programs=json.dumps(programs["single"]),
+        sharded_programs=json.dumps(programs["sharded"]),
     )
 
 
