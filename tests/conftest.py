@@ -87,8 +87,13 @@ def t2i_run(tmp_path_factory, data_dir):
 @pytest.fixture(scope="session")
 def video_run(tmp_path_factory, data_dir, t2i_run):
     workdir = str(tmp_path_factory.mktemp("video"))
+    # no warm-up: the schedule `make demo` gives a 4-step video stage, so tests/test_demo.py's video
+    # stage is this program (from the persistent compilation cache)
     config = load_config(
-        "tiny", "video", data_dir, **{"train.num_steps": 4, "train.init_from": t2i_run[0], "train.sample_every": 4}
+        "tiny",
+        "video",
+        data_dir,
+        **{"train.num_steps": 4, "train.init_from": t2i_run[0], "train.sample_every": 4, "optim.warmup_steps": 0},
     )
     state = trainer.train(config, workdir, sampling.write_training_samples)
     return workdir, config, state

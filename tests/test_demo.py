@@ -24,7 +24,7 @@ def test_demo_trains_samples_and_scores_both_models(tmp_path, t2i_run, video_run
         workdir=str(tmp_path),
         config=os.path.join(ROOT, "configs", "tiny.py"),
         t2i_steps=t2i_run[1].train.num_steps,
-        video_steps=2,
+        video_steps=video_run[1].train.num_steps,  # the fixture's schedule: its compiled train step
         t2i_batch=2,
         video_batch=2,
         num_train_prompts=1,

@@ -128,8 +128,8 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, data_dir
 
 
 def _main(workdir, t2i_dir, data_dir, steps=4):
-    """The `main.py` command of the video_run fixture's config (4 steps from t2i_run, a checkpoint
-    every 2: configs/tiny.py)."""
+    """The `main.py` command of the video_run fixture's config (4 steps from t2i_run, no warm-up, a
+    checkpoint every 2: configs/tiny.py)."""
     return [
         sys.executable,
         os.path.join(ROOT, "main.py"),
@@ -139,6 +139,7 @@ def _main(workdir, t2i_dir, data_dir, steps=4):
         f"--config.train.init_from={t2i_dir}",
         f"--config.data.data_dir={data_dir}",
         f"--config.train.num_steps={steps}",
+        "--config.optim.warmup_steps=0",
         "--config.train.log_every=1",
     ]
 
