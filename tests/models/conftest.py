@@ -1,6 +1,7 @@
 """Tiny model configurations and shared (session-scoped) compiled fixtures."""
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -142,3 +143,11 @@ def micro() -> Micro:
     abstract = nn.meta.unbox(jax.eval_shape(STUNet(MICRO).init, jax.random.PRNGKey(1), x, t, text, mask))
     params = random_params(abstract["params"], 0)
     return Micro(MICRO, params, (x, t, text, mask))
+
+
+@functools.lru_cache(maxsize=None)
+def loss_and_grad(cfg: STUNetConfig):
+    """Jitted (params, x, t, text, mask) -> (mean(STUNet(cfg) output ** 2), its gradient): one
+    compiled gradient of the micro STUNet for the tests that need one (seconds to compile)."""
+    loss = lambda p, *inputs: jnp.mean(STUNet(cfg).apply({"params": p}, *inputs) ** 2)  # noqa: E731
+    return jax.jit(jax.value_and_grad(loss))

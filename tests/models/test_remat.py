@@ -10,6 +10,7 @@ import pytest
 from lumiere_jax import config as config_lib
 from lumiere_jax.train import validation
 from lumiere_jax.models import STUNet, UNetConfig
+from tests.models.conftest import loss_and_grad
 from tests.models.test_precision import equations
 
 
@@ -19,9 +20,7 @@ def with_remat(cfg, policy):
 
 def test_remat_keeps_parameter_tree_loss_and_gradients(micro):
     def value_and_grad(policy):
-        cfg = with_remat(micro.cfg, policy)
-        loss = lambda p: jnp.mean(STUNet(cfg).apply({"params": p}, *micro.inputs) ** 2)
-        return jax.jit(jax.value_and_grad(loss))(micro.params)
+        return loss_and_grad(with_remat(micro.cfg, policy))(micro.params, *micro.inputs)
 
     # Same parameter paths, shapes and dtypes under every policy: checkpoints load either way.
     abstract = lambda cfg: jax.eval_shape(lambda: STUNet(cfg).init(jax.random.PRNGKey(0), *micro.inputs))
