@@ -17,13 +17,16 @@ def test_loss_draws_timesteps_as_configured(data_dir):
     fresh model outputs little, so the loss is ~1 with every timestep pushed to 0 and far smaller with
     every timestep pushed to T - 1. Were the setting ignored, both would draw the same timesteps and
     give the same loss (random parameters, no init compile, with the output convolution zero as at init)."""
-    config = load_config("tiny", "video", data_dir)
+    # configs/tiny.py:t2i with a one-level U-Net: four losses to compile, each cheaper than the video model's
+    config = load_config("tiny", "t2i", data_dir)
+    config.model.unet.channel_mult, config.model.unet.attention_resolutions = (1,), (1,)
+    config.model.temporal.num_temporal_downsamples = 0
     model = DiffusionModel(validation.validate(config))
     params = perturbed_params(model)
-    params["denoiser"]["spatial"]["conv_out"] = jax.tree.map(jnp.zeros_like, params["denoiser"]["spatial"]["conv_out"])
+    params["denoiser"]["conv_out"] = jax.tree.map(jnp.zeros_like, params["denoiser"]["conv_out"])
     shape = model.config.sample_shape(2)
     ids = jnp.ones((2, model.config.text_length), jnp.int32)
-    batch = {"video": jnp.full(shape, 0.1), "text_ids": ids, "text_mask": ids > 0}
+    batch = {"image": jnp.full(shape, 0.1), "text_ids": ids, "text_mask": ids > 0}
     sched = schedules.get_schedule(config.diffusion.schedule)
 
     def loss(mean, **kw):
