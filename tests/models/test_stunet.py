@@ -224,23 +224,24 @@ def test_text_query_positions_let_frames_read_the_prompt_differently():
     spread = {}
     for positions in ("none", "frame", "space_time"):
         block = tmp.TemporalAttentionStack(head_dim=8, text_cross_attention=True, text_query_positions=positions)
-        params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), h, text, mask))
-        np.testing.assert_array_equal(block.apply(params, h, text, mask), h)
+        params = nn.meta.unbox(jax.jit(block.init)(jax.random.PRNGKey(1), h, text, mask))
+        apply = jax.jit(block.apply)  # one program per block (eagerly: one per primitive and shape)
+        np.testing.assert_array_equal(apply(params, h, text, mask), h)
         bumped = jax.tree_util.tree_map_with_path(
             lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params
         )
-        out = np.asarray(block.apply(bumped, h, text, mask))
+        out = np.asarray(apply(bumped, h, text, mask))
         spread[positions] = float(np.max(np.abs(out - out[:, :1])))
     assert spread["none"] < 1e-5, spread
     assert spread["frame"] > 1e-2 and spread["space_time"] > 1e-2, spread
     # "space_time": places of one frame read the prompt differently too (all pixels alike here)
     flat = jnp.broadcast_to(jnp.ones((2, 1, 1, 1, 16)), h.shape)
     block = tmp.TemporalAttentionStack(head_dim=8, text_cross_attention=True, text_query_positions="space_time")
-    params = nn.meta.unbox(block.init(jax.random.PRNGKey(1), flat, text, mask))
+    params = nn.meta.unbox(jax.jit(block.init)(jax.random.PRNGKey(1), flat, text, mask))
     bumped = jax.tree_util.tree_map_with_path(
         lambda p, a: a + 0.1 if "text_proj_out" in jax.tree_util.keystr(p) else a, params
     )
-    out = np.asarray(block.apply(bumped, flat, text, mask))
+    out = np.asarray(jax.jit(block.apply)(bumped, flat, text, mask))
     assert np.max(np.abs(out - out[:, :, :1, :1])) > 1e-2
 
 
