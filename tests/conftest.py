@@ -93,7 +93,13 @@ def video_run(tmp_path_factory, data_dir, t2i_run):
         "tiny",
         "video",
         data_dir,
-        **{"train.num_steps": 4, "train.init_from": t2i_run[0], "train.sample_every": 4, "optim.warmup_steps": 0},
+        **{
+            "train.num_steps": 4,
+            "train.init_from": t2i_run[0],
+            "train.sample_every": 4,
+            "optim.warmup_steps": 0,
+            "train.checkpoint_every": 4,  # one save (tests read the last checkpoint only)
+        },
     )
     state = trainer.train(config, workdir, sampling.write_training_samples)
     return workdir, config, state
@@ -102,7 +108,9 @@ def video_run(tmp_path_factory, data_dir, t2i_run):
 @pytest.fixture(scope="session")
 def ssr_image_run(tmp_path_factory, data_dir):
     workdir = str(tmp_path_factory.mktemp("ssr_image"))
-    config = load_config("tiny", "ssr_image", data_dir, **{"train.num_steps": 4, "ssr.patch_size": 4})
+    config = load_config(
+        "tiny", "ssr_image", data_dir, **{"train.num_steps": 4, "train.checkpoint_every": 4, "ssr.patch_size": 4}
+    )
     state = trainer.train(config, workdir)
     return workdir, config, state
 
@@ -110,7 +118,12 @@ def ssr_image_run(tmp_path_factory, data_dir):
 @pytest.fixture(scope="session")
 def ssr_run(tmp_path_factory, data_dir, ssr_image_run):
     workdir = str(tmp_path_factory.mktemp("ssr"))
-    config = load_config("tiny", "ssr", data_dir, **{"train.num_steps": 4, "train.init_from": ssr_image_run[0]})
+    config = load_config(
+        "tiny",
+        "ssr",
+        data_dir,
+        **{"train.num_steps": 4, "train.checkpoint_every": 4, "train.init_from": ssr_image_run[0]},
+    )
     state = trainer.train(config, workdir)
     return workdir, config, state
 

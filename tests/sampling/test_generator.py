@@ -83,7 +83,8 @@ def test_a_call_compiles_its_step_once(video_run, params, on_mesh, monkeypatch, 
     else:
         model = DiffusionModel(validation.validate(config))
         gen = sampling.Generator(model, state.ema_params, trainer.config_json(config), mesh)
-    for sampler in ("ddim", "dpmpp_2m"):  # DPM-Solver++ carries a state from step to step
+    # DPM-Solver++ carries a state from step to step: on the mesh, where the state is pinned too
+    for sampler in ("dpmpp_2m",) if on_mesh else ("ddim",):
         with jax.log_compiles(), caplog.at_level(logging.WARNING):
             caplog.clear()
             gen.generate(["a red square moving left"] * 2, seed=0, progress=False, num_steps=3, sampler=sampler)

@@ -150,7 +150,7 @@ def test_exact_resume_after_sigkill(tmp_path, t2i_run, video_run, data_dir):
     process on one device. The runs here are on one host device too (LUMIERE_JAX_CPU_DEVICES=1; resuming
     on another count is tests/train/test_workdir.py's), so their compiled step is the fixture's, from
     the persistent compilation cache (tests/conftest.py gives this process main.py's XLA flags)."""
-    assert int(video_run[1].train.num_steps) == 4 and int(video_run[1].train.checkpoint_every) == 2
+    assert int(video_run[1].train.num_steps) == 4
     env = dict(os.environ, LUMIERE_JAX_CACHE=jax.config.jax_compilation_cache_dir, LUMIERE_JAX_CPU_DEVICES="1")
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
