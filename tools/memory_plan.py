@@ -173,7 +173,7 @@ def plan(args) -> dict:
     model_cfg = validation.validate(config)
     model = DiffusionModel(model_cfg)
     mesh, rules = mesh_lib.make_mesh(config.mesh), mesh_lib.rules(config.mesh)
-    abstract_params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
+    abstract_params = model.abstract_params()
     labels = model.trainable_labels(abstract_params, config.train.train_spatial, tuple(config.train.trainable))
     # the program a run of this config compiles (learning-rate multipliers, gradient accumulation and
     # the conditional loss weight included)

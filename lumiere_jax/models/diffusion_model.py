@@ -11,6 +11,7 @@ Parameters are a plain dict, so stages can copy, freeze and swap parts:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Any, Mapping, Sequence
 
@@ -167,6 +168,16 @@ class DiffusionModelConfig:
         return cls(kind=kind, stunet=stunet, text_encoder=text_cfg, **model)
 
 
+@functools.lru_cache(maxsize=32)
+def _abstract_init(config: DiffusionModelConfig, boxed: bool, text_encoder: bool) -> dict:
+    """`DiffusionModel.abstract_params`' cache: plain shapes and dtypes (no sharding the caller's
+    context may have put in them), boxes kept."""
+    tree = jax.eval_shape(
+        lambda r: DiffusionModel(config).init(r, boxed=boxed, text_encoder=text_encoder), jax.random.PRNGKey(0)
+    )
+    return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
+
+
 class DiffusionModel:
     """Pure functions over the parameter dict described in the module docstring."""
 
@@ -203,6 +214,12 @@ class DiffusionModel:
             x = x[:, 0]
         params["denoiser"] = unbox(self.denoiser.init(k_den, x, t, text, mask, **dummy_kwargs(cfg.stunet)))["params"]
         return params
+
+    def abstract_params(self, *, boxed: bool = False, text_encoder: bool = True) -> dict:
+        """`jax.eval_shape` of `init` (shapes and dtypes; with `boxed`, the logical axes too), traced
+        once per model config in a process: a run's set-up asks for it several times (trainable labels,
+        state shardings), and each trace of a network's `init` takes seconds at full size."""
+        return jax.tree_util.tree_map(lambda a: a, _abstract_init(self.config, boxed, text_encoder))  # a copy
 
     def inflate(self, t2i_params: dict, rng: jax.Array) -> dict:
         """Video-model parameters from a trained image model's: text encoder and null

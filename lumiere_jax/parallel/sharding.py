@@ -62,7 +62,7 @@ def state_shardings(
 ) -> tuple[Any, Any]:
     """(abstract state with shardings, state shardings) of `create(model.init(...), tx)` (the trainer's
     `train.state.create`: the state's type is the caller's, not this module's)."""
-    boxed = jax.eval_shape(lambda r: _boxed_state(model, tx, create, r), jax.random.PRNGKey(0))
+    boxed = jax.eval_shape(lambda p: create(p, tx), model.abstract_params(boxed=True))
     shardings = logical_shardings(boxed, mesh, rules)
     abstract = jax.tree_util.tree_map(
         lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), nn.meta.unbox(boxed), shardings
@@ -71,7 +71,7 @@ def state_shardings(
 
 
 def param_shardings(model, mesh: Mesh, rules: Sequence[tuple[str, Any]]) -> Any:
-    return logical_shardings(jax.eval_shape(lambda r: model.init(r, boxed=True), jax.random.PRNGKey(0)), mesh, rules)
+    return logical_shardings(model.abstract_params(boxed=True), mesh, rules)
 
 
 def init_state(model, tx, rng: jax.Array, shardings: Any, create: Callable[[Any, Any], Any], params: Any = None) -> Any:

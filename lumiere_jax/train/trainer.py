@@ -231,7 +231,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, sample_fn: SampleFn |
 def train_step_fn(config: ml_collections.ConfigDict, model: DiffusionModel) -> tuple:
     """(optimizer, the train step unjitted) of a run of `config`: `train_step_of` jits it over the
     run's mesh; the multi-device parity test compares it under plain `jax.jit`."""
-    abstract_params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
+    abstract_params = model.abstract_params()
     labels = model.trainable_labels(abstract_params, config.train.train_spatial, tuple(config.train.trainable))
     tx, lr_schedule = optim.make_optimizer(
         config.optim,

@@ -51,3 +51,25 @@ def test_expand_input_channels_rejects_shrinking():
     params = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), params)
     with pytest.raises(ValueError, match="from 3 to 2 channels"):
         expand_input_channels(params, 2)
+
+
+def test_abstract_params_are_init_s_shapes_traced_once_per_config():
+    import flax.linen as nn
+
+    from lumiere_jax.models import diffusion_model
+
+    config = load_config("tiny", "video", "/nonexistent")
+    config.model.unet.base_channels = 16  # a config no other test traced
+    model = DiffusionModel(validation.validate(config))
+    shapes = lambda tree: jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), tree)  # noqa: E731
+    before = diffusion_model._abstract_init.cache_info()
+    got = model.abstract_params()
+    assert shapes(got) == shapes(jax.eval_shape(model.init, jax.random.PRNGKey(0)))
+    boxed = model.abstract_params(boxed=True)
+    assert shapes(nn.meta.unbox(boxed)) == shapes(got)
+    assert nn.get_partition_spec(boxed)["denoiser"]["temporal"] != jax.tree_util.tree_map(lambda _: None, got)
+    got["denoiser"] = None  # a copy: the next caller gets the whole tree
+    again = DiffusionModel(validation.validate(config)).abstract_params()
+    assert shapes(again["denoiser"]) == shapes(model.abstract_params()["denoiser"])
+    after = diffusion_model._abstract_init.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (2, 2)  # traced once per (config, boxed)
