@@ -278,8 +278,7 @@ def inflate_params(cfg: STUNetConfig, t2i_params: Any, rng: jax.Array, *, num_fr
     t2i_params = nn.meta.unbox(t2i_params)
     # Check shapes abstractly first: a mismatch fails before anything is compiled.
     init = functools.partial(model.init, **dummy_kwargs(cfg))
-    abstract = nn.meta.unbox(jax.eval_shape(init, rng, *inputs))["params"]
-    want = jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), abstract[SPATIAL])
+    want = _spatial_shapes(cfg, num_frames, size)
     got = jax.tree_util.tree_map(lambda a: (jnp.shape(a), jnp.asarray(a).dtype), t2i_params)
     if jax.tree_util.tree_structure(want) != jax.tree_util.tree_structure(got) or want != got:
         raise ValueError(
@@ -290,6 +289,16 @@ def inflate_params(cfg: STUNetConfig, t2i_params: Any, rng: jax.Array, *, num_fr
     # draws: the tiny IF-style test STUNet's inflation compiled in 12 s, now 4 s (same values).
     fresh = runtime.jit_once(lambda r, *i: nn.meta.unbox(init(r, *i))["params"][TEMPORAL])(rng, *inputs)
     return {SPATIAL: t2i_params, TEMPORAL: fresh}
+
+
+@functools.lru_cache(maxsize=16)
+def _spatial_shapes(cfg: STUNetConfig, num_frames: int, size: int) -> Any:
+    """(shape, dtype) of every leaf of the STUNet's spatial subtree (its `init` traced once per
+    config: the inflation's own program traces it again)."""
+    model, inputs = STUNet(cfg), dummy_inputs(cfg, num_frames, size)
+    init = functools.partial(model.init, **dummy_kwargs(cfg))
+    abstract = nn.meta.unbox(jax.eval_shape(init, jax.random.PRNGKey(0), *inputs))["params"]
+    return jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), abstract[SPATIAL])
 
 
 def param_labels(params: dict) -> dict:
