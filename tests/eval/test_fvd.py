@@ -89,8 +89,8 @@ def test_protocol_frames_and_the_features_of_moving_shapes_clips(i3d, noise_feat
         fvd.clip_frames(v.astype(np.float32))
     rng = np.random.default_rng(0)
 
-    def real(n):
-        return np.stack([ms.render_clip(ms.sample_spec(rng, 32, 16), 16, 32) for _ in range(n)])
+    def real(n):  # 64 x 64, as the noise: the one compiled I3D program
+        return np.stack([ms.render_clip(ms.sample_spec(rng, 64, 16), 16, 64) for _ in range(n)])
 
     a = real(6)
     _, real_real, real_shuf, real_noise = _ranking(i3d, a, real(6), noise_features, rng)
