@@ -67,9 +67,11 @@ def _main(workdir, data_dir, steps):
     ]
 
 
-def test_resume_skips_a_damaged_checkpoint_and_keeps_it(tmp_path, t2i_run, data_dir):
-    """The damaged-checkpoint cases as a user meets them: `main.py` in a subprocess, resuming a
-    workdir of the same command (the t2i_run fixture's: its checkpoints at steps 2 and 4)."""
+def test_a_run_resumes_on_another_device_count_past_a_damaged_checkpoint_and_keeps_it(tmp_path, t2i_run, data_dir):
+    """As a user meets it: `main.py` in a subprocess resuming a workdir of the same command (the t2i_run
+    fixture's: trained in this process on one device, its checkpoints at steps 2 and 4) whose newest
+    checkpoint is damaged. It resumes from step 2 on main.py's host devices (`runtime.cpu_devices_for_training`:
+    2 on a 2-core machine), sets the damaged one aside and trains on."""
     # the persistent compilation cache of this process (tests/conftest.py): what the fixtures compiled
     env = dict(os.environ, LUMIERE_JAX_CACHE=jax.config.jax_compilation_cache_dir)
     work = tmp_path / "work"
@@ -86,11 +88,17 @@ def test_resume_skips_a_damaged_checkpoint_and_keeps_it(tmp_path, t2i_run, data_
     for victim in data:
         with open(victim, "r+b") as f:
             f.truncate(os.path.getsize(victim) // 2)
-    # on to step 6, on main.py's host devices (the workdir was trained on one: a resume on two; the
-    # same command as the next test's, so one of them compiles the step and the other reads the cache)
     resumed = subprocess.run(_main(work, data_dir, 6), env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "checkpoint step 4 in" in resumed.stderr and "resuming from step 2" in resumed.stderr
+    devices = runtime.cpu_devices_for_training(t2i_run[1]) or 1
+    assert "at step 2" in resumed.stderr and f"over {devices} devices" in resumed.stderr
+    before, _ = checkpoint.load(t2i_run[0])
+    after, _ = checkpoint.load(str(work))
+    moved = [
+        float(np.abs(a - b).max()) for a, b in zip(jax.tree_util.tree_leaves(after), jax.tree_util.tree_leaves(before))
+    ]
+    assert all(np.isfinite(m) for m in moved) and max(moved) > 0
     aside = os.listdir(work / checkpoint.DAMAGED_DIR)
     assert len(aside) == 1 and aside[0].startswith("4_")  # kept, not deleted
     ckpt = checkpoint.Checkpointer(str(work), async_save=False)
@@ -115,26 +123,3 @@ def test_resuming_with_another_model_names_the_section(tmp_path, t2i_run):
     config.model.unet.base_channels = 16
     with pytest.raises(ValueError, match=r"different config.model \(config.model.unet.base_channels: 8 -> 16\)"):
         trainer.train(config, str(work))
-
-
-def test_a_run_resumes_on_another_number_of_host_devices(tmp_path, t2i_run, data_dir):
-    """A workdir trained on one device (the t2i_run fixture, in this process) resumes under main.py,
-    which splits the CPU into `runtime.cpu_devices_for_training` host devices (2 on a 2-core machine),
-    and trains on from the stored step."""
-    work = tmp_path / "work"
-    shutil.copytree(t2i_run[0], work)
-    steps = int(t2i_run[1].train.num_steps)
-    env = dict(os.environ, LUMIERE_JAX_CACHE=jax.config.jax_compilation_cache_dir)
-    resumed = subprocess.run(_main(work, data_dir, steps + 2), env=env, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    devices = runtime.cpu_devices_for_training(t2i_run[1]) or 1
-    assert f"at step {steps}" in resumed.stderr and f"over {devices} devices" in resumed.stderr
-    before, _ = checkpoint.load(t2i_run[0])
-    after, _ = checkpoint.load(str(work))
-    ckpt = checkpoint.Checkpointer(str(work), async_save=False)
-    assert ckpt.latest_step() == steps + 2
-    ckpt.close()
-    moved = [
-        float(np.abs(a - b).max()) for a, b in zip(jax.tree_util.tree_leaves(after), jax.tree_util.tree_leaves(before))
-    ]
-    assert all(np.isfinite(m) for m in moved) and max(moved) > 0
