@@ -16,10 +16,11 @@ from lumiere_jax import demo
 from tests.helpers import ROOT
 
 
-def test_demo_trains_samples_and_scores_both_models(tmp_path, t2i_run, video_run, conditional_run, capsys):
+def test_demo_trains_samples_and_scores_both_models(tmp_path, data_dir, t2i_run, video_run, conditional_run, capsys):
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
     shutil.copytree(t2i_run[0], tmp_path / "t2i")
+    os.symlink(data_dir, tmp_path / "data")  # the demo's data directory: the tiny runs' dataset, built
     settings = dict(
         workdir=str(tmp_path),
         config=os.path.join(ROOT, "configs", "tiny.py"),

@@ -169,11 +169,11 @@ class DiffusionModelConfig:
 
 
 @functools.lru_cache(maxsize=32)
-def _abstract_init(config: DiffusionModelConfig, boxed: bool, text_encoder: bool) -> dict:
-    """`DiffusionModel.abstract_params`' cache: plain shapes and dtypes (no sharding the caller's
-    context may have put in them), boxes kept."""
+def _abstract_init(config: DiffusionModelConfig, text_encoder: bool) -> dict:
+    """`DiffusionModel.abstract_params`' cache: the boxed tree (unboxing gives the plain one) of plain
+    shapes and dtypes (no sharding the caller's context may have put in them)."""
     tree = jax.eval_shape(
-        lambda r: DiffusionModel(config).init(r, boxed=boxed, text_encoder=text_encoder), jax.random.PRNGKey(0)
+        lambda r: DiffusionModel(config).init(r, boxed=True, text_encoder=text_encoder), jax.random.PRNGKey(0)
     )
     return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
 
@@ -219,7 +219,8 @@ class DiffusionModel:
         """`jax.eval_shape` of `init` (shapes and dtypes; with `boxed`, the logical axes too), traced
         once per model config in a process: a run's set-up asks for it several times (trainable labels,
         state shardings), and each trace of a network's `init` takes seconds at full size."""
-        return jax.tree_util.tree_map(lambda a: a, _abstract_init(self.config, boxed, text_encoder))  # a copy
+        tree = _abstract_init(self.config, text_encoder)
+        return jax.tree_util.tree_map(lambda a: a, tree) if boxed else nn.meta.unbox(tree)  # a copy either way
 
     def inflate(self, t2i_params: dict, rng: jax.Array) -> dict:
         """Video-model parameters from a trained image model's: text encoder and null
