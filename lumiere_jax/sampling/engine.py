@@ -197,7 +197,7 @@ class Engine:
             # Parameters on a mesh (a train state's) would carry it in their types, which the step's
             # outputs inherit and step 0's noise lacks. (A `SingleDeviceSharding`: `device_put` to a
             # bare device keeps the mesh in the type.)
-            params = jax.device_put(params, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+            params = jax.device_put(params, jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
         self.params = params
 
     @classmethod
@@ -410,7 +410,7 @@ class Engine:
         unsharded noise). On the mesh: in `_layout` (`_pinned` keeps the outputs there); on one
         device: committed to it, as the step's outputs are (the parameters are)."""
         if self.mesh is None:
-            one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+            one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
             return lambda tree: jax.device_put(tree, one)
         return lambda tree: jax.device_put(tree, jax.tree_util.tree_map(lambda a: self._layout(a, batch), tree))
 
