@@ -1,5 +1,6 @@
 """Helpers shared by the tests."""
 
+import contextlib
 import os
 
 from lumiere_jax import config as config_lib
@@ -118,3 +119,27 @@ def real_clips_folder(dst) -> str:
             shutil.copy(os.path.join(data, name), os.path.join(dst, name))
             w.writerow([name, caption])
     return str(dst)
+
+
+@contextlib.contextmanager
+def compiles_of(name: str):
+    """A list that gets the argument mapping of every compile of `name` (e.g. "jit(step)") inside, from
+    `jax.log_compiles`' messages."""
+    import logging
+
+    import jax
+
+    got, prefix = [], f"Compiling {name} "
+
+    class Handler(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().startswith(prefix):
+                got.append(record.getMessage().split("Argument mapping:")[-1])
+
+    handler, logger = Handler(), logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles():
+            yield got
+    finally:
+        logger.removeHandler(handler)

@@ -6,7 +6,6 @@ Every worker writes its results to `args["out"]` (an .npz) for the test to compa
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -159,36 +158,13 @@ def multiprocess_train(args: dict) -> None:
     )
 
 
-@contextlib.contextmanager
-def _compiles_of(name: str):
-    """A list that gets the argument mapping of every compile of `name` (jax.log_compiles) inside."""
-    import logging
-
-    import jax
-
-    got, prefix = [], f"Compiling {name} "
-
-    class Handler(logging.Handler):
-        def emit(self, record):
-            if record.getMessage().startswith(prefix):
-                got.append(record.getMessage().split("Argument mapping:")[-1])
-
-    handler, logger = Handler(), logging.getLogger("jax")
-    logger.addHandler(handler)
-    try:
-        with jax.log_compiles():
-            yield got
-    finally:
-        logger.removeHandler(handler)
-
-
 def sharded_sampling(args: dict) -> None:
     """Super-resolution with MultiDiffusion (tiny SSR, random weights) on one device and on a
     data-parallel mesh; the outputs, and the per-device FLOPs of one compiled step on each."""
     from lumiere_jax import config as config_lib, sampling
     from lumiere_jax.models.diffusion_model import DiffusionModel
     from lumiere_jax.train import validation
-    from tests.helpers import perturbed_params
+    from tests.helpers import compiles_of, perturbed_params
 
     config = config_lib.load_config_file(os.path.join(ROOT, "configs", "tiny.py"), "ssr")
     config.mesh.ici_data, config.mesh.ici_fsdp, config.mesh.ici_tensor = tuple(args["mesh"])
@@ -212,7 +188,7 @@ def sharded_sampling(args: dict) -> None:
                 return record
 
         gen = Recording(model, params, config.to_dict(), mesh_config)
-        with _compiles_of("jit(step)") as programs[name]:
+        with compiles_of("jit(step)") as programs[name]:
             out[name] = gen.upsample(low, "a red square", progress=False, guidance_scale=args["guidance"]).videos
         call, a = calls[-1]  # the last super-resolution step
         jitted = getattr(call, "jitted", call)

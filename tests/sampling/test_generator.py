@@ -61,19 +61,16 @@ def test_one_compiled_step_serves_every_num_steps_and_guidance_scale(generator):
 
 
 @pytest.mark.parametrize("params, on_mesh", [("train_state", False), ("train_state", True), ("export", False)])
-def test_a_call_compiles_its_step_once(video_run, params, on_mesh, monkeypatch, caplog):
+def test_a_call_compiles_its_step_once(video_run, params, on_mesh, monkeypatch):
     """Step 0 runs the program of the steps after it (before, it compiled one of its own for its
     noise: uncommitted where the step's outputs are committed, or without the mesh the parameters
     carry in their types). Parameters of a train state (on the run's mesh, as `main.py` samples
     during training) and of an export; on one device and on a mesh (of one device here:
     tests/parallel splits the batch over several)."""
-    import logging
-
-    import jax
-
     from lumiere_jax.models.diffusion_model import DiffusionModel
     from lumiere_jax.sampling import engine
     from lumiere_jax.train import trainer, validation
+    from tests.helpers import compiles_of
 
     workdir, config, state = video_run
     monkeypatch.setattr(engine, "_SHARED_STEPS", type(engine._SHARED_STEPS)())  # a step of its own
@@ -85,10 +82,8 @@ def test_a_call_compiles_its_step_once(video_run, params, on_mesh, monkeypatch, 
         gen = sampling.Generator(model, state.ema_params, trainer.config_json(config), mesh)
     # DPM-Solver++ carries a state from step to step: on the mesh, where the state is pinned too
     for sampler in ("dpmpp_2m",) if on_mesh else ("ddim",):
-        with jax.log_compiles(), caplog.at_level(logging.WARNING):
-            caplog.clear()
+        with compiles_of("jit(step)") as compiles:
             gen.generate(["a red square moving left"] * 2, seed=0, progress=False, num_steps=3, sampler=sampler)
-        compiles = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling jit(step)")]
         assert len(compiles) == 1, (sampler, compiles)
 
 
