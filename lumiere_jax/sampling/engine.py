@@ -395,8 +395,11 @@ class Engine:
 
     # -- compiled pieces -----------------------------------------------------------------------
     def _layout(self, a, batch: int):
-        """Where a sample-sized array stays between the steps on the mesh: split over the batch mesh
-        axes along a leading axis of size `batch` (the axes that divide it), else replicated."""
+        """Where a sample-sized array stays between the steps. Without a mesh: committed to this
+        process's first device, as the parameters are. On the mesh: split over the batch mesh axes along
+        a leading axis of size `batch` (the axes that divide it), else replicated."""
+        if self.mesh is None:
+            return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         from jax.sharding import NamedSharding, PartitionSpec
 
         from lumiere_jax.parallel import mesh as mesh_lib, sharding
@@ -405,13 +408,10 @@ class Engine:
         return NamedSharding(self.mesh, sharding.fit_spec(spec, a.shape, self.mesh))
 
     def _place(self, batch: int):
-        """`loop.run`'s `place`: step 0's inputs put where every step leaves its outputs, so that one
-        program serves all steps (otherwise step 0 compiles one of its own: for its uncommitted or
-        unsharded noise). On the mesh: in `_layout` (`_pinned` keeps the outputs there); on one
-        device: committed to it, as the step's outputs are (the parameters are)."""
-        if self.mesh is None:
-            one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-            return lambda tree: jax.device_put(tree, one)
+        """`loop.run`'s `place`: step 0's inputs put in `_layout`, where every step leaves its outputs
+        (on the mesh `_pinned` keeps them there; on one device they are committed, as the parameters
+        are), so that one program serves all steps (otherwise step 0 compiles one of its own: for its
+        uncommitted or unsharded noise)."""
         return lambda tree: jax.device_put(tree, jax.tree_util.tree_map(lambda a: self._layout(a, batch), tree))
 
     def _constrain(self, tree, batch: int):
