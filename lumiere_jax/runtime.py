@@ -19,7 +19,7 @@ def setup(cache_dir: str | None = None, cpu_devices: int | None = None) -> None:
     pages to the OS after every long compile (`trim_after_compiles`)."""
     cache = cache_dir or os.environ.get("LUMIERE_JAX_CACHE", os.path.expanduser("~/.cache/lumiere_jax/xla"))
     jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
     logging.getLogger("absl").setLevel(logging.WARNING)
     if cpu_is_the_backend():
         os.environ["XLA_FLAGS"] = cpu_xla_flags(os.environ.get("XLA_FLAGS", ""))

@@ -31,6 +31,7 @@ from lumiere_jax.models.stunet import (
     dummy_kwargs,
     inflate_params,
 )
+from lumiere_jax.models.param_check import declared_shapes
 from lumiere_jax.models.t5 import T5Config, T5Encoder
 from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
 from lumiere_jax.models.text_features import byte_ngram_features
@@ -286,7 +287,8 @@ class DiffusionModel:
         temporal layers read them (`STUNetConfig.temporal_text_features`)."""
         if self.text_module is None:
             raise ValueError("this model takes precomputed text embeddings (text_encoder=None)")
-        emb = self.text_module.apply({"params": params["text_encoder"]}, ids, mask)
+        with declared_shapes():
+            emb = self.text_module.apply({"params": params["text_encoder"]}, ids, mask)
         extra = self.config.stunet.temporal_text_features
         if extra:
             feats = byte_ngram_features(ids, mask, extra, self.config.text_encoder.vocab_size)
@@ -335,7 +337,8 @@ class DiffusionModel:
             x = jnp.concatenate([x, cond.astype(x.dtype)], axis=-1)
         kw = {"aug_level": aug_level} if aug_level is not None else {}
         rngs = {"dropout": rng} if rng is not None else None
-        return self.denoiser.apply({"params": params["denoiser"]}, x, t, text, mask, train=train, rngs=rngs, **kw)
+        with declared_shapes():
+            return self.denoiser.apply({"params": params["denoiser"]}, x, t, text, mask, train=train, rngs=rngs, **kw)
 
 
 def expand_input_channels(params: dict, in_channels: int) -> dict:
