@@ -166,7 +166,11 @@ def make_train_step(
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         decay = ema_decay_at(state.step, ema_decay)
-        ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
+        # A frozen leaf never moves, so its EMA stays what it is (decay * p + (1 - decay) * p drifts by
+        # rounding, and compiled one more fused loop per frozen leaf: 0.6 s of the tiny video step's 7 s).
+        ema = jax.tree_util.tree_map(
+            lambda e, p, l: decay * e + (1.0 - decay) * p if l == "train" else e, state.ema_params, params, labels
+        )
         keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
         new_state = TrainState(
             step=state.step + 1,

@@ -34,6 +34,9 @@ def test_video_stage_inflates_and_freezes_spatial(t2i_run, video_run):
     assert_trees_equal(state.params["denoiser"]["spatial"], t2i_params["denoiser"])
     assert_trees_equal(state.params["text_encoder"], t2i_params["text_encoder"])
     assert_trees_equal(state.params["null_text"], t2i_params["null_text"])
+    # a frozen parameter's EMA is the parameter itself, to the bit (an average of a constant)
+    assert_trees_equal(state.ema_params["denoiser"]["spatial"], t2i_params["denoiser"])
+    assert_trees_equal(state.ema_params["text_encoder"], t2i_params["text_encoder"])
     fresh = DiffusionModel(validation.validate(video_run[1])).inflate(t2i_params, jax.random.PRNGKey(0))
     moved = [
         not np.array_equal(a, b)
