@@ -51,10 +51,11 @@ scope.Scope.param = _param
 
 
 @contextlib.contextmanager
-def declared_shapes() -> Iterator[None]:
+def declared_shapes(enabled: bool = True) -> Iterator[None]:
     """Within this context (this thread or task), stored parameters are checked against the shape
-    their initializer is called with instead of against a trace of the initializer."""
-    token = _ENABLED.set(True)
+    their initializer is called with instead of against a trace of the initializer
+    (`enabled=False`: flax's own check again, inside an enclosing context)."""
+    token = _ENABLED.set(bool(enabled))
     try:
         yield
     finally:

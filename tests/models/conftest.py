@@ -9,9 +9,19 @@ import jax.numpy as jnp
 import pytest
 
 from lumiere_jax.models import STUNet, STUNetConfig, UNet, UNetConfig, inflate_params
+from lumiere_jax.models.param_check import declared_shapes
 from tests.helpers import random_params
 
 FRAMES, SIZE, TEXT_LEN, TEXT_DIM = 8, 16, 5, 12
+
+
+@pytest.fixture(autouse=True)
+def _applied_as_the_package_applies_them():
+    """Modules are applied here as `DiffusionModel` applies them, with `models.param_check`'s
+    declared-shape check (flax's own check traces every initializer at every trace of a model:
+    about 7 % of these tests' time); tests/models/test_param_check.py compares the two."""
+    with declared_shapes():
+        yield
 
 # Imagen-style: strided-conv resampling, mean-pooled text, SiLU; N = 4.
 IMAGEN_TINY = STUNetConfig(

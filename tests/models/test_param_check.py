@@ -15,6 +15,13 @@ from lumiere_jax.train import validation
 from tests.helpers import load_config, perturbed_params
 
 
+@pytest.fixture(autouse=True)
+def _flax_s_own_check():
+    """Outside `DiffusionModel`'s applies, flax's check (tests/models/conftest.py declares shapes)."""
+    with declared_shapes(False):
+        yield
+
+
 @pytest.fixture
 def eval_shapes(monkeypatch):
     """Counts `jax.eval_shape` calls (flax's check traces each initializer with it)."""
