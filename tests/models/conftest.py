@@ -23,6 +23,7 @@ def _applied_as_the_package_applies_them():
     with declared_shapes():
         yield
 
+
 # Imagen-style: strided-conv resampling, mean-pooled text, SiLU; N = 4.
 IMAGEN_TINY = STUNetConfig(
     unet=UNetConfig(
