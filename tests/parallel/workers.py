@@ -81,7 +81,7 @@ def sharded_parity(args: dict) -> None:
     batches = [{k: v for k, v in pipe.get_batch(s).items() if k in trainer.BATCH_KEYS} for s in range(NUM_STEPS)]
     rng = jax.random.PRNGKey(config.train.seed)
 
-    ref = state_lib.create(jax.jit(model.init)(rng), tx)
+    ref = jax.jit(lambda r: state_lib.create(model.init(r), tx))(rng)  # one program, not an eager op per leaf
     ref_step, ref_losses = jax.jit(step_fn), []
     for b in batches:
         ref, m = jax.block_until_ready(ref_step(ref, {k: jnp.asarray(v) for k, v in b.items()}))
