@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 
 from tests.parallel.workers import ROOT
 
@@ -29,28 +31,37 @@ def free_port() -> int:
 
 def run_workers(jobs: list[tuple[str, dict, int]], timeout: float = 900.0) -> None:
     """Run (worker name, args, device count) jobs concurrently; raise with their output if one
-    fails or times out. All are killed (process group, SIGKILL) before this returns."""
-    procs = []
+    fails or times out. All are killed (process group, SIGKILL) before this returns. Each worker writes
+    to a file, not a pipe: a worker whose output outgrew a pipe read only after another worker's would
+    block on its writes, and workers that meet in collectives would then wait on each other for ever
+    (seen with JAX_LOG_COMPILES=1 in the two-process test)."""
+    procs, logs = [], []
     try:
         for name, args, num_devices in jobs:
+            logs.append(tempfile.TemporaryFile(mode="w+"))
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "tests.parallel.workers", name, json.dumps(args)],
                     cwd=ROOT,
                     env=worker_env(num_devices),
-                    stdout=subprocess.PIPE,
+                    stdout=logs[-1],
                     stderr=subprocess.STDOUT,
                     text=True,
                     start_new_session=True,
                 )
             )
-        outputs = [p.communicate(timeout=timeout)[0] for p in procs]
+        deadline = time.monotonic() + timeout
+        for p in procs:
+            p.wait(timeout=max(deadline - time.monotonic(), 0.0))
     except subprocess.TimeoutExpired:
         _kill(procs)
         raise AssertionError(f"workers {[j[0] for j in jobs]} did not finish in {timeout} s (killed)")
     finally:
         _kill(procs)
-    for p, out, job in zip(procs, outputs, jobs):
+    for p, log, job in zip(procs, logs, jobs):
+        log.seek(0)
+        out = log.read()
+        log.close()
         if p.returncode != 0:
             raise AssertionError(f"worker {job[0]} {job[1]} exited with {p.returncode}:\n{out[-6000:]}")
 
