@@ -19,6 +19,8 @@ def setup(cache_dir: str | None = None, cpu_devices: int | None = None) -> None:
     pages to the OS after every long compile (`trim_after_compiles`)."""
     cache = cache_dir or os.environ.get("LUMIERE_JAX_CACHE", os.path.expanduser("~/.cache/lumiere_jax/xla"))
     jax.config.update("jax_compilation_cache_dir", cache)
+    # programs that compile in 0.1 s or more (at 1 s the text encoder's 0.59 s program was compiled
+    # again by every first video: docs/performance.md "Time to first video")
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
     logging.getLogger("absl").setLevel(logging.WARNING)
     if cpu_is_the_backend():

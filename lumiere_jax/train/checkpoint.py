@@ -36,10 +36,13 @@ class DamagedExportError(ValueError):
     not finite."""
 
 
+_REPLICA_PARALLEL_CHECKED = False
+
+
 def _no_replica_parallel_saves_on_cpu() -> None:
     """On the CPU, orbax's replica-parallel save (each replica of a replicated array writes a slice
     of it, cut on its device) gains nothing (the devices are threads of one host) and costs a compiled
-    slice per array shape and device: 162 small compiles, 1.5 s, at the first save of the tiny T2I
+    slice per array shape and device: 162 small compiles, 1.7 s, at the first save of the tiny T2I
     state on 2 host devices. It is turned off there (orbax turns it off on GPUs itself): the handler
     orbax registers for `jax.Array`, without replica parallelism. Other orbax layouts keep theirs."""
     global _REPLICA_PARALLEL_CHECKED
@@ -57,9 +60,6 @@ def _no_replica_parallel_saves_on_cpu() -> None:
     except (ImportError, AttributeError, TypeError):
         return
     ocp.type_handlers.register_type_handler(jax.Array, handler, override=True)
-
-
-_REPLICA_PARALLEL_CHECKED = False
 
 
 class Checkpointer:
