@@ -222,7 +222,7 @@ if __name__ == "__main__":
     from lumiere_jax import runtime
 
     runtime.setup(os.environ.get("LUMIERE_JAX_CACHE"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
     {
         "sharded_parity": sharded_parity,
         "restore": restore,
