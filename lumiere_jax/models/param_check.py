@@ -3,20 +3,20 @@
 On every `apply`, `flax.core.scope.Scope.param` checks that a stored parameter has the shape its
 module asks for by tracing the module's initializer under `jax.eval_shape` (flax PR #530). That is
 one small trace per parameter per trace of the model: 528 for the shipped base STUNet, 0.42 of the
-1.09 s its sampling step takes to trace, and about 7 % of the tests' time (docs/performance.md).
+1.09 s its sampling step takes to trace, and about 7 % of tests/models' time.
 
 Inside `declared_shapes()` a stored parameter whose initializer follows the `init(key, shape, dtype)`
-convention of `jax.nn.initializers` (all of this package's, and flax's Dense, Conv, Embed and norms)
-(a tuple or list) is checked against that `shape` argument directly, with no trace. Anything else (a shape that does
-not match, an initializer called without a shape tuple, a parameter that is a tree, a parameter
-being created) takes flax's own path, so a wrong shape raises flax's `ScopeParamShapeError` as before.
-Outside the context, and in every other thread or task (a `contextvars.ContextVar`), flax behaves
-exactly as shipped.
+convention of `jax.nn.initializers` (all of this package's, and flax's Dense, Conv, Embed and norms,
+whose shape is a tuple or a list) is checked against that `shape` argument directly, with no trace.
+Anything else (a shape that does not match, an initializer called without a shape, a parameter that
+is a tree, a parameter being created) takes flax's own path, so a wrong shape raises flax's
+`ScopeParamShapeError` as before. Outside the context, and in every other thread or task (a
+`contextvars.ContextVar`), flax behaves exactly as shipped.
 
-`Scope.param` is wrapped once, at import; the wrapper only reads the context variable when it is
-unset. Written against flax 0.12.8 (requirements.txt); tests/models/test_param_check.py checks the
-outputs, the error and the absence of traces, so a flax release that changes `Scope.param` shows up
-there.
+`Scope.param` is wrapped once, at import; where the context variable is unset the wrapper calls
+flax's method unchanged. Written against flax 0.12.8 (requirements.txt); tests/models/
+test_param_check.py checks the outputs, the error and the absence of traces, so a flax release that
+changes `Scope.param` shows up there.
 """
 
 from __future__ import annotations

@@ -277,7 +277,6 @@ def inflate_params(cfg: STUNetConfig, t2i_params: Any, rng: jax.Array, *, num_fr
     inputs = dummy_inputs(cfg, num_frames, size)
     t2i_params = nn.meta.unbox(t2i_params)
     # Check shapes abstractly first: a mismatch fails before anything is compiled.
-    init = functools.partial(model.init, **dummy_kwargs(cfg))
     want = _spatial_shapes(cfg, num_frames, size)
     got = jax.tree_util.tree_map(lambda a: (jnp.shape(a), jnp.asarray(a).dtype), t2i_params)
     if jax.tree_util.tree_structure(want) != jax.tree_util.tree_structure(got) or want != got:
@@ -285,6 +284,7 @@ def inflate_params(cfg: STUNetConfig, t2i_params: Any, rng: jax.Array, *, num_fr
             "T2I parameters do not match the STUNet's spatial U-Net (config.unet): "
             "check that the checkpoint was trained with the same UNetConfig"
         )
+    init = functools.partial(model.init, **dummy_kwargs(cfg))
     # Only the temporal subtree leaves the program, so XLA drops the spatial parameters' random
     # draws: the tiny IF-style test STUNet's inflation compiled in 12 s, now 4 s (same values).
     fresh = runtime.jit_once(lambda r, *i: nn.meta.unbox(init(r, *i))["params"][TEMPORAL])(rng, *inputs)

@@ -14,6 +14,7 @@ always loads its newest finished checkpoint, even if an export was written into 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -36,19 +37,14 @@ class DamagedExportError(ValueError):
     not finite."""
 
 
-_REPLICA_PARALLEL_CHECKED = False
-
-
+@functools.cache
 def _no_replica_parallel_saves_on_cpu() -> None:
     """On the CPU, orbax's replica-parallel save (each replica of a replicated array writes a slice
     of it, cut on its device) gains nothing (the devices are threads of one host) and costs a compiled
     slice per array shape and device: 162 small compiles, 1.7 s, at the first save of the tiny T2I
     state on 2 host devices. It is turned off there (orbax turns it off on GPUs itself): the handler
-    orbax registers for `jax.Array`, without replica parallelism. Other orbax layouts keep theirs."""
-    global _REPLICA_PARALLEL_CHECKED
-    if _REPLICA_PARALLEL_CHECKED:
-        return
-    _REPLICA_PARALLEL_CHECKED = True
+    orbax registers for `jax.Array`, without replica parallelism. Other orbax layouts keep theirs.
+    Once a process (`functools.cache`)."""
     if jax.default_backend() != "cpu":
         return
     try:
