@@ -10,15 +10,14 @@ import jax
 
 def setup(cache_dir: str | None = None, cpu_devices: int | None = None) -> None:
     """Persistent XLA compilation cache (a second run of the same config skips most
-    compiles; `LUMIERE_JAX_CACHE` overrides the location) and quiet third-party logs:
+    compiles; `cache_directory` says where) and quiet third-party logs:
     our modules log at INFO, orbax et al. log through absl's logger, kept to warnings.
 
     `cpu_devices` (None: JAX's default, one): the number of host devices the CPU backend is split
     into (`cpu_devices_for_training`); must be set before JAX runs anything. On the CPU it also adds
     CPU_XLA_FLAGS to XLA_FLAGS (likewise read when the backend starts) and returns the C heap's free
     pages to the OS after every long compile (`trim_after_compiles`)."""
-    cache = cache_dir or os.environ.get("LUMIERE_JAX_CACHE", os.path.expanduser("~/.cache/lumiere_jax/xla"))
-    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_compilation_cache_dir", cache_directory(cache_dir))
     # programs that compile in 0.1 s or more (at 1 s the text encoder's 0.59 s program was compiled
     # again by every first video: docs/performance.md "Time to first video")
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
@@ -31,6 +30,26 @@ def setup(cache_dir: str | None = None, cpu_devices: int | None = None) -> None:
             jax.config.update("jax_num_cpu_devices", int(cpu_devices))
         except RuntimeError as e:  # JAX already ran something in this process: keep its devices
             logging.getLogger(__name__).warning("CPU devices left as they are (%s)", e)
+
+
+DEFAULT_CACHE = "~/.cache/lumiere_jax/xla"
+
+
+def cache_directory(cache_dir: str | None = None) -> str:
+    """Where `setup` puts the compilation cache: `cache_dir`, else $LUMIERE_JAX_CACHE, else the directory
+    JAX is already set to (JAX_COMPILATION_CACHE_DIR, or a notebook's or caller's
+    `jax.config.update("jax_compilation_cache_dir", ...)`), else DEFAULT_CACHE.
+
+    An entry point run inside a process that set its cache (the tests call `demo.main` so) keeps that
+    cache: JAX opens its cache once per process, and the directory is part of every program's cache key
+    (the compile options name it), so a directory changed afterwards made every later compile of the
+    process a miss, written under keys no process with the first directory looks up."""
+    return (
+        cache_dir
+        or os.environ.get("LUMIERE_JAX_CACHE")
+        or jax.config.jax_compilation_cache_dir
+        or os.path.expanduser(DEFAULT_CACHE)
+    )
 
 
 # XLA:CPU options of every entry point (`setup`), unless XLA_FLAGS sets them itself. The scheduler

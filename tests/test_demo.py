@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 
+import jax
 import numpy as np
 from absl import flags
 from absl.testing import flagsaver
@@ -36,8 +37,11 @@ def test_demo_trains_samples_and_scores_both_models(tmp_path, data_dir, t2i_run,
         reference=video_run[0],
         reference_conditional=conditional_run[0],
     )
+    cache = jax.config.jax_compilation_cache_dir
     with flagsaver.flagsaver(**settings):
         demo.main([])
+    # the demo's `runtime.setup` kept this process's cache (a changed directory changes every cache key)
+    assert jax.config.jax_compilation_cache_dir == cache
     out = capsys.readouterr().out
     for stage in ("[1/6]", "[2/6]", "[3/6]", "[4/6]", "[5/6]", "[6/6]", "demo done in"):
         assert stage in out, (stage, out[-2000:])

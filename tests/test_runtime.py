@@ -149,6 +149,27 @@ def test_cpu_xla_flags_are_added_unless_xla_flags_sets_them():
     assert runtime.cpu_xla_flags(own) == own  # the user's choice stays
 
 
+def test_the_cache_directory_is_the_argument_then_lumiere_jax_cache_then_jax_s_own(monkeypatch):
+    """`setup`'s cache: its argument, else $LUMIERE_JAX_CACHE, else what JAX is set to already (this
+    process's: tests/conftest.py sets it), else the default. An entry point run in a process that set
+    its cache keeps it: the directory is part of each program's cache key, so changing it made every
+    later compile of the process miss (the tests' worker after tests/test_demo.py did)."""
+    own = jax.config.jax_compilation_cache_dir
+    assert own
+    monkeypatch.delenv("LUMIERE_JAX_CACHE", raising=False)
+    assert runtime.cache_directory() == own
+    assert runtime.cache_directory("/given") == "/given"
+    monkeypatch.setenv("LUMIERE_JAX_CACHE", "/from_env")
+    assert runtime.cache_directory() == "/from_env"
+    assert runtime.cache_directory("/given") == "/given"
+    monkeypatch.delenv("LUMIERE_JAX_CACHE")
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        assert runtime.cache_directory() == os.path.expanduser(runtime.DEFAULT_CACHE)
+    finally:
+        jax.config.update("jax_compilation_cache_dir", own)
+
+
 def test_setup_gives_the_pinned_jaxlib_flags_it_knows(tmp_path):
     """XLA aborts on a flag it does not know: `setup`'s CPU_XLA_FLAGS must be the pinned jaxlib's."""
     code = (
