@@ -202,12 +202,14 @@ def jit_once(fn, **jit_kwargs):
 
 # Compiler options for a compute-bound function (the I3D of the FVD: 12.3 s -> 5.8 s for 6 clips on
 # the 2-core CPU when XLA_FLAGS turned the backend's optimisation off, as the tests do to compile faster).
-HEAVY_OPTIONS = {"xla_backend_optimization_level": 3}
+# XLA's own emitters too: the tests' XLA_FLAGS pick the elemental ones, which compile faster unoptimised
+# but slower optimised (tests/test_runtime.py's fully optimised init 7.3 s -> 5.0 s with these).
+HEAVY_OPTIONS = {"xla_backend_optimization_level": 3, "xla_cpu_use_fusion_emitters": True}
 
 
 def jit_heavy(fn):
-    """`jax.jit(fn)` for a compute-bound function: on the CPU compiled with HEAVY_OPTIONS whatever
-    XLA_FLAGS says (other backends: as `jax.jit`)."""
+    """`jax.jit(fn)` for a compute-bound function: on the CPU compiled with HEAVY_OPTIONS (XLA's default
+    emitters, full optimisation) whatever XLA_FLAGS says (other backends: as `jax.jit`)."""
     return _jit_with_options(fn, HEAVY_OPTIONS)
 
 
