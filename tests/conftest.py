@@ -4,7 +4,8 @@ Set before jax is imported anywhere. The suite is compile-bound (tiny models), s
 XLA's backend optimisation level 0 roughly halves compile time, and at that level XLA:CPU's
 elemental IR emitters compile a quarter faster than its MLIR fusion emitters (the tiny T2I train
 step 8.0 s -> 6.0 s, the video and SSR steps 6.3 -> 4.9 s; at the default level it is the other way
-round: the moving_shapes video step 23 s -> 43 s, so only the tests, which run unoptimised, switch).
+round: the moving_shapes video step's first call, compile included, 26 s -> 47 s; so only the tests,
+which run unoptimised, switch).
 Results stay float-exact where tests compare bits (same program on both sides). The `main.py`
 processes the tests start inherit these flags, so they share the tests' compiled programs.
 """
