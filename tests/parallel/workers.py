@@ -218,11 +218,9 @@ def sharded_sampling(args: dict) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, ROOT)
-    import jax
     from lumiere_jax import runtime
 
-    runtime.setup(os.environ.get("LUMIERE_JAX_CACHE"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    runtime.setup(os.environ.get("LUMIERE_JAX_CACHE"))  # caches programs of >= 0.1 s, as the tests do
     {
         "sharded_parity": sharded_parity,
         "restore": restore,
